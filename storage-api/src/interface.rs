@@ -1,0 +1,119 @@
+//! The object-safe storage trait and its conveniences.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::types::{
+    DeleteResponse, GetResponse, KeyValue, Precondition, RangeRequest, RangeResponse, Revision,
+    Ttl, WatchRequest, WatchStream,
+};
+
+/// A revisioned key-value store with compare-and-swap writes and watches.
+///
+/// Object-safe and meant to be shared as `Arc<dyn Interface>`. Every method validates its key
+/// with [`crate::validate_key`] (or [`crate::validate_prefix`]) and fails with
+/// [`Error::InvalidArgument`] before touching storage. Implementations must be safe to call from
+/// many tasks at once; the conformance suite checks every rule stated here.
+#[async_trait]
+pub trait Interface: Send + Sync + std::fmt::Debug {
+    /// Creates `key` with `value` if it does not exist (or was deleted), returning the revision
+    /// of the write. A live key fails with [`Error::AlreadyExists`]. With a TTL the key is deleted
+    /// by the store once it expires, as an ordinary delete with its own revision.
+    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision>;
+
+    /// Replaces the value of an existing `key`, returning the revision of the write.
+    ///
+    /// A missing key fails with [`Error::NotFound`]; a [`Precondition::ModRevision`] that does not
+    /// match fails with [`Error::Conflict`] carrying the live value. The TTL replaces the key's
+    /// previous TTL: `None` makes the key permanent (as Kubernetes does when an update carries no
+    /// TTL). `create_revision` is kept.
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    ) -> Result<Revision>;
+
+    /// Deletes `key`, returning the revision of the delete and the value it had.
+    ///
+    /// A missing key fails with [`Error::NotFound`]; a precondition that does not match fails with
+    /// [`Error::Conflict`] carrying the live value.
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse>;
+
+    /// Reads `key` at the latest revision (`None`) or at an exact past revision.
+    ///
+    /// A missing key is `Ok` with `kv: None`. A revision below the compaction revision fails with
+    /// [`Error::Compacted`]; one above the current revision with [`Error::FutureRevision`].
+    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse>;
+
+    /// Reads the keys under a prefix in ascending byte order, at the latest or an exact revision,
+    /// from an inclusive start key, up to a limit. Revision errors as for [`Interface::get`].
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse>;
+
+    /// Starts a watch. Errors that are known when the watch starts (a compacted or future start
+    /// revision, a bad key) are returned here; later failures arrive as one terminal `Err` item.
+    ///
+    /// Events come in revision order, each exactly once, with no gap: a watcher that cannot keep
+    /// up gets [`Error::Unavailable`] as its last item instead of a silent skip, and can resume
+    /// from the revision of the last event it saw.
+    async fn watch(&self, request: WatchRequest) -> Result<WatchStream>;
+
+    /// Discards history older than `revision`: reads and watches at `revision` itself keep
+    /// working, older ones fail with [`Error::Compacted`]. Compacting to a revision at or below
+    /// the current compaction revision fails with [`Error::Compacted`]; above the current
+    /// revision with [`Error::FutureRevision`]. Compaction does not consume a revision.
+    async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// The store's current revision: the revision of the last committed write (0 when nothing
+    /// was ever written).
+    async fn current_revision(&self) -> Result<Revision>;
+
+    /// Succeeds when the store can serve requests (for `/readyz`).
+    async fn ready(&self) -> Result<()>;
+}
+
+/// Conveniences built only from [`Interface`] methods, available on every store.
+#[async_trait]
+pub trait InterfaceExt: Interface {
+    /// The latest value of `key`, if it exists.
+    async fn get_latest(&self, key: &str) -> Result<Option<KeyValue>> {
+        Ok(self.get(key, None).await?.kv)
+    }
+
+    /// Every key under `prefix` at the latest revision, with the snapshot revision.
+    async fn list_all(&self, prefix: &str) -> Result<(Revision, Vec<KeyValue>)> {
+        let response = self.range(RangeRequest::prefix(prefix)).await?;
+        Ok((response.revision, response.kvs))
+    }
+
+    /// How many keys live under `prefix` at the latest revision.
+    async fn count(&self, prefix: &str) -> Result<u64> {
+        Ok(self
+            .range(RangeRequest::prefix(prefix).count_only())
+            .await?
+            .count)
+    }
+
+    /// Writes `value` whether or not `key` exists (create, or unconditional update), returning
+    /// the revision of the write. Retries when a concurrent writer creates or deletes the key in
+    /// between.
+    async fn put(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
+        loop {
+            match self.create(key, value.clone(), ttl).await {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            match self
+                .update(key, value.clone(), Precondition::None, ttl)
+                .await
+            {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<T: Interface + ?Sized> InterfaceExt for T {}
