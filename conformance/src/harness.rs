@@ -1,0 +1,58 @@
+//! What a backend provides to run the suite.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use storage_api::Interface;
+
+/// An optional ability of a backend. A case that needs one the backend lacks is reported as
+/// *ignored* with the reason, never as passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// Keys written with a TTL expire and produce delete events.
+    Ttl,
+    /// Watches asked for progress notifications get [`storage_api::WatchEvent::Progress`]
+    /// events at least every two seconds while idle.
+    ProgressNotify,
+    /// `compact` discards history.
+    Compaction,
+}
+
+impl Capability {
+    /// Every capability, in a stable order.
+    pub const ALL: [Capability; 3] =
+        [Capability::Ttl, Capability::ProgressNotify, Capability::Compaction];
+
+    /// The lowercase name used in ignore reasons.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Ttl => "ttl",
+            Capability::ProgressNotify => "progress-notify",
+            Capability::Compaction => "compaction",
+        }
+    }
+}
+
+/// A backend under test.
+///
+/// The runner calls [`Harness::open`] once per trial, inside that trial's own Tokio runtime
+/// (multi-threaded), so every trial gets a fresh, empty, isolated store: a new in-memory store,
+/// a new temporary file, or a new random prefix on a shared server. Background tasks the store
+/// spawns end with the trial's runtime.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// Short backend name; the first segment of every trial name (`memory::kv::...`).
+    fn name(&self) -> &str;
+
+    /// Whether the backend has `capability`. Defaults to every capability.
+    fn supports(&self, capability: Capability) -> bool {
+        let _ = capability;
+        true
+    }
+
+    /// A fresh, empty store whose current revision is 0 or whatever the backend starts at; cases
+    /// only compare revisions relative to ones they observe. Progress notifications, where
+    /// supported, must be configured to arrive at least every two seconds.
+    async fn open(&self) -> anyhow::Result<Arc<dyn Interface>>;
+}
