@@ -1,0 +1,469 @@
+//! The store handle, its shared state and the [`Interface`] implementation.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use storage_api::{
+    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
+    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
+};
+use tracing::Instrument;
+
+use crate::keys;
+use crate::options::{Durability, SledOptions};
+use crate::read;
+use crate::watch::{self, Hub};
+use crate::writer::{self, Command, Outcome, Request};
+
+/// The sled trees of one store (see [`crate::keys`] for their key layouts).
+#[derive(Clone, Debug)]
+pub(crate) struct Trees {
+    /// Revision -> log record (key, put or delete, previous revision of the key).
+    pub log: sled::Tree,
+    /// `key\0revision` -> version (put with its value, or tombstone).
+    pub versions: sled::Tree,
+    /// Key -> live state (create and mod revisions, expiry).
+    pub state: sled::Tree,
+    /// `expiry key` -> empty: keys with a TTL in expiry order.
+    pub ttl: sled::Tree,
+    /// Store-wide values: schema, revision, compaction.
+    pub meta: sled::Tree,
+}
+
+/// State shared by the store handle, the writer thread, readers and watches.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub db: sled::Db,
+    pub trees: Trees,
+    pub path: PathBuf,
+    pub options: SledOptions,
+    /// The newest revision that is durable (per the durability mode) and published to
+    /// watchers: the revision every "latest" read is served at.
+    pub published: AtomicU64,
+    /// The compaction revision: the oldest revision still readable.
+    pub compacted: AtomicU64,
+    /// The registered watchers.
+    pub hub: Mutex<Hub>,
+    /// Set once, when the store can no longer accept writes (a failed flush).
+    pub failure: OnceLock<String>,
+}
+
+impl Shared {
+    /// The error to return once the store failed, if it did.
+    pub fn check_failed(&self) -> Result<()> {
+        match self.failure.get() {
+            Some(message) => Err(Error::unavailable(format!(
+                "the sled store at {} failed and must be reopened: {message}",
+                self.path.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Locks the watcher registry (a poisoned lock is still usable: the registry holds no
+    /// invariant a panic could break half-way).
+    pub fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+        self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Converts a sled error: I/O failures are retryable (`Unavailable`), everything else
+/// (corruption, bugs, unsupported configuration) is `Internal`.
+pub(crate) fn sled_error(context: &str, error: sled::Error) -> Error {
+    match error {
+        sled::Error::Io(io) => Error::unavailable_from(context.to_owned(), io),
+        other => Error::internal_from(context.to_owned(), other),
+    }
+}
+
+/// A storage [`Interface`] on a sled database directory.
+///
+/// One writer thread assigns revisions and commits each write as one sled transaction over the
+/// log, versions, state, TTL and meta trees; writes that arrive while a flush is running are
+/// committed together and made durable by the next flush (group commit). Reads run on Tokio's
+/// blocking pool and are served from the version index at one revision, so a range is a
+/// consistent snapshot even while writes commit. See the crate documentation for the layout and
+/// the durability guarantee.
+///
+/// Dropping the store stops the writer thread, ends live watch streams with `Unavailable` and
+/// closes the database (releasing sled's directory lock) once in-flight reads finish.
+#[derive(Debug)]
+pub struct SledStore {
+    shared: Arc<Shared>,
+    writer: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in the directory `path`.
+    ///
+    /// This is what the `storage` facade calls for `sled://PATH?QUERY`, with
+    /// [`SledOptions::from_query`]`(QUERY)`. Blocking (sled replays its log); call it from
+    /// `spawn_blocking` inside a runtime if the directory may be large. Needs no Tokio runtime
+    /// itself; the store's methods must be called from one.
+    ///
+    /// Errors: [`Error::Unavailable`] if the directory is already open (sled takes an exclusive
+    /// lock; a second opener, in this process or another, is refused) or cannot be read;
+    /// [`Error::Internal`] for a corrupt store or one written by a newer version of this crate.
+    pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
+        let path = path.as_ref().to_path_buf();
+        let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
+        let flush_every = match options.durability {
+            Durability::None => {
+                Some(u64::try_from(options.flush_every.as_millis()).unwrap_or(u64::MAX))
+            }
+            Durability::Fsync | Durability::Flush => None,
+        };
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(flush_every)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        let open_tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| sled_error(&format!("opening sled tree {name}"), e))
+        };
+        let trees = Trees {
+            log: open_tree("log")?,
+            versions: open_tree("versions")?,
+            state: open_tree("state")?,
+            ttl: open_tree("ttl")?,
+            meta: open_tree("meta")?,
+        };
+        let start = check_schema(&path, &trees)?;
+        let db_file = match options.durability {
+            Durability::Fsync => Some(File::open(path.join("db")).map_err(|e| {
+                Error::unavailable_from(
+                    format!("opening {} for fsync", path.join("db").display()),
+                    e,
+                )
+            })?),
+            Durability::Flush | Durability::None => None,
+        };
+        let shared = Arc::new(Shared {
+            db,
+            trees,
+            path,
+            options,
+            published: AtomicU64::new(start.revision),
+            compacted: AtomicU64::new(start.compacted),
+            hub: Mutex::new(Hub::default()),
+            failure: OnceLock::new(),
+        });
+        let (sender, thread) = writer::spawn(Arc::clone(&shared), start, db_file)?;
+        tracing::info!(
+            revision = start.revision,
+            compacted = start.compacted,
+            "opened sled store"
+        );
+        Ok(SledStore {
+            shared,
+            writer: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// The directory of the store.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    async fn submit(&self, command: Command) -> Result<Outcome> {
+        self.shared.check_failed()?;
+        let sender = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("the sled store is closed"))?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        sender
+            .send(Request {
+                command,
+                reply,
+                span: tracing::Span::current(),
+            })
+            .map_err(|_| Error::unavailable("the sled writer thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the sled writer thread stopped before answering"))?
+    }
+
+    async fn blocking<T, F>(&self, what: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&shared)))
+            .await
+            .map_err(|e| Error::internal_from(format!("sled {what} task failed"), e))?
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after its current batch; joining it means the
+        // database is released when `drop` returns (unless reads are still in flight).
+        drop(self.writer.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the sled writer thread panicked");
+            }
+        }
+        self.shared.hub().close_all();
+    }
+}
+
+/// What the writer starts from, read from the `meta` tree.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StartState {
+    pub revision: Revision,
+    pub compacted: Revision,
+    pub compact_done: Revision,
+}
+
+fn open_error(path: &Path, error: sled::Error) -> Error {
+    let message = error.to_string();
+    if message.contains("could not acquire lock") {
+        return Error::unavailable_from(
+            format!(
+                "the sled store at {} is already open (sled allows a single opener per \
+                 directory, in this process or another)",
+                path.display()
+            ),
+            error,
+        );
+    }
+    sled_error(&format!("opening the sled store at {}", path.display()), error)
+}
+
+fn read_meta(trees: &Trees, name: &[u8]) -> Result<Option<u64>> {
+    let value = trees
+        .meta
+        .get(name)
+        .map_err(|e| sled_error("reading sled meta", e))?;
+    value
+        .map(|v| keys::parse_u64(&String::from_utf8_lossy(name), &v))
+        .transpose()
+}
+
+fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
+    match read_meta(trees, keys::META_SCHEMA)? {
+        Some(keys::SCHEMA_VERSION) => {}
+        Some(other) => {
+            return Err(Error::internal(format!(
+                "the sled store at {} has schema version {other}; this build understands \
+                 version {} only (written by a newer backend-sled?)",
+                path.display(),
+                keys::SCHEMA_VERSION
+            )));
+        }
+        None => {
+            let empty = trees.log.is_empty()
+                && trees.versions.is_empty()
+                && trees.state.is_empty()
+                && trees.meta.is_empty();
+            if !empty {
+                return Err(Error::internal(format!(
+                    "the sled database at {} is not a backend-sled store (no schema version)",
+                    path.display()
+                )));
+            }
+            trees
+                .meta
+                .insert(keys::META_SCHEMA, &keys::revision_key(keys::SCHEMA_VERSION)[..])
+                .map_err(|e| sled_error("writing the sled schema version", e))?;
+            trees
+                .meta
+                .flush()
+                .map_err(|e| sled_error("flushing the sled schema version", e))?;
+        }
+    }
+    let revision = read_meta(trees, keys::META_REVISION)?.unwrap_or(0);
+    let compacted = read_meta(trees, keys::META_COMPACTED)?.unwrap_or(0);
+    let compact_done = read_meta(trees, keys::META_COMPACT_DONE)?.unwrap_or(0);
+    if compacted > revision || compact_done > compacted {
+        return Err(Error::internal(format!(
+            "the sled store at {} is inconsistent: revision {revision}, compacted {compacted}, \
+             compaction done to {compact_done}",
+            path.display()
+        )));
+    }
+    Ok(StartState {
+        revision,
+        compacted,
+        compact_done,
+    })
+}
+
+fn check_ttl(ttl: Ttl) -> Result<()> {
+    match ttl {
+        Some(ttl) if ttl.as_millis() > u128::from(u32::MAX) * 1000 => Err(Error::InvalidArgument(
+            format!("ttl {ttl:?} is too long"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn unexpected(outcome: Outcome) -> Error {
+    Error::internal(format!("sled writer answered with {outcome:?}"))
+}
+
+#[async_trait]
+impl Interface for SledStore {
+    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
+        let span = tracing::debug_span!("sled_create", key, len = value.len());
+        async {
+            validate_key(key)?;
+            check_ttl(ttl)?;
+            match self
+                .submit(Command::Create {
+                    key: key.to_owned(),
+                    value,
+                    ttl,
+                })
+                .await?
+            {
+                Outcome::Revision(revision) => Ok(revision),
+                other => Err(unexpected(other)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    ) -> Result<Revision> {
+        let span = tracing::debug_span!("sled_update", key, len = value.len());
+        async {
+            validate_key(key)?;
+            check_ttl(ttl)?;
+            match self
+                .submit(Command::Update {
+                    key: key.to_owned(),
+                    value,
+                    precondition,
+                    ttl,
+                })
+                .await?
+            {
+                Outcome::Revision(revision) => Ok(revision),
+                other => Err(unexpected(other)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
+        let span = tracing::debug_span!("sled_delete", key);
+        async {
+            validate_key(key)?;
+            match self
+                .submit(Command::Delete {
+                    key: key.to_owned(),
+                    precondition,
+                })
+                .await?
+            {
+                Outcome::Deleted(response) => Ok(response),
+                other => Err(unexpected(other)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
+        let span = tracing::debug_span!("sled_get", key, revision);
+        async {
+            validate_key(key)?;
+            let key = key.to_owned();
+            self.blocking("get", move |shared| read::get(shared, &key, revision))
+                .await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
+        let span = tracing::debug_span!(
+            "sled_range",
+            prefix = %request.prefix,
+            revision = request.revision,
+            limit = request.limit
+        );
+        async {
+            validate_prefix(&request.prefix)?;
+            if let Some(start) = request.start.as_deref().filter(|s| !s.is_empty()) {
+                validate_key(start)?;
+                if !start.starts_with(&request.prefix) {
+                    return Err(Error::InvalidArgument(format!(
+                        "range start {start:?} is not under the prefix {:?}",
+                        request.prefix
+                    )));
+                }
+            }
+            self.blocking("range", move |shared| read::range(shared, &request))
+                .await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
+        let span = tracing::debug_span!(
+            "sled_watch",
+            key = %request.key,
+            prefix = request.prefix,
+            start = request.start_revision
+        );
+        async {
+            if request.prefix {
+                validate_prefix(&request.key)?;
+            } else {
+                validate_key(&request.key)?;
+            }
+            self.shared.check_failed()?;
+            watch::start(&self.shared, request)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let span = tracing::debug_span!("sled_compact", revision);
+        async {
+            match self.submit(Command::Compact { revision }).await? {
+                Outcome::Compacted => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        Ok(self.shared.published.load(Ordering::SeqCst))
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.shared.check_failed()?;
+        match &self.thread {
+            Some(thread) if !thread.is_finished() => Ok(()),
+            _ => Err(Error::unavailable("the sled writer thread has stopped")),
+        }
+    }
+}

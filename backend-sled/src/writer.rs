@@ -1,0 +1,715 @@
+//! The single writer: assigns revisions, commits each write as one sled transaction, makes a
+//! batch durable with one flush (group commit), publishes the batch's events, then answers.
+//! It also expires TTLs and deletes compacted history in small steps between batches.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionResult, TransactionError};
+use storage_api::{
+    DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
+};
+use tokio::sync::oneshot;
+
+use crate::codec::{self, LogRecord, Op, StateRecord};
+use crate::keys;
+use crate::options::Durability;
+use crate::read;
+use crate::store::{Shared, StartState, sled_error};
+
+/// Log entries whose compacted history is deleted per step (one small transaction each).
+const COMPACT_CHUNK: usize = 256;
+/// Most TTL expiries handled per batch.
+const EXPIRE_CHUNK: usize = 256;
+/// Longest idle wait, so clock jumps and background work are noticed.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Pause after a failed background step (TTL expiry, compaction) before trying again.
+const BACKOFF: Duration = Duration::from_secs(5);
+
+/// A write, as sent to the writer. Keys are validated by the caller.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Create {
+        key: String,
+        value: Bytes,
+        ttl: Ttl,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    },
+    Delete {
+        key: String,
+        precondition: Precondition,
+    },
+    Compact {
+        revision: Revision,
+    },
+}
+
+/// A successful write.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Revision(Revision),
+    Deleted(DeleteResponse),
+    Compacted,
+}
+
+/// A write and where to send its answer.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<Result<Outcome>>,
+    /// The caller's span, entered while the write is applied.
+    pub span: tracing::Span,
+}
+
+/// Starts the writer thread.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    start: StartState,
+    db_file: Option<File>,
+) -> Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
+    let (sender, receiver) = mpsc::channel();
+    let compact_interval = shared.options.compact_interval;
+    let writer = Writer {
+        shared,
+        receiver,
+        db_file,
+        revision: start.revision,
+        compact_done: start.compact_done,
+        compact_target: start.compacted,
+        samples: VecDeque::new(),
+        next_compact_tick: (!compact_interval.is_zero()).then(|| Instant::now() + compact_interval),
+        ttl_paused_until: None,
+        compact_paused_until: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("sled-writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| Error::internal_from("starting the sled writer thread", e))?;
+    Ok((sender, thread))
+}
+
+/// One write ready to commit: everything the transaction puts into the trees.
+struct Commit<'a> {
+    key: &'a str,
+    revision: Revision,
+    log: Vec<u8>,
+    version: Vec<u8>,
+    state: Option<Vec<u8>>,
+    old_expiry: Option<u64>,
+    new_expiry: Option<u64>,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    receiver: mpsc::Receiver<Request>,
+    /// The database file, fsynced after sled's flush with `sync=fsync`.
+    db_file: Option<File>,
+    /// The revision of the last committed write.
+    revision: Revision,
+    /// Compacted history has been deleted for log entries up to this revision.
+    compact_done: Revision,
+    /// ... and is to be deleted up to this one (the compaction revision).
+    compact_target: Revision,
+    /// (time, revision) samples for the background compactor's history window.
+    samples: VecDeque<(Instant, Revision)>,
+    next_compact_tick: Option<Instant>,
+    ttl_paused_until: Option<Instant>,
+    compact_paused_until: Option<Instant>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn expiry(ttl: Ttl) -> Option<u64> {
+    ttl.map(|ttl| {
+        let millis = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        now_ms().saturating_add(millis)
+    })
+}
+
+fn transaction_error(error: TransactionError<()>) -> Error {
+    match error {
+        TransactionError::Storage(e) => sled_error("committing a sled transaction", e),
+        TransactionError::Abort(()) => Error::internal("sled transaction aborted"),
+    }
+}
+
+impl Writer {
+    fn run(mut self) {
+        let _span = tracing::info_span!("sled_writer", path = %self.shared.path.display()).entered();
+        loop {
+            let wait = self.idle_wait();
+            let first = if wait.is_zero() {
+                match self.receiver.try_recv() {
+                    Ok(request) => Some(request),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.receiver.recv_timeout(wait) {
+                    Ok(request) => Some(request),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut batch = Vec::new();
+            if let Some(first) = first {
+                batch.push(first);
+                while batch.len() < self.shared.options.max_batch {
+                    match self.receiver.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.step(batch);
+            self.background();
+        }
+        if self.shared.failure.get().is_none() {
+            if let Err(error) = self.sync() {
+                tracing::error!(%error, "final sled flush failed");
+            }
+        }
+        tracing::debug!("sled writer stopped");
+    }
+
+    /// How long to wait for a request before doing background work.
+    fn idle_wait(&self) -> Duration {
+        let now = Instant::now();
+        let mut wait = MAX_IDLE;
+        if self.compact_done < self.compact_target
+            && self.compact_paused_until.is_none_or(|until| until <= now)
+        {
+            return Duration::ZERO;
+        }
+        if let Some(tick) = self.next_compact_tick {
+            wait = wait.min(tick.saturating_duration_since(now));
+        }
+        if self.ttl_paused_until.is_none_or(|until| until <= now) {
+            if let Some(Ok((raw, _))) = self.shared.trees.ttl.first().transpose() {
+                if let Ok((at, _)) = keys::parse_ttl_key(&raw) {
+                    wait = wait.min(Duration::from_millis(at.saturating_sub(now_ms())));
+                } else {
+                    return Duration::ZERO;
+                }
+            }
+        }
+        wait
+    }
+
+    /// Applies a batch and its due TTL expiries, makes it durable, publishes, answers.
+    fn step(&mut self, batch: Vec<Request>) {
+        if let Err(error) = self.shared.check_failed() {
+            for request in batch {
+                let _ = request.reply.send(Err(clone_error(&error)));
+            }
+            return;
+        }
+        let _span = tracing::debug_span!("sled_batch", writes = batch.len()).entered();
+        let mut events = Vec::new();
+        let mut dirty = false;
+        let mut answers = Vec::with_capacity(batch.len());
+        for request in batch {
+            let result = request
+                .span
+                .in_scope(|| self.apply(request.command, &mut events, &mut dirty));
+            answers.push((request.reply, result));
+        }
+        if self.ttl_paused_until.is_none_or(|until| until <= Instant::now()) {
+            match self.expire(&mut events, &mut dirty) {
+                Ok(()) => self.ttl_paused_until = None,
+                Err(error) => {
+                    tracing::error!(%error, "expiring sled TTLs failed; retrying later");
+                    self.ttl_paused_until = Some(Instant::now() + BACKOFF);
+                }
+            }
+        }
+        if dirty {
+            if let Err(error) = self.sync() {
+                let message = error.to_string();
+                tracing::error!(%error, "sled flush failed; the store stops accepting writes");
+                let _ = self.shared.failure.set(message);
+                for (reply, result) in answers {
+                    let _ = reply.send(result.and_then(|_| {
+                        Err(Error::unavailable(format!(
+                            "the write was committed in memory but flushing it failed, so it                              may or may not survive a restart: {error}"
+                        )))
+                    }));
+                }
+                // Watches must not see writes that may not be durable.
+                self.shared.hub().close_all();
+                return;
+            }
+        }
+        {
+            let mut hub = self.shared.hub();
+            hub.send(&events);
+            self.shared.published.store(self.revision, Ordering::SeqCst);
+        }
+        for (reply, result) in answers {
+            // The caller may have gone away; the write stands.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Makes everything committed so far durable, per the durability mode.
+    fn sync(&self) -> Result<()> {
+        match self.shared.options.durability {
+            Durability::None => return Ok(()),
+            Durability::Flush | Durability::Fsync => {}
+        }
+        self.shared
+            .db
+            .flush()
+            .map_err(|e| sled_error("flushing the sled store", e))?;
+        if let Some(file) = &self.db_file {
+            file.sync_data()
+                .map_err(|e| Error::unavailable_from("fsyncing the sled database file", e))?;
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        command: Command,
+        events: &mut Vec<WatchEvent>,
+        dirty: &mut bool,
+    ) -> Result<Outcome> {
+        match command {
+            Command::Create { key, value, ttl } => {
+                let revision = self.create(&key, value, ttl, events)?;
+                *dirty = true;
+                Ok(Outcome::Revision(revision))
+            }
+            Command::Update {
+                key,
+                value,
+                precondition,
+                ttl,
+            } => {
+                let revision = self.update(&key, value, precondition, ttl, events)?;
+                *dirty = true;
+                Ok(Outcome::Revision(revision))
+            }
+            Command::Delete { key, precondition } => {
+                let response = self.delete(&key, precondition, events)?;
+                *dirty = true;
+                Ok(Outcome::Deleted(response))
+            }
+            Command::Compact { revision } => {
+                self.start_compaction(revision)?;
+                *dirty = true;
+                Ok(Outcome::Compacted)
+            }
+        }
+    }
+
+    fn next_revision(&self) -> Result<Revision> {
+        self.revision
+            .checked_add(1)
+            .ok_or_else(|| Error::internal("sled store revision overflow"))
+    }
+
+    fn state(&self, key: &str) -> Result<Option<StateRecord>> {
+        self.shared
+            .trees
+            .state
+            .get(key.as_bytes())
+            .map_err(|e| sled_error("reading sled state", e))?
+            .map(|raw| codec::decode_state(&raw))
+            .transpose()
+    }
+
+    /// The live value of `key` described by `state`.
+    fn live(&self, key: &str, state: &StateRecord) -> Result<KeyValue> {
+        let kv = read::put_version(&self.shared, key, state.mod_revision)?;
+        if kv.create_revision != state.create_revision {
+            return Err(Error::internal(format!(
+                "sled store is inconsistent for {key:?}: state says created at {}, version \
+                 says {}",
+                state.create_revision, kv.create_revision
+            )));
+        }
+        Ok(kv)
+    }
+
+    fn check(key: &str, precondition: Precondition, live: &KeyValue) -> Result<()> {
+        match precondition {
+            Precondition::ModRevision(expected) if expected != live.mod_revision => {
+                Err(Error::Conflict {
+                    key: key.to_owned(),
+                    expected,
+                    current: Box::new(live.clone()),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn create(
+        &mut self,
+        key: &str,
+        value: Bytes,
+        ttl: Ttl,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<Revision> {
+        if self.state(key)?.is_some() {
+            return Err(Error::AlreadyExists {
+                key: key.to_owned(),
+            });
+        }
+        let revision = self.next_revision()?;
+        let expires_at_ms = expiry(ttl);
+        self.commit(Commit {
+            key,
+            revision,
+            log: codec::encode_log(&LogRecord {
+                key: key.to_owned(),
+                op: Op::Put,
+                prev: 0,
+            })?,
+            version: codec::encode_put(revision, &value)?,
+            state: Some(codec::encode_state(&StateRecord {
+                create_revision: revision,
+                mod_revision: revision,
+                expires_at_ms,
+            })?),
+            old_expiry: None,
+            new_expiry: expires_at_ms,
+        })?;
+        events.push(WatchEvent::Put {
+            kv: KeyValue {
+                key: key.to_owned(),
+                value,
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        });
+        Ok(revision)
+    }
+
+    fn update(
+        &mut self,
+        key: &str,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<Revision> {
+        let state = self.state(key)?.ok_or_else(|| Error::NotFound {
+            key: key.to_owned(),
+        })?;
+        let live = self.live(key, &state)?;
+        Self::check(key, precondition, &live)?;
+        let revision = self.next_revision()?;
+        let expires_at_ms = expiry(ttl);
+        self.commit(Commit {
+            key,
+            revision,
+            log: codec::encode_log(&LogRecord {
+                key: key.to_owned(),
+                op: Op::Put,
+                prev: state.mod_revision,
+            })?,
+            version: codec::encode_put(state.create_revision, &value)?,
+            state: Some(codec::encode_state(&StateRecord {
+                create_revision: state.create_revision,
+                mod_revision: revision,
+                expires_at_ms,
+            })?),
+            old_expiry: state.expires_at_ms,
+            new_expiry: expires_at_ms,
+        })?;
+        events.push(WatchEvent::Put {
+            kv: KeyValue {
+                key: key.to_owned(),
+                value,
+                create_revision: state.create_revision,
+                mod_revision: revision,
+            },
+            prev: Some(live),
+        });
+        Ok(revision)
+    }
+
+    fn delete(
+        &mut self,
+        key: &str,
+        precondition: Precondition,
+        events: &mut Vec<WatchEvent>,
+    ) -> Result<DeleteResponse> {
+        let state = self.state(key)?.ok_or_else(|| Error::NotFound {
+            key: key.to_owned(),
+        })?;
+        let live = self.live(key, &state)?;
+        Self::check(key, precondition, &live)?;
+        let revision = self.next_revision()?;
+        self.commit(Commit {
+            key,
+            revision,
+            log: codec::encode_log(&LogRecord {
+                key: key.to_owned(),
+                op: Op::Delete,
+                prev: state.mod_revision,
+            })?,
+            version: codec::encode_tombstone()?,
+            state: None,
+            old_expiry: state.expires_at_ms,
+            new_expiry: None,
+        })?;
+        events.push(WatchEvent::Delete {
+            key: key.to_owned(),
+            revision,
+            prev: live.clone(),
+        });
+        Ok(DeleteResponse {
+            revision,
+            prev: live,
+        })
+    }
+
+    /// Commits one write atomically across the trees and advances the revision.
+    fn commit(&mut self, commit: Commit<'_>) -> Result<()> {
+        let trees = &self.shared.trees;
+        let log_key = keys::revision_key(commit.revision);
+        let version_key = keys::version_key(commit.key, commit.revision);
+        let old_ttl = commit.old_expiry.map(|at| keys::ttl_key(at, commit.key));
+        let new_ttl = commit.new_expiry.map(|at| keys::ttl_key(at, commit.key));
+        (
+            &trees.log,
+            &trees.versions,
+            &trees.state,
+            &trees.ttl,
+            &trees.meta,
+        )
+            .transaction(
+                |(log, versions, state, ttl, meta)| -> ConflictableTransactionResult<(), ()> {
+                    log.insert(&log_key[..], commit.log.as_slice())?;
+                    versions.insert(version_key.as_slice(), commit.version.as_slice())?;
+                    match &commit.state {
+                        Some(record) => {
+                            state.insert(commit.key.as_bytes(), record.as_slice())?;
+                        }
+                        None => {
+                            state.remove(commit.key.as_bytes())?;
+                        }
+                    }
+                    if let Some(old) = &old_ttl {
+                        ttl.remove(old.as_slice())?;
+                    }
+                    if let Some(new) = &new_ttl {
+                        ttl.insert(new.as_slice(), &[][..])?;
+                    }
+                    meta.insert(keys::META_REVISION, &log_key[..])?;
+                    Ok(())
+                },
+            )
+            .map_err(transaction_error)?;
+        self.revision = commit.revision;
+        Ok(())
+    }
+
+    /// Deletes keys whose TTL is due, each as an ordinary delete with its own revision.
+    fn expire(&mut self, events: &mut Vec<WatchEvent>, dirty: &mut bool) -> Result<()> {
+        let now = now_ms();
+        for _ in 0..EXPIRE_CHUNK {
+            let Some((raw, _)) = self
+                .shared
+                .trees
+                .ttl
+                .first()
+                .map_err(|e| sled_error("reading sled ttl", e))?
+            else {
+                return Ok(());
+            };
+            let (at, key) = match keys::parse_ttl_key(&raw) {
+                Ok((at, key)) => (at, key.to_owned()),
+                Err(error) => {
+                    tracing::error!(%error, "removing a corrupt sled ttl entry");
+                    self.remove_ttl_entry(&raw)?;
+                    continue;
+                }
+            };
+            if at > now {
+                return Ok(());
+            }
+            match self.state(&key)? {
+                Some(state) if state.expires_at_ms == Some(at) => {
+                    let _span = tracing::debug_span!("sled_expire", key = %key).entered();
+                    self.delete(&key, Precondition::None, events)?;
+                    *dirty = true;
+                }
+                _ => self.remove_ttl_entry(&raw)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_ttl_entry(&self, raw: &[u8]) -> Result<()> {
+        self.shared
+            .trees
+            .ttl
+            .remove(raw)
+            .map_err(|e| sled_error("removing a sled ttl entry", e))?;
+        Ok(())
+    }
+
+    /// Moves the compaction revision to `revision` (durably, with the batch); the history below
+    /// it is deleted in steps afterwards.
+    fn start_compaction(&mut self, revision: Revision) -> Result<()> {
+        let compacted = self.shared.compacted.load(Ordering::SeqCst);
+        if revision <= compacted {
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted,
+            });
+        }
+        if revision > self.revision {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        self.shared
+            .trees
+            .meta
+            .insert(keys::META_COMPACTED, &keys::revision_key(revision)[..])
+            .map_err(|e| sled_error("writing the sled compaction revision", e))?;
+        // Readers learn of the new floor before any history is deleted.
+        self.shared.compacted.store(revision, Ordering::SeqCst);
+        self.compact_target = revision;
+        tracing::info!(revision, "sled compaction started");
+        Ok(())
+    }
+
+    /// Background work between batches: one compaction step, and the compactor's tick.
+    fn background(&mut self) {
+        let now = Instant::now();
+        if let Some(tick) = self.next_compact_tick {
+            if tick <= now {
+                self.compact_tick(now);
+                self.next_compact_tick = Some(now + self.shared.options.compact_interval);
+            }
+        }
+        if self.compact_done < self.compact_target
+            && self.compact_paused_until.is_none_or(|until| until <= now)
+        {
+            match self.compact_step() {
+                Ok(()) => self.compact_paused_until = None,
+                Err(error) => {
+                    tracing::error!(%error, "sled compaction step failed; retrying later");
+                    self.compact_paused_until = Some(now + BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// The background compactor: compact to the newest revision that is both older than the
+    /// history window and at least `min_history` revisions old.
+    fn compact_tick(&mut self, now: Instant) {
+        let options = &self.shared.options;
+        self.samples.push_back((now, self.revision));
+        let horizon = now.checked_sub(options.history);
+        let mut target = None;
+        while let Some(&(at, revision)) = self.samples.front() {
+            if horizon.is_some_and(|horizon| at <= horizon) {
+                target = Some(revision);
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+        let Some(target) = target else { return };
+        let target = target.min(self.revision.saturating_sub(options.min_history));
+        if target <= self.shared.compacted.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.shared.check_failed().is_err() {
+            return;
+        }
+        let result = self.start_compaction(target).and_then(|()| self.sync());
+        if let Err(error) = result {
+            tracing::error!(%error, "background sled compaction failed");
+        }
+    }
+
+    /// Deletes the history of up to [`COMPACT_CHUNK`] log entries below the compaction
+    /// revision: for each entry, the version it superseded, and the entry itself; tombstones
+    /// too. What remains is exactly what reads and watches at or after the compaction revision
+    /// can reach.
+    fn compact_step(&mut self) -> Result<()> {
+        let trees = &self.shared.trees;
+        let start = self.compact_done.saturating_add(1);
+        let end = self.compact_target;
+        let mut log_keys = Vec::new();
+        let mut version_keys = Vec::new();
+        let mut last = self.compact_done;
+        if start <= end {
+            for entry in trees
+                .log
+                .range(keys::revision_key(start)..=keys::revision_key(end))
+                .take(COMPACT_CHUNK)
+            {
+                let (raw_revision, raw_record) =
+                    entry.map_err(|e| sled_error("scanning the sled log", e))?;
+                let revision = keys::parse_u64("log key", &raw_revision)?;
+                let record = codec::decode_log(&raw_record)?;
+                if record.prev != 0 {
+                    version_keys.push(keys::version_key(&record.key, record.prev));
+                }
+                if record.op == Op::Delete {
+                    version_keys.push(keys::version_key(&record.key, revision));
+                }
+                log_keys.push(raw_revision);
+                last = revision;
+            }
+        }
+        let done = if log_keys.len() < COMPACT_CHUNK {
+            end
+        } else {
+            last
+        };
+        (&trees.log, &trees.versions, &trees.meta)
+            .transaction(|(log, versions, meta)| -> ConflictableTransactionResult<(), ()> {
+                for key in &log_keys {
+                    log.remove(key)?;
+                }
+                for key in &version_keys {
+                    versions.remove(key.as_slice())?;
+                }
+                meta.insert(keys::META_COMPACT_DONE, &keys::revision_key(done)[..])?;
+                Ok(())
+            })
+            .map_err(transaction_error)?;
+        self.compact_done = done;
+        if done == end {
+            tracing::info!(revision = end, "sled compaction finished");
+        }
+        Ok(())
+    }
+}
+
+/// A copy of an error for several waiters (the kinds that can occur here carry no source
+/// worth cloning).
+fn clone_error(error: &Error) -> Error {
+    match error {
+        Error::Unavailable { message, .. } => Error::unavailable(message.clone()),
+        other => Error::internal(other.to_string()),
+    }
+}
