@@ -21,8 +21,11 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 3] =
-        [Capability::Ttl, Capability::ProgressNotify, Capability::Compaction];
+    pub const ALL: [Capability; 3] = [
+        Capability::Ttl,
+        Capability::ProgressNotify,
+        Capability::Compaction,
+    ];
 
     /// The lowercase name used in ignore reasons.
     pub fn name(self) -> &'static str {

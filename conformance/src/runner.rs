@@ -1,0 +1,137 @@
+//! Turns cases into `libtest-mimic` trials, or runs them directly for meta-tests.
+
+use std::panic::AssertUnwindSafe;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use storage_api::Interface;
+
+use crate::harness::{Capability, Harness};
+
+/// How long one case may take before it fails as hung.
+const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The body of a case: gets a fresh store, fails with a message that says what was expected.
+pub type CaseFn = fn(Arc<dyn Interface>) -> BoxFuture<'static, anyhow::Result<()>>;
+
+/// One conformance case.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// The name below the backend's, such as `kv::watch::replay_from_revision`.
+    pub name: &'static str,
+    /// Capabilities the case needs; it is ignored on backends without them.
+    pub needs: &'static [Capability],
+    /// The case itself.
+    pub body: CaseFn,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case")
+            .field("name", &self.name)
+            .field("needs", &self.needs)
+            .finish()
+    }
+}
+
+/// Every case of the suite, in a stable order.
+pub fn cases() -> Vec<Case> {
+    let mut all = crate::kv::cases();
+    all.extend(crate::model::cases());
+    all
+}
+
+/// The outcome of one case run through [`check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseOutcome {
+    /// The case passed.
+    Passed,
+    /// The case failed, with the reason.
+    Failed(String),
+    /// The case needs a capability the backend lacks.
+    Ignored(String),
+}
+
+/// Runs every case as a `libtest-mimic` trial with the command-line arguments of the test
+/// binary, and returns the process exit code (failure if any trial failed).
+pub fn run<H: Harness>(harness: H) -> ExitCode {
+    let arguments = Arguments::from_args();
+    let harness = Arc::new(harness);
+    let trials = cases()
+        .into_iter()
+        .map(|case| {
+            let name = format!("{}::{}", harness.name(), case.name);
+            let harness = harness.clone();
+            Trial::ignorable_test(name, move || match run_case(harness.as_ref(), case) {
+                CaseOutcome::Passed => Ok(Completion::Completed),
+                CaseOutcome::Ignored(reason) => Ok(Completion::ignored_with(reason)),
+                CaseOutcome::Failed(message) => Err(Failed::from(message)),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
+
+/// Runs the cases whose name contains `filter`, one after the other, and returns each outcome.
+/// Meant for tests of the suite itself (planted faults must make cases fail).
+pub fn check<H: Harness>(harness: &H, filter: &str) -> Vec<(String, CaseOutcome)> {
+    cases()
+        .into_iter()
+        .filter(|case| case.name.contains(filter))
+        .map(|case| (case.name.to_owned(), run_case(harness, case)))
+        .collect()
+}
+
+/// Runs one case on a fresh store in its own multi-threaded runtime.
+fn run_case<H: Harness + ?Sized>(harness: &H, case: Case) -> CaseOutcome {
+    if let Some(missing) = case
+        .needs
+        .iter()
+        .find(|capability| !harness.supports(**capability))
+    {
+        return CaseOutcome::Ignored(format!(
+            "backend {} lacks the {} capability",
+            harness.name(),
+            missing.name()
+        ));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return CaseOutcome::Failed(format!("cannot start a Tokio runtime: {error}")),
+    };
+    let outcome = runtime.block_on(async {
+        let body = async {
+            let store = harness
+                .open()
+                .await
+                .map_err(|e| e.context("opening a fresh store"))?;
+            (case.body)(store).await
+        };
+        match tokio::time::timeout(CASE_TIMEOUT, AssertUnwindSafe(body).catch_unwind()).await {
+            Err(_) => CaseOutcome::Failed(format!("case did not finish within {CASE_TIMEOUT:?}")),
+            Ok(Err(panic)) => CaseOutcome::Failed(format!("case panicked: {}", panic_text(&panic))),
+            Ok(Ok(Err(error))) => CaseOutcome::Failed(format!("{error:#}")),
+            Ok(Ok(Ok(()))) => CaseOutcome::Passed,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    outcome
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
