@@ -1,0 +1,505 @@
+//! The SQLite backend of the storage [`Interface`]: embedded, durable, and the default store of
+//! the API server.
+//!
+//! Open a store with [`SqliteStore::open`] and share it as `Arc<dyn Interface>`:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use backend_sqlite::{SqliteOptions, SqliteStore};
+//! use storage_api::Interface;
+//!
+//! let options = SqliteOptions::from_query("synchronous=normal&compaction_window=10m")?;
+//! let store: Arc<dyn Interface> = Arc::new(SqliteStore::open("/var/lib/kube/state.db", options)?);
+//! # Ok(()) }
+//! ```
+//!
+//! # URL options
+//!
+//! The storage facade maps `sqlite://PATH?OPTIONS` onto
+//! `SqliteStore::open(PATH, SqliteOptions::from_query(OPTIONS)?)`. Every option is optional;
+//! unknown or malformed ones are an error.
+//!
+//! | option | values | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `synchronous` | `full`, `normal` | `full` | `full`: an acknowledged write survives power loss; `normal`: it survives a process crash, the last commits may be lost on power loss |
+//! | `auto_compaction` | `true`, `false` | `true` | compact history in the background |
+//! | `compaction_window` | duration (`500ms`, `10s`, `5m`, `1h`) | `5m` | history kept by background compaction |
+//! | `compaction_min_revisions` | integer | `1000` | revisions always kept, whatever the window |
+//! | `compaction_interval` | duration | `10s` | how often background compaction runs |
+//! | `compaction_batch` | integer | `256` | revisions compacted per transaction |
+//! | `max_batch` | integer | `1024` | most writes in one group-commit transaction |
+//! | `readers` | integer | `4` | reader connections |
+//! | `watch_buffer` | integer | `1024` | events buffered per watcher before a slow one is ended with `Unavailable` |
+//! | `progress_interval` | duration | `1s` | period of progress events for watches that ask for them |
+//!
+//! # How it works
+//!
+//! - **Files**: the database `PATH`, SQLite's `PATH-wal` and `PATH-shm`, and `PATH-lock`, which
+//!   the store holds an exclusive lock on while open: a second opener (in this or another
+//!   process) fails with [`OpenError::Locked`].
+//! - **Schema** (version in `PRAGMA user_version`; a newer one fails with
+//!   [`OpenError::UnsupportedSchema`]): an append-only revision log keyed by revision, an
+//!   index `(key, revision)` for reads at a past revision, and a `current` table in key order
+//!   for latest reads and ordered ranges. Every read is an index scan; none sorts.
+//! - **Writes** go to one writer thread that owns the write connection and commits every
+//!   request that queued up meanwhile in one transaction (group commit), each request with its
+//!   own precondition check and its own revision. WAL mode, `synchronous=FULL` by default.
+//! - **Reads** use a small pool of separate connections on Tokio's blocking pool, so they run on
+//!   a WAL snapshot and never wait for the writer.
+//! - **Watches** are pushed by the writer right after each commit to per-watcher bounded
+//!   buffers. A watch from a past revision registers first and replays the log up to the
+//!   revision where its live delivery starts, so there is no gap and no duplicate.
+//! - **Compaction**: [`Interface::compact`] moves the compaction revision; the writer then
+//!   deletes superseded versions and tombstones in small transactions, checkpoints the WAL and
+//!   returns free pages to the file system (`auto_vacuum=INCREMENTAL`). Background compaction
+//!   does the same on a time window. [`SqliteStore::stats`] exposes counters.
+//! - **TTL**: the expiry time (wall clock) is stored with the key, so it survives restarts;
+//!   expiry is an ordinary delete with its own revision.
+
+mod options;
+mod reader;
+mod schema;
+mod watch;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use storage_api::{
+    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
+    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
+};
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::ReceiverStream;
+
+pub use options::{SqliteOptions, Synchronous};
+pub use schema::SCHEMA_VERSION;
+
+use reader::{Filter, ReaderPool};
+use watch::{Hub, WatchTask};
+use writer::{Command, Counters, WriteOp, Writer, Written};
+
+/// Why [`SqliteStore::open`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another store (in this or another process) has the database open.
+    #[error(
+        "database {path} is already open by another process or store (lock file {lock} is held)"
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// The lock file that is held.
+        lock: PathBuf,
+    },
+    /// The file was written by a newer version of this backend.
+    #[error(
+        "database schema version {found} is newer than this build supports (up to {supported}); \
+         use a newer build"
+    )]
+    UnsupportedSchema {
+        /// The version recorded in the file.
+        found: i64,
+        /// The newest version this build understands.
+        supported: i64,
+    },
+    /// The file is an SQLite database with tables, but not one written by this backend.
+    #[error("the file is an SQLite database that was not created by backend-sqlite")]
+    NotOurs,
+    /// SQLite refused WAL mode (for example on a file system without shared memory).
+    #[error("could not switch the database to WAL journal mode (journal mode is {0:?})")]
+    NoWal(String),
+    /// A file-system operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite reported an error (for example: not a database, corrupt file).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<OpenError> for Error {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Locked { .. } => Error::unavailable_from("cannot open the store", error),
+            other => Error::internal_from("cannot open the store", other),
+        }
+    }
+}
+
+/// Converts a SQLite error: busy and locked databases are retryable, the rest is internal.
+pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            Error::unavailable_from("sqlite is busy", error)
+        }
+        _ => Error::internal_from("sqlite", error),
+    }
+}
+
+/// Counters of a [`SqliteStore`], from [`SqliteStore::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteStats {
+    /// Write transactions committed (one per group commit).
+    pub transactions: u64,
+    /// Writes committed (each took a revision), including TTL expiries.
+    pub writes: u64,
+    /// Writes refused by their precondition (AlreadyExists, NotFound, Conflict).
+    pub rejected_writes: u64,
+    /// Requests failed because their transaction failed.
+    pub failed_writes: u64,
+    /// Keys deleted by TTL expiry.
+    pub expired_keys: u64,
+    /// The compaction revision: the oldest revision still readable.
+    pub compact_revision: Revision,
+    /// Physical compaction has deleted superseded history up to this revision.
+    pub compacted_through: Revision,
+    /// Compaction transactions run.
+    pub compaction_batches: u64,
+    /// Log rows (superseded versions and tombstones) deleted by compaction.
+    pub compacted_rows: u64,
+    /// WAL checkpoints run after compaction.
+    pub checkpoints: u64,
+    /// Incremental vacuums run.
+    pub vacuums: u64,
+    /// Pages returned to the file system by incremental vacuum.
+    pub vacuumed_pages: u64,
+    /// Live watchers registered now.
+    pub watchers: u64,
+}
+
+/// A store in one SQLite file. Implements [`Interface`]; share it as `Arc<dyn Interface>`.
+///
+/// Dropping it stops the writer thread (after the transaction in progress), ends open watches
+/// with [`Error::Unavailable`] and releases the lock file.
+pub struct SqliteStore {
+    path: PathBuf,
+    commands: Option<std::sync::mpsc::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Arc<ReaderPool>,
+    hub: Arc<Hub>,
+    counters: Arc<Counters>,
+    options: SqliteOptions,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lock file next to a database: `PATH-lock`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-lock");
+    PathBuf::from(name)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path`.
+    ///
+    /// Fails with [`OpenError::Locked`] when another store holds it, with
+    /// [`OpenError::UnsupportedSchema`] when a newer build wrote it, and with
+    /// [`OpenError::NotOurs`] for other SQLite databases. Must be called where the store will be
+    /// used from a Tokio runtime (it needs none to open).
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let span = tracing::info_span!("sqlite_open", path = %path.display());
+        let _enter = span.enter();
+        let lock = acquire_lock(&path)?;
+        let conn = schema::open_writer(&path, &options)?;
+        let state = writer::load(&conn)?;
+        tracing::info!(
+            revision = state.current,
+            compacted = state.compact_rev,
+            "opened sqlite store"
+        );
+        let hub = Arc::new(Hub::new(state.current));
+        let counters = Arc::new(Counters::default());
+        let (commands, rx) = std::sync::mpsc::channel();
+        let writer = Writer::new(
+            conn,
+            lock,
+            rx,
+            Arc::clone(&hub),
+            Arc::clone(&counters),
+            options.clone(),
+            state,
+        );
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || writer.run())
+            .map_err(|source| OpenError::Io {
+                what: "cannot start the writer thread for",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            readers: Arc::new(ReaderPool::new(path.clone(), options.readers)),
+            path,
+            commands: Some(commands),
+            writer: Some(handle),
+            hub,
+            counters,
+            options,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &SqliteOptions {
+        &self.options
+    }
+
+    /// A snapshot of the store's counters.
+    pub fn stats(&self) -> SqliteStats {
+        let c = &self.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        SqliteStats {
+            transactions: load(&c.transactions),
+            writes: load(&c.writes),
+            rejected_writes: load(&c.rejected),
+            failed_writes: load(&c.failed),
+            expired_keys: load(&c.expired),
+            compact_revision: load(&c.compact_revision),
+            compacted_through: load(&c.compacted_through),
+            compaction_batches: load(&c.compaction_batches),
+            compacted_rows: load(&c.compacted_rows),
+            checkpoints: load(&c.checkpoints),
+            vacuums: load(&c.vacuums),
+            vacuumed_pages: load(&c.vacuumed_pages),
+            watchers: self.hub.watchers() as u64,
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("the store is closed"))?
+            .send(command)
+            .map_err(|_| Error::unavailable("the sqlite writer has stopped"))
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Written> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Write { op, reply })?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the sqlite writer has stopped"))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer after its current transaction.
+        self.commands = None;
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the sqlite writer thread panicked");
+            }
+        }
+    }
+}
+
+fn acquire_lock(path: &Path) -> Result<File, OpenError> {
+    let lock = lock_path(path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(|source| OpenError::Io {
+            what: "cannot open the lock file",
+            path: lock.clone(),
+            source,
+        })?;
+    // Fully qualified: `File` has an inherent `try_lock` on newer toolchains.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(fs4::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: path.to_path_buf(),
+            lock,
+        }),
+        Err(fs4::TryLockError::Error(source)) => Err(OpenError::Io {
+            what: "cannot lock",
+            path: lock,
+            source,
+        }),
+    }
+}
+
+fn check_range(request: &RangeRequest) -> Result<()> {
+    validate_prefix(&request.prefix)?;
+    if let Some(start) = &request.start {
+        if !start.starts_with(request.prefix.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "range start {start:?} is outside the prefix {:?}",
+                request.prefix
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Interface for SqliteStore {
+    #[tracing::instrument(level = "debug", skip(self, value), fields(len = value.len()))]
+    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
+        validate_key(key)?;
+        match self
+            .write(WriteOp::Create {
+                key: key.to_owned(),
+                value,
+                ttl,
+            })
+            .await?
+        {
+            Written::Revision(revision) => Ok(revision),
+            Written::Deleted(_) => Err(Error::internal("create answered as a delete")),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, value), fields(len = value.len()))]
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    ) -> Result<Revision> {
+        validate_key(key)?;
+        match self
+            .write(WriteOp::Update {
+                key: key.to_owned(),
+                value,
+                precondition,
+                ttl,
+            })
+            .await?
+        {
+            Written::Revision(revision) => Ok(revision),
+            Written::Deleted(_) => Err(Error::internal("update answered as a delete")),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
+        validate_key(key)?;
+        match self
+            .write(WriteOp::Delete {
+                key: key.to_owned(),
+                precondition,
+            })
+            .await?
+        {
+            Written::Deleted(response) => Ok(response),
+            Written::Revision(_) => Err(Error::internal("delete answered as a put")),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
+        validate_key(key)?;
+        let key = key.to_owned();
+        self.readers
+            .read(move |tx| reader::get(tx, &key, revision))
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
+        check_range(&request)?;
+        self.readers
+            .read(move |tx| reader::range(tx, &request))
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
+        if request.prefix {
+            validate_prefix(&request.key)?;
+        } else {
+            validate_key(&request.key)?;
+        }
+        if let Some(start) = request.start_revision {
+            let snapshot = self.readers.read(reader::snapshot).await?;
+            if start < snapshot.compacted {
+                return Err(Error::Compacted {
+                    requested: start,
+                    compacted: snapshot.compacted,
+                });
+            }
+            if start > snapshot.current {
+                return Err(Error::FutureRevision {
+                    requested: start,
+                    current: snapshot.current,
+                });
+            }
+        }
+        let filter = Filter {
+            key: request.key,
+            prefix: request.prefix,
+        };
+        let registration = self
+            .hub
+            .register(filter.clone(), self.options.watch_buffer)
+            .ok_or_else(|| Error::unavailable("the store is closed"))?;
+        let start = request.start_revision.unwrap_or(registration.live_from);
+        let rx = WatchTask {
+            readers: Arc::clone(&self.readers),
+            hub: Arc::clone(&self.hub),
+            filter,
+            start,
+            registration,
+            progress: request
+                .progress_notify
+                .then_some(self.options.progress_interval),
+            buffer: self.options.watch_buffer,
+        }
+        .spawn();
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Compact { revision, reply })?;
+        answer
+            .await
+            .map_err(|_| Error::unavailable("the sqlite writer has stopped"))?
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        Ok(self.readers.read(reader::snapshot).await?.current)
+    }
+
+    async fn ready(&self) -> Result<()> {
+        if self.writer.as_ref().is_none_or(|writer| writer.is_finished()) {
+            return Err(Error::unavailable("the sqlite writer has stopped"));
+        }
+        self.readers.read(reader::snapshot).await.map(|_| ())
+    }
+}

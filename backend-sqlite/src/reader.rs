@@ -1,0 +1,449 @@
+//! Reader connections and every read query. Reads run on Tokio's blocking pool, each in its own
+//! read transaction (one consistent WAL snapshot), so they never wait for the writer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use storage_api::{
+    Error, GetResponse, KeyValue, RangeRequest, RangeResponse, Result, Revision, WatchEvent,
+    prefix_range_end,
+};
+use tokio::sync::Semaphore;
+
+use crate::schema;
+use crate::sql_error;
+
+/// A small pool of reader connections, opened on first use.
+#[derive(Debug)]
+pub(crate) struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReaderPool {
+    pub(crate) fn new(path: PathBuf, readers: usize) -> Self {
+        ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(readers.max(1))),
+        }
+    }
+
+    /// Runs `read` inside a read transaction on a pooled connection, on the blocking pool.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::unavailable("the store is closed"))?;
+        let pool = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = pool.idle.lock().pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => schema::open_reader(&pool.path).map_err(sql_error)?,
+            };
+            let result = {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Deferred)
+                    .map_err(sql_error)?;
+                let result = read(&tx);
+                // A read transaction has nothing to commit; ending it releases the snapshot.
+                tx.rollback().map_err(sql_error)?;
+                result
+            };
+            pool.idle.lock().push(conn);
+            result
+        });
+        task.await
+            .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// The state every read checks its revision against, from the read's own snapshot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    /// The revision of the newest write in the snapshot.
+    pub(crate) current: Revision,
+    /// The oldest revision still readable.
+    pub(crate) compacted: Revision,
+}
+
+pub(crate) fn snapshot(tx: &Transaction<'_>) -> Result<Snapshot> {
+    let compacted: Revision = tx
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'compact_rev'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql_error)?;
+    let newest: Option<Revision> = tx
+        .query_row("SELECT max(rev) FROM log", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    // Compaction may have deleted the newest row (a tombstone at the compaction revision); the
+    // compaction revision is never above the current revision, so it bounds it from below.
+    Ok(Snapshot {
+        current: newest.unwrap_or(0).max(compacted),
+        compacted,
+    })
+}
+
+impl Snapshot {
+    /// Resolves the revision a read is served at, failing for compacted or future ones.
+    pub(crate) fn read_at(&self, revision: Option<Revision>) -> Result<Revision> {
+        let at = revision.unwrap_or(self.current);
+        if at < self.compacted {
+            return Err(Error::Compacted {
+                requested: at,
+                compacted: self.compacted,
+            });
+        }
+        if at > self.current {
+            return Err(Error::FutureRevision {
+                requested: at,
+                current: self.current,
+            });
+        }
+        Ok(at)
+    }
+}
+
+fn key_string(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| Error::internal_from("stored key is not UTF-8", e))
+}
+
+/// `key` at the latest revision or an exact past one.
+pub(crate) fn get(
+    tx: &Transaction<'_>,
+    key: &str,
+    revision: Option<Revision>,
+) -> Result<GetResponse> {
+    let snap = snapshot(tx)?;
+    let at = snap.read_at(revision)?;
+    let kv = if revision.is_none() {
+        latest(tx, key)?
+    } else {
+        version_at(tx, key, at)?
+    };
+    Ok(GetResponse { revision: at, kv })
+}
+
+/// The live value of `key`, if any.
+pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT c.rev, l.create_rev, l.value FROM current c CROSS JOIN log l ON l.rev = c.rev \
+             WHERE c.key = ?1 AND c.deleted = 0",
+        )
+        .map_err(sql_error)?;
+    let row = stmt
+        .query_row([key.as_bytes()], |row| {
+            Ok((
+                row.get::<_, Revision>(0)?,
+                row.get::<_, Revision>(1)?,
+                row.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })
+        .optional()
+        .map_err(sql_error)?;
+    Ok(row.map(|(rev, create_rev, value)| KeyValue {
+        key: key.to_owned(),
+        value: Bytes::from(value.unwrap_or_default()),
+        create_revision: create_rev,
+        mod_revision: rev,
+    }))
+}
+
+/// The value `key` had at revision `at`, if it was live then.
+fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<KeyValue>> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT rev, deleted, create_rev, value FROM log \
+             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
+        )
+        .map_err(sql_error)?;
+    let row = stmt
+        .query_row(rusqlite::params![key.as_bytes(), at], |row| {
+            Ok((
+                row.get::<_, Revision>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, Revision>(2)?,
+                row.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })
+        .optional()
+        .map_err(sql_error)?;
+    Ok(match row {
+        Some((rev, false, create_rev, value)) => Some(KeyValue {
+            key: key.to_owned(),
+            value: Bytes::from(value.unwrap_or_default()),
+            create_revision: create_rev,
+            mod_revision: rev,
+        }),
+        _ => None,
+    })
+}
+
+/// An ordered range read.
+pub(crate) fn range(tx: &Transaction<'_>, request: &RangeRequest) -> Result<RangeResponse> {
+    let snap = snapshot(tx)?;
+    let at = snap.read_at(request.revision)?;
+    let start = match &request.start {
+        Some(start) if start.as_str() > request.prefix.as_str() => start.as_str(),
+        _ => request.prefix.as_str(),
+    };
+    let end = prefix_range_end(request.prefix.as_bytes());
+    let limit = match request.limit {
+        Some(0) | None => u64::MAX,
+        Some(limit) => limit,
+    };
+    let mut response = RangeResponse {
+        revision: at,
+        ..RangeResponse::default()
+    };
+    if request.revision.is_none() || at == snap.current {
+        range_latest(tx, start, end.as_deref(), limit, request.count_only, &mut response)?;
+    } else {
+        range_at(tx, start, end.as_deref(), at, limit, request.count_only, &mut response)?;
+    }
+    Ok(response)
+}
+
+fn bounds_sql(end: Option<&[u8]>) -> &'static str {
+    if end.is_some() {
+        "c.key >= ?1 AND c.key < ?2"
+    } else {
+        "c.key >= ?1 AND ?2 IS NULL"
+    }
+}
+
+/// Range at the latest revision: one scan of `current` in key order, joined by primary key.
+fn range_latest(
+    tx: &Transaction<'_>,
+    start: &str,
+    end: Option<&[u8]>,
+    limit: u64,
+    count_only: bool,
+    response: &mut RangeResponse,
+) -> Result<()> {
+    let bounds = bounds_sql(end);
+    let count_sql = format!("SELECT count(*) FROM current c WHERE {bounds} AND c.deleted = 0");
+    if count_only {
+        response.count = tx
+            .prepare_cached(&count_sql)
+            .and_then(|mut stmt| stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0)))
+            .map_err(sql_error)?;
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT c.key, c.rev, l.create_rev, l.value FROM current c CROSS JOIN log l ON l.rev = c.rev \
+         WHERE {bounds} AND c.deleted = 0 ORDER BY c.key LIMIT ?3"
+    );
+    // One row more than asked tells whether more remain.
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(-1);
+    let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params![start.as_bytes(), end, fetch])
+        .map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        if response.kvs.len() as u64 >= limit {
+            response.more = true;
+            break;
+        }
+        response.kvs.push(KeyValue {
+            key: key_string(row.get(0).map_err(sql_error)?)?,
+            mod_revision: row.get(1).map_err(sql_error)?,
+            create_revision: row.get(2).map_err(sql_error)?,
+            value: Bytes::from(row.get::<_, Option<Vec<u8>>>(3).map_err(sql_error)?.unwrap_or_default()),
+        });
+    }
+    response.count = if response.more {
+        tx.prepare_cached(&count_sql)
+            .and_then(|mut stmt| stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0)))
+            .map_err(sql_error)?
+    } else {
+        response.kvs.len() as u64
+    };
+    Ok(())
+}
+
+/// Range at a past revision: walk `current` in key order and seek each key's version at `at`
+/// in `log_key_rev`. Keys without history at `at` are not in `current` only if compaction
+/// removed them, and then they were deleted at every readable revision.
+fn range_at(
+    tx: &Transaction<'_>,
+    start: &str,
+    end: Option<&[u8]>,
+    at: Revision,
+    limit: u64,
+    count_only: bool,
+    response: &mut RangeResponse,
+) -> Result<()> {
+    let sql = format!("SELECT c.key FROM current c WHERE {} ORDER BY c.key", bounds_sql(end));
+    let mut keys = tx.prepare_cached(&sql).map_err(sql_error)?;
+    let mut version = tx
+        .prepare_cached(
+            "SELECT rev, deleted, create_rev FROM log \
+             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
+        )
+        .map_err(sql_error)?;
+    let mut value = tx
+        .prepare_cached("SELECT value FROM log WHERE rev = ?1")
+        .map_err(sql_error)?;
+    let mut rows = keys
+        .query(rusqlite::params![start.as_bytes(), end])
+        .map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let key: Vec<u8> = row.get(0).map_err(sql_error)?;
+        let found = version
+            .query_row(rusqlite::params![key, at], |r| {
+                Ok((r.get::<_, Revision>(0)?, r.get::<_, bool>(1)?, r.get::<_, Revision>(2)?))
+            })
+            .optional()
+            .map_err(sql_error)?;
+        let Some((rev, false, create_rev)) = found else {
+            continue;
+        };
+        response.count += 1;
+        if count_only {
+            continue;
+        }
+        if (response.kvs.len() as u64) < limit {
+            let bytes: Option<Vec<u8>> = value
+                .query_row([rev], |r| r.get(0))
+                .map_err(sql_error)?;
+            response.kvs.push(KeyValue {
+                key: key_string(key)?,
+                value: Bytes::from(bytes.unwrap_or_default()),
+                create_revision: create_rev,
+                mod_revision: rev,
+            });
+        } else {
+            response.more = true;
+        }
+    }
+    Ok(())
+}
+
+/// Which keys a watch wants.
+#[derive(Clone, Debug)]
+pub(crate) struct Filter {
+    pub(crate) key: String,
+    pub(crate) prefix: bool,
+}
+
+impl Filter {
+    pub(crate) fn matches(&self, key: &str) -> bool {
+        if self.prefix {
+            key.starts_with(self.key.as_str())
+        } else {
+            key == self.key
+        }
+    }
+}
+
+/// One page of history for a watch catching up.
+pub(crate) struct HistoryPage {
+    pub(crate) events: Vec<WatchEvent>,
+    /// Every revision up to this one has been scanned.
+    pub(crate) scanned_to: Revision,
+}
+
+/// The events matching `filter` with revisions in `(after, until]`, scanning at most `budget`
+/// log rows.
+pub(crate) fn history(
+    tx: &Transaction<'_>,
+    filter: &Filter,
+    after: Revision,
+    until: Revision,
+    budget: u64,
+    start: Revision,
+) -> Result<HistoryPage> {
+    let snap = snapshot(tx)?;
+    if after < snap.compacted {
+        return Err(Error::Compacted {
+            requested: start,
+            compacted: snap.compacted,
+        });
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT rev, key, deleted, create_rev, value, prev_rev FROM log \
+             WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3",
+        )
+        .map_err(sql_error)?;
+    let mut prev_stmt = tx
+        .prepare_cached("SELECT create_rev, value FROM log WHERE rev = ?1 AND deleted = 0")
+        .map_err(sql_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params![after, until, budget])
+        .map_err(sql_error)?;
+    let mut events = Vec::new();
+    let mut scanned = 0u64;
+    let mut last = after;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        scanned += 1;
+        let rev: Revision = row.get(0).map_err(sql_error)?;
+        last = rev;
+        let key = key_string(row.get(1).map_err(sql_error)?)?;
+        if !filter.matches(&key) {
+            continue;
+        }
+        let deleted: bool = row.get(2).map_err(sql_error)?;
+        let create_rev: Revision = row.get(3).map_err(sql_error)?;
+        let value: Option<Vec<u8>> = row.get(4).map_err(sql_error)?;
+        let prev_rev: Option<Revision> = row.get(5).map_err(sql_error)?;
+        let prev = match prev_rev {
+            None => None,
+            Some(prev_rev) => {
+                let (prev_create, prev_value) = prev_stmt
+                    .query_row([prev_rev], |r| {
+                        Ok((r.get::<_, Revision>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                    })
+                    .optional()
+                    .map_err(sql_error)?
+                    .ok_or_else(|| {
+                        Error::internal(format!(
+                            "revision {rev} refers to previous version {prev_rev}, which is missing"
+                        ))
+                    })?;
+                Some(KeyValue {
+                    key: key.clone(),
+                    value: Bytes::from(prev_value.unwrap_or_default()),
+                    create_revision: prev_create,
+                    mod_revision: prev_rev,
+                })
+            }
+        };
+        events.push(if deleted {
+            let prev = prev.ok_or_else(|| {
+                Error::internal(format!("delete at revision {rev} has no previous version"))
+            })?;
+            WatchEvent::Delete {
+                key,
+                revision: rev,
+                prev,
+            }
+        } else {
+            WatchEvent::Put {
+                kv: KeyValue {
+                    key,
+                    value: Bytes::from(value.unwrap_or_default()),
+                    create_revision: create_rev,
+                    mod_revision: rev,
+                },
+                prev,
+            }
+        });
+    }
+    let scanned_to = if scanned < budget { until } else { last };
+    Ok(HistoryPage { events, scanned_to })
+}

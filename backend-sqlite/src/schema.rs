@@ -1,0 +1,113 @@
+//! The on-disk schema, its version, and opening connections.
+//!
+//! Tables:
+//!
+//! - `log`: the append-only revision log, one row per write, `rev` as the primary key (the
+//!   rowid). A put row holds the value; a delete row (`deleted = 1`) is a tombstone. `prev_rev`
+//!   names the live version the write replaced (NULL for a create), which gives watch events
+//!   their previous value. Index `log_key_rev (key, rev)` finds "the version of a key at
+//!   revision R" with one backwards index seek.
+//! - `current`: one row per key that has history, in key order (`WITHOUT ROWID`, key as primary
+//!   key): the revision of its newest write, whether that write is a delete, and its expiry
+//!   time. Latest get and ordered range at latest are index scans of it joined to `log` by
+//!   primary key; range at a past revision walks it in key order and seeks `log_key_rev` per
+//!   key. Partial index `current_expiry` finds keys whose TTL has run out.
+//! - `meta`: named integers: `compact_rev` (oldest readable revision) and `compacted_through`
+//!   (how far physical deletion of superseded versions has got).
+//!
+//! The schema version is `PRAGMA user_version`; a file with a newer version than
+//! [`SCHEMA_VERSION`] is refused.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::OpenError;
+use crate::options::SqliteOptions;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE log (
+    rev        INTEGER PRIMARY KEY,
+    key        BLOB    NOT NULL,
+    deleted    INTEGER NOT NULL,
+    create_rev INTEGER NOT NULL,
+    prev_rev   INTEGER,
+    value      BLOB
+);
+CREATE INDEX log_key_rev ON log (key, rev);
+CREATE TABLE current (
+    key        BLOB    PRIMARY KEY,
+    rev        INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX current_expiry ON current (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE meta (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (name, value) VALUES ('compact_rev', 0), ('compacted_through', 0);
+";
+
+/// Opens the writer connection, creating or checking the schema.
+pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, OpenError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::UnsupportedSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+        if objects != 0 {
+            return Err(OpenError::NotOurs);
+        }
+        // auto_vacuum must be chosen before the first table exists.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::NoWal(mode));
+    }
+    conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
+    // Keep the WAL file from staying large after a burst once it has been checkpointed.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // Sanity: the tables this version expects are there.
+    let log_exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'log'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if log_exists.is_none() {
+        return Err(OpenError::NotOurs);
+    }
+    Ok(conn)
+}
+
+/// Opens one reader connection. It never writes (`query_only`).
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}

@@ -1,0 +1,714 @@
+//! The single writer: one thread owning the write connection, fed through a channel.
+//!
+//! Group commit: the thread takes every request waiting in the channel (up to
+//! [`SqliteOptions::max_batch`]) and applies them in one `BEGIN IMMEDIATE` transaction, each
+//! checked against its own precondition and given its own revision; a rejected request changes
+//! nothing and fails alone. Requests arriving while that transaction commits (the fsync) wait in
+//! the channel and form the next batch. After the commit the events are published to watchers
+//! and only then are the callers answered.
+//!
+//! Between batches the thread expires TTLs (as ordinary deletes inside the next transaction),
+//! decides background compaction, and deletes superseded history in small transactions.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use storage_api::{DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent};
+use tokio::sync::oneshot;
+
+use crate::options::SqliteOptions;
+use crate::reader;
+use crate::sql_error;
+use crate::watch::Hub;
+
+/// Expired keys deleted per transaction.
+const EXPIRY_BATCH: usize = 256;
+
+/// A write request.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    Create {
+        key: String,
+        value: Bytes,
+        ttl: Ttl,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    },
+    Delete {
+        key: String,
+        precondition: Precondition,
+    },
+}
+
+/// What a successful write returns.
+#[derive(Debug)]
+pub(crate) enum Written {
+    Revision(Revision),
+    Deleted(DeleteResponse),
+}
+
+/// A message to the writer thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Write {
+        op: WriteOp,
+        reply: oneshot::Sender<Result<Written>>,
+    },
+    Compact {
+        revision: Revision,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// Counters shared with [`crate::SqliteStore::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) transactions: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) compact_revision: AtomicU64,
+    pub(crate) compacted_through: AtomicU64,
+    pub(crate) compaction_batches: AtomicU64,
+    pub(crate) compacted_rows: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) vacuums: AtomicU64,
+    pub(crate) vacuumed_pages: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// The state the writer loads at open.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) current: Revision,
+    pub(crate) compact_rev: Revision,
+    pub(crate) compacted_through: Revision,
+    pub(crate) next_expiry: Option<i64>,
+}
+
+pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
+    let meta = |name: &str| -> rusqlite::Result<Revision> {
+        conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |row| {
+            row.get(0)
+        })
+    };
+    let compact_rev = meta("compact_rev")?;
+    let compacted_through = meta("compacted_through")?;
+    let newest: Option<Revision> =
+        conn.query_row("SELECT max(rev) FROM log", [], |row| row.get(0))?;
+    Ok(Loaded {
+        current: newest.unwrap_or(0).max(compact_rev),
+        compact_rev,
+        compacted_through: compacted_through.min(compact_rev),
+        next_expiry: next_expiry(conn)?,
+    })
+}
+
+fn next_expiry(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT min(expires_at) FROM current WHERE expires_at IS NOT NULL",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Milliseconds since the Unix epoch: TTL deadlines are wall-clock times so they survive
+/// restarts.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn expires_at(now: i64, ttl: Ttl) -> Option<i64> {
+    ttl.map(|ttl| now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)))
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    /// Held for as long as the writer runs: the single-opener lock.
+    pub(crate) lock: File,
+    pub(crate) rx: Receiver<Command>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) options: SqliteOptions,
+    pub(crate) state: Loaded,
+    /// `(when, current revision)` samples that map the time window onto revisions.
+    samples: VecDeque<(Instant, Revision)>,
+    next_tick: Instant,
+    /// After a failed background step, wait before retrying.
+    backoff_until: Option<Instant>,
+}
+
+/// The result of applying one accepted write inside a transaction.
+struct Applied {
+    written: Written,
+    event: WatchEvent,
+}
+
+/// A write's outcome inside a transaction: `Err` of the outer result is a database failure that
+/// aborts the whole transaction; `Err` of the inner one rejects this request alone.
+type Apply = Result<Result<Applied>>;
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        lock: File,
+        rx: Receiver<Command>,
+        hub: Arc<Hub>,
+        counters: Arc<Counters>,
+        options: SqliteOptions,
+        state: Loaded,
+    ) -> Self {
+        let now = Instant::now();
+        counters
+            .compact_revision
+            .store(state.compact_rev, Ordering::Relaxed);
+        counters
+            .compacted_through
+            .store(state.compacted_through, Ordering::Relaxed);
+        let mut samples = VecDeque::new();
+        samples.push_back((now, state.current));
+        Writer {
+            conn,
+            lock,
+            rx,
+            hub,
+            counters,
+            next_tick: now + options.compaction_interval,
+            options,
+            state,
+            samples,
+            backoff_until: None,
+        }
+    }
+
+    /// Runs until every sender is dropped, then ends all watches.
+    pub(crate) fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let background_ready = self.backoff_until.is_none_or(|until| now >= until);
+            let compaction_pending =
+                background_ready && self.state.compacted_through < self.state.compact_rev;
+            let first = if compaction_pending {
+                match self.rx.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv_timeout(self.sleep_for(now)) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut batch = Vec::new();
+            if let Some(command) = first {
+                batch.push(command);
+                while batch.len() < self.options.max_batch {
+                    match self.rx.try_recv() {
+                        Ok(command) => batch.push(command),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let expire = self
+                .state
+                .next_expiry
+                .is_some_and(|deadline| deadline <= now_millis());
+            if !batch.is_empty() || expire {
+                self.commit(batch, expire);
+            }
+            let now = Instant::now();
+            if self.options.auto_compaction && now >= self.next_tick {
+                self.next_tick = now + self.options.compaction_interval;
+                self.auto_compact(now);
+            }
+            if self.backoff_until.is_none_or(|until| now >= until)
+                && self.state.compacted_through < self.state.compact_rev
+            {
+                if let Err(error) = self.compact_step() {
+                    tracing::warn!(%error, "compaction step failed; retrying in 1s");
+                    self.backoff_until = Some(now + Duration::from_secs(1));
+                }
+            }
+        }
+        self.hub.close();
+        tracing::debug!("sqlite writer stopped");
+        drop(self.lock);
+    }
+
+    /// How long the loop may sleep waiting for requests.
+    fn sleep_for(&self, now: Instant) -> Duration {
+        let mut sleep = Duration::from_secs(3600);
+        if self.options.auto_compaction {
+            sleep = sleep.min(self.next_tick.saturating_duration_since(now));
+        }
+        if let Some(until) = self.backoff_until {
+            sleep = sleep.min(until.saturating_duration_since(now));
+        }
+        if let Some(deadline) = self.state.next_expiry {
+            let wait = u64::try_from(deadline.saturating_sub(now_millis())).unwrap_or(0);
+            sleep = sleep.min(Duration::from_millis(wait));
+        }
+        sleep.max(Duration::from_millis(1))
+    }
+
+    /// Applies one group of requests (and due TTL expiries) in one transaction.
+    fn commit(&mut self, batch: Vec<Command>, expire: bool) {
+        let span = tracing::debug_span!("sqlite_commit", requests = batch.len(), expire);
+        let _enter = span.enter();
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
+        let mut events: Vec<WatchEvent> = Vec::new();
+        let mut rev = self.state.current;
+        let mut compact_to = self.state.compact_rev;
+        let mut expired = 0u64;
+        let result = (|| -> Result<Option<i64>> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            if expire {
+                let now = now_millis();
+                let due: Vec<(String, Revision)> = {
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "SELECT key, rev FROM current WHERE expires_at IS NOT NULL \
+                             AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                        )
+                        .map_err(sql_error)?;
+                    let rows = stmt
+                        .query_map(rusqlite::params![now, EXPIRY_BATCH], |row| {
+                            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Revision>(1)?))
+                        })
+                        .map_err(sql_error)?;
+                    let mut due = Vec::new();
+                    for row in rows {
+                        let (key, rev) = row.map_err(sql_error)?;
+                        let key = String::from_utf8(key)
+                            .map_err(|e| Error::internal_from("stored key is not UTF-8", e))?;
+                        due.push((key, rev));
+                    }
+                    due
+                };
+                for (key, mod_rev) in due {
+                    let op = WriteOp::Delete {
+                        key,
+                        precondition: Precondition::ModRevision(mod_rev),
+                    };
+                    if let Ok(applied) = apply(&tx, &op, rev + 1, now)? {
+                        rev += 1;
+                        expired += 1;
+                        events.push(applied.event);
+                    }
+                }
+            }
+            let now = now_millis();
+            for command in &batch {
+                match command {
+                    Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
+                        Ok(applied) => {
+                            rev += 1;
+                            events.push(applied.event);
+                            outcomes.push(Outcome::Write(Ok(applied.written)));
+                        }
+                        Err(error) => outcomes.push(Outcome::Write(Err(error))),
+                    },
+                    Command::Compact { revision, .. } => {
+                        let revision = *revision;
+                        let outcome = if revision <= compact_to {
+                            Err(Error::Compacted {
+                                requested: revision,
+                                compacted: compact_to,
+                            })
+                        } else if revision > rev {
+                            Err(Error::FutureRevision {
+                                requested: revision,
+                                current: rev,
+                            })
+                        } else {
+                            set_meta(&tx, "compact_rev", revision)?;
+                            compact_to = revision;
+                            Ok(())
+                        };
+                        outcomes.push(Outcome::Compact(outcome));
+                    }
+                }
+            }
+            let next = next_expiry(&tx).map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(next)
+        })();
+        match result {
+            Ok(next) => {
+                self.state.current = rev;
+                self.state.next_expiry = next;
+                if compact_to != self.state.compact_rev {
+                    self.state.compact_rev = compact_to;
+                    self.counters
+                        .compact_revision
+                        .store(compact_to, Ordering::Relaxed);
+                }
+                bump(&self.counters.transactions, 1);
+                bump(&self.counters.writes, events.len() as u64);
+                bump(&self.counters.expired, expired);
+                if !events.is_empty() {
+                    self.hub.publish(&events, rev);
+                }
+                for (command, outcome) in batch.into_iter().zip(outcomes) {
+                    match (command, outcome) {
+                        (Command::Write { reply, .. }, Outcome::Write(result)) => {
+                            if result.is_err() {
+                                bump(&self.counters.rejected, 1);
+                            }
+                            let _ = reply.send(result);
+                        }
+                        (Command::Compact { reply, .. }, Outcome::Compact(result)) => {
+                            let _ = reply.send(result);
+                        }
+                        // Outcomes are pushed in command order with the matching kind.
+                        (Command::Write { reply, .. }, Outcome::Compact(_)) => {
+                            let _ = reply.send(Err(Error::internal("writer outcome mismatch")));
+                        }
+                        (Command::Compact { reply, .. }, Outcome::Write(_)) => {
+                            let _ = reply.send(Err(Error::internal("writer outcome mismatch")));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "write transaction failed; every request in it fails");
+                bump(&self.counters.failed, batch.len() as u64);
+                let message = format!("write transaction failed: {error}");
+                for command in batch {
+                    match command {
+                        Command::Write { reply, .. } => {
+                            let _ = reply.send(Err(Error::unavailable(message.clone())));
+                        }
+                        Command::Compact { reply, .. } => {
+                            let _ = reply.send(Err(Error::unavailable(message.clone())));
+                        }
+                    }
+                }
+                if expire {
+                    // Do not spin on a failing expiry; try again shortly.
+                    self.state.next_expiry = Some(now_millis().saturating_add(1000));
+                }
+            }
+        }
+    }
+
+    /// Moves the compaction revision forward to what the window allows.
+    fn auto_compact(&mut self, now: Instant) {
+        self.samples.push_back((now, self.state.current));
+        let cutoff = now.checked_sub(self.options.compaction_window);
+        // The newest sample at or before the cutoff is the revision the window allows.
+        let mut target = None;
+        if let Some(cutoff) = cutoff {
+            while let Some(&(when, revision)) = self.samples.front() {
+                if when > cutoff {
+                    break;
+                }
+                target = Some(revision);
+                self.samples.pop_front();
+            }
+            if let Some(revision) = target {
+                // Keep it: later cutoffs may still need it until a newer sample qualifies.
+                self.samples.push_front((cutoff, revision));
+            }
+        }
+        let Some(target) = target else { return };
+        let target = target.min(
+            self.state
+                .current
+                .saturating_sub(self.options.compaction_min_revisions),
+        );
+        if target <= self.state.compact_rev {
+            return;
+        }
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'compact_rev'",
+                [target],
+            )?;
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                tracing::debug!(revision = target, "background compaction");
+                self.state.compact_rev = target;
+                self.counters
+                    .compact_revision
+                    .store(target, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(%error, "could not advance the compaction revision"),
+        }
+    }
+
+    /// Deletes superseded versions and tombstones for one batch of revisions at or below the
+    /// compaction revision. For every row `r` in the batch, the older versions of its key are
+    /// superseded (`r` is visible at the compaction revision instead); a tombstone is dropped
+    /// too, and with it the key's `current` row if the key is still deleted.
+    fn compact_step(&mut self) -> rusqlite::Result<()> {
+        let from = self.state.compacted_through;
+        let upto = self
+            .state
+            .compact_rev
+            .min(from.saturating_add(self.options.compaction_batch));
+        let span = tracing::debug_span!("sqlite_compact_step", from, upto);
+        let _enter = span.enter();
+        let mut removed = 0u64;
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows: Vec<(Revision, Vec<u8>, bool)> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT rev, key, deleted FROM log WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
+                )?;
+                let rows = stmt.query_map([from, upto], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            {
+                let mut older = tx.prepare_cached("DELETE FROM log WHERE key = ?1 AND rev < ?2")?;
+                let mut itself = tx.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
+                let mut current =
+                    tx.prepare_cached("DELETE FROM current WHERE key = ?1 AND rev = ?2")?;
+                for (rev, key, deleted) in &rows {
+                    removed += older.execute(rusqlite::params![key, rev])? as u64;
+                    if *deleted {
+                        removed += itself.execute([rev])? as u64;
+                        current.execute(rusqlite::params![key, rev])?;
+                    }
+                }
+            }
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'compacted_through'",
+                [upto],
+            )?;
+            tx.commit()?;
+        }
+        self.state.compacted_through = upto;
+        bump(&self.counters.compaction_batches, 1);
+        bump(&self.counters.compacted_rows, removed);
+        self.counters
+            .compacted_through
+            .store(upto, Ordering::Relaxed);
+        if upto == self.state.compact_rev {
+            self.checkpoint_and_vacuum()?;
+        }
+        Ok(())
+    }
+
+    /// Returns freed pages to the file system and checkpoints the WAL.
+    fn checkpoint_and_vacuum(&mut self) -> rusqlite::Result<()> {
+        let free_before: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+        if free_before > 0 {
+            self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+            let free_after: i64 = self
+                .conn
+                .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+            bump(&self.counters.vacuums, 1);
+            bump(
+                &self.counters.vacuumed_pages,
+                u64::try_from(free_before - free_after).unwrap_or(0),
+            );
+        }
+        // PASSIVE never waits for readers; pages still in use are checkpointed next time.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .optional()?;
+        bump(&self.counters.checkpoints, 1);
+        Ok(())
+    }
+}
+
+enum Outcome {
+    Write(Result<Written>),
+    Compact(Result<()>),
+}
+
+fn set_meta(tx: &Transaction<'_>, name: &str, value: Revision) -> Result<()> {
+    tx.execute(
+        "UPDATE meta SET value = ?2 WHERE name = ?1",
+        rusqlite::params![name, value],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Checks one write against the state inside the transaction and applies it at `rev`.
+fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
+    match op {
+        WriteOp::Create { key, value, ttl } => {
+            if reader::latest(tx, key)?.is_some() {
+                return Ok(Err(Error::AlreadyExists { key: key.clone() }));
+            }
+            insert_log(tx, rev, key, false, rev, None, Some(value))?;
+            set_current(tx, key, rev, false, expires_at(now, *ttl))?;
+            Ok(Ok(Applied {
+                written: Written::Revision(rev),
+                event: WatchEvent::Put {
+                    kv: KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision: rev,
+                        mod_revision: rev,
+                    },
+                    prev: None,
+                },
+            }))
+        }
+        WriteOp::Update {
+            key,
+            value,
+            precondition,
+            ttl,
+        } => {
+            let current = match checked(tx, key, *precondition)? {
+                Ok(current) => current,
+                Err(error) => return Ok(Err(error)),
+            };
+            insert_log(
+                tx,
+                rev,
+                key,
+                false,
+                current.create_revision,
+                Some(current.mod_revision),
+                Some(value),
+            )?;
+            set_current(tx, key, rev, false, expires_at(now, *ttl))?;
+            Ok(Ok(Applied {
+                written: Written::Revision(rev),
+                event: WatchEvent::Put {
+                    kv: KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                        create_revision: current.create_revision,
+                        mod_revision: rev,
+                    },
+                    prev: Some(current),
+                },
+            }))
+        }
+        WriteOp::Delete { key, precondition } => {
+            let current = match checked(tx, key, *precondition)? {
+                Ok(current) => current,
+                Err(error) => return Ok(Err(error)),
+            };
+            insert_log(
+                tx,
+                rev,
+                key,
+                true,
+                current.create_revision,
+                Some(current.mod_revision),
+                None,
+            )?;
+            set_current(tx, key, rev, true, None)?;
+            Ok(Ok(Applied {
+                written: Written::Deleted(DeleteResponse {
+                    revision: rev,
+                    prev: current.clone(),
+                }),
+                event: WatchEvent::Delete {
+                    key: key.clone(),
+                    revision: rev,
+                    prev: current,
+                },
+            }))
+        }
+    }
+}
+
+/// The live value of `key` if `precondition` holds; `Ok(Err(..))` rejects the request.
+fn checked(
+    tx: &Transaction<'_>,
+    key: &str,
+    precondition: Precondition,
+) -> Result<Result<KeyValue>> {
+    let Some(current) = reader::latest(tx, key)? else {
+        return Ok(Err(Error::NotFound {
+            key: key.to_owned(),
+        }));
+    };
+    if let Precondition::ModRevision(expected) = precondition {
+        if expected != current.mod_revision {
+            return Ok(Err(Error::Conflict {
+                key: key.to_owned(),
+                expected,
+                current: Box::new(current),
+            }));
+        }
+    }
+    Ok(Ok(current))
+}
+
+fn insert_log(
+    tx: &Transaction<'_>,
+    rev: Revision,
+    key: &str,
+    deleted: bool,
+    create_rev: Revision,
+    prev_rev: Option<Revision>,
+    value: Option<&Bytes>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(rusqlite::params![
+            rev,
+            key.as_bytes(),
+            deleted,
+            create_rev,
+            prev_rev,
+            value.map(|v| v.as_ref()),
+        ])
+    })
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+fn set_current(
+    tx: &Transaction<'_>,
+    key: &str,
+    rev: Revision,
+    deleted: bool,
+    expires_at: Option<i64>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO current (key, rev, deleted, expires_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, \
+         expires_at = excluded.expires_at",
+    )
+    .and_then(|mut stmt| stmt.execute(rusqlite::params![key.as_bytes(), rev, deleted, expires_at]))
+    .map_err(sql_error)?;
+    Ok(())
+}
