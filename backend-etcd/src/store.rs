@@ -540,6 +540,14 @@ impl Interface for EtcdStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         validate_prefix(&request.prefix)?;
+        if let Some(start) = request.start.as_deref() {
+            if !start.is_empty() && !start.starts_with(request.prefix.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "range start key {start:?} is outside the prefix {:?}",
+                    request.prefix
+                )));
+            }
+        }
         let inner = &self.inner;
         let full_prefix = inner.full_key(&request.prefix);
         let start = match &request.start {
