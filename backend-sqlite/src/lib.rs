@@ -497,7 +497,11 @@ impl Interface for SqliteStore {
     }
 
     async fn ready(&self) -> Result<()> {
-        if self.writer.as_ref().is_none_or(|writer| writer.is_finished()) {
+        if self
+            .writer
+            .as_ref()
+            .is_none_or(|writer| writer.is_finished())
+        {
             return Err(Error::unavailable("the sqlite writer has stopped"));
         }
         self.readers.read(reader::snapshot).await.map(|_| ())

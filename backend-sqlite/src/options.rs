@@ -204,6 +204,7 @@ fn parse_duration(name: &str, value: &str) -> Result<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -225,7 +226,10 @@ mod tests {
         assert_eq!(options.readers, 2);
         assert_eq!(options.watch_buffer, 10);
         assert_eq!(options.progress_interval, Duration::from_secs(2));
-        assert_eq!(SqliteOptions::from_query("").unwrap(), SqliteOptions::default());
+        assert_eq!(
+            SqliteOptions::from_query("").unwrap(),
+            SqliteOptions::default()
+        );
         assert_eq!(
             SqliteOptions::from_query("compaction_window=0")
                 .unwrap()

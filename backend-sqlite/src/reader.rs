@@ -138,12 +138,7 @@ pub(crate) fn get(
 
 /// The live value of `key`, if any.
 pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>> {
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT c.rev, l.create_rev, l.value FROM current c CROSS JOIN log l ON l.rev = c.rev \
-             WHERE c.key = ?1 AND c.deleted = 0",
-        )
-        .map_err(sql_error)?;
+    let mut stmt = tx.prepare_cached(LATEST_SQL).map_err(sql_error)?;
     let row = stmt
         .query_row([key.as_bytes()], |row| {
             Ok((
@@ -164,12 +159,7 @@ pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>
 
 /// The value `key` had at revision `at`, if it was live then.
 fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<KeyValue>> {
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT rev, deleted, create_rev, value FROM log \
-             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
-        )
-        .map_err(sql_error)?;
+    let mut stmt = tx.prepare_cached(VERSION_AT_SQL).map_err(sql_error)?;
     let row = stmt
         .query_row(rusqlite::params![key.as_bytes(), at], |row| {
             Ok((
@@ -210,20 +200,65 @@ pub(crate) fn range(tx: &Transaction<'_>, request: &RangeRequest) -> Result<Rang
         ..RangeResponse::default()
     };
     if request.revision.is_none() || at == snap.current {
-        range_latest(tx, start, end.as_deref(), limit, request.count_only, &mut response)?;
+        range_latest(
+            tx,
+            start,
+            end.as_deref(),
+            limit,
+            request.count_only,
+            &mut response,
+        )?;
     } else {
-        range_at(tx, start, end.as_deref(), at, limit, request.count_only, &mut response)?;
+        range_at(
+            tx,
+            start,
+            end.as_deref(),
+            at,
+            limit,
+            request.count_only,
+            &mut response,
+        )?;
     }
     Ok(response)
 }
 
-fn bounds_sql(end: Option<&[u8]>) -> &'static str {
-    if end.is_some() {
+fn bounds_sql(bounded: bool) -> &'static str {
+    if bounded {
         "c.key >= ?1 AND c.key < ?2"
     } else {
         "c.key >= ?1 AND ?2 IS NULL"
     }
 }
+
+/// Count of live keys in `[?1, ?2)` at latest.
+fn count_sql(bounded: bool) -> String {
+    format!(
+        "SELECT count(*) FROM current c WHERE {} AND c.deleted = 0",
+        bounds_sql(bounded)
+    )
+}
+
+/// Live keys in `[?1, ?2)` at latest with their values, in key order, at most `?3`.
+fn latest_sql(bounded: bool) -> String {
+    format!(
+        "SELECT c.key, c.rev, l.create_rev, l.value FROM current c \
+         CROSS JOIN log l ON l.rev = c.rev \
+         WHERE {} AND c.deleted = 0 ORDER BY c.key LIMIT ?3",
+        bounds_sql(bounded)
+    )
+}
+
+/// Every key with history in `[?1, ?2)`, in key order.
+fn keys_sql(bounded: bool) -> String {
+    format!(
+        "SELECT c.key FROM current c WHERE {} ORDER BY c.key",
+        bounds_sql(bounded)
+    )
+}
+
+/// The newest version of key `?1` at or below revision `?2`.
+const VERSION_AT_SQL: &str = "SELECT rev, deleted, create_rev, value FROM log \
+     WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1";
 
 /// Range at the latest revision: one scan of `current` in key order, joined by primary key.
 fn range_latest(
@@ -234,19 +269,17 @@ fn range_latest(
     count_only: bool,
     response: &mut RangeResponse,
 ) -> Result<()> {
-    let bounds = bounds_sql(end);
-    let count_sql = format!("SELECT count(*) FROM current c WHERE {bounds} AND c.deleted = 0");
+    let count_sql = count_sql(end.is_some());
     if count_only {
         response.count = tx
             .prepare_cached(&count_sql)
-            .and_then(|mut stmt| stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0)))
+            .and_then(|mut stmt| {
+                stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0))
+            })
             .map_err(sql_error)?;
         return Ok(());
     }
-    let sql = format!(
-        "SELECT c.key, c.rev, l.create_rev, l.value FROM current c CROSS JOIN log l ON l.rev = c.rev \
-         WHERE {bounds} AND c.deleted = 0 ORDER BY c.key LIMIT ?3"
-    );
+    let sql = latest_sql(end.is_some());
     // One row more than asked tells whether more remain.
     let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(-1);
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
@@ -262,12 +295,18 @@ fn range_latest(
             key: key_string(row.get(0).map_err(sql_error)?)?,
             mod_revision: row.get(1).map_err(sql_error)?,
             create_revision: row.get(2).map_err(sql_error)?,
-            value: Bytes::from(row.get::<_, Option<Vec<u8>>>(3).map_err(sql_error)?.unwrap_or_default()),
+            value: Bytes::from(
+                row.get::<_, Option<Vec<u8>>>(3)
+                    .map_err(sql_error)?
+                    .unwrap_or_default(),
+            ),
         });
     }
     response.count = if response.more {
         tx.prepare_cached(&count_sql)
-            .and_then(|mut stmt| stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0)))
+            .and_then(|mut stmt| {
+                stmt.query_row(rusqlite::params![start.as_bytes(), end], |r| r.get(0))
+            })
             .map_err(sql_error)?
     } else {
         response.kvs.len() as u64
@@ -287,17 +326,9 @@ fn range_at(
     count_only: bool,
     response: &mut RangeResponse,
 ) -> Result<()> {
-    let sql = format!("SELECT c.key FROM current c WHERE {} ORDER BY c.key", bounds_sql(end));
+    let sql = keys_sql(end.is_some());
     let mut keys = tx.prepare_cached(&sql).map_err(sql_error)?;
-    let mut version = tx
-        .prepare_cached(
-            "SELECT rev, deleted, create_rev FROM log \
-             WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1",
-        )
-        .map_err(sql_error)?;
-    let mut value = tx
-        .prepare_cached("SELECT value FROM log WHERE rev = ?1")
-        .map_err(sql_error)?;
+    let mut version = tx.prepare_cached(VERSION_AT_SQL).map_err(sql_error)?;
     let mut rows = keys
         .query(rusqlite::params![start.as_bytes(), end])
         .map_err(sql_error)?;
@@ -305,7 +336,11 @@ fn range_at(
         let key: Vec<u8> = row.get(0).map_err(sql_error)?;
         let found = version
             .query_row(rusqlite::params![key, at], |r| {
-                Ok((r.get::<_, Revision>(0)?, r.get::<_, bool>(1)?, r.get::<_, Revision>(2)?))
+                Ok((
+                    r.get::<_, Revision>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, Revision>(2)?,
+                ))
             })
             .optional()
             .map_err(sql_error)?;
@@ -317,8 +352,8 @@ fn range_at(
             continue;
         }
         if (response.kvs.len() as u64) < limit {
-            let bytes: Option<Vec<u8>> = value
-                .query_row([rev], |r| r.get(0))
+            let bytes: Option<Vec<u8>> = version
+                .query_row(rusqlite::params![key, at], |r| r.get(3))
                 .map_err(sql_error)?;
             response.kvs.push(KeyValue {
                 key: key_string(key)?,
@@ -332,6 +367,14 @@ fn range_at(
     }
     Ok(())
 }
+
+/// The SQL of latest get.
+const LATEST_SQL: &str = "SELECT c.rev, l.create_rev, l.value FROM current c \
+     CROSS JOIN log l ON l.rev = c.rev WHERE c.key = ?1 AND c.deleted = 0";
+
+/// One page of the log for watch catch-up.
+const HISTORY_SQL: &str = "SELECT rev, key, deleted, create_rev, value, prev_rev FROM log \
+     WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3";
 
 /// Which keys a watch wants.
 #[derive(Clone, Debug)]
@@ -374,12 +417,7 @@ pub(crate) fn history(
             compacted: snap.compacted,
         });
     }
-    let mut stmt = tx
-        .prepare_cached(
-            "SELECT rev, key, deleted, create_rev, value, prev_rev FROM log \
-             WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3",
-        )
-        .map_err(sql_error)?;
+    let mut stmt = tx.prepare_cached(HISTORY_SQL).map_err(sql_error)?;
     let mut prev_stmt = tx
         .prepare_cached("SELECT create_rev, value FROM log WHERE rev = ?1 AND deleted = 0")
         .map_err(sql_error)?;
@@ -446,4 +484,52 @@ pub(crate) fn history(
     }
     let scanned_to = if scanned < budget { until } else { last };
     Ok(HistoryPage { events, scanned_to })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rusqlite::types::Value;
+
+    /// Every read query is an index search: no full scan of the log, no temporary sort.
+    #[test]
+    fn reads_are_index_scans_without_sorts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = schema::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
+        let mut queries = vec![
+            LATEST_SQL.to_owned(),
+            VERSION_AT_SQL.to_owned(),
+            HISTORY_SQL.to_owned(),
+        ];
+        for bounded in [true, false] {
+            queries.extend([count_sql(bounded), latest_sql(bounded), keys_sql(bounded)]);
+        }
+        for sql in queries {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let values = [
+                Value::Blob(b"/a/".to_vec()),
+                Value::Blob(b"/a0".to_vec()),
+                Value::Integer(10),
+            ];
+            let count = stmt.parameter_count();
+            let details: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params_from_iter(values.iter().take(count)),
+                    |row| row.get(3),
+                )
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = details.join("; ");
+            eprintln!("{sql}\n    -> {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{sql}\n sorts: {plan}");
+            assert!(!plan.contains("SCAN l"), "{sql}\n scans the log: {plan}");
+            assert!(
+                plan.contains("SEARCH") || plan.contains("COVERING"),
+                "{sql}\n {plan}"
+            );
+        }
+    }
 }

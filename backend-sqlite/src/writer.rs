@@ -19,7 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
-use storage_api::{DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent};
+use storage_api::{
+    DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
+};
 use tokio::sync::oneshot;
 
 use crate::options::SqliteOptions;
@@ -711,4 +713,125 @@ fn set_current(
     .and_then(|mut stmt| stmt.execute(rusqlite::params![key.as_bytes(), rev, deleted, expires_at]))
     .map_err(sql_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::reader::Filter;
+
+    fn write(op: WriteOp) -> (Command, oneshot::Receiver<Result<Written>>) {
+        let (reply, answer) = oneshot::channel();
+        (Command::Write { op, reply }, answer)
+    }
+
+    fn create(key: &str, value: &'static str) -> WriteOp {
+        WriteOp::Create {
+            key: key.to_owned(),
+            value: Bytes::from_static(value.as_bytes()),
+            ttl: None,
+        }
+    }
+
+    /// One group commit: each request is checked against the state left by the ones before it,
+    /// rejected ones change nothing, accepted ones get consecutive revisions.
+    #[test]
+    fn group_commit_checks_each_request_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let options = SqliteOptions::default();
+        let conn = crate::schema::open_writer(&path, &options).unwrap();
+        let state = load(&conn).unwrap();
+        let lock = File::create(dir.path().join("lock")).unwrap();
+        let (_commands, rx) = std::sync::mpsc::channel();
+        let hub = Arc::new(Hub::new(0));
+        let mut registration = hub
+            .register(
+                Filter {
+                    key: "/".to_owned(),
+                    prefix: true,
+                },
+                100,
+            )
+            .unwrap();
+        let counters = Arc::new(Counters::default());
+        let mut writer = Writer::new(
+            conn,
+            lock,
+            rx,
+            Arc::clone(&hub),
+            Arc::clone(&counters),
+            options,
+            state,
+        );
+        let (batch, mut answers): (Vec<_>, Vec<_>) = [
+            create("/a", "v1"),
+            create("/a", "again"),
+            WriteOp::Update {
+                key: "/a".to_owned(),
+                value: Bytes::from_static(b"v2"),
+                precondition: Precondition::ModRevision(1),
+                ttl: None,
+            },
+            WriteOp::Update {
+                key: "/a".to_owned(),
+                value: Bytes::from_static(b"stale"),
+                precondition: Precondition::ModRevision(1),
+                ttl: None,
+            },
+            WriteOp::Delete {
+                key: "/b".to_owned(),
+                precondition: Precondition::None,
+            },
+            create("/b", "b1"),
+            WriteOp::Delete {
+                key: "/a".to_owned(),
+                precondition: Precondition::ModRevision(2),
+            },
+        ]
+        .into_iter()
+        .map(write)
+        .unzip();
+        writer.commit(batch, false);
+        let mut results: Vec<Result<Written>> = answers
+            .iter_mut()
+            .map(|answer| answer.try_recv().unwrap())
+            .collect();
+        assert!(matches!(results[0], Ok(Written::Revision(1))));
+        assert!(matches!(results[1], Err(Error::AlreadyExists { .. })));
+        assert!(matches!(results[2], Ok(Written::Revision(2))));
+        match &results[3] {
+            Err(Error::Conflict {
+                expected, current, ..
+            }) => {
+                assert_eq!(*expected, 1);
+                assert_eq!(current.mod_revision, 2);
+                assert_eq!(current.value, Bytes::from_static(b"v2"));
+            }
+            other => panic!("expected Conflict, got {other:?}"),
+        }
+        assert!(matches!(results[4], Err(Error::NotFound { .. })));
+        assert!(matches!(results[5], Ok(Written::Revision(3))));
+        match results.pop() {
+            Some(Ok(Written::Deleted(deleted))) => {
+                assert_eq!(deleted.revision, 4);
+                assert_eq!(deleted.prev.value, Bytes::from_static(b"v2"));
+                assert_eq!(deleted.prev.create_revision, 1);
+            }
+            other => panic!("expected the delete, got {other:?}"),
+        }
+        assert_eq!(counters.transactions.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.writes.load(Ordering::Relaxed), 4);
+        assert_eq!(counters.rejected.load(Ordering::Relaxed), 3);
+        assert_eq!(hub.published(), 4);
+        let revisions: Vec<Revision> = std::iter::from_fn(|| registration.rx.try_recv().ok())
+            .map(|event| event.revision())
+            .collect();
+        assert_eq!(
+            revisions,
+            [1, 2, 3, 4],
+            "watchers get the accepted writes in order"
+        );
+    }
 }

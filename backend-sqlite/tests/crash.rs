@@ -271,9 +271,15 @@ async fn verify(path: &Path, acks: &[Ack], before: u64) -> anyhow::Result<u64> {
             "{ack:?} is above the current revision {current}: acknowledged write lost"
         );
         let (Ack::Put { key, .. } | Ack::Delete { key, .. }) = ack;
-        let writer = key.rsplit_once('/').map(|(w, _)| w.to_owned()).unwrap_or_default();
+        let writer = key
+            .rsplit_once('/')
+            .map(|(w, _)| w.to_owned())
+            .unwrap_or_default();
         let last = last_per_writer.entry(writer).or_insert(0);
-        ensure!(revision > *last, "{ack:?}: revisions of one writer went backwards");
+        ensure!(
+            revision > *last,
+            "{ack:?}: revisions of one writer went backwards"
+        );
         *last = revision;
         let at = store.get(key, Some(revision)).await?.kv;
         match ack {
@@ -313,7 +319,10 @@ async fn verify(path: &Path, acks: &[Ack], before: u64) -> anyhow::Result<u64> {
                 "replayed {event:?} differs from {key} = {value}"
             ),
             (Some(Ack::Delete { key, .. }), WatchEvent::Delete { key: deleted, .. }) => {
-                ensure!(deleted == key, "replayed {event:?} differs from delete of {key}")
+                ensure!(
+                    deleted == key,
+                    "replayed {event:?} differs from delete of {key}"
+                )
             }
             (Some(ack), _) => bail!("replayed {event:?} for {ack:?}"),
             (None, _) => {}
@@ -322,7 +331,10 @@ async fn verify(path: &Path, acks: &[Ack], before: u64) -> anyhow::Result<u64> {
     }
     // Writing goes on above everything from before the crash.
     let probe = store.put("/probe", "x".into(), None).await?;
-    ensure!(probe == current + 1, "write after restart got {probe}, current was {current}");
+    ensure!(
+        probe == current + 1,
+        "write after restart got {probe}, current was {current}"
+    );
     // The probe is outside /crash/: the watch stays silent.
     if let Ok(item) = tokio::time::timeout(Duration::from_millis(50), watch.next()).await {
         bail!("watch of /crash/ yielded {item:?} after the replay");

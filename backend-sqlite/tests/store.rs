@@ -1,0 +1,330 @@
+//! Backend-specific behaviour the shared conformance suite cannot see: files, locks, schema
+//! versions, restarts, compaction of the file and group commit.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_sqlite::{OpenError, SqliteOptions, SqliteStore, Synchronous, lock_path};
+use futures::StreamExt;
+use storage_api::{
+    Error, Interface, InterfaceExt, Precondition, RangeRequest, WatchEvent, WatchRequest,
+};
+
+fn quick() -> SqliteOptions {
+    let mut options = SqliteOptions::default();
+    options.synchronous = Synchronous::Normal;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_opener_gets_a_clear_error() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let store = SqliteStore::open(&path, quick())?;
+    store.create("/a", "1".into(), None).await?;
+    match SqliteStore::open(&path, quick()) {
+        Err(OpenError::Locked { path: locked, lock }) => {
+            assert_eq!(locked, path);
+            assert_eq!(lock, lock_path(&path));
+        }
+        other => panic!("second open must fail with Locked, got {other:?}"),
+    }
+    let message = SqliteStore::open(&path, quick()).unwrap_err().to_string();
+    assert!(message.contains("already open"), "{message}");
+    // Converted for the facade: retryable Unavailable.
+    let converted: Error = SqliteStore::open(&path, quick()).unwrap_err().into();
+    assert!(
+        matches!(converted, Error::Unavailable { .. }),
+        "{converted:?}"
+    );
+    // The first store is unaffected, and the lock goes with it.
+    assert_eq!(
+        store.get_latest("/a").await?.map(|kv| kv.value),
+        Some("1".into())
+    );
+    drop(store);
+    let again = SqliteStore::open(&path, quick())?;
+    assert_eq!(
+        again.get_latest("/a").await?.map(|kv| kv.value),
+        Some("1".into())
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_process_gets_a_clear_error() -> anyhow::Result<()> {
+    // flock is per open file description, so a lock held here blocks another process too; a
+    // child process is the honest check.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let _store = SqliteStore::open(&path, quick())?;
+    let script = format!(
+        "exec 9>>'{}'; flock -n 9 && echo acquired || echo held",
+        lock_path(&path).display()
+    );
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.trim(), "held", "another process could take the lock");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_schema_is_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    drop(SqliteStore::open(&path, quick())?);
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.pragma_update(None, "user_version", 99)?;
+    }
+    match SqliteStore::open(&path, quick()) {
+        Err(
+            error @ OpenError::UnsupportedSchema {
+                found: 99,
+                supported,
+            },
+        ) => {
+            assert_eq!(supported, backend_sqlite::SCHEMA_VERSION);
+            let message = error.to_string();
+            assert!(
+                message.contains("99") && message.contains("newer"),
+                "{message}"
+            );
+        }
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+    // A foreign SQLite database is refused rather than written into.
+    let foreign = dir.path().join("foreign");
+    {
+        let conn = rusqlite::Connection::open(&foreign)?;
+        conn.execute_batch("CREATE TABLE t (x)")?;
+    }
+    assert!(matches!(
+        SqliteStore::open(&foreign, quick()),
+        Err(OpenError::NotOurs)
+    ));
+    // And so is a file that is not a database at all.
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, vec![0x42; 8192])?;
+    assert!(matches!(
+        SqliteStore::open(&garbage, quick()),
+        Err(OpenError::Sqlite(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_survives_restart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let (created, other) = {
+        let store = SqliteStore::open(&path, quick())?;
+        let created = store
+            .create("/t/short", "x".into(), Some(Duration::from_millis(1500)))
+            .await?;
+        let other = store
+            .create("/t/long", "y".into(), Some(Duration::from_secs(3600)))
+            .await?;
+        (created, other)
+    };
+    // Closed while the TTL runs out; the expiry time is in the file.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let store = SqliteStore::open(&path, quick())?;
+    let mut watch = store
+        .watch(WatchRequest::prefix("/t/").after(other))
+        .await?;
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await?
+        .expect("watch ended")?;
+    match event {
+        WatchEvent::Delete {
+            key,
+            revision,
+            prev,
+        } => {
+            assert_eq!(key, "/t/short");
+            assert_eq!(revision, other + 1, "expiry takes the next revision");
+            assert_eq!(prev.mod_revision, created);
+        }
+        other => panic!("expected the expiry delete, got {other:?}"),
+    }
+    assert!(store.get_latest("/t/short").await?.is_none());
+    assert!(store.get_latest("/t/long").await?.is_some());
+    assert_eq!(store.stats().expired_keys, 1);
+    Ok(())
+}
+
+fn file_size(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+}
+
+async fn churn(store: &Arc<SqliteStore>, round: usize, updates: usize) -> anyhow::Result<()> {
+    let value = bytes::Bytes::from(vec![b'v'; 1024]);
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = Arc::clone(store);
+            let value = value.clone();
+            tokio::spawn(async move {
+                for i in 0..updates / 8 {
+                    let key = format!("/churn/{}", (t * 1000 + i) % 100);
+                    store.put(&key, value.clone(), None).await?;
+                    // Deletes make tombstones for compaction to remove too.
+                    if i % 10 == round % 10 {
+                        let _ = store.delete(&key, Precondition::None).await;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+async fn compaction_caught_up(store: &SqliteStore, min_revisions: u64) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let current = store.current_revision().await?;
+        let stats = store.stats();
+        if stats.compact_revision + min_revisions * 2 >= current
+            && stats.compacted_through == stats.compact_revision
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "compaction did not catch up: {stats:?}, current {current}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_the_file_bounded_under_churn() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let mut options = SqliteOptions::from_query(
+        "synchronous=normal&compaction_window=0s&compaction_min_revisions=200&\
+         compaction_interval=100ms&compaction_batch=64",
+    )?;
+    options.readers = 2;
+    let store = Arc::new(SqliteStore::open(&path, options)?);
+    const UPDATES: usize = 4000;
+    churn(&store, 0, UPDATES).await?;
+    compaction_caught_up(&store, 200).await?;
+    let settled = file_size(&path);
+    for round in 1..=4 {
+        churn(&store, round, UPDATES).await?;
+        compaction_caught_up(&store, 200).await?;
+    }
+    let after = file_size(&path);
+    let stats = store.stats();
+    let current = store.current_revision().await?;
+    // Without compaction 16,000 more 1 KiB versions would add over 16 MiB.
+    assert!(
+        after <= settled * 2,
+        "file grew from {settled} to {after} bytes under churn ({stats:?})"
+    );
+    eprintln!("file size after the first round {settled}, after four more {after}; {stats:?}");
+    assert!(
+        after <= settled * 2,
+        "file grew from {settled} to {after} bytes under churn ({stats:?})"
+    );
+    assert!(stats.compacted_rows > 10_000, "{stats:?}");
+    assert!(
+        stats.compaction_batches > 0 && stats.checkpoints > 0,
+        "{stats:?}"
+    );
+    assert!(
+        current - stats.compact_revision >= 200,
+        "kept too little: {stats:?}"
+    );
+    // History below the compaction revision is gone, at and above it readable.
+    let old = store
+        .get("/churn/1", Some(stats.compact_revision - 1))
+        .await;
+    assert!(matches!(old, Err(Error::Compacted { .. })), "{old:?}");
+    let at = store
+        .range(RangeRequest::prefix("/churn/").at(stats.compact_revision))
+        .await?;
+    let latest = store.range(RangeRequest::prefix("/churn/")).await?;
+    assert!(at.count > 0 && latest.count > 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_get_distinct_revisions_in_fewer_transactions() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(
+        dir.path().join("db"),
+        SqliteOptions::default(),
+    )?);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut revisions = Vec::new();
+                for j in 0..5 {
+                    revisions.push(
+                        store
+                            .create(&format!("/g/{i}/{j}"), "x".into(), None)
+                            .await?,
+                    );
+                }
+                anyhow::Ok(revisions)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    all.sort_unstable();
+    let expected: Vec<u64> = (1..=320).collect();
+    assert_eq!(
+        all, expected,
+        "every write gets its own revision, none lost"
+    );
+    let stats = store.stats();
+    assert_eq!(stats.writes, 320);
+    assert!(stats.transactions <= stats.writes, "{stats:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_restart() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let (r1, r2, r3) = {
+        let store = SqliteStore::open(&path, quick())?;
+        let r1 = store.create("/h/a", "1".into(), None).await?;
+        let r2 = store
+            .update("/h/a", "2".into(), Precondition::ModRevision(r1), None)
+            .await?;
+        let r3 = store.delete("/h/a", Precondition::None).await?.revision;
+        store.compact(r3).await?;
+        (r1, r2, r3)
+    };
+    let store = SqliteStore::open(&path, quick())?;
+    // Compaction to the newest revision (a tombstone) must not move the revision backwards.
+    assert_eq!(store.current_revision().await?, r3);
+    assert!(matches!(
+        store.get("/h/a", Some(r2)).await,
+        Err(Error::Compacted { .. })
+    ));
+    assert!(store.get("/h/a", Some(r3)).await?.kv.is_none());
+    let r4 = store.create("/h/a", "again".into(), None).await?;
+    assert!(r4 > r3 && r3 > r2 && r2 > r1);
+    Ok(())
+}
