@@ -158,6 +158,7 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<StateRecord> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -183,7 +184,10 @@ mod tests {
         assert_eq!(&put.value[..], b"hello");
         let empty = decode_version(&encode_put(8, b"").unwrap()).unwrap();
         assert!(empty.value.is_empty());
-        assert_eq!(decode_version_op(&encode_tombstone().unwrap()).unwrap(), Op::Delete);
+        assert_eq!(
+            decode_version_op(&encode_tombstone().unwrap()).unwrap(),
+            Op::Delete
+        );
     }
 
     #[test]

@@ -74,18 +74,19 @@ pub(crate) fn parse_ttl_key(bytes: &[u8]) -> Result<(u64, &str)> {
         return Err(Error::internal("corrupt ttl key in the sled store"));
     }
     let (at, key) = bytes.split_at(8);
-    let key =
-        std::str::from_utf8(key).map_err(|_| Error::internal("corrupt ttl key in the sled store"))?;
+    let key = std::str::from_utf8(key)
+        .map_err(|_| Error::internal("corrupt ttl key in the sled store"))?;
     Ok((parse_u64("ttl key", at)?, key))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn version_keys_sort_by_key_then_revision() {
-        let mut keys = vec![
+        let mut keys = [
             version_key("/a/b", 1),
             version_key("/a", 300),
             version_key("/a", 2),
@@ -93,10 +94,7 @@ mod tests {
             version_key("/ab", 1),
         ];
         keys.sort();
-        let parsed: Vec<_> = keys
-            .iter()
-            .map(|k| parse_version_key(k).unwrap())
-            .collect();
+        let parsed: Vec<_> = keys.iter().map(|k| parse_version_key(k).unwrap()).collect();
         assert_eq!(
             parsed,
             vec![("/a", 2), ("/a", 300), ("/a/", 1), ("/a/b", 1), ("/ab", 1)]

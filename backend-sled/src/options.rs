@@ -156,9 +156,7 @@ fn duration(name: &str, value: &str) -> Result<Duration> {
             "sled option {name}={value:?}: expected a duration such as 500ms, 2s, 5m or 1h"
         ))
     };
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (digits, unit) = value.split_at(split);
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let millis = match unit {
@@ -183,6 +181,7 @@ fn positive_duration(name: &str, value: &str) -> Result<Duration> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -149,8 +149,8 @@ fn range_at(
         None => request.prefix.as_bytes().to_vec(),
     };
     let iter = match prefix_range_end(request.prefix.as_bytes()) {
-        Some(upper) => shared.trees.versions.range(lower..upper),
-        None => shared.trees.versions.range(lower..),
+        Some(upper) => shared.trees.versions.range(lower.clone()..upper),
+        None => shared.trees.versions.range(lower.clone()..),
     };
     let limit = match request.limit {
         Some(0) | None => usize::MAX,
@@ -176,6 +176,11 @@ fn range_at(
     for entry in iter {
         let (raw_key, raw_value) = entry.map_err(|e| sled_error("scanning sled versions", e))?;
         let (key, rev) = keys::parse_version_key(&raw_key)?;
+        if key.as_bytes() < lower.as_slice() {
+            // Only possible when the start position contains a NUL (`last_key\0`): the
+            // versions of `last_key` itself sort after it.
+            continue;
+        }
         let same_key = matches!(&current, Some((k, _)) if k == key);
         if !same_key {
             finish(current.take())?;
@@ -239,14 +244,12 @@ fn events_unchecked(
         return Ok((events, after));
     }
     let mut last = after;
-    let mut scanned = 0;
     let low = keys::revision_key(after.saturating_add(1));
     let high = keys::revision_key(upto);
-    for entry in shared.trees.log.range(low..=high) {
+    for (scanned, entry) in shared.trees.log.range(low..=high).enumerate() {
         if scanned == max {
             return Ok((events, last));
         }
-        scanned += 1;
         let (raw_revision, raw_record) = entry.map_err(|e| sled_error("scanning sled log", e))?;
         let revision = keys::parse_u64("log key", &raw_revision)?;
         last = revision;

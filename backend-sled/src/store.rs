@@ -241,7 +241,10 @@ fn open_error(path: &Path, error: sled::Error) -> Error {
             error,
         );
     }
-    sled_error(&format!("opening the sled store at {}", path.display()), error)
+    sled_error(
+        &format!("opening the sled store at {}", path.display()),
+        error,
+    )
 }
 
 fn read_meta(trees: &Trees, name: &[u8]) -> Result<Option<u64>> {
@@ -278,7 +281,10 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
             }
             trees
                 .meta
-                .insert(keys::META_SCHEMA, &keys::revision_key(keys::SCHEMA_VERSION)[..])
+                .insert(
+                    keys::META_SCHEMA,
+                    &keys::revision_key(keys::SCHEMA_VERSION)[..],
+                )
                 .map_err(|e| sled_error("writing the sled schema version", e))?;
             trees
                 .meta
@@ -305,9 +311,9 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
 
 fn check_ttl(ttl: Ttl) -> Result<()> {
     match ttl {
-        Some(ttl) if ttl.as_millis() > u128::from(u32::MAX) * 1000 => Err(Error::InvalidArgument(
-            format!("ttl {ttl:?} is too long"),
-        )),
+        Some(ttl) if ttl.as_millis() > u128::from(u32::MAX) * 1000 => {
+            Err(Error::InvalidArgument(format!("ttl {ttl:?} is too long")))
+        }
         _ => Ok(()),
     }
 }
@@ -407,8 +413,8 @@ impl Interface for SledStore {
         );
         async {
             validate_prefix(&request.prefix)?;
+            // The start key is a position, not a key: pagers pass `last_key + "\0"`.
             if let Some(start) = request.start.as_deref().filter(|s| !s.is_empty()) {
-                validate_key(start)?;
                 if !start.starts_with(&request.prefix) {
                     return Err(Error::InvalidArgument(format!(
                         "range start {start:?} is not under the prefix {:?}",

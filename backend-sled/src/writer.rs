@@ -151,7 +151,8 @@ fn transaction_error(error: TransactionError<()>) -> Error {
 
 impl Writer {
     fn run(mut self) {
-        let _span = tracing::info_span!("sled_writer", path = %self.shared.path.display()).entered();
+        let _span =
+            tracing::info_span!("sled_writer", path = %self.shared.path.display()).entered();
         loop {
             let wait = self.idle_wait();
             let first = if wait.is_zero() {
@@ -230,7 +231,10 @@ impl Writer {
                 .in_scope(|| self.apply(request.command, &mut events, &mut dirty));
             answers.push((request.reply, result));
         }
-        if self.ttl_paused_until.is_none_or(|until| until <= Instant::now()) {
+        if self
+            .ttl_paused_until
+            .is_none_or(|until| until <= Instant::now())
+        {
             match self.expire(&mut events, &mut dirty) {
                 Ok(()) => self.ttl_paused_until = None,
                 Err(error) => {
@@ -686,16 +690,18 @@ impl Writer {
             last
         };
         (&trees.log, &trees.versions, &trees.meta)
-            .transaction(|(log, versions, meta)| -> ConflictableTransactionResult<(), ()> {
-                for key in &log_keys {
-                    log.remove(key)?;
-                }
-                for key in &version_keys {
-                    versions.remove(key.as_slice())?;
-                }
-                meta.insert(keys::META_COMPACT_DONE, &keys::revision_key(done)[..])?;
-                Ok(())
-            })
+            .transaction(
+                |(log, versions, meta)| -> ConflictableTransactionResult<(), ()> {
+                    for key in &log_keys {
+                        log.remove(key)?;
+                    }
+                    for key in &version_keys {
+                        versions.remove(key.as_slice())?;
+                    }
+                    meta.insert(keys::META_COMPACT_DONE, &keys::revision_key(done)[..])?;
+                    Ok(())
+                },
+            )
             .map_err(transaction_error)?;
         self.compact_done = done;
         if done == end {
