@@ -16,9 +16,10 @@
 //!
 //! # URL options
 //!
-//! The storage facade maps `sqlite://PATH?OPTIONS` onto
-//! `SqliteStore::open(PATH, SqliteOptions::from_query(OPTIONS)?)`. Every option is optional;
-//! unknown or malformed ones are an error.
+//! The storage facade maps `sqlite://PATH?OPTIONS` onto [`SqliteStore::open_url`], which is
+//! `SqliteStore::open(PATH, SqliteOptions::from_query(OPTIONS)?)` ([`parse_url`] does the
+//! split). `sqlite:///abs/path.db` is an absolute path, `sqlite://state.db` a relative one.
+//! Every option is optional; unknown or malformed ones are an error.
 //!
 //! | option | values | default | meaning |
 //! | --- | --- | --- | --- |
@@ -78,7 +79,7 @@ use storage_api::{
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use options::{SqliteOptions, Synchronous};
+pub use options::{SqliteOptions, Synchronous, parse_url};
 pub use schema::SCHEMA_VERSION;
 
 use reader::{Filter, ReaderPool};
@@ -261,6 +262,15 @@ impl SqliteStore {
             counters,
             options,
         })
+    }
+
+    /// Opens the store a storage URL names: `sqlite://PATH?OPTIONS` (see the crate docs for
+    /// the options). Errors are the contract's: [`Error::InvalidArgument`] for a bad URL or
+    /// option, [`Error::Unavailable`] when another store holds the file, [`Error::Internal`]
+    /// for the rest of [`OpenError`].
+    pub fn open_url(url: &str) -> Result<Self> {
+        let (path, options) = parse_url(url)?;
+        Ok(SqliteStore::open(path, options)?)
     }
 
     /// The database file.

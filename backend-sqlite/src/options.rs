@@ -145,6 +145,26 @@ impl SqliteOptions {
     }
 }
 
+/// Splits a storage URL `sqlite://PATH?OPTIONS` (or `sqlite:PATH?OPTIONS`) into the database
+/// path and its options. `sqlite:///var/lib/db` is the absolute path `/var/lib/db`;
+/// `sqlite://state.db` is relative to the working directory.
+pub fn parse_url(url: &str) -> Result<(std::path::PathBuf, SqliteOptions)> {
+    let rest = url.strip_prefix("sqlite:").ok_or_else(|| {
+        Error::InvalidArgument(format!("storage URL {url:?} does not start with sqlite://"))
+    })?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "storage URL {url:?} names no database file (sqlite://PATH)"
+        )));
+    }
+    Ok((
+        std::path::PathBuf::from(path),
+        SqliteOptions::from_query(query)?,
+    ))
+}
+
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Ok(true),
@@ -236,6 +256,26 @@ mod tests {
                 .compaction_window,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn parses_urls() {
+        let (path, options) = parse_url("sqlite:///var/lib/k.db?synchronous=normal").unwrap();
+        assert_eq!(path, std::path::PathBuf::from("/var/lib/k.db"));
+        assert_eq!(options.synchronous, Synchronous::Normal);
+        let (path, options) = parse_url("sqlite://state.db").unwrap();
+        assert_eq!(path, std::path::PathBuf::from("state.db"));
+        assert_eq!(options, SqliteOptions::default());
+        let (path, _) = parse_url("sqlite:rel/x.db").unwrap();
+        assert_eq!(path, std::path::PathBuf::from("rel/x.db"));
+        for bad in [
+            "sqlite://",
+            "sqlite://?readers=1",
+            "etcd://x",
+            "sqlite://x?bogus=1",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad:?} must be rejected");
+        }
     }
 
     #[test]
