@@ -60,4 +60,4 @@ mod watch;
 mod writer;
 
 pub use options::{Durability, SledOptions};
-pub use store::SledStore;
+pub use store::{SledStats, SledStore};

@@ -51,6 +51,36 @@ pub(crate) struct Shared {
     pub hub: Mutex<Hub>,
     /// Set once, when the store can no longer accept writes (a failed flush).
     pub failure: OnceLock<String>,
+    /// Counters, see [`SledStats`].
+    pub counters: Counters,
+}
+
+/// The live counters behind [`SledStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub writes: AtomicU64,
+    pub flushes: AtomicU64,
+    pub expired: AtomicU64,
+    pub compacted_entries: AtomicU64,
+}
+
+/// Counters of a [`SledStore`] since it was opened (for metrics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SledStats {
+    /// Writes committed (creates, updates, deletes, TTL expiries).
+    pub writes: u64,
+    /// Group commits made durable: one flush each. Fewer than `writes` when concurrent writes
+    /// were batched.
+    pub flushes: u64,
+    /// Keys deleted by TTL expiry.
+    pub expired: u64,
+    /// Log entries whose history compaction has deleted.
+    pub compacted_entries: u64,
+    /// The current (published) revision.
+    pub revision: Revision,
+    /// The compaction revision.
+    pub compacted: Revision,
 }
 
 impl Shared {
@@ -156,6 +186,7 @@ impl SledStore {
             compacted: AtomicU64::new(start.compacted),
             hub: Mutex::new(Hub::default()),
             failure: OnceLock::new(),
+            counters: Counters::default(),
         });
         let (sender, thread) = writer::spawn(Arc::clone(&shared), start, db_file)?;
         tracing::info!(
@@ -173,6 +204,19 @@ impl SledStore {
     /// The directory of the store.
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> SledStats {
+        let counters = &self.shared.counters;
+        SledStats {
+            writes: counters.writes.load(Ordering::Relaxed),
+            flushes: counters.flushes.load(Ordering::Relaxed),
+            expired: counters.expired.load(Ordering::Relaxed),
+            compacted_entries: counters.compacted_entries.load(Ordering::Relaxed),
+            revision: self.shared.published.load(Ordering::SeqCst),
+            compacted: self.shared.compacted.load(Ordering::SeqCst),
+        }
     }
 
     async fn submit(&self, command: Command) -> Result<Outcome> {

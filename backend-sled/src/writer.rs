@@ -281,6 +281,7 @@ impl Writer {
             .db
             .flush()
             .map_err(|e| sled_error("flushing the sled store", e))?;
+        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         if let Some(file) = &self.db_file {
             file.sync_data()
                 .map_err(|e| Error::unavailable_from("fsyncing the sled database file", e))?;
@@ -526,6 +527,7 @@ impl Writer {
             )
             .map_err(transaction_error)?;
         self.revision = commit.revision;
+        self.shared.counters.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -557,6 +559,7 @@ impl Writer {
                 Some(state) if state.expires_at_ms == Some(at) => {
                     let _span = tracing::debug_span!("sled_expire", key = %key).entered();
                     self.delete(&key, Precondition::None, events)?;
+                    self.shared.counters.expired.fetch_add(1, Ordering::Relaxed);
                     *dirty = true;
                 }
                 _ => self.remove_ttl_entry(&raw)?,
@@ -704,6 +707,10 @@ impl Writer {
             )
             .map_err(transaction_error)?;
         self.compact_done = done;
+        self.shared
+            .counters
+            .compacted_entries
+            .fetch_add(log_keys.len() as u64, Ordering::Relaxed);
         if done == end {
             tracing::info!(revision = end, "sled compaction finished");
         }

@@ -1,0 +1,114 @@
+//! Behaviour specific to the sled backend, beyond the shared conformance suite.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use backend_sled::{SledOptions, SledStore};
+use bytes::Bytes;
+use storage_api::{Error, Interface, InterfaceExt};
+
+fn open(dir: &tempfile::TempDir, options: SledOptions) -> anyhow::Result<SledStore> {
+    Ok(SledStore::open(dir.path().join("db"), options)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_flushes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(open(&dir, SledOptions::default())?);
+    let before = store.stats();
+    let writers = 64;
+    let tasks: Vec<_> = (0..writers)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create(&format!("/gc/{i}"), Bytes::from_static(b"v"), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut revisions = Vec::new();
+    for task in tasks {
+        revisions.push(task.await??);
+    }
+    revisions.sort_unstable();
+    revisions.dedup();
+    ensure!(revisions.len() == writers, "revisions were shared");
+    let after = store.stats();
+    let writes = after.writes - before.writes;
+    let flushes = after.flushes - before.flushes;
+    ensure!(writes == writers as u64, "{writes} writes counted");
+    // 64 writes submitted at once cannot all arrive one flush apart: group commit batches them.
+    ensure!(
+        flushes < writes,
+        "{flushes} flushes for {writes} concurrent writes: no group commit"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_compaction_keeps_min_history() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut options = SledOptions::default();
+    options.history = Duration::ZERO;
+    options.min_history = 5;
+    options.compact_interval = Duration::from_millis(50);
+    let store = open(&dir, options)?;
+    let mut last = 0;
+    for i in 0..20 {
+        last = store
+            .create(&format!("/bg/{i}"), Bytes::from_static(b"v"), None)
+            .await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.stats().compacted < last - 5 {
+        ensure!(
+            Instant::now() < deadline,
+            "background compaction did not run: {:?}",
+            store.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = store.stats();
+    ensure!(
+        stats.compacted == last - 5,
+        "compacted to {} with min_history 5 at revision {last}",
+        stats.compacted
+    );
+    match store.get("/bg/0", Some(stats.compacted - 1)).await {
+        Err(Error::Compacted { .. }) => {}
+        other => anyhow::bail!("read below the compaction revision: {other:?}"),
+    }
+    let kv = store
+        .get("/bg/0", Some(stats.compacted))
+        .await?
+        .kv
+        .context("a live key vanished")?;
+    ensure!(kv.value == "v");
+    ensure!(store.count("/bg/").await? == 20);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_store_ends_watches_and_releases_the_directory() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir()?;
+    let store = open(&dir, SledOptions::default())?;
+    let mut watch = store
+        .watch(storage_api::WatchRequest::prefix("/w/"))
+        .await?;
+    drop(store);
+    match tokio::time::timeout(Duration::from_secs(5), watch.next()).await? {
+        Some(Err(Error::Unavailable { .. })) => {}
+        other => anyhow::bail!("a watch of a closed store gave {other:?}"),
+    }
+    ensure!(
+        watch.next().await.is_none(),
+        "the watch went on after its error"
+    );
+    // The forgotten-but-not-dropped stream does not hold the directory lock.
+    let reopened = open(&dir, SledOptions::default())?;
+    reopened.ready().await?;
+    Ok(())
+}
