@@ -28,10 +28,14 @@ fn main() -> ExitCode {
         return child(Path::new(&path));
     }
     let arguments = Arguments::from_args();
-    let trials = vec![Trial::test(
-        "crash::sigkill_loses_no_acknowledged_write",
-        || crash_test().map_err(|e| format!("{e:#}").into()),
-    )];
+    let trials = vec![
+        Trial::test("crash::sigkill_loses_no_acknowledged_write", || {
+            crash_test().map_err(|e| format!("{e:#}").into())
+        }),
+        Trial::test("crash::second_process_cannot_open", || {
+            second_process().map_err(|e| format!("{e:#}").into())
+        }),
+    ];
     libtest_mimic::run(&arguments, trials).exit_code()
 }
 
@@ -245,6 +249,31 @@ fn crash_test() -> anyhow::Result<()> {
         total_acks >= KILLS * 5,
         "only {total_acks} writes were acknowledged in {KILLS} runs: the test proved little"
     );
+    Ok(())
+}
+
+/// While this process has the store open, a child process opening it fails with the lock
+/// error and writes nothing.
+fn second_process() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("held.db");
+    let store = SqliteStore::open(&path, options())?;
+    let output = Command::new(std::env::current_exe()?)
+        .env(CHILD_ENV, &path)
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(!output.status.success(), "the second process ran: {stderr}");
+    ensure!(
+        output.stdout.is_empty(),
+        "the second process wrote: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    ensure!(
+        stderr.contains("already open by another process"),
+        "unclear error from the second process: {stderr}"
+    );
+    drop(store);
     Ok(())
 }
 
