@@ -219,8 +219,9 @@ impl SqliteStore {
     ///
     /// Fails with [`OpenError::Locked`] when another store holds it, with
     /// [`OpenError::UnsupportedSchema`] when a newer build wrote it, and with
-    /// [`OpenError::NotOurs`] for other SQLite databases. Must be called where the store will be
-    /// used from a Tokio runtime (it needs none to open).
+    /// [`OpenError::NotOurs`] for other SQLite databases. Opening needs no async runtime; the
+    /// [`Interface`] methods must run inside a Tokio runtime (reads use its blocking pool and
+    /// each watch is a task).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         let span = tracing::info_span!("sqlite_open", path = %path.display());
