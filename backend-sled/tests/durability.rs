@@ -120,7 +120,7 @@ async fn child_writer(store: &SledStore, round: usize, writer: usize) -> anyhow:
             0 | 1 => {
                 let value = format!("c-{round}-{writer}-{n}");
                 let revision = store.create(&own, Bytes::from(value.clone()), None).await?;
-                ack(format!("ack put {own} {revision} {value}"));
+                ack(format!("ack w{writer} put {own} {revision} {value}"));
             }
             2 => {
                 // A compare-and-swap update of a key shared with another writer.
@@ -146,7 +146,7 @@ async fn child_writer(store: &SledStore, round: usize, writer: usize) -> anyhow:
                     };
                     match result {
                         Ok(revision) => {
-                            ack(format!("ack put {shared} {revision} {value}"));
+                            ack(format!("ack w{writer} put {shared} {revision} {value}"));
                             break;
                         }
                         Err(Error::Conflict { .. } | Error::AlreadyExists { .. }) => continue,
@@ -157,7 +157,7 @@ async fn child_writer(store: &SledStore, round: usize, writer: usize) -> anyhow:
             _ => {
                 let victim = format!("/crash/w{writer}/r{round}/{}", n - 3);
                 let deleted = store.delete(&victim, Precondition::None).await?;
-                ack(format!("ack del {victim} {}", deleted.revision));
+                ack(format!("ack w{writer} del {victim} {}", deleted.revision));
             }
         }
     }
@@ -181,18 +181,25 @@ enum Ack {
 }
 
 impl Ack {
-    fn parse(line: &str) -> anyhow::Result<Ack> {
+    /// Parses `ack WRITER put KEY REVISION VALUE` or `ack WRITER del KEY REVISION`.
+    fn parse(line: &str) -> anyhow::Result<(String, Ack)> {
         let parts: Vec<&str> = line.split(' ').collect();
         match parts.as_slice() {
-            ["ack", "put", key, revision, value] => Ok(Ack::Put {
-                key: (*key).to_owned(),
-                revision: revision.parse()?,
-                value: (*value).to_owned(),
-            }),
-            ["ack", "del", key, revision] => Ok(Ack::Del {
-                key: (*key).to_owned(),
-                revision: revision.parse()?,
-            }),
+            ["ack", writer, "put", key, revision, value] => Ok((
+                (*writer).to_owned(),
+                Ack::Put {
+                    key: (*key).to_owned(),
+                    revision: revision.parse()?,
+                    value: (*value).to_owned(),
+                },
+            )),
+            ["ack", writer, "del", key, revision] => Ok((
+                (*writer).to_owned(),
+                Ack::Del {
+                    key: (*key).to_owned(),
+                    revision: revision.parse()?,
+                },
+            )),
             _ => bail!("unexpected line from the child: {line:?}"),
         }
     }
@@ -274,11 +281,20 @@ fn crash_test() -> anyhow::Result<()> {
         child.wait()?;
         let _ = reader.join();
         let mut acks = Vec::new();
+        let mut last_of_writer: HashMap<String, u64> = HashMap::new();
         for line in lines_rx.try_iter() {
             if line.starts_with("error:") {
                 bail!("round {round}: the child failed: {line}");
             }
-            acks.push(Ack::parse(&line)?);
+            let (writer, a) = Ack::parse(&line)?;
+            // One writer's writes are sequential: their revisions increase in ack order.
+            let last = last_of_writer.entry(writer).or_insert(0);
+            ensure!(
+                a.revision() > *last,
+                "round {round}: {a:?} acknowledged after revision {last} by the same writer"
+            );
+            *last = a.revision();
+            acks.push(a);
         }
         for a in &acks {
             ensure!(
@@ -368,7 +384,11 @@ async fn verify_after_crash(
             .context("the replay stalled")?
             .context("the replay ended early")??;
         let revision = event.revision();
-        ensure!(revision > last, "replay went from {last} to {revision}");
+        // Every revision of the round is a write under /crash/: the replay has each, once.
+        ensure!(
+            revision == last + 1,
+            "replay went from {last} to {revision}"
+        );
         last = revision;
         match &event {
             WatchEvent::Put { kv, prev } => {
@@ -414,10 +434,14 @@ async fn verify_after_crash(
         )
         .await?;
     ensure!(
-        revision > current,
-        "a write after restart got {revision}, not above {current}"
+        revision == current + 1,
+        "a write after restart got {revision}, current was {current}"
     );
     drop(store);
+    // sled's own check: every tree reads back with valid checksums.
+    sled::open(path)?
+        .checksum()
+        .context("sled checksum scan after the restart")?;
     Ok(revision)
 }
 
