@@ -32,11 +32,11 @@
 /// Builds a [`Case`] from a name, the capabilities it needs and an `async fn(Store)`.
 macro_rules! case {
     ($name:literal, [$($capability:ident),*], $body:path) => {
-        $crate::runner::Case {
-            name: $name,
-            needs: &[$($crate::harness::Capability::$capability),*],
-            body: |store| Box::pin($body(store)),
-        }
+        $crate::runner::Case::new(
+            $name,
+            &[$($crate::harness::Capability::$capability),*],
+            $body,
+        )
     };
 }
 

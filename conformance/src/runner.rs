@@ -16,17 +16,34 @@ use crate::harness::{Capability, Harness};
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The body of a case: gets a fresh store, fails with a message that says what was expected.
-pub type CaseFn = fn(Arc<dyn Interface>) -> BoxFuture<'static, anyhow::Result<()>>;
+pub type CaseFn =
+    Arc<dyn Fn(Arc<dyn Interface>) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 /// One conformance case.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Case {
     /// The name below the backend's, such as `kv::watch::replay_from_revision`.
-    pub name: &'static str,
+    pub name: String,
     /// Capabilities the case needs; it is ignored on backends without them.
     pub needs: &'static [Capability],
     /// The case itself.
     pub body: CaseFn,
+}
+
+impl Case {
+    /// A case from a name, the capabilities it needs and its body. Table-driven upstream tests
+    /// become one case per row by capturing the row in `body`.
+    pub fn new<F, Fut>(name: impl Into<String>, needs: &'static [Capability], body: F) -> Self
+    where
+        F: Fn(Arc<dyn Interface>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Case {
+            name: name.into(),
+            needs,
+            body: Arc::new(move |store| Box::pin(body(store))),
+        }
+    }
 }
 
 impl std::fmt::Debug for Case {
@@ -82,7 +99,7 @@ pub fn check<H: Harness>(harness: &H, filter: &str) -> Vec<(String, CaseOutcome)
     cases()
         .into_iter()
         .filter(|case| case.name.contains(filter))
-        .map(|case| (case.name.to_owned(), run_case(harness, case)))
+        .map(|case| (case.name.clone(), run_case(harness, case)))
         .collect()
 }
 
