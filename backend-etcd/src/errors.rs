@@ -15,6 +15,9 @@ pub(crate) enum EtcdFailure {
     FutureRevision,
     /// `requested lease not found`: a reused lease expired or was revoked meanwhile.
     LeaseNotFound,
+    /// The request never reached a member (the connection to the one picked could not be
+    /// established), so even a write can safely be sent again.
+    NotSent(Error),
     /// Anything else, already mapped.
     Other(Error),
 }
@@ -33,7 +36,14 @@ pub(crate) fn classify(what: &str, error: etcd_client::Error) -> EtcdFailure {
             if message.contains("requested lease not found") {
                 return EtcdFailure::LeaseNotFound;
             }
+            let not_sent = status.code() == Code::Unavailable
+                && (message.contains("tcp connect error")
+                    || message.contains("error trying to connect")
+                    || message.contains("Connection refused"));
             let message = format!("etcd {what} failed: {message}");
+            if not_sent {
+                return EtcdFailure::NotSent(Error::unavailable_from(message, status));
+            }
             EtcdFailure::Other(match status.code() {
                 Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(message),
                 Code::Unavailable

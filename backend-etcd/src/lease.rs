@@ -96,17 +96,24 @@ mod tests {
         let next = AtomicI64::new(1);
         let grant = |_s: i64| async { Ok::<_, ()>(next.fetch_add(1, Ordering::SeqCst)) };
         let ttl = Duration::from_secs(100);
-        let ids: Vec<i64> = futures::future::join_all((0..7).map(|_| manager.lease_for(ttl, grant)))
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let ids: Vec<i64> =
+            futures::future::join_all((0..7).map(|_| manager.lease_for(ttl, grant)))
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .unwrap();
         assert_eq!(ids, vec![1, 1, 1, 2, 2, 2, 3]);
         // A much shorter TTL does not fit in a 100 s lease.
-        let short = manager.lease_for(Duration::from_secs(10), grant).await.unwrap();
+        let short = manager
+            .lease_for(Duration::from_secs(10), grant)
+            .await
+            .unwrap();
         assert_eq!(short, 4);
         manager.forget(4).await;
-        let again = manager.lease_for(Duration::from_secs(10), grant).await.unwrap();
+        let again = manager
+            .lease_for(Duration::from_secs(10), grant)
+            .await
+            .unwrap();
         assert_eq!(again, 5);
     }
 }

@@ -44,9 +44,13 @@ pub async fn compaction_round(
     store: &EtcdStore,
     compact_key: &str,
     version: i64,
-    revision: i64,
-) -> storage_api::Result<(i64, i64)> {
-    compactor::round(&store.inner.client, compact_key, version, revision)
+    revision: storage_api::Revision,
+) -> storage_api::Result<(i64, storage_api::Revision)> {
+    let revision = i64::try_from(revision).map_err(|_| {
+        storage_api::Error::InvalidArgument(format!("revision {revision} is too large for etcd"))
+    })?;
+    let (version, revision) = compactor::round(&store.inner.client, compact_key, version, revision)
         .await
-        .map_err(|e| store::resolve_plain(errors::classify("compaction round", e)))
+        .map_err(|e| store::resolve_plain(errors::classify("compaction round", e)))?;
+    Ok((version, store::revision_from(revision)))
 }

@@ -200,10 +200,7 @@ mod tests {
             "etcd://h:1/a/../b",
         ] {
             let err = EtcdOptions::from_url(bad).unwrap_err();
-            assert!(
-                matches!(err, Error::InvalidArgument(_)),
-                "{bad}: {err:?}"
-            );
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
         }
     }
 }

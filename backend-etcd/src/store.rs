@@ -11,8 +11,7 @@ use etcd_client::{
 };
 use storage_api::{
     DeleteResponse, Error, GetResponse, Interface, KeyValue, Precondition, RangeRequest,
-    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
-    validate_prefix,
+    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
 };
 use tracing::Instrument;
 
@@ -22,6 +21,8 @@ use crate::options::EtcdOptions;
 
 /// How long to wait between two attempts of a read whose member just failed.
 const READ_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// How long to wait before sending again a request that reached no member.
+const NOT_SENT_RETRY_DELAY: Duration = Duration::from_millis(20);
 /// How long to wait for etcd to report its compaction revision (only on the error path).
 const COMPACTION_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -78,9 +79,7 @@ impl EtcdStore {
         }
         validate_prefix(&options.prefix)?;
         if options.endpoints.is_empty() {
-            return Err(Error::InvalidArgument(
-                "no etcd endpoint given".to_owned(),
-            ));
+            return Err(Error::InvalidArgument("no etcd endpoint given".to_owned()));
         }
         let connect = ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
@@ -153,13 +152,16 @@ impl Inner {
 
     /// Converts an etcd key-value under our prefix.
     pub(crate) fn kv(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue> {
-        let key = kv.key().strip_prefix(self.prefix.as_slice()).ok_or_else(|| {
-            Error::internal(format!(
-                "etcd returned key {:?} outside the prefix {:?}",
-                String::from_utf8_lossy(kv.key()),
-                self.options.prefix
-            ))
-        })?;
+        let key = kv
+            .key()
+            .strip_prefix(self.prefix.as_slice())
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "etcd returned key {:?} outside the prefix {:?}",
+                    String::from_utf8_lossy(kv.key()),
+                    self.options.prefix
+                ))
+            })?;
         let key = std::str::from_utf8(key)
             .map_err(|e| Error::internal_from("etcd returned a key that is not UTF-8", e))?;
         Ok(KeyValue {
@@ -170,17 +172,30 @@ impl Inner {
         })
     }
 
-    /// Runs one request under the request timeout.
-    async fn call<T>(
-        &self,
-        what: &str,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, EtcdFailure> {
+    /// Runs one request under the request timeout, sending it again (to whichever member the
+    /// balancer picks) while it fails before reaching any member.
+    async fn call<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, EtcdFailure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
         let timeout = self.options.request_timeout;
-        match tokio::time::timeout(timeout, request).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(what, e)),
-            Err(_) => Err(EtcdFailure::Other(timed_out(what, timeout))),
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(remaining, attempt()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => match classify(what, e) {
+                    EtcdFailure::NotSent(error)
+                        if tokio::time::Instant::now() + NOT_SENT_RETRY_DELAY < deadline =>
+                    {
+                        tracing::debug!(%error, "etcd request not sent, retrying");
+                        tokio::time::sleep(NOT_SENT_RETRY_DELAY).await;
+                    }
+                    failure => return Err(failure),
+                },
+                Err(_) => return Err(EtcdFailure::Other(timed_out(what, timeout))),
+            }
         }
     }
 
@@ -199,6 +214,7 @@ impl Inner {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => match classify(what, e) {
                     EtcdFailure::Other(Error::Unavailable { message, .. })
+                    | EtcdFailure::NotSent(Error::Unavailable { message, .. })
                         if tokio::time::Instant::now() + READ_RETRY_DELAY < deadline =>
                     {
                         tracing::debug!(%message, "etcd read failed, retrying");
@@ -236,10 +252,7 @@ impl Inner {
         let response = self
             .read("read of the current revision", |mut kv| {
                 let key = key.clone();
-                async move {
-                    kv.get(key, Some(GetOptions::new().with_count_only()))
-                        .await
-                }
+                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
             })
             .await
             .map_err(resolve_plain)?;
@@ -286,13 +299,17 @@ impl Inner {
     /// A lease for a write with `ttl`, reusing a recent one when it fits.
     async fn lease(&self, ttl: Duration) -> Result<i64> {
         if ttl.is_zero() {
-            return Err(Error::InvalidArgument("TTL must be greater than zero".to_owned()));
+            return Err(Error::InvalidArgument(
+                "TTL must be greater than zero".to_owned(),
+            ));
         }
         self.leases
             .lease_for(ttl, |seconds| async move {
-                let mut lease = self.client.lease_client();
                 let response = self
-                    .call("lease grant", lease.grant(seconds, None))
+                    .call("lease grant", || {
+                        let mut lease = self.client.lease_client();
+                        async move { lease.grant(seconds, None).await }
+                    })
                     .await
                     .map_err(resolve_plain)?;
                 tracing::debug!(id = response.id(), seconds, "granted etcd lease");
@@ -316,8 +333,12 @@ impl Inner {
                 None => None,
             };
             let txn = build(lease.map(|id| PutOptions::new().with_lease(id)));
-            let mut kv = self.client.kv_client();
-            match self.call(what, kv.txn(txn)).await {
+            let attempt = || {
+                let mut kv = self.client.kv_client();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            };
+            match self.call(what, attempt).await {
                 Ok(response) => return Ok(response),
                 Err(EtcdFailure::LeaseNotFound) if !retried => {
                     if let Some(id) = lease {
@@ -359,8 +380,11 @@ impl Inner {
                     .read(what, |mut kv| {
                         let key = key.clone();
                         async move {
-                            kv.get(key, Some(GetOptions::new().with_count_only().with_revision(1)))
-                                .await
+                            kv.get(
+                                key,
+                                Some(GetOptions::new().with_count_only().with_revision(1)),
+                            )
+                            .await
                         }
                     })
                     .await;
@@ -405,7 +429,7 @@ impl Inner {
 /// Maps a failure that needs no further lookup.
 pub(crate) fn resolve_plain(failure: EtcdFailure) -> Error {
     match failure {
-        EtcdFailure::Other(error) => error,
+        EtcdFailure::Other(error) | EtcdFailure::NotSent(error) => error,
         EtcdFailure::Compacted => Error::internal("etcd reported a compacted revision"),
         EtcdFailure::FutureRevision => Error::internal("etcd reported a future revision"),
         EtcdFailure::LeaseNotFound => Error::unavailable("etcd lease expired during the write"),
@@ -431,7 +455,11 @@ fn expected_of(precondition: Precondition) -> Revision {
 
 /// The compares of a conditional write: the key exists and, if asked, has that mod_revision.
 fn write_compares(key: &[u8], precondition: Precondition) -> Vec<Compare> {
-    let mut compares = vec![Compare::create_revision(key.to_vec(), CompareOp::Greater, 0)];
+    let mut compares = vec![Compare::create_revision(
+        key.to_vec(),
+        CompareOp::Greater,
+        0,
+    )];
     if let Precondition::ModRevision(expected) = precondition {
         // A revision etcd cannot hold can never match: -1 keeps the compare false.
         let expected = i64::try_from(expected).unwrap_or(-1);
@@ -459,7 +487,9 @@ impl Interface for EtcdStore {
             })
             .await?;
         if !response.succeeded() {
-            return Err(Error::AlreadyExists { key: key.to_owned() });
+            return Err(Error::AlreadyExists {
+                key: key.to_owned(),
+            });
         }
         header_revision(response.header())
     }
@@ -486,7 +516,11 @@ impl Interface for EtcdStore {
         if response.succeeded() {
             return header_revision(response.header());
         }
-        Err(conditional_failure(key, precondition, inner.else_value(&response)?))
+        Err(conditional_failure(
+            key,
+            precondition,
+            inner.else_value(&response)?,
+        ))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
@@ -533,7 +567,11 @@ impl Interface for EtcdStore {
             .await?;
         Ok(GetResponse {
             revision: at,
-            kv: response.kvs().first().map(|kv| self.inner.kv(kv)).transpose()?,
+            kv: response
+                .kvs()
+                .first()
+                .map(|kv| self.inner.kv(kv))
+                .transpose()?,
         })
     }
 
@@ -604,8 +642,11 @@ impl Interface for EtcdStore {
                 compacted: inner.compacted_revision().await.unwrap_or(0),
             });
         }
-        let mut kv = inner.client.kv_client();
-        match inner.call("compact", kv.compact(etcd_revision, None)).await {
+        let attempt = || {
+            let mut kv = inner.client.kv_client();
+            async move { kv.compact(etcd_revision, None).await }
+        };
+        match inner.call("compact", attempt).await {
             Ok(_) => {
                 tracing::info!(revision, "compacted etcd history");
                 Ok(())
@@ -628,7 +669,9 @@ impl Interface for EtcdStore {
 /// transaction.
 fn conditional_failure(key: &str, precondition: Precondition, current: Option<KeyValue>) -> Error {
     match current {
-        None => Error::NotFound { key: key.to_owned() },
+        None => Error::NotFound {
+            key: key.to_owned(),
+        },
         Some(current) => Error::Conflict {
             key: key.to_owned(),
             expected: expected_of(precondition),

@@ -325,10 +325,7 @@ impl EtcdCluster {
         for member in &mut members {
             member.wait_healthy(HEALTHY_TIMEOUT)?;
         }
-        Ok(EtcdCluster {
-            members,
-            _dir: dir,
-        })
+        Ok(EtcdCluster { members, _dir: dir })
     }
 
     /// Every member's client endpoint.

@@ -70,10 +70,13 @@ pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<Wa
             state.stream = Some(stream);
         }
     }
-    Ok(Box::pin(futures::stream::unfold(state, |mut state| async move {
-        let item = state.next().await?;
-        Some((item, state))
-    })))
+    Ok(Box::pin(futures::stream::unfold(
+        state,
+        |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        },
+    )))
 }
 
 /// Fails with `Compacted` or `FutureRevision` unless history after `after` can be watched:

@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use backend_etcd::testing::EtcdCluster;
 use backend_etcd::{EtcdOptions, EtcdStore};
-use conformance::Harness;
 use bytes::Bytes;
+use conformance::Harness;
 use storage_api::{
     DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
     Revision, Ttl, WatchRequest, WatchStream,
