@@ -463,12 +463,8 @@ impl Interface for SqliteStore {
                     compacted: snapshot.compacted,
                 });
             }
-            if start > snapshot.current {
-                return Err(Error::FutureRevision {
-                    requested: start,
-                    current: snapshot.current,
-                });
-            }
+            // A start in the future is allowed: the watch waits for it (Kubernetes relies on
+            // this for watches from a resourceVersion newer than the store's).
         }
         let filter = Filter {
             key: request.key,

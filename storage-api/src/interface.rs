@@ -52,8 +52,10 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
     /// from an inclusive start key, up to a limit. Revision errors as for [`Interface::get`].
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse>;
 
-    /// Starts a watch. Errors that are known when the watch starts (a compacted or future start
-    /// revision, a bad key) are returned here; later failures arrive as one terminal `Err` item.
+    /// Starts a watch. Errors that are known when the watch starts (a compacted start revision,
+    /// a bad key) are returned here; later failures arrive as one terminal `Err` item. A start
+    /// revision above the current one is allowed: the watch waits and delivers only events
+    /// after it.
     ///
     /// Events come in revision order, each exactly once, with no gap: a watcher that cannot keep
     /// up gets [`Error::Unavailable`] as its last item instead of a silent skip, and can resume

@@ -27,9 +27,14 @@ pub(super) fn cases() -> Vec<Case> {
             previous_values
         ),
         case!(
-            "kv::watch::future_start_revision",
+            "kv::watch::start_at_latest_revision",
             [],
-            future_start_revision
+            start_at_latest_revision
+        ),
+        case!(
+            "kv::watch::future_start_revision_waits",
+            [],
+            future_start_revision_waits
         ),
         case!(
             "kv::watch::progress_events",
@@ -264,7 +269,7 @@ async fn previous_values(store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn future_start_revision(store: Store) -> anyhow::Result<()> {
+async fn start_at_latest_revision(store: Store) -> anyhow::Result<()> {
     let now = store.create("/p/a", b("0"), None).await?;
     let start = store
         .update("/p/a", b("1"), Precondition::None, None)
@@ -282,6 +287,33 @@ async fn future_start_revision(store: Store) -> anyhow::Result<()> {
         summary(&event)
     );
     Ok(())
+}
+
+/// A watch may start after a revision the store has not reached; it then delivers only the
+/// events above it (Kubernetes watches from a too-new resourceVersion this way).
+async fn future_start_revision_waits(store: Store) -> anyhow::Result<()> {
+    let current = store.create("/p/a", b("0"), None).await?;
+    let start = current + 2;
+    let mut watch = store
+        .watch(WatchRequest::prefix("/p/").after(start))
+        .await?;
+    let mut revisions = Vec::new();
+    for i in 1..=4 {
+        revisions.push(
+            store
+                .update("/p/a", b(&i.to_string()), Precondition::None, None)
+                .await?,
+        );
+    }
+    let expected: Vec<_> = revisions.iter().copied().filter(|r| *r > start).collect();
+    let events = next_events(&mut watch, expected.len()).await?;
+    let seen: Vec<_> = events.iter().map(WatchEvent::revision).collect();
+    ensure!(
+        seen == expected,
+        "watch after {start}: {:?} (writes at {revisions:?})",
+        summarize(&events)
+    );
+    expect_silence(&mut watch, Duration::from_millis(200)).await
 }
 
 async fn progress_events(store: Store) -> anyhow::Result<()> {
