@@ -344,9 +344,19 @@ async fn three_member_cluster_survives_a_member_failure() {
     let start = store.current_revision().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (until_tx, until_rx) = tokio::sync::watch::channel(0u64);
-    let watchers: Vec<_> = (0..2)
+    let mut watchers: Vec<_> = (0..2)
         .map(|_| tokio::spawn(watcher(store.clone(), start, until_rx.clone())))
         .collect();
+    // One more watcher talks only to the member crashed first, so its watch must resume on
+    // that member after the restart, from where it was.
+    let first_victim = leader_index(&cluster.endpoints()).await;
+    let pinned = EtcdStore::connect(EtcdOptions::new(
+        vec![cluster.endpoints()[first_victim].clone()],
+        "/cluster",
+    ))
+    .await
+    .unwrap();
+    watchers.push(tokio::spawn(watcher(pinned, start, until_rx.clone())));
     let writers: Vec<_> = (0..3)
         .map(|id| tokio::spawn(writer(store.clone(), id, stop.clone())))
         .collect();
@@ -355,16 +365,18 @@ async fn three_member_cluster_survives_a_member_failure() {
     // First the leader crashes (SIGKILL), later another member is stopped cleanly (SIGTERM);
     // each comes back after a while.
     for graceful in [false, true] {
-        let leader = leader_index(&cluster.endpoints()).await;
-        let victim = tokio::task::block_in_place(|| {
+        let victim = if graceful {
+            (leader_index(&cluster.endpoints()).await + 1) % 3
+        } else {
+            first_victim
+        };
+        tokio::task::block_in_place(|| {
             let members = cluster.members_mut();
-            let victim = if graceful { (leader + 1) % 3 } else { leader };
             if graceful {
                 members[victim].terminate();
             } else {
                 members[victim].kill();
             }
-            victim
         });
         tokio::time::sleep(Duration::from_secs(3)).await;
         // The store keeps serving on the remaining quorum.
