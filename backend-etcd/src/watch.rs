@@ -37,7 +37,7 @@ struct State {
     done: bool,
 }
 
-/// Starts a watch; checks the start revision first so that a compacted or future one is
+/// Starts a watch; checks the start revision first so that a compacted one is
 /// reported by `watch` itself.
 pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<WatchStream> {
     let key = inner.full_key(&request.key);
@@ -79,15 +79,18 @@ pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<Wa
     )))
 }
 
-/// Fails with `Compacted` or `FutureRevision` unless history after `after` can be watched:
-/// `after` itself must still be readable and not newer than the current revision (a read at
-/// revision 0 fails exactly when anything was compacted).
+/// Fails with `Compacted` unless history after `after` can be watched: `after` itself must
+/// still be readable (a read at revision 0 fails exactly when anything was compacted). A start
+/// above the current revision is fine: etcd waits for it, as the contract requires.
 async fn check_start(inner: &Inner, after: Revision) -> Result<()> {
     let options = GetOptions::new().with_count_only();
-    inner
+    match inner
         .read_range("watch start check", inner.probe_key(), options, Some(after))
         .await
-        .map(|_| ())
+    {
+        Ok(_) | Err(Error::FutureRevision { .. }) => Ok(()),
+        Err(other) => Err(other),
+    }
 }
 
 /// What a response means for the stream.

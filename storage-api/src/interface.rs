@@ -19,7 +19,8 @@ use crate::types::{
 pub trait Interface: Send + Sync + std::fmt::Debug {
     /// Creates `key` with `value` if it does not exist (or was deleted), returning the revision
     /// of the write. A live key fails with [`Error::AlreadyExists`]. With a TTL the key is deleted
-    /// by the store once it expires, as an ordinary delete with its own revision.
+    /// by the store once it expires, as an ordinary delete event with a revision of its own
+    /// (keys that expire together may share that revision, as with etcd leases).
     async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision>;
 
     /// Replaces the value of an existing `key`, returning the revision of the write.
