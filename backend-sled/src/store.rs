@@ -152,7 +152,8 @@ impl SledStore {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
+            // sled's space amplification is its weak spot; writes wait for the flush anyway.
+            .mode(sled::Mode::LowSpace)
             .flush_every_ms(flush_every)
             .open()
             .map_err(|e| open_error(&path, e))?;

@@ -89,6 +89,7 @@ pub(crate) fn start(shared: &Arc<Shared>, request: WatchRequest) -> Result<Watch
         live: None,
         pending: VecDeque::new(),
         progress: progress.map(|every| (every, Instant::now() + every)),
+        delivered: 0,
         done: false,
     };
     match request.start_revision {
@@ -102,14 +103,10 @@ pub(crate) fn start(shared: &Arc<Shared>, request: WatchRequest) -> Result<Watch
                     compacted,
                 });
             }
-            if start > current {
-                return Err(Error::FutureRevision {
-                    requested: start,
-                    current,
-                });
-            }
+            // A start above the current revision is allowed: the cursor registers at once and
+            // skips live events up to `start`.
             cursor.pos = start;
-            cursor.limit = current;
+            cursor.limit = current.min(start);
         }
     }
     Ok(Box::pin(futures::stream::unfold(
@@ -136,6 +133,8 @@ struct Cursor {
     live: Option<Live>,
     pending: VecDeque<WatchEvent>,
     progress: Option<(Duration, Instant)>,
+    /// The revision of the last event returned (progress never reports less).
+    delivered: Revision,
     done: bool,
 }
 
@@ -178,6 +177,7 @@ impl Cursor {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
+                self.delivered = event.revision();
                 return Some(Ok(event));
             }
             if self.pos < self.limit {
@@ -256,7 +256,7 @@ impl Cursor {
                         Err(mpsc::error::TryRecvError::Empty) => match published {
                             Some(published) => {
                                 return Some(Ok(WatchEvent::Progress {
-                                    revision: published.max(self.pos),
+                                    revision: published.max(self.delivered),
                                 }));
                             }
                             None => None,
@@ -272,6 +272,7 @@ impl Cursor {
                         continue;
                     }
                     self.pos = revision;
+                    self.delivered = revision;
                     return Some(Ok(event));
                 }
                 None => {

@@ -607,6 +607,9 @@ impl Writer {
 
     /// Background work between batches: one compaction step, and the compactor's tick.
     fn background(&mut self) {
+        if self.shared.check_failed().is_err() {
+            return;
+        }
         let now = Instant::now();
         if let Some(tick) = self.next_compact_tick {
             if tick <= now {
