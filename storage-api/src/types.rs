@@ -58,8 +58,8 @@ pub struct RangeRequest {
     /// Only keys starting with these bytes are returned. A caller listing a directory passes the
     /// trailing `/` itself (`/pods/ns/`), so `/pods/ns-2/x` is not included.
     pub prefix: String,
-    /// The first key to return, inclusive. Must start with `prefix` (or be empty for "from the
-    /// start of the prefix").
+    /// Where to start, inclusive: a position in key order rather than a key, so it is not
+    /// validated like one (pagers pass `last_key + "\0"`). Must start with `prefix`.
     pub start: Option<String>,
     /// Read at this exact revision; `None` reads at the latest one.
     pub revision: Option<Revision>,
