@@ -41,6 +41,7 @@ macro_rules! case {
 }
 
 pub mod harness;
+mod k8s;
 mod kv;
 mod model;
 mod runner;

@@ -59,6 +59,7 @@ impl std::fmt::Debug for Case {
 pub fn cases() -> Vec<Case> {
     let mut all = crate::kv::cases();
     all.extend(crate::model::cases());
+    all.extend(crate::k8s::cases());
     all
 }
 
