@@ -233,7 +233,10 @@ impl Inner {
         match failure {
             EtcdFailure::Compacted => Error::Compacted {
                 requested,
-                compacted: self.compacted_revision().await.unwrap_or(requested),
+                // Boxed: the lookup reads, and a failed read resolves its error here again.
+                compacted: Box::pin(self.compacted_revision())
+                    .await
+                    .unwrap_or(requested),
             },
             EtcdFailure::FutureRevision => Error::FutureRevision {
                 requested,
@@ -266,9 +269,29 @@ impl Inner {
         key
     }
 
-    /// etcd's compaction revision, learned the way etcd reports it: a watch from revision 1 is
-    /// cancelled with the compaction revision. Only used on the error path.
+    /// etcd's compaction revision. A read at revision 1 succeeds exactly when nothing above
+    /// revision 1 was compacted (then 0 is reported); otherwise a watch from revision 1 is
+    /// cancelled with the compaction revision, which is how etcd reports it.
     pub(crate) async fn compacted_revision(&self) -> Result<Revision> {
+        let key = self.probe_key();
+        let first = self
+            .read("compaction revision probe", |mut kv| {
+                let key = key.clone();
+                async move {
+                    kv.get(
+                        key,
+                        Some(GetOptions::new().with_count_only().with_revision(1)),
+                    )
+                    .await
+                }
+            })
+            .await;
+        match first {
+            Ok(_) => return Ok(0),
+            // Not resolved through `resolve`, which would ask for the compaction revision again.
+            Err(EtcdFailure::Compacted) => {}
+            Err(other) => return Err(resolve_plain(other)),
+        }
         let probe = async {
             let mut watch = self.client.watch_client();
             let mut stream = watch
@@ -657,6 +680,11 @@ impl Interface for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.inner.compacted_revision().await
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

@@ -65,6 +65,9 @@ impl Interface for Exclusive {
     async fn current_revision(&self) -> Result<Revision> {
         self.store.current_revision().await
     }
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.store.compacted_revision().await
+    }
     async fn ready(&self) -> Result<()> {
         self.store.ready().await
     }

@@ -289,6 +289,10 @@ impl Interface for MemoryStore {
         Ok(self.shared.state.lock().mvcc.revision())
     }
 
+    async fn compacted_revision(&self) -> Result<Revision> {
+        Ok(self.shared.state.lock().mvcc.compacted())
+    }
+
     async fn ready(&self) -> Result<()> {
         Ok(())
     }

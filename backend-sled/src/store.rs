@@ -510,6 +510,10 @@ impl Interface for SledStore {
         Ok(self.shared.published.load(Ordering::SeqCst))
     }
 
+    async fn compacted_revision(&self) -> Result<Revision> {
+        Ok(self.shared.compacted.load(Ordering::SeqCst))
+    }
+
     async fn ready(&self) -> Result<()> {
         self.shared.check_failed()?;
         match &self.thread {

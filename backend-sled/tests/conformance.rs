@@ -52,6 +52,9 @@ impl Interface for TempStore {
     async fn current_revision(&self) -> Result<Revision> {
         self.store.current_revision().await
     }
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.store.compacted_revision().await
+    }
     async fn ready(&self) -> Result<()> {
         self.store.ready().await
     }

@@ -503,6 +503,10 @@ impl Interface for SqliteStore {
         Ok(self.readers.read(reader::snapshot).await?.current)
     }
 
+    async fn compacted_revision(&self) -> Result<Revision> {
+        Ok(self.readers.read(reader::snapshot).await?.compacted)
+    }
+
     async fn ready(&self) -> Result<()> {
         if self
             .writer

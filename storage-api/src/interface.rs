@@ -73,6 +73,10 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
     /// was ever written).
     async fn current_revision(&self) -> Result<Revision>;
 
+    /// The compaction revision: the oldest revision still readable (0 when never compacted).
+    /// Compactions made by anyone sharing the store count (Kubernetes' `CompactRevision`).
+    async fn compacted_revision(&self) -> Result<Revision>;
+
     /// Succeeds when the store can serve requests (for `/readyz`).
     async fn ready(&self) -> Result<()>;
 }

@@ -180,6 +180,10 @@ impl Interface for Prefixed {
         self.inner.current_revision().await
     }
 
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.inner.compacted_revision().await
+    }
+
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
     }

@@ -29,6 +29,11 @@ pub(super) fn cases() -> Vec<Case> {
             [Compaction],
             bad_targets
         ),
+        case!(
+            "kv::compaction::compacted_revision_is_reported",
+            [Compaction],
+            reported
+        ),
     ]
 }
 
@@ -135,5 +140,21 @@ async fn bad_targets(store: Store) -> anyhow::Result<()> {
         Err(Error::FutureRevision { .. }) => {}
         other => bail!("compacting into the future must be FutureRevision, got {other:?}"),
     }
+    Ok(())
+}
+
+async fn reported(store: Store) -> anyhow::Result<()> {
+    let r1 = store.create("/p/a", b("1"), None).await?;
+    let before = store.compacted_revision().await?;
+    ensure!(
+        before < r1,
+        "compacted revision {before} before any compaction of {r1}"
+    );
+    let r2 = store
+        .update("/p/a", b("2"), Precondition::None, None)
+        .await?;
+    store.compact(r2).await?;
+    let after = store.compacted_revision().await?;
+    ensure!(after == r2, "compacted to {r2}, store reports {after}");
     Ok(())
 }

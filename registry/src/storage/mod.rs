@@ -462,6 +462,14 @@ impl<K: Object> Storage<K> {
         Ok(revision)
     }
 
+    /// The latest compaction revision of the store (Kubernetes' `CompactRevision`), 0 if none.
+    pub async fn compact_revision(&self) -> Result<u64> {
+        self.store
+            .compacted_revision()
+            .await
+            .map_err(|e| StorageError::from_backend(&self.prefix, e))
+    }
+
     /// Succeeds when the store underneath can serve requests.
     pub async fn readiness_check(&self) -> Result<()> {
         self.store
