@@ -9,6 +9,8 @@
 //! validation reads the raw stored bytes, and the transformer hooks swap a
 //! `registry::transformer::PrefixTransformer`.
 
+mod list;
+mod list_more;
 mod store;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,8 @@ use crate::runner::Case;
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(store::cases());
+    all.extend(list::cases());
+    all.extend(list_more::cases());
     all
 }
 
