@@ -1,0 +1,680 @@
+//! The workloads, written once over any [`Client`].
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use storage_api::Revision;
+
+use crate::cli::Workload;
+use crate::client::Client;
+use crate::stats::{Recorder, Rng, now_stamp};
+
+/// Preloads and other set-up writes run this many at a time.
+const SETUP_CONCURRENCY: usize = 64;
+
+/// The stamp of the watch workload's end marker.
+const END_STAMP: u64 = u64::MAX;
+
+/// How long watchers may lag behind the last write before the check gives up on them.
+const WATCH_DRAIN: Duration = Duration::from_secs(15);
+
+/// The knobs of every workload (from the command line).
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// How long a timed workload runs.
+    pub duration: Duration,
+    /// Keys for update, get and mixed.
+    pub keys: usize,
+    /// List page size (0: unpaginated).
+    pub page_size: u64,
+    /// Keys listed by the list workloads.
+    pub list_total: usize,
+    /// Watchers of the watch workload.
+    pub watchers: usize,
+    /// Total writes per second of the watch workload (0: as fast as the store goes).
+    pub watch_rate: u64,
+    /// Percentage of writes in the mixed workload.
+    pub mixed_write_percent: u32,
+    /// Updates of the churn workload.
+    pub churn_updates: u64,
+    /// Keys of the churn workload.
+    pub churn_keys: usize,
+    /// Churn compacts every this many writes...
+    pub churn_compact_every: u64,
+    /// ...keeping this many revisions.
+    pub churn_keep: u64,
+}
+
+/// Reports progress of long workloads (the progress bar's message).
+pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
+
+/// What a workload measured.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// Latencies of the measured operations (delivery latencies for watch).
+    pub recorder: Recorder,
+    /// Wall-clock time of the measured phase.
+    pub elapsed: Duration,
+    /// Operations to report when not the recorder's count (watch: writes, not deliveries).
+    pub ops: Option<u64>,
+    /// Extra facts: machine name, JSON value, human note.
+    pub notes: Vec<(String, serde_json::Value, String)>,
+}
+
+impl Measured {
+    /// Adds a fact to the row.
+    pub fn note(&mut self, name: &str, value: impl Into<serde_json::Value>, human: String) {
+        self.notes.push((name.to_owned(), value.into(), human));
+    }
+}
+
+/// The name of key `i`.
+pub fn key_name(i: usize) -> String {
+    format!("k{i:08}")
+}
+
+/// Runs `workload` with `concurrency` clients.
+pub async fn run<C: Client>(
+    client: Arc<C>,
+    workload: Workload,
+    concurrency: usize,
+    params: &Params,
+    progress: Progress,
+) -> Result<Measured> {
+    let concurrency = concurrency.max(1);
+    match workload {
+        Workload::Create => create(client, concurrency, params).await,
+        Workload::Update => update(client, concurrency, params).await,
+        Workload::Get => get(client, concurrency, params).await,
+        Workload::List => list(client, concurrency, params, false, progress).await,
+        Workload::ListPast => list(client, concurrency, params, true, progress).await,
+        Workload::Mixed => mixed(client, concurrency, params).await,
+        Workload::Watch => watch(client, concurrency, params).await,
+        Workload::Churn => churn(client, concurrency, params, progress).await,
+    }
+}
+
+/// Spawns `concurrency` tasks built by `task` (given their index), waits for all of them and
+/// merges their recorders; the elapsed time runs from the spawn to the last task's end.
+async fn timed<F, Fut>(concurrency: usize, task: F) -> Result<(Recorder, Duration)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Recorder> + Send + 'static,
+{
+    let start = Instant::now();
+    let handles: Vec<_> = (0..concurrency).map(|t| tokio::spawn(task(t))).collect();
+    let mut merged = Recorder::new();
+    for handle in handles {
+        merged.merge(handle.await.context("a benchmark task panicked")?);
+    }
+    Ok((merged, start.elapsed()))
+}
+
+/// Creates `count` keys (`key_name(0..count)`), returning their versions in order.
+pub async fn preload<C: Client>(client: &Arc<C>, count: usize) -> Result<Vec<C::Version>> {
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                client
+                    .create(&key_name(i), now_stamp())
+                    .await
+                    .with_context(|| format!("preloading key {i}"))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
+/// Updates every key once, in place.
+async fn update_all<C: Client>(client: &Arc<C>, versions: &mut [C::Version]) -> Result<()> {
+    let updated: Vec<C::Version> = futures::stream::iter(versions.iter().cloned().enumerate())
+        .map(|(i, version)| {
+            let client = client.clone();
+            async move {
+                client
+                    .update(&key_name(i), &version, now_stamp())
+                    .await
+                    .with_context(|| format!("updating key {i}"))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    versions.clone_from_slice(&updated);
+    Ok(())
+}
+
+/// The keys task `t` of `concurrency` owns (for CAS writes without conflicts).
+fn owned<V: Clone>(versions: &[V], t: usize, concurrency: usize) -> Vec<(String, V)> {
+    versions
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % concurrency == t)
+        .map(|(i, v)| (key_name(i), v.clone()))
+        .collect()
+}
+
+async fn create<C: Client>(
+    client: Arc<C>,
+    concurrency: usize,
+    params: &Params,
+) -> Result<Measured> {
+    let deadline = Instant::now() + params.duration;
+    let (recorder, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        async move {
+            let mut recorder = Recorder::new();
+            let mut seq = 0u64;
+            while Instant::now() < deadline {
+                let name = format!("c{t:03}-{seq:09}");
+                seq += 1;
+                let start = Instant::now();
+                match client.create(&name, now_stamp()).await {
+                    Ok(_) => recorder.record_since(start),
+                    Err(error) => recorder.error(error),
+                }
+            }
+            recorder
+        }
+    })
+    .await?;
+    Ok(Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    })
+}
+
+async fn update<C: Client>(
+    client: Arc<C>,
+    concurrency: usize,
+    params: &Params,
+) -> Result<Measured> {
+    let keys = params.keys.max(concurrency);
+    let versions = Arc::new(preload(&client, keys).await?);
+    let deadline = Instant::now() + params.duration;
+    let (recorder, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        let mine = owned(&versions, t, concurrency);
+        async move { update_loop(client, mine, deadline).await }
+    })
+    .await?;
+    let mut measured = Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    };
+    measured.note("keys", keys, format!("{keys} keys"));
+    Ok(measured)
+}
+
+/// CAS-updates `mine` round-robin until `deadline`.
+async fn update_loop<C: Client>(
+    client: Arc<C>,
+    mut mine: Vec<(String, C::Version)>,
+    deadline: Instant,
+) -> Recorder {
+    let mut recorder = Recorder::new();
+    if mine.is_empty() {
+        return recorder;
+    }
+    let mut next = 0;
+    while Instant::now() < deadline {
+        let len = mine.len();
+        let (name, version) = &mut mine[next];
+        next = (next + 1) % len;
+        let start = Instant::now();
+        match client.update(name, version, now_stamp()).await {
+            Ok(new_version) => {
+                recorder.record_since(start);
+                *version = new_version;
+            }
+            Err(error) => recorder.error(error),
+        }
+    }
+    recorder
+}
+
+async fn get<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -> Result<Measured> {
+    let keys = params.keys.max(1);
+    preload(&client, keys).await?;
+    let deadline = Instant::now() + params.duration;
+    let (recorder, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        async move {
+            let mut recorder = Recorder::new();
+            let mut rng = Rng::new(t as u64);
+            while Instant::now() < deadline {
+                let name = key_name(rng.below(keys));
+                let start = Instant::now();
+                match client.get(&name).await {
+                    Ok(()) => recorder.record_since(start),
+                    Err(error) => recorder.error(error),
+                }
+            }
+            recorder
+        }
+    })
+    .await?;
+    let mut measured = Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    };
+    measured.note("keys", keys, format!("{keys} keys"));
+    Ok(measured)
+}
+
+async fn list<C: Client>(
+    client: Arc<C>,
+    concurrency: usize,
+    params: &Params,
+    past: bool,
+    progress: Progress,
+) -> Result<Measured> {
+    let total = params.list_total.max(1);
+    progress(format!("preloading {total} keys"));
+    let mut versions = preload(&client, total).await?;
+    let revision = if past {
+        let revision = client.current_revision().await?;
+        progress(format!("updating {total} keys after revision {revision}"));
+        update_all(&client, &mut versions).await?;
+        Some(revision)
+    } else {
+        None
+    };
+    progress(String::new());
+    let page_size = params.page_size;
+    let deadline = Instant::now() + params.duration;
+    let (recorder, elapsed) = timed(concurrency, |_| {
+        let client = client.clone();
+        async move {
+            let mut recorder = Recorder::new();
+            // At least one list, however long it takes.
+            loop {
+                let start = Instant::now();
+                match client.list(page_size, revision).await {
+                    Ok(seen) if seen == total => recorder.record_since(start),
+                    Ok(seen) => recorder.error(format!("listed {seen} keys, expected {total}")),
+                    Err(error) => recorder.error(error),
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            recorder
+        }
+    })
+    .await?;
+    let objects_per_sec = recorder.count() as f64 * total as f64 / elapsed.as_secs_f64().max(1e-9);
+    let mut measured = Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    };
+    let pages = if page_size == 0 {
+        "unpaginated".to_owned()
+    } else {
+        format!("pages of {page_size}")
+    };
+    measured.note("list_total", total, format!("{total} keys, {pages}"));
+    measured.note("page_size", page_size, String::new());
+    if let Some(revision) = revision {
+        measured.note("revision", revision, "at an exact past revision".to_owned());
+    }
+    measured.note(
+        "objects_per_sec",
+        objects_per_sec,
+        format!("{objects_per_sec:.0} keys/s"),
+    );
+    Ok(measured)
+}
+
+async fn mixed<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -> Result<Measured> {
+    let keys = params.keys.max(concurrency);
+    let versions = Arc::new(preload(&client, keys).await?);
+    let percent = u64::from(params.mixed_write_percent.min(100));
+    let deadline = Instant::now() + params.duration;
+    let (recorder, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        let mut mine = owned(&versions, t, concurrency);
+        async move {
+            let mut recorder = Recorder::new();
+            let mut rng = Rng::new(1000 + t as u64);
+            let mut next = 0;
+            while Instant::now() < deadline {
+                let write = !mine.is_empty() && rng.next_u64() % 100 < percent;
+                let start = Instant::now();
+                let result = if write {
+                    let len = mine.len();
+                    let (name, version) = &mut mine[next];
+                    next = (next + 1) % len;
+                    client
+                        .update(name, version, now_stamp())
+                        .await
+                        .map(|new_version| *version = new_version)
+                } else {
+                    client.get(&key_name(rng.below(keys))).await
+                };
+                match result {
+                    Ok(()) => recorder.record_since(start),
+                    Err(error) => recorder.error(error),
+                }
+            }
+            recorder
+        }
+    })
+    .await?;
+    let mut measured = Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    };
+    measured.note(
+        "write_percent",
+        percent,
+        format!("{percent}% CAS writes over {keys} keys"),
+    );
+    Ok(measured)
+}
+
+/// What one watcher saw.
+struct WatcherReport {
+    latencies: Recorder,
+    revisions: Vec<Revision>,
+    ended: Option<String>,
+}
+
+async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -> Result<Measured> {
+    let watchers = params.watchers.max(1);
+    let start_revision = client.current_revision().await?;
+    let mut watcher_handles = Vec::new();
+    for _ in 0..watchers {
+        let mut stream = client.watch(start_revision).await?;
+        let report = Arc::new(std::sync::Mutex::new(WatcherReport {
+            latencies: Recorder::new(),
+            revisions: Vec::new(),
+            ended: None,
+        }));
+        let shared = report.clone();
+        let handle = tokio::spawn(async move {
+            loop {
+                let next = stream.next().await;
+                let now = now_stamp();
+                let Ok(mut report) = shared.lock() else {
+                    return;
+                };
+                match next {
+                    None => {
+                        report.ended = Some("stream ended".to_owned());
+                        return;
+                    }
+                    Some(Err(error)) => {
+                        report.ended = Some(format!("{error:#}"));
+                        return;
+                    }
+                    Some(Ok(seen)) if seen.stamp == END_STAMP => return,
+                    Some(Ok(seen)) => {
+                        report
+                            .latencies
+                            .record(Duration::from_nanos(now.saturating_sub(seen.stamp)));
+                        report.revisions.push(seen.revision);
+                    }
+                }
+            }
+        });
+        watcher_handles.push((handle, report));
+    }
+
+    let deadline = Instant::now() + params.duration;
+    let written = Arc::new(std::sync::Mutex::new(Vec::<Revision>::new()));
+    // Each writer paces itself to its share of the rate.
+    let interval = (params.watch_rate > 0)
+        .then(|| Duration::from_secs_f64(concurrency as f64 / params.watch_rate as f64));
+    let (writes, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        let written = written.clone();
+        async move {
+            let mut recorder = Recorder::new();
+            let mut mine = Vec::new();
+            let mut seq = 0u64;
+            let mut next_at = tokio::time::Instant::now();
+            while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next_at).await;
+                    next_at += interval;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                let name = format!("w{t:03}-{seq:09}");
+                seq += 1;
+                let start = Instant::now();
+                match client.create(&name, now_stamp()).await {
+                    Ok(version) => {
+                        recorder.record_since(start);
+                        mine.push(C::revision(&version));
+                    }
+                    Err(error) => recorder.error(error),
+                }
+            }
+            if let Ok(mut all) = written.lock() {
+                all.extend(mine);
+            }
+            recorder
+        }
+    })
+    .await?;
+    let mut expected = written.lock().map(|all| all.clone()).unwrap_or_default();
+    expected.sort_unstable();
+    // The end marker: every watcher stops when it sees it.
+    client
+        .create("zz-end", END_STAMP)
+        .await
+        .context("writing the end marker of the watch workload")?;
+    let drain_deadline = tokio::time::Instant::now() + WATCH_DRAIN;
+    let mut reports = Vec::new();
+    for (mut handle, report) in watcher_handles {
+        if tokio::time::timeout_at(drain_deadline, &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+            if let Ok(mut report) = report.lock() {
+                report.ended = Some(format!(
+                    "still missing events {}s after the last write",
+                    WATCH_DRAIN.as_secs()
+                ));
+            }
+        }
+        let report = std::mem::replace(
+            &mut *report
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a watcher panicked"))?,
+            WatcherReport {
+                latencies: Recorder::new(),
+                revisions: Vec::new(),
+                ended: None,
+            },
+        );
+        reports.push(report);
+    }
+    let acked = writes.count();
+    let mut latencies = Recorder::new();
+    let mut complete = 0;
+    let mut problems = Vec::new();
+    for (i, report) in reports.into_iter().enumerate() {
+        let in_order = report.revisions.windows(2).all(|w| w[0] < w[1]);
+        if in_order && report.revisions == expected && report.ended.is_none() {
+            complete += 1;
+        } else {
+            let seen: HashSet<Revision> = report.revisions.iter().copied().collect();
+            let missing = expected.iter().filter(|r| !seen.contains(r)).count();
+            problems.push(format!(
+                "watcher {i}: {} events, {missing} of {acked} missing{}{}",
+                report.revisions.len(),
+                if in_order { "" } else { ", OUT OF ORDER" },
+                report
+                    .ended
+                    .as_deref()
+                    .map(|e| format!(", ended: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        latencies.merge(report.latencies);
+    }
+    let (write_p50, write_p99, _) = writes.summary_us();
+    let (p50, p99, max) = latencies.summary_us();
+    let mut measured = Measured {
+        // The latency columns show delivery latency; ops/s stays the rate of acknowledged writes.
+        ops: Some(acked),
+        elapsed,
+        notes: Vec::new(),
+        recorder: Recorder::new(),
+    };
+    measured.recorder.errors = writes.errors;
+    measured.recorder.first_error = writes.first_error.clone();
+    let rate = if params.watch_rate > 0 {
+        format!(" at <= {} writes/s", params.watch_rate)
+    } else {
+        String::new()
+    };
+    measured.note("watchers", watchers, format!("{watchers} watchers{rate}"));
+    measured.note("watch_rate", params.watch_rate, String::new());
+    measured.note(
+        "watchers_complete",
+        complete,
+        if complete == watchers {
+            "every watcher saw every event in order".to_owned()
+        } else {
+            format!(
+                "ONLY {complete}/{watchers} watchers complete: {}",
+                problems.join("; ")
+            )
+        },
+    );
+    measured.note("writes", acked, String::new());
+    measured.note("events_delivered", latencies.count(), String::new());
+    measured.note(
+        "write_p50_us",
+        write_p50,
+        format!("write p50 {}", crate::report::latency(write_p50)),
+    );
+    measured.note("write_p99_us", write_p99, String::new());
+    measured.note("delivery_p50_us", p50, String::new());
+    measured.note("delivery_p99_us", p99, String::new());
+    measured.note("delivery_max_us", max, String::new());
+    measured.recorder.merge(latencies);
+    Ok(measured)
+}
+
+async fn churn<C: Client>(
+    client: Arc<C>,
+    concurrency: usize,
+    params: &Params,
+    progress: Progress,
+) -> Result<Measured> {
+    let keys = params.churn_keys.max(concurrency);
+    progress(format!("preloading {keys} keys"));
+    let versions = Arc::new(preload(&client, keys).await?);
+    let total = params.churn_updates;
+    let issued = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let compactions = Arc::new(AtomicU64::new(0));
+
+    // The compactor: like an API server's, but every `churn_compact_every` writes instead of
+    // every five minutes, keeping `churn_keep` revisions.
+    let compactor = {
+        let client = client.clone();
+        let issued = issued.clone();
+        let done = done.clone();
+        let compactions = compactions.clone();
+        let every = params.churn_compact_every.max(1);
+        let keep = params.churn_keep;
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut compacted_at = 0u64;
+            let mut first_error = None;
+            while !done.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = issued.load(Ordering::Relaxed).min(total);
+                progress(format!("churn {now}/{total} updates"));
+                if now < compacted_at + every {
+                    continue;
+                }
+                compacted_at = now;
+                let result = async {
+                    let current = client.current_revision().await?;
+                    if current > keep {
+                        client.compact(current - keep).await?;
+                    }
+                    anyhow::Ok(())
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        compactions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        first_error.get_or_insert_with(|| format!("{error:#}"));
+                    }
+                }
+            }
+            first_error
+        })
+    };
+
+    let (recorder, elapsed) = timed(concurrency, |t| {
+        let client = client.clone();
+        let issued = issued.clone();
+        let mut mine = owned(&versions, t, concurrency);
+        async move {
+            let mut recorder = Recorder::new();
+            let mut next = 0;
+            while !mine.is_empty() && issued.fetch_add(1, Ordering::Relaxed) < total {
+                let len = mine.len();
+                let (name, version) = &mut mine[next];
+                next = (next + 1) % len;
+                let start = Instant::now();
+                match client.update(name, version, now_stamp()).await {
+                    Ok(new_version) => {
+                        recorder.record_since(start);
+                        *version = new_version;
+                    }
+                    Err(error) => recorder.error(error),
+                }
+            }
+            recorder
+        }
+    })
+    .await?;
+    done.store(true, Ordering::Release);
+    let compactor_error = compactor.await.context("the compactor task panicked")?;
+    if let Some(error) = compactor_error {
+        bail!("churn compaction failed: {error}");
+    }
+    let mut measured = Measured {
+        recorder,
+        elapsed,
+        ..Measured::default()
+    };
+    let compactions = compactions.load(Ordering::Relaxed);
+    measured.note(
+        "churn_keys",
+        keys,
+        format!("{total} updates over {keys} keys"),
+    );
+    measured.note(
+        "compactions",
+        compactions,
+        format!("{compactions} compactions keeping {}", params.churn_keep),
+    );
+    Ok(measured)
+}
