@@ -12,6 +12,10 @@
 mod list;
 mod list_more;
 mod store;
+mod update;
+mod watch;
+mod watch_scoped;
+mod watch_semantics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,8 +32,10 @@ use crate::runner::Case;
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(store::cases());
+    all.extend(update::cases());
     all.extend(list::cases());
     all.extend(list_more::cases());
+    all.extend(watch::cases());
     all
 }
 
