@@ -46,14 +46,33 @@ impl<K: Object> Storage<K> {
                 message: e.to_string(),
             }
         })?;
+        // Kubernetes' etcd3 watcher resolves "most recent" (resourceVersion "" or "0" with
+        // sendInitialEvents=false) before Watch returns (getStartWatchResourceVersion), so
+        // every write that completes after the call is delivered. Resolving it later, in the
+        // background task, would silently drop writes made right after the call returned.
+        let send_initial = options.send_initial_events.unwrap_or(requested == 0);
+        let live_after = match (send_initial, requested) {
+            (true, _) => None,
+            (false, 0) => Some(
+                self.store
+                    .current_revision()
+                    .await
+                    .map_err(|e| StorageError::from_backend(&watch_key, e))?,
+            ),
+            (false, requested) => Some(requested),
+        };
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
         let storage = self.clone();
         let options = options.clone();
         tokio::spawn(async move {
-            if let Err(error) = storage
-                .run_watch(&watch_key, &options, requested, &sender)
-                .await
-            {
+            // A consumer that drops the stream is Kubernetes' cancelled context / Stop: the
+            // backend watch must end now, not at the next event (a quiet key may never have
+            // one), so the task also waits for the receiver to go away.
+            let outcome = tokio::select! {
+                outcome = storage.run_watch(&watch_key, &options, requested, live_after, &sender) => outcome,
+                () = sender.closed() => Ok(()),
+            };
+            if let Err(error) = outcome {
                 let _ = sender.send(WatchEvent::Error(watch_error(&error))).await;
             }
         });
@@ -63,19 +82,19 @@ impl<K: Object> Storage<K> {
         )))
     }
 
-    /// Feeds one watch until it ends or its consumer goes away.
+    /// Feeds one watch until it ends or its consumer goes away. `live_after` is the revision
+    /// to stream events after when no initial events are sent (resolved by [`Self::watch`]).
     async fn run_watch(
         &self,
         watch_key: &str,
         options: &ListOptions,
         requested: Revision,
+        live_after: Option<Revision>,
         sender: &mpsc::Sender<WatchEvent<K>>,
     ) -> Result<()> {
-        let send_initial = match options.send_initial_events {
-            Some(send) => send,
-            None => requested == 0,
-        };
-        let start_after = if send_initial {
+        let start_after = if let Some(revision) = live_after {
+            revision
+        } else {
             if options.send_initial_events == Some(true) && requested > 0 {
                 let current = self.current_resource_version().await?;
                 if requested > current {
@@ -95,13 +114,6 @@ impl<K: Object> Storage<K> {
                 }
             }
             revision
-        } else if requested == 0 {
-            self.store
-                .current_revision()
-                .await
-                .map_err(|e| StorageError::from_backend(watch_key, e))?
-        } else {
-            requested
         };
         let request = WatchRequest {
             key: watch_key.to_owned(),
