@@ -12,9 +12,6 @@
 mod list;
 mod list_more;
 mod store;
-mod watch;
-mod watch_scoped;
-mod watch_semantics;
 mod update;
 mod watch;
 mod watch_scoped;
@@ -38,7 +35,6 @@ pub(crate) fn cases() -> Vec<Case> {
     all.extend(update::cases());
     all.extend(list::cases());
     all.extend(list_more::cases());
-    all.extend(watch::cases());
     all.extend(watch::cases());
     all
 }
