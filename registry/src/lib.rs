@@ -14,6 +14,7 @@ pub mod object;
 mod options;
 pub mod resource_version;
 pub mod selector;
+pub mod status;
 mod storage;
 pub mod transformer;
 
