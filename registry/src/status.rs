@@ -164,31 +164,38 @@ impl FieldError {
     }
 }
 
-impl fmt::Display for FieldError {
-    /// Kubernetes' `field.Error.Error()`: `spec.x: Invalid value: "v": detail`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.kind.words())?;
-        match (&self.value, self.kind) {
-            (
-                Some(value),
-                FieldErrorType::Invalid
+impl FieldError {
+    /// Kubernetes' `ErrorBody()`: the message without the field path, as in `StatusCause`.
+    pub fn body(&self) -> String {
+        let mut body = self.kind.words().to_owned();
+        let shows_value = matches!(
+            self.kind,
+            FieldErrorType::Invalid
                 | FieldErrorType::NotSupported
                 | FieldErrorType::Duplicate
                 | FieldErrorType::NotFound
-                | FieldErrorType::TypeInvalid,
-            ) => {
-                let shown = match value {
-                    Value::String(s) => format!("{s:?}"),
-                    other => other.to_string(),
-                };
-                write!(f, ": {shown}")?;
-            }
-            _ => {}
+                | FieldErrorType::TypeInvalid
+        );
+        if let (Some(value), true) = (&self.value, shows_value) {
+            let shown = match value {
+                Value::String(s) => format!("{s:?}"),
+                other => other.to_string(),
+            };
+            body.push_str(": ");
+            body.push_str(&shown);
         }
         if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
+            body.push_str(": ");
+            body.push_str(&self.detail);
         }
-        Ok(())
+        body
+    }
+}
+
+impl fmt::Display for FieldError {
+    /// Kubernetes' `field.Error.Error()`: `spec.x: Invalid value: "v": detail`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.body())
     }
 }
 
@@ -286,13 +293,7 @@ impl ApiError {
                     .iter()
                     .map(|e| StatusCause {
                         reason: Some(e.kind.cause_reason().to_owned()),
-                        message: Some(
-                            e.to_string()
-                                .splitn(2, ": ")
-                                .nth(1)
-                                .unwrap_or_default()
-                                .to_owned(),
-                        ),
+                        message: Some(e.body()),
                         field: Some(e.field.clone()),
                     })
                     .collect(),
@@ -519,7 +520,6 @@ impl ApiError {
             (e @ (StorageError::CorruptObj { .. } | StorageError::Internal(_)), _) => {
                 Self::internal(storage_detail(&e))
             }
-            (other, _) => Self::internal(other),
         }
     }
 }
