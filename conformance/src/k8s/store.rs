@@ -221,7 +221,7 @@ async fn get_case(store: Store, scenario: GetScenario) -> anyhow::Result<()> {
         }
     };
     let rv_of = |pod: &Pod| pod.metadata.resource_version.clone().unwrap_or_default();
-    let foo = "/pods/test-ns/foo";
+    let foo_key = "/pods/test-ns/foo";
     let expect_one_of = |got: Option<Pod>, allowed: &[Option<&Pod>]| -> anyhow::Result<()> {
         ensure!(
             allowed.iter().any(|a| a.cloned() == got),
@@ -232,29 +232,31 @@ async fn get_case(store: Store, scenario: GetScenario) -> anyhow::Result<()> {
     };
     match scenario {
         GetScenario::Existing => {
-            let got = get(String::new(), false, foo).await?.context("foo")?;
+            let got = get(String::new(), false, foo_key).await?.context("foo")?;
             expect_equal("get", &updated, &got)
         }
         GetScenario::ResourceVersionZeroIgnoreNotFound => {
-            let got = get("0".to_owned(), true, foo).await?;
+            let got = get("0".to_owned(), true, foo_key).await?;
             expect_one_of(got, &[None, Some(&created), Some(&updated)])
         }
         GetScenario::CreationResourceVersion => {
-            let got = get(rv_of(&created), false, foo).await?;
+            let got = get(rv_of(&created), false, foo_key).await?;
             expect_one_of(got, &[Some(&created), Some(&updated)])
         }
         GetScenario::CurrentObjectResourceVersion => {
-            let got = get(rv_of(&updated), false, foo).await?.context("foo")?;
+            let got = get(rv_of(&updated), false, foo_key).await?.context("foo")?;
             expect_equal("get at the object's resourceVersion", &updated, &got)
         }
         GetScenario::LatestGlobalResourceVersion => {
-            let got = get(rv_of(&last), false, foo).await?.context("foo")?;
+            let got = get(rv_of(&last), false, foo_key).await?.context("foo")?;
             expect_equal("get at the latest resourceVersion", &updated, &got)
         }
-        GetScenario::TooLargeResourceVersion => match get(i64::MAX.to_string(), false, foo).await {
-            Err(error) if error.is_too_large_resource_version() => Ok(()),
-            other => bail!("get at i64::MAX must be TooLargeResourceVersion, got {other:?}"),
-        },
+        GetScenario::TooLargeResourceVersion => {
+            match get(i64::MAX.to_string(), false, foo_key).await {
+                Err(error) if error.is_too_large_resource_version() => Ok(()),
+                other => bail!("get at i64::MAX must be TooLargeResourceVersion, got {other:?}"),
+            }
+        }
         GetScenario::Missing => match get(String::new(), false, "/pods/test-ns/non-existing").await
         {
             Err(error) if error.is_not_found() => Ok(()),

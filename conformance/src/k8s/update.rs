@@ -445,12 +445,14 @@ async fn suggestion_and_conflict(store: Store) -> anyhow::Result<()> {
 async fn transformation_failure(store: Store) -> anyhow::Result<()> {
     let (storage, transformer) = transformed(&store);
     let bar = pod("first", "bar");
-    let baz = pod("second", "baz");
+    let unreadable = pod("second", "baz");
     storage.create(&pod_key(&bar), &bar, 0).await?;
     transformer.set_prefix(b"otherprefix!".to_vec());
-    storage.create(&pod_key(&baz), &baz, 0).await?;
+    storage
+        .create(&pod_key(&unreadable), &unreadable, 0)
+        .await?;
     transformer.set_prefix(TEST_PREFIX.to_vec());
-    let baz_key = pod_key(&baz);
+    let baz_key = pod_key(&unreadable);
     let internal = |what: &str, error: Option<StorageError>| -> anyhow::Result<()> {
         match error {
             Some(error) if error.is_internal() => Ok(()),
@@ -474,7 +476,7 @@ async fn transformation_failure(store: Store) -> anyhow::Result<()> {
             .err(),
     )?;
     let with_suggestion = storage
-        .guaranteed_update(&baz_key, false, None, unchanged, Some(baz.clone()))
+        .guaranteed_update(&baz_key, false, None, unchanged, Some(unreadable.clone()))
         .await;
     ensure!(
         with_suggestion.is_err(),
