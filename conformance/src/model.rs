@@ -156,7 +156,7 @@ impl Model {
     }
 }
 
-fn proptest_cases(default: u32) -> u32 {
+pub(crate) fn proptest_cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -164,7 +164,7 @@ fn proptest_cases(default: u32) -> u32 {
 }
 
 /// Runs a proptest whose body is async, from inside the case's runtime.
-async fn run_proptest<S, F, Fut>(cases: u32, strategy: S, body: F) -> anyhow::Result<()>
+pub(crate) async fn run_proptest<S, F, Fut>(cases: u32, strategy: S, body: F) -> anyhow::Result<()>
 where
     S: Strategy + Send + 'static,
     S::Value: std::fmt::Debug,

@@ -11,6 +11,7 @@
 
 mod list;
 mod list_more;
+mod model;
 mod store;
 mod update;
 mod watch;
@@ -32,6 +33,7 @@ use crate::runner::Case;
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(store::cases());
+    all.extend(model::cases());
     all.extend(update::cases());
     all.extend(list::cases());
     all.extend(list_more::cases());
