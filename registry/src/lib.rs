@@ -12,6 +12,7 @@ pub mod continue_token;
 mod error;
 pub mod object;
 mod options;
+pub mod patch;
 pub mod resource_version;
 pub mod selector;
 pub mod status;
