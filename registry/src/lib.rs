@@ -17,6 +17,7 @@ pub mod resource_version;
 pub mod selector;
 pub mod status;
 mod storage;
+pub mod store;
 pub mod transformer;
 
 pub use error::{Result, StorageError};
@@ -26,3 +27,4 @@ pub use options::{
     ResourceVersionMatch, ResponseMeta, Stats, WatchError, WatchEvent,
 };
 pub use storage::{AttrFunc, Codec, ObjectWatch, Storage, default_attrs};
+pub use store::{Store, Strategy};

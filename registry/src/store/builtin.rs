@@ -1,0 +1,853 @@
+//! Strategies of the built-in kinds the API server serves, with Kubernetes' validation of the
+//! fields that matter, and [`GenericStrategy`] for custom (dynamic) kinds.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, NamespaceStatus, Secret};
+use serde_json::Value;
+
+use super::strategy::{
+    GcPolicy, Strategy, TableColumn, age, age_column, copy_spec, copy_status, name_column,
+};
+use super::validation::{
+    FIELD_IMMUTABLE, NameValidator, config_map_key_errors,
+    key_path, name_is_dns_label, name_is_dns_subdomain, too_long, validate_object_meta,
+};
+use crate::object::Object;
+use crate::selector::validation::dns1123_subdomain_errors;
+use crate::selector::Fields;
+use crate::status::FieldError;
+
+/// Largest total size of a configmap's or secret's data (`MaxSecretSize`, 1 MiB).
+pub const MAX_DATA_SIZE: usize = 1024 * 1024;
+/// Events expire an hour after their last write, as Kubernetes' default `--event-ttl`.
+pub const EVENT_TTL_SECONDS: u64 = 3600;
+
+const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
+
+fn forbidden_immutable(path: &str) -> FieldError {
+    FieldError::forbidden(path, IMMUTABLE_WHEN_SET)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespaces
+
+/// `namespaces` (core/v1, cluster-scoped): DNS-label names, phase `Active` on create, the
+/// `Terminating` phase once a delete marks them, `spec.finalizers` and `status` kept on
+/// main-resource updates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NamespaceStrategy;
+
+/// The `namespaces/status` strategy: only `status` changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NamespaceStatusStrategy;
+
+/// The `namespaces/finalize` strategy: only `spec.finalizers` changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NamespaceFinalizeStrategy;
+
+fn validate_namespace(namespace: &Namespace) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&namespace.metadata, false, name_is_dns_label);
+    let finalizers = namespace.spec.as_ref().and_then(|s| s.finalizers.as_ref());
+    for finalizer in finalizers.into_iter().flatten() {
+        let standard = finalizer == "kubernetes";
+        if !standard && !finalizer.contains('/') {
+            errors.push(FieldError::invalid(
+                "spec.finalizers",
+                finalizer.as_str(),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+    }
+    errors
+}
+
+impl Strategy<Namespace> for NamespaceStrategy {
+    fn namespace_scoped(&self) -> bool {
+        false
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn prepare_for_create(&self, object: &mut Namespace) {
+        object.status = Some(NamespaceStatus {
+            phase: Some("Active".to_owned()),
+            conditions: None,
+        });
+    }
+
+    fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
+        new.status = old.status.clone();
+        let finalizers = old.spec.as_ref().and_then(|s| s.finalizers.clone());
+        match (&mut new.spec, finalizers) {
+            (Some(spec), finalizers) => spec.finalizers = finalizers,
+            (None, Some(finalizers)) => {
+                new.spec = Some(k8s_openapi::api::core::v1::NamespaceSpec {
+                    finalizers: Some(finalizers),
+                });
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn validate(&self, object: &Namespace) -> Vec<FieldError> {
+        validate_namespace(object)
+    }
+
+    fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
+        validate_namespace(new)
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    fn default_gc_policy(&self) -> GcPolicy {
+        GcPolicy::Unsupported
+    }
+
+    fn on_deletion_marked(&self, object: &mut Namespace) {
+        object.status.get_or_insert_with(Default::default).phase = Some("Terminating".to_owned());
+    }
+
+    fn selectable_fields(&self, object: &Namespace) -> Fields {
+        let mut fields = Fields::new();
+        fields.insert(
+            "metadata.name".to_owned(),
+            object.metadata.name.clone().unwrap_or_default(),
+        );
+        fields.insert(
+            "status.phase".to_owned(),
+            object
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default(),
+        );
+        fields
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        vec![
+            name_column(),
+            TableColumn::new(
+                "Status",
+                "string",
+                "",
+                "The status of the namespace",
+            ),
+            age_column(),
+        ]
+    }
+
+    fn table_cells(&self, object: &Namespace) -> Vec<Value> {
+        vec![
+            Value::from(object.metadata.name.clone().unwrap_or_default()),
+            Value::from(
+                object
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+            ),
+            Value::from(age(object)),
+        ]
+    }
+}
+
+impl Strategy<Namespace> for NamespaceStatusStrategy {
+    fn namespace_scoped(&self) -> bool {
+        false
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
+        copy_spec(old, new);
+    }
+
+    fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
+        let phase = new.status.as_ref().and_then(|s| s.phase.clone());
+        match phase.as_deref() {
+            None | Some("Active" | "Terminating") => Vec::new(),
+            Some(other) => vec![FieldError::not_supported(
+                "status.phase",
+                other,
+                &["Active", "Terminating"],
+            )],
+        }
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+}
+
+impl Strategy<Namespace> for NamespaceFinalizeStrategy {
+    fn namespace_scoped(&self) -> bool {
+        false
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
+        let finalizers = new.spec.as_ref().and_then(|s| s.finalizers.clone());
+        let mut kept = old.clone();
+        kept.metadata = new.metadata.clone();
+        kept.spec.get_or_insert_with(Default::default).finalizers = finalizers;
+        *new = kept;
+    }
+
+    fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
+        validate_namespace(new)
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConfigMaps
+
+/// `configmaps` (core/v1): DNS-subdomain names, data keys `[-._a-zA-Z0-9]+`, at most 1 MiB of
+/// data, no key in both `data` and `binaryData`, `immutable` configmaps keep their data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConfigMapStrategy;
+
+fn validate_config_map(object: &ConfigMap) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&object.metadata, true, name_is_dns_subdomain);
+    let mut total = 0usize;
+    let binary = object.binary_data.as_ref();
+    for (key, value) in object.data.iter().flatten() {
+        let path = key_path("data", key);
+        for message in config_map_key_errors(key) {
+            errors.push(FieldError::invalid(&path, key.as_str(), message));
+        }
+        if binary.is_some_and(|b| b.contains_key(key)) {
+            errors.push(FieldError::invalid(
+                &path,
+                key.as_str(),
+                "duplicate of key present in binaryData",
+            ));
+        }
+        total += value.len();
+    }
+    for (key, value) in binary.into_iter().flatten() {
+        let path = key_path("binaryData", key);
+        for message in config_map_key_errors(key) {
+            errors.push(FieldError::invalid(&path, key.as_str(), message));
+        }
+        total += value.0.len();
+    }
+    if total > MAX_DATA_SIZE {
+        errors.push(too_long("", MAX_DATA_SIZE));
+    }
+    errors
+}
+
+impl Strategy<ConfigMap> for ConfigMapStrategy {
+    fn namespace_scoped(&self) -> bool {
+        true
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn validate(&self, object: &ConfigMap) -> Vec<FieldError> {
+        validate_config_map(object)
+    }
+
+    fn validate_update(&self, new: &ConfigMap, old: &ConfigMap) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if old.immutable == Some(true) {
+            if new.immutable != Some(true) {
+                errors.push(forbidden_immutable("immutable"));
+            }
+            if new.data != old.data {
+                errors.push(forbidden_immutable("data"));
+            }
+            if new.binary_data != old.binary_data {
+                errors.push(forbidden_immutable("binaryData"));
+            }
+        }
+        errors.extend(validate_config_map(new));
+        errors
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        vec![
+            name_column(),
+            TableColumn::new("Data", "string", "", "Number of keys in the configmap"),
+            age_column(),
+        ]
+    }
+
+    fn table_cells(&self, object: &ConfigMap) -> Vec<Value> {
+        let keys = object.data.as_ref().map_or(0, |d| d.len())
+            + object.binary_data.as_ref().map_or(0, |d| d.len());
+        vec![
+            Value::from(object.metadata.name.clone().unwrap_or_default()),
+            Value::from(keys),
+            Value::from(age(object)),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+/// `secrets` (core/v1): `stringData` merged into `data`, type `Opaque` by default and
+/// immutable, data keys and 1 MiB limit as configmaps, the required keys of the well-known
+/// types, `immutable` secrets keep their data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SecretStrategy;
+
+fn merge_string_data(secret: &mut Secret) {
+    if let Some(strings) = secret.string_data.take() {
+        let data = secret.data.get_or_insert_with(Default::default);
+        for (key, value) in strings {
+            data.insert(key, ByteString(value.into_bytes()));
+        }
+    }
+    if secret.type_.as_deref().unwrap_or_default().is_empty() {
+        secret.type_ = Some("Opaque".to_owned());
+    }
+}
+
+fn validate_secret(secret: &Secret) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&secret.metadata, true, name_is_dns_subdomain);
+    let data = secret.data.clone().unwrap_or_default();
+    let mut total = 0usize;
+    for (key, value) in &data {
+        for message in config_map_key_errors(key) {
+            errors.push(FieldError::invalid(
+                key_path("data", key),
+                key.as_str(),
+                message,
+            ));
+        }
+        total += value.0.len();
+    }
+    if total > MAX_DATA_SIZE {
+        errors.push(too_long("data", MAX_DATA_SIZE));
+    }
+    let required = |key: &str| FieldError::required(key_path("data", key), "");
+    match secret.type_.as_deref().unwrap_or("Opaque") {
+        "kubernetes.io/service-account-token" => {
+            let named = secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/service-account.name"))
+                .is_some_and(|v| !v.is_empty());
+            if !named {
+                errors.push(FieldError::required(
+                    "metadata.annotations[kubernetes.io/service-account.name]",
+                    "",
+                ));
+            }
+        }
+        "kubernetes.io/dockercfg" => match data.get(".dockercfg") {
+            None => errors.push(required(".dockercfg")),
+            Some(bytes) => {
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0)
+                {
+                    errors.push(FieldError::invalid(
+                        key_path("data", ".dockercfg"),
+                        "<secret contents redacted>",
+                        e.to_string(),
+                    ));
+                }
+            }
+        },
+        "kubernetes.io/dockerconfigjson" => match data.get(".dockerconfigjson") {
+            None => errors.push(required(".dockerconfigjson")),
+            Some(bytes) => {
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0)
+                {
+                    errors.push(FieldError::invalid(
+                        key_path("data", ".dockerconfigjson"),
+                        "<secret contents redacted>",
+                        e.to_string(),
+                    ));
+                }
+            }
+        },
+        "kubernetes.io/basic-auth" => {
+            if !data.contains_key("username") && !data.contains_key("password") {
+                errors.push(required("username"));
+                errors.push(required("password"));
+            }
+        }
+        "kubernetes.io/ssh-auth" => {
+            if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
+                errors.push(required("ssh-privatekey"));
+            }
+        }
+        "kubernetes.io/tls" => {
+            if !data.contains_key("tls.crt") {
+                errors.push(required("tls.crt"));
+            }
+            if !data.contains_key("tls.key") {
+                errors.push(required("tls.key"));
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+impl Strategy<Secret> for SecretStrategy {
+    fn namespace_scoped(&self) -> bool {
+        true
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn prepare_for_create(&self, object: &mut Secret) {
+        merge_string_data(object);
+    }
+
+    fn prepare_for_update(&self, new: &mut Secret, _old: &Secret) {
+        merge_string_data(new);
+    }
+
+    fn validate(&self, object: &Secret) -> Vec<FieldError> {
+        validate_secret(object)
+    }
+
+    fn validate_update(&self, new: &Secret, old: &Secret) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if new.type_ != old.type_ {
+            errors.push(FieldError::invalid(
+                "type",
+                new.type_.clone().unwrap_or_default(),
+                FIELD_IMMUTABLE,
+            ));
+        }
+        if old.immutable == Some(true) {
+            if new.immutable != Some(true) {
+                errors.push(forbidden_immutable("immutable"));
+            }
+            if new.data != old.data {
+                errors.push(forbidden_immutable("data"));
+            }
+        }
+        errors.extend(validate_secret(new));
+        errors
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    fn selectable_fields(&self, object: &Secret) -> Fields {
+        let mut fields = Fields::new();
+        fields.insert(
+            "metadata.name".to_owned(),
+            object.metadata.name.clone().unwrap_or_default(),
+        );
+        fields.insert(
+            "metadata.namespace".to_owned(),
+            object.metadata.namespace.clone().unwrap_or_default(),
+        );
+        fields.insert("type".to_owned(), object.type_.clone().unwrap_or_default());
+        fields
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        vec![
+            name_column(),
+            TableColumn::new("Type", "string", "", "The type of the secret"),
+            TableColumn::new("Data", "string", "", "Number of keys in the secret"),
+            age_column(),
+        ]
+    }
+
+    fn table_cells(&self, object: &Secret) -> Vec<Value> {
+        vec![
+            Value::from(object.metadata.name.clone().unwrap_or_default()),
+            Value::from(object.type_.clone().unwrap_or_default()),
+            Value::from(object.data.as_ref().map_or(0, |d| d.len())),
+            Value::from(age(object)),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// `events` (core/v1): expire [`EVENT_TTL_SECONDS`] after their last write; the involved
+/// object's namespace must match the event's; new-style events (with `eventTime`) need
+/// `reportingController`, `reportingInstance`, `action` and `reason`; `type` is `Normal` or
+/// `Warning`. Field selectors see `involvedObject.*`, `reason`, `source`, `type`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventStrategy;
+
+fn validate_event(event: &Event) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&event.metadata, true, name_is_dns_subdomain);
+    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+    let involved = event.involved_object.namespace.clone().unwrap_or_default();
+    if event.event_time.is_none() {
+        let mismatch = if involved.is_empty() {
+            !namespace.is_empty() && namespace != "default"
+        } else {
+            namespace != involved
+        };
+        if mismatch {
+            errors.push(FieldError::invalid(
+                "involvedObject.namespace",
+                involved.as_str(),
+                "does not match event.namespace",
+            ));
+        }
+    } else {
+        let empty = |v: &Option<String>| v.as_deref().unwrap_or_default().is_empty();
+        if empty(&event.reporting_component) {
+            errors.push(FieldError::required("reportingController", ""));
+        }
+        if empty(&event.reporting_instance) {
+            errors.push(FieldError::required("reportingInstance", ""));
+        }
+        if empty(&event.action) {
+            errors.push(FieldError::required("action", ""));
+        }
+        if empty(&event.reason) {
+            errors.push(FieldError::required("reason", ""));
+        }
+        if !involved.is_empty() && namespace != involved {
+            errors.push(FieldError::invalid(
+                "involvedObject.namespace",
+                involved.as_str(),
+                "does not match event.namespace",
+            ));
+        }
+        match event.type_.as_deref() {
+            Some("Normal" | "Warning") => {}
+            other => errors.push(FieldError::not_supported(
+                "type",
+                other.unwrap_or_default(),
+                &["Normal", "Warning"],
+            )),
+        }
+    }
+    for message in dns1123_subdomain_errors(&namespace) {
+        errors.push(FieldError::invalid("namespace", namespace.as_str(), message));
+    }
+    errors
+}
+
+impl Strategy<Event> for EventStrategy {
+    fn namespace_scoped(&self) -> bool {
+        true
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn validate(&self, object: &Event) -> Vec<FieldError> {
+        validate_event(object)
+    }
+
+    fn validate_update(&self, new: &Event, _old: &Event) -> Vec<FieldError> {
+        validate_event(new)
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    fn ttl_seconds(&self, _object: &Event, _existing: u64, _update: bool) -> u64 {
+        EVENT_TTL_SECONDS
+    }
+
+    fn selectable_fields(&self, event: &Event) -> Fields {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let involved = &event.involved_object;
+        let mut fields = Fields::new();
+        fields.insert("metadata.name".to_owned(), text(&event.metadata.name));
+        fields.insert(
+            "metadata.namespace".to_owned(),
+            text(&event.metadata.namespace),
+        );
+        fields.insert("involvedObject.kind".to_owned(), text(&involved.kind));
+        fields.insert(
+            "involvedObject.namespace".to_owned(),
+            text(&involved.namespace),
+        );
+        fields.insert("involvedObject.name".to_owned(), text(&involved.name));
+        fields.insert("involvedObject.uid".to_owned(), text(&involved.uid));
+        fields.insert(
+            "involvedObject.apiVersion".to_owned(),
+            text(&involved.api_version),
+        );
+        fields.insert(
+            "involvedObject.resourceVersion".to_owned(),
+            text(&involved.resource_version),
+        );
+        fields.insert(
+            "involvedObject.fieldPath".to_owned(),
+            text(&involved.field_path),
+        );
+        fields.insert("reason".to_owned(), text(&event.reason));
+        fields.insert(
+            "reportingComponent".to_owned(),
+            text(&event.reporting_component),
+        );
+        fields.insert(
+            "source".to_owned(),
+            event
+                .source
+                .as_ref()
+                .and_then(|s| s.component.clone())
+                .unwrap_or_default(),
+        );
+        fields.insert("type".to_owned(), text(&event.type_));
+        fields
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        vec![
+            TableColumn::new("Last Seen", "string", "", "Time when last this event was observed"),
+            TableColumn::new("Type", "string", "", "Type of this event"),
+            TableColumn::new("Reason", "string", "", "Short, machine understandable string that gives the reason for this event being generated"),
+            TableColumn::new("Object", "string", "", "The object this event is about"),
+            TableColumn::new("Message", "string", "", "A human-readable description of the status of this operation"),
+        ]
+    }
+
+    fn table_cells(&self, event: &Event) -> Vec<Value> {
+        let last_seen = event
+            .last_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .or_else(|| event.event_time.as_ref().map(|t| t.0.as_second()));
+        let last_seen = match last_seen {
+            Some(seconds) => super::strategy::human_duration(
+                k8s_openapi::jiff::Timestamp::now().as_second() - seconds,
+            ),
+            None => "<unknown>".to_owned(),
+        };
+        let involved = &event.involved_object;
+        vec![
+            Value::from(last_seen),
+            Value::from(event.type_.clone().unwrap_or_default()),
+            Value::from(event.reason.clone().unwrap_or_default()),
+            Value::from(format!(
+                "{}/{}",
+                involved.kind.clone().unwrap_or_default().to_lowercase(),
+                involved.name.clone().unwrap_or_default()
+            )),
+            Value::from(event.message.clone().unwrap_or_default()),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+/// `leases` (coordination.k8s.io/v1): DNS-subdomain names, `spec.leaseDurationSeconds` > 0,
+/// `spec.leaseTransitions` >= 0, `spec.preferredHolder` only with `spec.strategy`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LeaseStrategy;
+
+fn validate_lease(lease: &Lease) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&lease.metadata, true, name_is_dns_subdomain);
+    if let Some(spec) = &lease.spec {
+        if let Some(duration) = spec.lease_duration_seconds.filter(|d| *d <= 0) {
+            errors.push(FieldError::invalid(
+                "spec.leaseDurationSeconds",
+                duration,
+                "must be greater than 0",
+            ));
+        }
+        if let Some(transitions) = spec.lease_transitions.filter(|t| *t < 0) {
+            errors.push(FieldError::invalid(
+                "spec.leaseTransitions",
+                transitions,
+                "must be greater than or equal to 0",
+            ));
+        }
+        if spec.preferred_holder.is_some() && spec.strategy.is_none() {
+            errors.push(FieldError::forbidden(
+                "spec.preferredHolder",
+                "may only be specified if `strategy` is defined",
+            ));
+        }
+        if let Some(strategy) = &spec.strategy {
+            if strategy != "OldestEmulationVersion" {
+                errors.push(FieldError::not_supported(
+                    "spec.strategy",
+                    strategy.as_str(),
+                    &["OldestEmulationVersion"],
+                ));
+            }
+        }
+    }
+    errors
+}
+
+impl Strategy<Lease> for LeaseStrategy {
+    fn namespace_scoped(&self) -> bool {
+        true
+    }
+
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    fn validate(&self, object: &Lease) -> Vec<FieldError> {
+        validate_lease(object)
+    }
+
+    fn validate_update(&self, new: &Lease, _old: &Lease) -> Vec<FieldError> {
+        validate_lease(new)
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        vec![
+            name_column(),
+            TableColumn::new("Holder", "string", "", "The holder of the lease"),
+            age_column(),
+        ]
+    }
+
+    fn table_cells(&self, lease: &Lease) -> Vec<Value> {
+        vec![
+            Value::from(lease.metadata.name.clone().unwrap_or_default()),
+            Value::from(
+                lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.clone())
+                    .unwrap_or_default(),
+            ),
+            Value::from(age(lease)),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic (custom resources)
+
+/// A strategy for custom and dynamic kinds (what Kubernetes does for custom resources):
+/// generation tracking, `status` reset on main-resource writes when the kind has a status
+/// subresource, name rule, scope and unconditional updates configurable.
+#[derive(Clone, Debug)]
+pub struct GenericStrategy {
+    namespaced: bool,
+    status_subresource: bool,
+    allow_unconditional_update: bool,
+    allow_create_on_update: bool,
+    name_rule: NameValidator,
+}
+
+impl GenericStrategy {
+    /// A strategy of the given scope with a status subresource, DNS-subdomain names, and
+    /// neither unconditional updates nor create-on-update (as custom resources).
+    pub fn new(namespaced: bool) -> Self {
+        GenericStrategy {
+            namespaced,
+            status_subresource: true,
+            allow_unconditional_update: false,
+            allow_create_on_update: false,
+            name_rule: name_is_dns_subdomain,
+        }
+    }
+
+    /// Whether main-resource writes keep the stored status (the kind has `/status`).
+    pub fn with_status_subresource(mut self, enabled: bool) -> Self {
+        self.status_subresource = enabled;
+        self
+    }
+
+    /// Whether updates without a resourceVersion are allowed.
+    pub fn with_unconditional_update(mut self, enabled: bool) -> Self {
+        self.allow_unconditional_update = enabled;
+        self
+    }
+
+    /// Whether updates of missing objects create them.
+    pub fn with_create_on_update(mut self, enabled: bool) -> Self {
+        self.allow_create_on_update = enabled;
+        self
+    }
+
+    /// Another name rule (for example [`name_is_dns_label`]).
+    pub fn with_name_rule(mut self, rule: NameValidator) -> Self {
+        self.name_rule = rule;
+        self
+    }
+}
+
+impl<K: Object> Strategy<K> for GenericStrategy {
+    fn namespace_scoped(&self) -> bool {
+        self.namespaced
+    }
+
+    fn prepare_for_create(&self, object: &mut K) {
+        if self.status_subresource {
+            let empty: K = match serde_json::to_value(&*object) {
+                Ok(Value::Object(mut map)) => {
+                    map.remove("status");
+                    match serde_json::from_value(Value::Object(map)) {
+                        Ok(o) => o,
+                        Err(_) => return,
+                    }
+                }
+                _ => return,
+            };
+            *object = empty;
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut K, old: &K) {
+        if self.status_subresource {
+            copy_status(old, new);
+        }
+    }
+
+    fn validate(&self, object: &K) -> Vec<FieldError> {
+        validate_object_meta(object.meta(), self.namespaced, self.name_rule)
+    }
+
+    fn validate_update(&self, new: &K, _old: &K) -> Vec<FieldError> {
+        validate_object_meta(new.meta(), self.namespaced, self.name_rule)
+    }
+
+    fn allow_create_on_update(&self) -> bool {
+        self.allow_create_on_update
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        self.allow_unconditional_update
+    }
+}
+
+/// The status strategy of a [`GenericStrategy`] kind.
+pub fn generic_status_strategy(main: GenericStrategy) -> super::StatusStrategy<GenericStrategy> {
+    super::StatusStrategy::new(main)
+}
