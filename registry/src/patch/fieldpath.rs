@@ -293,11 +293,11 @@ pub fn item_element(
 
 /// The items of a non-atomic list with their path elements. `strict` rejects items without
 /// identity and duplicates.
-pub fn list_items<'v>(
-    list: &'v [Value],
+pub fn list_items(
+    list: &[Value],
     kind: ListKind,
     strict: bool,
-) -> Result<Vec<(PathElement, &'v Value)>, String> {
+) -> Result<Vec<(PathElement, &Value)>, String> {
     let mut out: Vec<(PathElement, &Value)> = Vec::with_capacity(list.len());
     for (i, item) in list.iter().enumerate() {
         let element = item_element(item, i, kind, strict)?;
@@ -402,10 +402,7 @@ fn shape(value: &Value, kind: ListKind) -> Shape {
 /// Compares two versions of an object.
 pub fn compare(old: &Value, new: &Value, schema: &dyn PatchSchema) -> Comparison {
     #[allow(clippy::too_many_arguments)]
-    fn children<'v>(
-        value: &'v Value,
-        kind: ListKind,
-    ) -> Vec<(PathElement, Option<String>, &'v Value)> {
+    fn children(value: &Value, kind: ListKind) -> Vec<(PathElement, Option<String>, &Value)> {
         match value {
             Value::Object(map) => map
                 .iter()

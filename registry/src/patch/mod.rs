@@ -46,6 +46,10 @@
 //! so an apply after a client-side apply conflicts on every changed field, as in Kubernetes
 //! without that bridge.
 
+// `ApiError` is the `metav1.Status` of a failed request: returned once per request, so boxing it
+// would buy nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod fieldpath;
 pub mod managed;
 pub mod merge;
