@@ -10,10 +10,12 @@
 mod codec_helpers;
 pub mod continue_token;
 mod error;
+pub mod example;
 pub mod object;
 mod options;
 pub mod patch;
 pub mod resource_version;
+pub mod scheme;
 pub mod selector;
 pub mod status;
 mod storage;
