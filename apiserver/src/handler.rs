@@ -1,0 +1,608 @@
+//! The per-resource request handler the router dispatches to, and its generic implementation
+//! over the registry [`Store`].
+//!
+//! A [`ResourceHandler`] serves one resource (all its versions): every verb takes and returns
+//! `serde_json::Value` documents in the request's group-version, so the router never sees a
+//! Rust type. [`StoreHandler`] implements it for any [`Object`] kept in a [`Store`], converting
+//! between the request version and the storage version with the [`Scheme`] and running the
+//! patch engine and server-side apply of [`registry::patch`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
+use registry::patch::{
+    self, KindSchema, ManagerInfo, PatchSchema, PatchType, server_side_apply,
+    update_managed_fields,
+};
+use registry::scheme::{ResourceInfo, Scheme};
+use registry::status::ApiError;
+use registry::store::{CreateOptions, DeleteResponse, TableColumn, UpdateOptions};
+use registry::{ListOptions, Object, Preconditions, Store, WatchEvent};
+use serde_json::Value;
+
+/// How the server treats fields a request body carries that the kind does not know
+/// (`fieldValidation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them and answer with one `Warning` header each (the default, as in Kubernetes).
+    #[default]
+    Warn,
+    /// Reject the request with 400 BadRequest.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter; `""` is the default, anything else unknown is 400.
+    pub fn parse(value: &str) -> Result<Self, ApiError> {
+        match value {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            "Strict" => Ok(FieldValidation::Strict),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other:?}, must be one of Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// What one request tells a handler besides its body.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The namespace of the path (`""` for cluster-scoped resources and all-namespace lists).
+    pub namespace: String,
+    /// The version of the path; documents in and out are in this version.
+    pub version: String,
+    /// The subresource (`""` for the main resource, `"status"`).
+    pub subresource: String,
+    /// `dryRun=All`: validate fully, persist nothing.
+    pub dry_run: bool,
+    /// The field manager of the write (the `fieldManager` parameter or derived from the
+    /// user agent).
+    pub field_manager: String,
+    /// `force` of apply patches.
+    pub force: bool,
+}
+
+/// One page of a list, in the request version.
+#[derive(Clone, Debug, Default)]
+pub struct ListResult {
+    /// The objects (each with `apiVersion` and `kind`).
+    pub items: Vec<Value>,
+    /// The revision the list was read at.
+    pub resource_version: u64,
+    /// The token of the next page.
+    pub continue_token: Option<String>,
+    /// How many objects follow this page, when known.
+    pub remaining_item_count: Option<i64>,
+}
+
+/// A stream of watch events carrying documents in the request version.
+pub type ValueWatch = BoxStream<'static, WatchEvent<Value>>;
+
+/// One served resource. All documents are in the request's group-version (`ctx.version`).
+#[async_trait]
+pub trait ResourceHandler: Send + Sync + 'static {
+    /// Names, versions, scope, verbs and subresources (discovery and routing read it).
+    fn info(&self) -> &ResourceInfo;
+
+    /// The OpenAPI v3 schema of the kind at `version` (for `kubectl explain`), if any.
+    fn openapi_schema(&self, _version: &str) -> Option<Value> {
+        None
+    }
+
+    /// Whether strategic merge patches are accepted (built-in kinds only, as in Kubernetes).
+    fn supports_strategic_merge(&self) -> bool {
+        false
+    }
+
+    /// Column definitions of `as=Table`.
+    fn table_columns(&self) -> Vec<TableColumn>;
+
+    /// One table row for an object in the request version.
+    fn table_cells(&self, ctx: &RequestContext, object: &Value) -> Vec<Value>;
+
+    /// Paths of fields of `body` (in `ctx.version`) the kind does not know, for
+    /// `fieldValidation`.
+    fn unknown_fields(&self, _ctx: &RequestContext, _body: &Value) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Reads one object.
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<Value, ApiError>;
+
+    /// Lists objects.
+    async fn list(&self, ctx: &RequestContext, options: &ListOptions)
+    -> Result<ListResult, ApiError>;
+
+    /// Watches objects.
+    async fn watch(&self, ctx: &RequestContext, options: &ListOptions)
+    -> Result<ValueWatch, ApiError>;
+
+    /// Creates an object.
+    async fn create(&self, ctx: &RequestContext, body: Value) -> Result<Value, ApiError>;
+
+    /// Replaces an object (or its status); `true` when the update created it.
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: Value,
+    ) -> Result<(Value, bool), ApiError>;
+
+    /// Patches an object (or its status); `true` when the patch created it (apply).
+    async fn patch(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+    ) -> Result<(Value, bool), ApiError>;
+
+    /// Deletes an object: the response body and whether it is gone (200) rather than only
+    /// marked for deletion (202).
+    async fn delete(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<(Value, bool), ApiError>;
+
+    /// Deletes every selected object; answers with the list of deleted objects.
+    async fn delete_collection(
+        &self,
+        ctx: &RequestContext,
+        options: &DeleteOptions,
+        list: &ListOptions,
+    ) -> Result<Value, ApiError>;
+}
+
+/// Type-erased function giving the OpenAPI schema of a kind at a version.
+pub type SchemaFn = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
+
+/// [`ResourceHandler`] over a registry [`Store<K>`]: `K` is the storage-version type, the
+/// [`Scheme`] converts between it and the served versions.
+pub struct StoreHandler<K: Object> {
+    store: Store<K>,
+    scheme: Arc<Scheme>,
+    info: ResourceInfo,
+    patch_schema: &'static KindSchema,
+    openapi: Option<SchemaFn>,
+}
+
+impl<K: Object> StoreHandler<K> {
+    /// A handler for `store`, described by `info` (which must be registered in `scheme`),
+    /// patching with `patch_schema` (see [`registry::patch::builtin_schema`]).
+    pub fn new(
+        store: Store<K>,
+        scheme: Arc<Scheme>,
+        info: ResourceInfo,
+        patch_schema: &'static KindSchema,
+    ) -> Self {
+        StoreHandler {
+            store,
+            scheme,
+            info,
+            patch_schema,
+            openapi: None,
+        }
+    }
+
+    /// This handler with an OpenAPI schema function for `kubectl explain`.
+    pub fn with_openapi(mut self, schema: SchemaFn) -> Self {
+        self.openapi = Some(schema);
+        self
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    fn status(&self, ctx: &RequestContext) -> Result<bool, ApiError> {
+        match ctx.subresource.as_str() {
+            "" => Ok(false),
+            "status" if self.info.has_subresource("status") => Ok(true),
+            _ => Err(crate::http::not_found()),
+        }
+    }
+
+    /// The stored object as a document in `version`.
+    fn to_version(&self, object: &K, version: &str) -> Result<Value, ApiError> {
+        let mut value = serde_json::to_value(object)
+            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+        if let Some(map) = value.as_object_mut() {
+            let gvk = self.info.storage_gvk();
+            map.entry("apiVersion")
+                .or_insert_with(|| Value::from(gvk.api_version()));
+            map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
+        }
+        self.scheme.convert(value, version)
+    }
+
+    /// A request document in `version` as the stored type.
+    fn from_version(&self, body: Value, version: &str) -> Result<K, ApiError> {
+        let storage = self.scheme.decode_to_storage(&self.info.gvk(version), body)?;
+        serde_json::from_value(storage).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version {version:?} cannot be handled as a {}: {e}",
+                self.info.kind, self.info.kind
+            ))
+        })
+    }
+
+    fn manager<'a>(&self, ctx: &'a RequestContext, time: &'a str) -> ManagerInfo<'a> {
+        ManagerInfo {
+            manager: &ctx.field_manager,
+            subresource: &ctx.subresource,
+            time,
+        }
+    }
+
+    async fn run_update<F>(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        update: F,
+        options: &UpdateOptions<K>,
+    ) -> Result<(Value, bool), ApiError>
+    where
+        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
+    {
+        let updated = if self.status(ctx)? {
+            self.store
+                .update_status_with(&ctx.namespace, name, update, options)
+                .await?
+        } else {
+            self.store
+                .update_with(&ctx.namespace, name, update, options)
+                .await?
+        };
+        Ok((self.to_version(&updated.object, &ctx.version)?, updated.created))
+    }
+}
+
+/// Paths of fields in `sent` that are absent from `kept` (what a typed round trip dropped).
+fn dropped_fields(sent: &Value, kept: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (sent, kept) {
+        (Value::Object(sent), Value::Object(kept)) => {
+            for (key, value) in sent {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match kept.get(key) {
+                    Some(inner) => dropped_fields(value, inner, &path, out),
+                    None if value.is_null() => {}
+                    None => out.push(path),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(kept)) => {
+            for (i, (a, b)) in sent.iter().zip(kept.iter()).enumerate() {
+                dropped_fields(a, b, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl<K: Object> ResourceHandler for StoreHandler<K> {
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+
+    fn openapi_schema(&self, version: &str) -> Option<Value> {
+        self.openapi.as_ref().and_then(|f| f(version))
+    }
+
+    fn supports_strategic_merge(&self) -> bool {
+        self.patch_schema.supports_strategic_merge()
+    }
+
+    fn table_columns(&self) -> Vec<TableColumn> {
+        self.store.table_columns()
+    }
+
+    fn table_cells(&self, _ctx: &RequestContext, object: &Value) -> Vec<Value> {
+        let stored = self
+            .scheme
+            .convert(object.clone(), &self.info.storage_version)
+            .ok()
+            .and_then(|v| serde_json::from_value::<K>(v).ok());
+        match stored {
+            Some(object) => self.store.strategy().table_cells(&object),
+            None => vec![
+                object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ],
+        }
+    }
+
+    fn unknown_fields(&self, ctx: &RequestContext, body: &Value) -> Vec<String> {
+        let Ok(stored) = self.from_version(body.clone(), &ctx.version) else {
+            return Vec::new();
+        };
+        let Ok(kept) = self.to_version(&stored, &ctx.version) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        dropped_fields(body, &kept, "", &mut out);
+        // Conversion may move fields into annotations and back; only report what no version
+        // of the kind knows.
+        out.retain(|p| !p.starts_with("metadata.annotations") && p != "status");
+        out
+    }
+
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<Value, ApiError> {
+        self.status(ctx)?;
+        let object = self.store.get(&ctx.namespace, name, resource_version).await?;
+        self.to_version(&object, &ctx.version)
+    }
+
+    async fn list(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<ListResult, ApiError> {
+        let list = self.store.list(&ctx.namespace, options).await?;
+        let items = list
+            .items
+            .iter()
+            .map(|o| self.to_version(o, &ctx.version))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ListResult {
+            items,
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+            remaining_item_count: list.remaining_item_count,
+        })
+    }
+
+    async fn watch(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<ValueWatch, ApiError> {
+        let watch = self.store.watch(&ctx.namespace, options).await?;
+        let scheme = self.scheme.clone();
+        let gvk = self.info.storage_gvk();
+        let version = ctx.version.clone();
+        let convert = move |object: K| -> Result<Value, ApiError> {
+            let mut value = serde_json::to_value(&object)
+                .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+            if let Some(map) = value.as_object_mut() {
+                map.entry("apiVersion")
+                    .or_insert_with(|| Value::from(gvk.api_version()));
+                map.entry("kind")
+                    .or_insert_with(|| Value::from(gvk.kind.clone()));
+            }
+            scheme.convert(value, &version)
+        };
+        let bookmark_kind = self.info.kind.clone();
+        let bookmark_api_version = self.info.gvk(&ctx.version).api_version();
+        let stream = watch.map(move |event| {
+            let wrap = |object: K, f: fn(Value) -> WatchEvent<Value>| match convert(object) {
+                Ok(value) => f(value),
+                Err(error) => WatchEvent::Error(registry::WatchError {
+                    code: error.code,
+                    reason: error.reason,
+                    message: error.message,
+                }),
+            };
+            match event {
+                WatchEvent::Added(o) => wrap(o, WatchEvent::Added),
+                WatchEvent::Modified(o) => wrap(o, WatchEvent::Modified),
+                WatchEvent::Deleted(o) => wrap(o, WatchEvent::Deleted),
+                WatchEvent::Bookmark(o) => {
+                    // Bookmarks carry only metadata; do not convert empty objects.
+                    let meta = serde_json::to_value(o.meta()).unwrap_or(Value::Null);
+                    WatchEvent::Bookmark(serde_json::json!({
+                        "kind": bookmark_kind,
+                        "apiVersion": bookmark_api_version,
+                        "metadata": meta,
+                    }))
+                }
+                WatchEvent::Error(e) => WatchEvent::Error(e),
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn create(&self, ctx: &RequestContext, body: Value) -> Result<Value, ApiError> {
+        if !ctx.subresource.is_empty() {
+            return Err(ApiError::method_not_supported(
+                &self.info.group_resource(),
+                "create",
+            ));
+        }
+        let time = patch::now_rfc3339();
+        let body = update_managed_fields(None, &body, &self.manager(ctx, &time), self.patch_schema);
+        let object = self.from_version(body, &ctx.version)?;
+        let options = CreateOptions {
+            dry_run: ctx.dry_run,
+            validation: None,
+        };
+        let created = self.store.create(&ctx.namespace, object, &options).await?;
+        self.to_version(&created, &ctx.version)
+    }
+
+    async fn update(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: Value,
+    ) -> Result<(Value, bool), ApiError> {
+        let body_name = body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut options = UpdateOptions {
+            dry_run: ctx.dry_run,
+            ..UpdateOptions::default()
+        };
+        if let Some(uid) = body
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        {
+            options.preconditions = Some(Preconditions::uid(uid));
+        }
+        let time = patch::now_rfc3339();
+        let version = ctx.version.clone();
+        let update = |old: Option<&K>| -> Result<K, ApiError> {
+            let old_value = old.map(|o| self.to_version(o, &version)).transpose()?;
+            let new =
+                update_managed_fields(old_value.as_ref(), &body, &self.manager(ctx, &time), self.patch_schema);
+            self.from_version(new, &version)
+        };
+        self.run_update(ctx, name, update, &options).await
+    }
+
+    async fn patch(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+    ) -> Result<(Value, bool), ApiError> {
+        let apply = patch_type == PatchType::Apply;
+        let applied = if apply {
+            Some(patch::decode_apply_patch(body)?)
+        } else {
+            None
+        };
+        let options = UpdateOptions {
+            dry_run: ctx.dry_run,
+            force_allow_create: apply,
+            ..UpdateOptions::default()
+        };
+        let time = patch::now_rfc3339();
+        let version = ctx.version.clone();
+        let resource = self.info.group_resource();
+        let update = |old: Option<&K>| -> Result<K, ApiError> {
+            let current = old.map(|o| self.to_version(o, &version)).transpose()?;
+            let info = self.manager(ctx, &time);
+            let new = match (&applied, current) {
+                (Some(config), current) => {
+                    let mut config = config.clone();
+                    if let Some(map) = config.as_object_mut() {
+                        let gvk = self.info.gvk(&version);
+                        map.entry("apiVersion")
+                            .or_insert_with(|| Value::from(gvk.api_version()));
+                        map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
+                    }
+                    let mut result = server_side_apply(
+                        current.as_ref(),
+                        &config,
+                        &info,
+                        ctx.force,
+                        self.patch_schema,
+                    )?;
+                    if current.is_none() {
+                        if let Some(meta) = result
+                            .get_mut("metadata")
+                            .and_then(Value::as_object_mut)
+                        {
+                            meta.entry("name").or_insert_with(|| Value::from(name));
+                        }
+                    }
+                    result
+                }
+                (None, Some(current)) => {
+                    let patched =
+                        patch::apply_patch(&current, body, patch_type, self.patch_schema)?;
+                    update_managed_fields(Some(&current), &patched, &info, self.patch_schema)
+                }
+                (None, None) => return Err(ApiError::not_found(&resource, name)),
+            };
+            self.from_version(new, &version)
+        };
+        self.run_update(ctx, name, update, &options).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<(Value, bool), ApiError> {
+        if !ctx.subresource.is_empty() {
+            return Err(ApiError::method_not_supported(
+                &self.info.group_resource(),
+                "delete",
+            ));
+        }
+        let mut options = options.clone();
+        if ctx.dry_run {
+            options.dry_run = Some(vec!["All".to_owned()]);
+        }
+        let result = self.store.delete(&ctx.namespace, name, &options).await?;
+        let body = match result.response {
+            DeleteResponse::Object(object) => self.to_version(&object, &ctx.version)?,
+            DeleteResponse::Status(status) => {
+                let mut value = serde_json::to_value(&status)
+                    .map_err(|e| ApiError::internal(format!("encoding status: {e}")))?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("kind".to_owned(), Value::from("Status"));
+                    map.insert("apiVersion".to_owned(), Value::from("v1"));
+                    map.entry("metadata")
+                        .or_insert_with(|| Value::Object(Default::default()));
+                }
+                value
+            }
+        };
+        Ok((body, result.deleted))
+    }
+
+    async fn delete_collection(
+        &self,
+        ctx: &RequestContext,
+        options: &DeleteOptions,
+        list: &ListOptions,
+    ) -> Result<Value, ApiError> {
+        let mut options = options.clone();
+        if ctx.dry_run {
+            options.dry_run = Some(vec!["All".to_owned()]);
+        }
+        let deleted = self
+            .store
+            .delete_collection(&ctx.namespace, &options, list)
+            .await?;
+        let items = deleted
+            .items
+            .iter()
+            .map(|o| self.to_version(o, &ctx.version))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(serde_json::json!({
+            "kind": self.info.list_kind,
+            "apiVersion": self.info.gvk(&ctx.version).api_version(),
+            "metadata": { "resourceVersion": deleted.resource_version.to_string() },
+            "items": items,
+        }))
+    }
+}

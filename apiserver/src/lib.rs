@@ -1,0 +1,49 @@
+//! A Kubernetes-style API server that kubectl and Kubernetes client libraries use as they use
+//! kube-apiserver, built on the `registry` Store and any `storage` backend.
+//!
+//! # Serving your own kinds
+//!
+//! Build a [`ServerBuilder`] over a storage backend (`storage::open("sqlite://...")`,
+//! `memory://`, ...), register kinds with [`ServerBuilder::register_kind`] (a
+//! [`registry::scheme::ResourceInfo`] for names and scope, a converter, a
+//! [`registry::Strategy`] for validation and table columns, and a patch schema), or whole
+//! handlers of your own with [`ServerBuilder::register_handler`] (anything implementing
+//! [`ResourceHandler`]), then serve [`ApiServer::router`] with axum. The built-in kinds of the
+//! binary are registered by [`kinds::register_all`]. See `examples/custom_kind.rs`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use registry::scheme::{TypedConverter, builtin};
+//! use registry::store::builtin::ConfigMapStrategy;
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let storage = storage::open("memory://").await?;
+//! let mut builder = apiserver::ServerBuilder::new(storage)?;
+//! builder.register_kind(apiserver::KindSpec::<ConfigMap>::new(
+//!     builtin::configmaps(),
+//!     Arc::new(TypedConverter::<ConfigMap>::new()),
+//!     Arc::new(ConfigMapStrategy),
+//!     &registry::patch::CONFIG_MAP,
+//! ))?;
+//! let server = builder.build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! axum::serve(listener, server.router()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod cli;
+pub mod dispatch;
+pub mod handler;
+pub mod http;
+pub mod kinds;
+pub mod metrics;
+pub mod namespace;
+pub mod openapi;
+pub mod protobuf;
+pub mod routes;
+pub mod server;
+
+pub use handler::{FieldValidation, ListResult, RequestContext, ResourceHandler, StoreHandler};
+pub use server::{ApiServer, KindSpec, ServerBuilder, ServerState};

@@ -1,0 +1,194 @@
+//! Prometheus metrics: requests per verb/resource/code with latency, storage operation
+//! latency (through [`InstrumentedStore`]), and open watches.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use storage_api::{
+    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
+    Revision, Ttl, WatchRequest, WatchStream,
+};
+
+/// The server's metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `apiserver_request_total{verb,resource,code}`.
+    pub requests: IntCounterVec,
+    /// `apiserver_request_duration_seconds{verb,resource}`.
+    pub request_duration: HistogramVec,
+    /// `apiserver_storage_operation_duration_seconds{operation,resource}`.
+    pub storage_duration: HistogramVec,
+    /// `apiserver_open_watches`.
+    pub open_watches: IntGauge,
+}
+
+impl Metrics {
+    /// Fresh metrics in their own registry.
+    ///
+    /// # Errors
+    ///
+    /// When a metric cannot be registered (a programming error).
+    pub fn new() -> std::result::Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("apiserver_request_total", "Requests by verb, resource and HTTP code."),
+            &["verb", "resource", "code"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "apiserver_request_duration_seconds",
+                "Request latency by verb and resource (watches: until established).",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["verb", "resource"],
+        )?;
+        let storage_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "apiserver_storage_operation_duration_seconds",
+                "Storage backend operation latency by operation and resource.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["operation", "resource"],
+        )?;
+        let open_watches = IntGauge::new("apiserver_open_watches", "Watches being served.")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(storage_duration.clone()))?;
+        registry.register(Box::new(open_watches.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            storage_duration,
+            open_watches,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Records one finished request.
+    pub fn observe_request(&self, verb: &str, resource: &str, code: u16, started: Instant) {
+        self.requests
+            .with_label_values(&[verb, resource, &code.to_string()])
+            .inc();
+        self.request_duration
+            .with_label_values(&[verb, resource])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// An [`Interface`] that times every operation of the store it wraps.
+#[derive(Debug)]
+pub struct InstrumentedStore {
+    inner: Arc<dyn Interface>,
+    metrics: Metrics,
+}
+
+impl InstrumentedStore {
+    /// Wraps `inner`, recording into `metrics`.
+    pub fn new(inner: Arc<dyn Interface>, metrics: Metrics) -> Self {
+        InstrumentedStore { inner, metrics }
+    }
+
+    fn observe(&self, operation: &str, key: &str, started: Instant) {
+        // Keys look like `/registry/<resource>/...` or `/registry/<group>/<resource>/...`.
+        let mut parts = key.trim_start_matches('/').split('/').skip(1);
+        let first = parts.next().unwrap_or_default();
+        let resource = if first.contains('.') {
+            parts.next().unwrap_or(first)
+        } else {
+            first
+        };
+        self.metrics
+            .storage_duration
+            .with_label_values(&[operation, resource])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+#[async_trait]
+impl Interface for InstrumentedStore {
+    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
+        let started = Instant::now();
+        let result = self.inner.create(key, value, ttl).await;
+        self.observe("create", key, started);
+        result
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        precondition: Precondition,
+        ttl: Ttl,
+    ) -> Result<Revision> {
+        let started = Instant::now();
+        let result = self.inner.update(key, value, precondition, ttl).await;
+        self.observe("update", key, started);
+        result
+    }
+
+    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
+        let started = Instant::now();
+        let result = self.inner.delete(key, precondition).await;
+        self.observe("delete", key, started);
+        result
+    }
+
+    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
+        let started = Instant::now();
+        let result = self.inner.get(key, revision).await;
+        self.observe("get", key, started);
+        result
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
+        let started = Instant::now();
+        let key = request.prefix.clone();
+        let result = self.inner.range(request).await;
+        self.observe("list", &key, started);
+        result
+    }
+
+    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
+        let started = Instant::now();
+        let key = request.key.clone();
+        let result = self.inner.watch(request).await;
+        self.observe("watch", &key, started);
+        result
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.inner.compact(revision).await
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        self.inner.current_revision().await
+    }
+
+    async fn compacted_revision(&self) -> Result<Revision> {
+        self.inner.compacted_revision().await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.inner.ready().await
+    }
+}

@@ -1,0 +1,321 @@
+//! Building a server: register kinds (or whole handlers), then get an axum [`Router`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use k8s_openapi::api::core::v1::Namespace;
+use registry::scheme::{Converter, GroupVersion, ResourceInfo, RestMapper, Scheme};
+use registry::store::Strategy;
+use registry::transformer::ValueTransformer;
+use registry::patch::KindSchema;
+use registry::{Object, Storage, Store};
+use storage_api::Interface;
+use tokio::sync::watch;
+
+use crate::auth::TokenAuth;
+use crate::handler::{ResourceHandler, SchemaFn, StoreHandler};
+use crate::metrics::{InstrumentedStore, Metrics};
+
+/// Everything needed to serve one kind from a registry [`Store`].
+pub struct KindSpec<K: Object + Default> {
+    info: ResourceInfo,
+    converter: Arc<dyn Converter>,
+    strategy: Arc<dyn Strategy<K>>,
+    status_strategy: Option<Arc<dyn Strategy<K>>>,
+    patch_schema: &'static KindSchema,
+    openapi: Option<SchemaFn>,
+    transformer: Option<Arc<dyn ValueTransformer>>,
+}
+
+impl<K: Object + Default> KindSpec<K> {
+    /// A kind described by `info`, converted between its versions by `converter`
+    /// ([`registry::scheme::TypedConverter`] for single-version typed kinds), written through
+    /// `strategy`, patched with `patch_schema`. `K` is the storage-version type.
+    pub fn new(
+        info: ResourceInfo,
+        converter: Arc<dyn Converter>,
+        strategy: Arc<dyn Strategy<K>>,
+        patch_schema: &'static KindSchema,
+    ) -> Self {
+        KindSpec {
+            info,
+            converter,
+            strategy,
+            status_strategy: None,
+            patch_schema,
+            openapi: None,
+            transformer: None,
+        }
+    }
+
+    /// Serves the `status` subresource through `strategy` (`info` must list it).
+    pub fn with_status_strategy(mut self, strategy: Arc<dyn Strategy<K>>) -> Self {
+        self.status_strategy = Some(strategy);
+        self
+    }
+
+    /// The OpenAPI schema of the kind per version (for `kubectl explain`).
+    pub fn with_openapi(mut self, schema: SchemaFn) -> Self {
+        self.openapi = Some(schema);
+        self
+    }
+
+    /// Encrypts (or otherwise transforms) stored values with `transformer`.
+    pub fn with_transformer(mut self, transformer: Arc<dyn ValueTransformer>) -> Self {
+        self.transformer = Some(transformer);
+        self
+    }
+}
+
+type Factory = Box<dyn FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send>;
+
+/// Builds an [`ApiServer`]: a storage backend, the kinds served, authentication.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let storage = storage::open("memory://").await?;
+/// let mut builder = apiserver::ServerBuilder::new(storage)?;
+/// apiserver::kinds::register_all(&mut builder, None)?;
+/// let server = builder.build()?;
+/// let app = server.router();
+/// # let _ = app; Ok(()) }
+/// ```
+pub struct ServerBuilder {
+    storage: Arc<dyn Interface>,
+    scheme: Scheme,
+    factories: Vec<Factory>,
+    metrics: Metrics,
+    auth: Option<TokenAuth>,
+    namespaces: Option<Store<Namespace>>,
+    server_address: String,
+}
+
+impl ServerBuilder {
+    /// A builder over `storage` (any backend from `storage::open`).
+    ///
+    /// # Errors
+    ///
+    /// When the metrics cannot be set up.
+    pub fn new(storage: Arc<dyn Interface>) -> anyhow::Result<Self> {
+        let metrics = Metrics::new().context("setting up metrics")?;
+        let storage: Arc<dyn Interface> =
+            Arc::new(InstrumentedStore::new(storage, metrics.clone()));
+        Ok(ServerBuilder {
+            storage,
+            scheme: Scheme::new(),
+            factories: Vec::new(),
+            metrics,
+            auth: None,
+            namespaces: None,
+            server_address: "127.0.0.1:6443".to_owned(),
+        })
+    }
+
+    /// Requires a bearer token from `auth` on every request but health and version checks.
+    pub fn with_auth(mut self, auth: TokenAuth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The address reported in `/api` (`serverAddressByClientCIDRs`).
+    pub fn with_server_address(mut self, address: impl Into<String>) -> Self {
+        self.server_address = address.into();
+        self
+    }
+
+    /// The scheme (kinds registered so far).
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// The instrumented storage every kind uses.
+    pub fn storage(&self) -> &Arc<dyn Interface> {
+        &self.storage
+    }
+
+    /// Registers a kind served from a registry [`Store`] over this builder's storage.
+    ///
+    /// # Errors
+    ///
+    /// When the kind is already registered or its info is inconsistent.
+    pub fn register_kind<K: Object + Default>(&mut self, spec: KindSpec<K>) -> anyhow::Result<()> {
+        self.scheme
+            .register(spec.info.clone(), spec.converter.clone())
+            .map_err(|e| anyhow::anyhow!("registering {}: {e}", spec.info.plural))?;
+        let mut storage = Storage::<K>::new(self.storage.clone(), Arc::new(K::default));
+        if let Some(transformer) = &spec.transformer {
+            storage = storage.with_transformer(transformer.clone());
+        }
+        let mut store = Store::new(
+            storage,
+            spec.info.group_resource(),
+            spec.info.kind.clone(),
+            spec.strategy.clone(),
+        );
+        if !spec.info.group.is_empty() {
+            store = store.with_key_root(&format!("{}/{}", spec.info.group, spec.info.plural));
+        }
+        if let Some(status) = &spec.status_strategy {
+            store = store.with_status_strategy(status.clone());
+        }
+        if spec.info.group.is_empty() && spec.info.plural == "namespaces" {
+            // The namespace lifecycle needs the typed store.
+            let typed: Box<dyn std::any::Any> = Box::new(store.clone());
+            if let Ok(ns) = typed.downcast::<Store<Namespace>>() {
+                self.namespaces = Some(*ns);
+            }
+        }
+        let info = spec.info;
+        let patch_schema = spec.patch_schema;
+        let openapi = spec.openapi;
+        self.factories.push(Box::new(move |scheme, _| {
+            let mut handler = StoreHandler::new(store, scheme.clone(), info, patch_schema);
+            if let Some(openapi) = openapi {
+                handler = handler.with_openapi(openapi);
+            }
+            Arc::new(handler)
+        }));
+        Ok(())
+    }
+
+    /// Registers a resource served by a handler of your own. `converter` converts its versions
+    /// (it is registered in the scheme with `info`); `make` builds the handler once the scheme
+    /// is complete.
+    ///
+    /// # Errors
+    ///
+    /// When the kind is already registered.
+    pub fn register_handler<F>(
+        &mut self,
+        info: ResourceInfo,
+        converter: Arc<dyn Converter>,
+        make: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send + 'static,
+    {
+        self.scheme
+            .register(info.clone(), converter)
+            .map_err(|e| anyhow::anyhow!("registering {}: {e}", info.plural))?;
+        self.factories.push(Box::new(make));
+        Ok(())
+    }
+
+    /// Finishes the server.
+    ///
+    /// # Errors
+    ///
+    /// When the OpenAPI documents cannot be built.
+    pub fn build(self) -> anyhow::Result<ApiServer> {
+        let scheme = Arc::new(self.scheme);
+        let mut handlers = HashMap::new();
+        let mut ordered = Vec::new();
+        for factory in self.factories {
+            let handler = factory(&scheme, &self.storage);
+            let info = handler.info().clone();
+            for version in &info.versions {
+                handlers.insert(
+                    (info.group.clone(), version.clone(), info.plural.clone()),
+                    handler.clone(),
+                );
+            }
+            ordered.push(handler);
+        }
+        let mapper = scheme.rest_mapper();
+        let openapi = crate::openapi::OpenApi::build(&mapper, &ordered);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        Ok(ApiServer {
+            inner: Arc::new(ServerState {
+                scheme,
+                mapper,
+                handlers,
+                ordered,
+                storage: self.storage,
+                metrics: self.metrics,
+                auth: self.auth,
+                namespaces: self.namespaces,
+                openapi,
+                shutdown_tx,
+                shutdown_rx,
+                server_address: self.server_address,
+            }),
+        })
+    }
+}
+
+/// The shared state of a running server.
+pub struct ServerState {
+    /// The scheme of served kinds.
+    pub scheme: Arc<Scheme>,
+    /// Discovery and name resolution.
+    pub mapper: RestMapper,
+    /// Handlers by (group, version, plural).
+    pub handlers: HashMap<(String, String, String), Arc<dyn ResourceHandler>>,
+    /// Handlers in registration order.
+    pub ordered: Vec<Arc<dyn ResourceHandler>>,
+    /// The (instrumented) storage backend.
+    pub storage: Arc<dyn Interface>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bearer token authentication, when enabled.
+    pub auth: Option<TokenAuth>,
+    /// The namespaces store, when namespaces are served.
+    pub namespaces: Option<Store<Namespace>>,
+    /// Prebuilt OpenAPI documents.
+    pub openapi: crate::openapi::OpenApi,
+    shutdown_tx: watch::Sender<bool>,
+    /// Turns true when the server shuts down; watches end.
+    pub shutdown_rx: watch::Receiver<bool>,
+    /// The address reported in discovery.
+    pub server_address: String,
+}
+
+impl ServerState {
+    /// The handler of a resource at a group-version.
+    pub fn handler(&self, gv: &GroupVersion, resource: &str) -> Option<&Arc<dyn ResourceHandler>> {
+        self.handlers
+            .get(&(gv.group.clone(), gv.version.clone(), resource.to_owned()))
+    }
+}
+
+/// A built server: serve its [`ApiServer::router`], run its [`ApiServer::controllers`], and
+/// call [`ApiServer::shutdown`] to end watches.
+#[derive(Clone)]
+pub struct ApiServer {
+    inner: Arc<ServerState>,
+}
+
+impl ApiServer {
+    /// The shared state.
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.inner
+    }
+
+    /// The axum router serving the whole API.
+    pub fn router(&self) -> Router {
+        crate::dispatch::router(self.inner.clone())
+    }
+
+    /// Creates the `default` namespace when namespaces are served and it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the storage fails.
+    pub async fn bootstrap(&self) -> anyhow::Result<()> {
+        crate::namespace::ensure_namespace(&self.inner, "default").await
+    }
+
+    /// Spawns the background controllers (the namespace lifecycle) on the current runtime;
+    /// they stop at [`ApiServer::shutdown`].
+    pub fn controllers(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.inner.clone();
+        tokio::spawn(crate::namespace::run_controller(state))
+    }
+
+    /// Signals shutdown: open watches end cleanly, controllers stop.
+    pub fn shutdown(&self) {
+        let _ = self.inner.shutdown_tx.send(true);
+    }
+}
