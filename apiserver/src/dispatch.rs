@@ -394,7 +394,8 @@ fn list_options(query: &Query, watch: bool) -> Result<ListOptions, ApiError> {
             allow_watch_bookmarks,
         },
         recursive: true,
-        progress_notify: false,
+        // Backend progress notifications become BOOKMARK events for clients that allow them.
+        progress_notify: watch && allow_watch_bookmarks,
         send_initial_events,
     })
 }

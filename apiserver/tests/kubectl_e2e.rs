@@ -1,0 +1,353 @@
+//! End to end: the real `kubectl` against the `apiserver` binary (SQLite backend in a temp
+//! dir), following the command list of issue 8 and `spec/kubectl-surface.md`.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::ServerProcess;
+
+/// The kubectl to drive: `$KUBECTL`, else the pinned `kubectl.1.32` next to the `kubectl` on
+/// PATH (gcloud installs ship pinned binaries), else `kubectl` on PATH.
+fn kubectl_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    let Some(kubectl) = on_path else {
+        panic!(
+            "kubectl not found: install it with `apt-get install kubectl` (Kubernetes apt \
+             repository) or download it from https://dl.k8s.io/release/v1.32.0/bin/linux/amd64/kubectl \
+             and put it on PATH (or set KUBECTL=/path/to/kubectl)"
+        );
+    };
+    let real = std::fs::canonicalize(&kubectl).unwrap_or(kubectl.clone());
+    if let Some(dir) = real.parent() {
+        let pinned = dir.join("kubectl.1.32");
+        if pinned.is_file() {
+            return pinned;
+        }
+    }
+    kubectl
+}
+
+struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+    dir: PathBuf,
+}
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .current_dir(&self.dir);
+        command
+    }
+
+    fn run_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(mut stdin) = child.stdin.take() {
+            if let Some(input) = input {
+                stdin.write_all(input.as_bytes()).expect("write stdin");
+            }
+        }
+        let out = child.wait_with_output().expect("kubectl output");
+        let output = Output {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            output.stdout,
+            output.stderr
+        );
+        output
+    }
+
+    /// Runs and requires success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run_with_input(args, None);
+        assert!(out.ok, "kubectl {} failed: {}", args.join(" "), out.stderr);
+        out.stdout
+    }
+
+    /// Runs and requires failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run_with_input(args, None);
+        assert!(!out.ok, "kubectl {} should fail: {}", args.join(" "), out.stdout);
+        out.stderr
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write manifest");
+}
+
+const CM: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-cfg
+  labels:
+    app: demo
+data:
+  a: \"1\"
+  b: \"2\"
+";
+
+const CM2: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-cfg
+  labels:
+    app: demo
+data:
+  a: \"1\"
+  c: \"3\"
+";
+
+const CM_SSA: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ssa-cfg
+data:
+  k: one
+";
+
+const CM_SSA2: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: ssa-cfg
+data:
+  k: two
+";
+
+const WIDGET: &str = "apiVersion: apps.example.io/v1beta1
+kind: Widget
+metadata:
+  name: w1
+spec:
+  title: Hello
+";
+
+const WIDGET2: &str = "apiVersion: apps.example.io/v1
+kind: Widget
+metadata:
+  name: w1
+spec:
+  displayName: Hello again
+  description: applied in v1
+";
+
+const BAD: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bad
+data:
+  a: b
+bogus: 1
+";
+
+#[test]
+fn kubectl_end_to_end() {
+    let binary = kubectl_binary();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let work = temp.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let server = ServerProcess::start(&data, &[]);
+    let k = Kubectl {
+        binary,
+        kubeconfig: server.kubeconfig.clone(),
+        cache: temp.path().join("cache"),
+        dir: work.clone(),
+    };
+    write(&work, "cm.yaml", CM);
+    write(&work, "cm2.yaml", CM2);
+    write(&work, "ssa.yaml", CM_SSA);
+    write(&work, "ssa2.yaml", CM_SSA2);
+    write(&work, "w.yaml", WIDGET);
+    write(&work, "w2.yaml", WIDGET2);
+    write(&work, "bad.yaml", BAD);
+
+    // Discovery.
+    let resources = k.ok(&["api-resources"]);
+    for expected in ["configmaps", "namespaces", "secrets", "events", "leases", "widgets"] {
+        assert!(resources.contains(expected), "api-resources lacks {expected}");
+    }
+    assert!(k.ok(&["version"]).contains("Server Version: v1.32"));
+    assert!(k.ok(&["get", "namespaces"]).contains("default"));
+
+    // create -f, get (plain, -o yaml), apply twice, server-side apply twice.
+    assert!(k.ok(&["create", "-f", "cm.yaml"]).contains("configmap/app-cfg created"));
+    assert!(k.ok(&["get", "cm"]).contains("app-cfg"));
+    assert!(k.ok(&["get", "cm", "app-cfg", "-o", "yaml"]).contains("a: \"1\""));
+    k.ok(&["apply", "-f", "cm.yaml"]);
+    assert!(k.ok(&["apply", "-f", "cm2.yaml"]).contains("configured"));
+    assert_eq!(
+        k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data}"]),
+        r#"{"a":"1","c":"3"}"#
+    );
+    assert!(k.ok(&["apply", "--server-side", "-f", "ssa.yaml"]).contains("serverside-applied"));
+    k.ok(&["apply", "--server-side", "-f", "ssa2.yaml"]);
+    assert_eq!(k.ok(&["get", "cm", "ssa-cfg", "-o", "jsonpath={.data.k}"]), "two");
+    let managed = k.ok(&["get", "cm", "ssa-cfg", "-o", "yaml", "--show-managed-fields"]);
+    assert!(managed.contains("manager: kubectl") && managed.contains("operation: Apply"));
+
+    // Strict field validation rejects unknown fields; warn prints a warning.
+    let err = k.fails(&["create", "-f", "bad.yaml"]);
+    assert!(err.contains("unknown field \"bogus\""), "{err}");
+    let out = k.run_with_input(&["create", "-f", "bad.yaml", "--validate=warn"], None);
+    assert!(out.ok && out.stderr.contains("unknown field \"bogus\""));
+
+    // patch (strategic, merge, json), label, annotate.
+    k.ok(&["patch", "cm", "app-cfg", "-p", r#"{"data":{"x":"y"}}"#]);
+    k.ok(&["patch", "cm", "app-cfg", "--type=merge", "-p", r#"{"data":{"x":"z"}}"#]);
+    assert_eq!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]), "z");
+    k.ok(&["patch", "cm", "app-cfg", "--type=json", "-p", r#"[{"op":"remove","path":"/data/x"}]"#]);
+    assert_eq!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]), "");
+    assert!(k.ok(&["patch", "cm", "app-cfg", "--type=merge", "-p", r#"{"data":{"a":"1"}}"#]).contains("no change"));
+    k.ok(&["label", "cm", "app-cfg", "env=prod"]);
+    k.ok(&["annotate", "cm", "app-cfg", "note=hi"]);
+    let labelled = k.ok(&["get", "cm", "-l", "env=prod", "-o", "name"]);
+    assert_eq!(labelled.trim(), "configmap/app-cfg");
+    assert!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.metadata.annotations.note}"]) == "hi");
+
+    // replace (and a stale replace conflicts).
+    let live = k.ok(&["get", "cm", "app-cfg", "-o", "yaml"]);
+    write(&work, "live.yaml", &live.replace("a: \"1\"", "a: \"100\""));
+    assert!(k.ok(&["replace", "-f", "live.yaml"]).contains("replaced"));
+    assert!(k.fails(&["replace", "-f", "live.yaml"]).contains("Conflict"));
+
+    // explain and describe.
+    assert!(k.ok(&["explain", "configmaps"]).contains("ConfigMap holds configuration data"));
+    assert!(k.ok(&["explain", "widgets.spec"]).contains("displayName"));
+    assert!(k.ok(&["describe", "cm", "app-cfg"]).contains("app-cfg"));
+
+    // Typed create commands (protobuf bodies from kubectl >= 1.32).
+    k.ok(&["create", "configmap", "lit", "--from-literal=k=v"]);
+    k.ok(&["create", "secret", "generic", "s1", "--from-literal=p=q"]);
+    k.ok(&["create", "namespace", "team"]);
+    assert_eq!(k.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.p}"]), "cQ==");
+
+    // -A, --chunk-size.
+    for i in 1..=5 {
+        k.ok(&["create", "cm", &format!("seed-{i}"), "-n", "team", "--from-literal=i=x"]);
+    }
+    let chunked = k.ok(&["get", "cm", "-n", "team", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(chunked.lines().count(), 5, "{chunked}");
+    let all = k.ok(&["get", "cm", "-A"]);
+    assert!(all.contains("team") && all.contains("default"));
+
+    // get -w sees ADDED, MODIFIED, DELETED.
+    let mut watch = k
+        .command(&["get", "cm", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_millis(1500));
+    k.ok(&["create", "cm", "watched", "--from-literal=a=b"]);
+    k.ok(&["label", "cm", "watched", "x=y"]);
+    k.ok(&["delete", "cm", "watched"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    eprintln!("watch output:\n{seen}");
+    for event in ["ADDED", "MODIFIED", "DELETED"] {
+        assert!(
+            seen.lines().any(|l| l.contains(event) && l.contains("watched")),
+            "watch missed {event}"
+        );
+    }
+
+    // wait --for=delete.
+    k.ok(&["create", "cm", "z"]);
+    let waiter = k
+        .command(&["wait", "--for=delete", "cm/z", "--timeout=30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl wait");
+    std::thread::sleep(Duration::from_millis(1000));
+    k.ok(&["delete", "cm", "z"]);
+    let waited = waiter.wait_with_output().expect("wait output");
+    assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
+
+    // The example kind: v1beta1 and v1 views of one object; SMP is 415 for it.
+    k.ok(&["create", "-f", "w.yaml"]);
+    assert_eq!(
+        k.ok(&["get", "widgets.v1beta1.apps.example.io", "w1", "-o", "jsonpath={.spec.title}"]),
+        "Hello"
+    );
+    assert_eq!(
+        k.ok(&["get", "widgets.v1.apps.example.io", "w1", "-o", "jsonpath={.spec.displayName}"]),
+        "Hello"
+    );
+    assert!(k.ok(&["get", "wd"]).contains("w1"));
+    k.ok(&["apply", "-f", "w2.yaml"]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "widgets.v1beta1.apps.example.io",
+            "w1",
+            "-o",
+            "jsonpath={.metadata.annotations.widgets\\.apps\\.example\\.io/description}"
+        ]),
+        "applied in v1"
+    );
+    assert!(k.fails(&["patch", "wd", "w1", "-p", r#"{"spec":{"title":"x"}}"#]).contains("not supported"));
+    k.ok(&["patch", "wd", "w1", "--type=merge", "-p", r#"{"spec":{"displayName":"Merged"}}"#]);
+    assert_eq!(
+        k.ok(&["get", "widgets.v1beta1.apps.example.io", "w1", "-o", "jsonpath={.spec.title}"]),
+        "Merged"
+    );
+
+    // Namespace deletion removes its contents, then the namespace.
+    assert!(k.ok(&["delete", "namespace", "team", "--timeout=60s"]).contains("deleted"));
+    let left = k.run_with_input(&["get", "cm", "-n", "team", "-o", "name"], None);
+    assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
+    assert!(!k.ok(&["get", "ns", "-o", "name"]).contains("namespace/team"));
+    let err = k.fails(&["create", "cm", "orphan", "-n", "team"]);
+    assert!(err.contains("not found"), "{err}");
+
+    // delete, delete --all.
+    assert!(k.ok(&["delete", "cm", "app-cfg"]).contains("deleted"));
+    k.ok(&["delete", "cm", "--all"]);
+    let out = k.run_with_input(&["get", "cm", "-o", "name"], None);
+    assert!(out.stdout.trim().is_empty());
+
+    // Graceful shutdown.
+    let status = server.terminate().expect("server exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
