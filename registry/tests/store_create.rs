@@ -1,5 +1,7 @@
 //! Store create: system metadata, validation, namespaces, AlreadyExists, generateName, dry run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+
 mod store_support;
 
 use std::sync::Arc;
@@ -16,7 +18,11 @@ use store_support::*;
 async fn create_sets_system_metadata(b: Backend) {
     let store = configmaps(&b);
     let created = store
-        .create("ns", configmap("ns", "c1", &[("k", "v")]), &CreateOptions::default())
+        .create(
+            "ns",
+            configmap("ns", "c1", &[("k", "v")]),
+            &CreateOptions::default(),
+        )
         .await
         .expect("create");
     let meta = &created.metadata;
@@ -26,7 +32,10 @@ async fn create_sets_system_metadata(b: Backend) {
     assert_eq!(meta.generation, None, "configmaps do not track generation");
     let json = serde_json::to_value(&created).unwrap();
     let ts = json["metadata"]["creationTimestamp"].as_str().unwrap();
-    assert!(ts.ends_with('Z') && ts.len() == 20, "RFC 3339 seconds: {ts}");
+    assert!(
+        ts.ends_with('Z') && ts.len() == 20,
+        "RFC 3339 seconds: {ts}"
+    );
     let read = store.get("ns", "c1", "").await.expect("get");
     assert_eq!(read, created);
 
@@ -35,7 +44,12 @@ async fn create_sets_system_metadata(b: Backend) {
     let g = gadgets
         .create(
             "ns",
-            gadget("ns", "g1", json!({"size": 1}), Some(json!({"phase": "Running"}))),
+            gadget(
+                "ns",
+                "g1",
+                json!({"size": 1}),
+                Some(json!({"phase": "Running"})),
+            ),
             &CreateOptions::default(),
         )
         .await
@@ -45,7 +59,10 @@ async fn create_sets_system_metadata(b: Backend) {
     // Client-set uid is replaced.
     let mut cm = configmap("ns", "c2", &[]);
     cm.metadata.uid = Some("client-uid".into());
-    let created = store.create("ns", cm, &CreateOptions::default()).await.unwrap();
+    let created = store
+        .create("ns", cm, &CreateOptions::default())
+        .await
+        .unwrap();
     assert_ne!(created.metadata.uid.as_deref(), Some("client-uid"));
 }
 
@@ -53,7 +70,11 @@ async fn create_validation_errors(b: Backend) {
     let store = configmaps(&b);
     let error = assert_error(
         store
-            .create("ns", configmap("ns", "Bad_Name", &[]), &CreateOptions::default())
+            .create(
+                "ns",
+                configmap("ns", "Bad_Name", &[]),
+                &CreateOptions::default(),
+            )
             .await,
         422,
         "Invalid",
@@ -67,17 +88,28 @@ async fn create_validation_errors(b: Backend) {
     );
     let error = assert_error(
         store
-            .create("ns", configmap("ns", "c", &[("bad key", "v"), ("..x", "v")]), &CreateOptions::default())
+            .create(
+                "ns",
+                configmap("ns", "c", &[("bad key", "v"), ("..x", "v")]),
+                &CreateOptions::default(),
+            )
             .await,
         422,
         "Invalid",
-        &["data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters", "data[..x]: Invalid value: \"..x\": must not start with '..'"],
+        &[
+            "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters",
+            "data[..x]: Invalid value: \"..x\": must not start with '..'",
+        ],
     );
     assert_eq!(causes(&error).len(), 2);
     let big = "x".repeat(1024 * 1024 + 1);
     assert_error(
         store
-            .create("ns", configmap("ns", "big", &[("k", &big)]), &CreateOptions::default())
+            .create(
+                "ns",
+                configmap("ns", "big", &[("k", &big)]),
+                &CreateOptions::default(),
+            )
             .await,
         422,
         "Invalid",
@@ -95,7 +127,9 @@ async fn create_validation_errors(b: Backend) {
     assert_eq!(causes(&error)[0].1, "metadata.labels");
     // Neither name nor generateName.
     assert_error(
-        store.create("ns", configmap("ns", "", &[]), &CreateOptions::default()).await,
+        store
+            .create("ns", configmap("ns", "", &[]), &CreateOptions::default())
+            .await,
         422,
         "Invalid",
         &["metadata.name: Required value: name or generateName is required"],
@@ -118,14 +152,20 @@ async fn create_validation_errors(b: Backend) {
         "Invalid",
         &["Secret \"tls\" is invalid: data[tls.key]: Required value"],
     );
-    assert_eq!(causes(&error), vec![("FieldValueRequired".into(), "data[tls.key]".into())]);
+    assert_eq!(
+        causes(&error),
+        vec![("FieldValueRequired".into(), "data[tls.key]".into())]
+    );
     // stringData is merged into data; type defaults to Opaque.
     let s = Secret {
         metadata: meta("ns", "s"),
         string_data: Some([("user".to_owned(), "admin".to_owned())].into()),
         ..Secret::default()
     };
-    let s = secrets.create("ns", s, &CreateOptions::default()).await.unwrap();
+    let s = secrets
+        .create("ns", s, &CreateOptions::default())
+        .await
+        .unwrap();
     assert_eq!(s.type_.as_deref(), Some("Opaque"));
     assert_eq!(s.data.unwrap()["user"].0, b"admin");
     assert!(s.string_data.is_none());
@@ -160,10 +200,19 @@ async fn create_validation_errors(b: Backend) {
         namespaces.create("", ns, &CreateOptions::default()).await,
         422,
         "Invalid",
-        &["Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label"],
+        &[
+            "Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label",
+        ],
     );
     let ns = namespaces
-        .create("", Namespace { metadata: meta("", "team-a"), ..Namespace::default() }, &CreateOptions::default())
+        .create(
+            "",
+            Namespace {
+                metadata: meta("", "team-a"),
+                ..Namespace::default()
+            },
+            &CreateOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
@@ -172,7 +221,13 @@ async fn create_validation_errors(b: Backend) {
 async fn create_namespace_rules(b: Backend) {
     let store = configmaps(&b);
     assert_error(
-        store.create("other", configmap("ns", "c", &[]), &CreateOptions::default()).await,
+        store
+            .create(
+                "other",
+                configmap("ns", "c", &[]),
+                &CreateOptions::default(),
+            )
+            .await,
         400,
         "BadRequest",
         &["the namespace of the provided object does not match the namespace sent on the request"],
@@ -185,13 +240,25 @@ async fn create_namespace_rules(b: Backend) {
     assert_eq!(created.metadata.namespace.as_deref(), Some("ns"));
     // A namespaced kind needs a namespace.
     assert_error(
-        store.create("", configmap("", "c", &[]), &CreateOptions::default()).await,
+        store
+            .create("", configmap("", "c", &[]), &CreateOptions::default())
+            .await,
         422,
         "Invalid",
         &["metadata.namespace: Required value"],
     );
-    assert_error(store.get("", "c", "").await, 400, "BadRequest", &["Namespace parameter required."]);
-    assert_error(store.get("ns", "", "").await, 400, "BadRequest", &["Name parameter required."]);
+    assert_error(
+        store.get("", "c", "").await,
+        400,
+        "BadRequest",
+        &["Namespace parameter required."],
+    );
+    assert_error(
+        store.get("ns", "", "").await,
+        400,
+        "BadRequest",
+        &["Name parameter required."],
+    );
     assert_error(
         store.get("ns", "..", "").await,
         400,
@@ -201,19 +268,34 @@ async fn create_namespace_rules(b: Backend) {
     // A cluster-scoped kind clears the body namespace.
     let namespaces = namespaces(&b);
     let ns = namespaces
-        .create("", Namespace { metadata: meta("x", "cluster"), ..Namespace::default() }, &CreateOptions::default())
+        .create(
+            "",
+            Namespace {
+                metadata: meta("x", "cluster"),
+                ..Namespace::default()
+            },
+            &CreateOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(ns.metadata.namespace, None);
-    assert_eq!(namespaces.key("", "cluster").unwrap(), "/namespaces/cluster");
+    assert_eq!(
+        namespaces.key("", "cluster").unwrap(),
+        "/namespaces/cluster"
+    );
     assert_eq!(store.key("ns", "c").unwrap(), "/configmaps/ns/c");
 }
 
 async fn create_already_exists(b: Backend) {
     let store = configmaps(&b);
-    store.create("ns", configmap("ns", "c", &[]), &CreateOptions::default()).await.unwrap();
+    store
+        .create("ns", configmap("ns", "c", &[]), &CreateOptions::default())
+        .await
+        .unwrap();
     let error = assert_error(
-        store.create("ns", configmap("ns", "c", &[]), &CreateOptions::default()).await,
+        store
+            .create("ns", configmap("ns", "c", &[]), &CreateOptions::default())
+            .await,
         409,
         "AlreadyExists",
         &[],
@@ -222,23 +304,41 @@ async fn create_already_exists(b: Backend) {
     // Being deleted: an object held by a finalizer.
     let mut held = configmap("ns", "held", &[]);
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    store.create("ns", held, &CreateOptions::default()).await.unwrap();
-    let result = store.delete("ns", "held", &DeleteOptions::default()).await.unwrap();
+    store
+        .create("ns", held, &CreateOptions::default())
+        .await
+        .unwrap();
+    let result = store
+        .delete("ns", "held", &DeleteOptions::default())
+        .await
+        .unwrap();
     assert!(!result.deleted);
     let error = assert_error(
-        store.create("ns", configmap("ns", "held", &[]), &CreateOptions::default()).await,
+        store
+            .create(
+                "ns",
+                configmap("ns", "held", &[]),
+                &CreateOptions::default(),
+            )
+            .await,
         409,
         "AlreadyExists",
         &[],
     );
-    assert_eq!(error.message, "object is being deleted: configmaps \"held\" already exists");
+    assert_eq!(
+        error.message,
+        "object is being deleted: configmaps \"held\" already exists"
+    );
 }
 
 async fn create_generate_name(b: Backend) {
     let store = configmaps(&b);
     let mut cm = configmap("ns", "", &[]);
     cm.metadata.generate_name = Some("web-".into());
-    let created = store.create("ns", cm.clone(), &CreateOptions::default()).await.unwrap();
+    let created = store
+        .create("ns", cm.clone(), &CreateOptions::default())
+        .await
+        .unwrap();
     let name = created.metadata.name.unwrap();
     assert!(name.starts_with("web-") && name.len() == 9, "{name}");
 
@@ -247,11 +347,25 @@ async fn create_generate_name(b: Backend) {
     let counter = calls.clone();
     let retrying = configmaps(&b).with_name_generator(Arc::new(move |prefix: &str| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
-        if n < 3 { format!("{prefix}taken") } else { format!("{prefix}free{n}") }
+        if n < 3 {
+            format!("{prefix}taken")
+        } else {
+            format!("{prefix}free{n}")
+        }
     }));
-    retrying.create("ns", configmap("ns", "web-taken", &[]), &CreateOptions::default()).await.unwrap();
+    retrying
+        .create(
+            "ns",
+            configmap("ns", "web-taken", &[]),
+            &CreateOptions::default(),
+        )
+        .await
+        .unwrap();
     calls.store(0, Ordering::SeqCst);
-    let created = retrying.create("ns", cm.clone(), &CreateOptions::default()).await.unwrap();
+    let created = retrying
+        .create("ns", cm.clone(), &CreateOptions::default())
+        .await
+        .unwrap();
     assert_eq!(created.metadata.name.as_deref(), Some("web-free3"));
     assert_eq!(calls.load(Ordering::SeqCst), 4);
 
@@ -284,16 +398,31 @@ async fn create_generate_name(b: Backend) {
         "Invalid",
         &["metadata.generateName: Invalid value: \"Bad_\""],
     );
-    assert!(causes(&error).iter().any(|(_, f)| f == "metadata.generateName"));
+    assert!(
+        causes(&error)
+            .iter()
+            .any(|(_, f)| f == "metadata.generateName")
+    );
 }
 
 async fn create_dry_run(b: Backend) {
     let store = configmaps(&b);
-    let dry = CreateOptions { dry_run: true, ..CreateOptions::default() };
-    let out = store.create("ns", configmap("ns", "c", &[("k", "v")]), &dry).await.unwrap();
+    let dry = CreateOptions {
+        dry_run: true,
+        ..CreateOptions::default()
+    };
+    let out = store
+        .create("ns", configmap("ns", "c", &[("k", "v")]), &dry)
+        .await
+        .unwrap();
     assert!(out.metadata.uid.is_some());
     assert!(out.metadata.creation_timestamp.is_some());
-    assert_error(store.get("ns", "c", "").await, 404, "NotFound", &["configmaps \"c\" not found"]);
+    assert_error(
+        store.get("ns", "c", "").await,
+        404,
+        "NotFound",
+        &["configmaps \"c\" not found"],
+    );
     // Full validation still runs.
     assert_error(
         store.create("ns", configmap("ns", "Bad", &[]), &dry).await,
@@ -302,7 +431,10 @@ async fn create_dry_run(b: Backend) {
         &["metadata.name"],
     );
     // And AlreadyExists too.
-    store.create("ns", configmap("ns", "c", &[]), &CreateOptions::default()).await.unwrap();
+    store
+        .create("ns", configmap("ns", "c", &[]), &CreateOptions::default())
+        .await
+        .unwrap();
     assert_error(
         store.create("ns", configmap("ns", "c", &[]), &dry).await,
         409,
@@ -312,13 +444,16 @@ async fn create_dry_run(b: Backend) {
     // Admission runs on the prepared object.
     let deny = CreateOptions {
         dry_run: false,
-        validation: Some(Arc::new(|_: &k8s_openapi::api::core::v1::ConfigMap, _: Option<&k8s_openapi::api::core::v1::ConfigMap>| {
-            Err(registry::status::ApiError::forbidden(
-                &registry::status::GroupResource::new("", "configmaps"),
-                "d",
-                "denied by policy",
-            ))
-        })),
+        validation: Some(Arc::new(
+            |_: &k8s_openapi::api::core::v1::ConfigMap,
+             _: Option<&k8s_openapi::api::core::v1::ConfigMap>| {
+                Err(registry::status::ApiError::forbidden(
+                    &registry::status::GroupResource::new("", "configmaps"),
+                    "d",
+                    "denied by policy",
+                ))
+            },
+        )),
     };
     assert_error(
         store.create("ns", configmap("ns", "d", &[]), &deny).await,

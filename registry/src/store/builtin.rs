@@ -10,12 +10,12 @@ use super::strategy::{
     GcPolicy, Strategy, TableColumn, age, age_column, copy_spec, copy_status, name_column,
 };
 use super::validation::{
-    FIELD_IMMUTABLE, NameValidator, config_map_key_errors,
-    key_path, name_is_dns_label, name_is_dns_subdomain, too_long, validate_object_meta,
+    FIELD_IMMUTABLE, NameValidator, config_map_key_errors, key_path, name_is_dns_label,
+    name_is_dns_subdomain, too_long, validate_object_meta,
 };
 use crate::object::Object;
-use crate::selector::validation::dns1123_subdomain_errors;
 use crate::selector::Fields;
+use crate::selector::validation::dns1123_subdomain_errors;
 use crate::status::FieldError;
 
 /// Largest total size of a configmap's or secret's data (`MaxSecretSize`, 1 MiB).
@@ -132,12 +132,7 @@ impl Strategy<Namespace> for NamespaceStrategy {
     fn table_columns(&self) -> Vec<TableColumn> {
         vec![
             name_column(),
-            TableColumn::new(
-                "Status",
-                "string",
-                "",
-                "The status of the namespace",
-            ),
+            TableColumn::new("Status", "string", "", "The status of the namespace"),
             age_column(),
         ]
     }
@@ -362,8 +357,7 @@ fn validate_secret(secret: &Secret) -> Vec<FieldError> {
         "kubernetes.io/dockercfg" => match data.get(".dockercfg") {
             None => errors.push(required(".dockercfg")),
             Some(bytes) => {
-                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0)
-                {
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0) {
                     errors.push(FieldError::invalid(
                         key_path("data", ".dockercfg"),
                         "<secret contents redacted>",
@@ -375,8 +369,7 @@ fn validate_secret(secret: &Secret) -> Vec<FieldError> {
         "kubernetes.io/dockerconfigjson" => match data.get(".dockerconfigjson") {
             None => errors.push(required(".dockerconfigjson")),
             Some(bytes) => {
-                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0)
-                {
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0) {
                     errors.push(FieldError::invalid(
                         key_path("data", ".dockerconfigjson"),
                         "<secret contents redacted>",
@@ -385,16 +378,14 @@ fn validate_secret(secret: &Secret) -> Vec<FieldError> {
                 }
             }
         },
-        "kubernetes.io/basic-auth" => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                errors.push(required("username"));
-                errors.push(required("password"));
-            }
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            errors.push(required("username"));
+            errors.push(required("password"));
         }
-        "kubernetes.io/ssh-auth" => {
-            if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
-                errors.push(required("ssh-privatekey"));
-            }
+        "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+            errors.push(required("ssh-privatekey"));
         }
         "kubernetes.io/tls" => {
             if !data.contains_key("tls.crt") {
@@ -546,7 +537,11 @@ fn validate_event(event: &Event) -> Vec<FieldError> {
         }
     }
     for message in dns1123_subdomain_errors(&namespace) {
-        errors.push(FieldError::invalid("namespace", namespace.as_str(), message));
+        errors.push(FieldError::invalid(
+            "namespace",
+            namespace.as_str(),
+            message,
+        ));
     }
     errors
 }
@@ -627,11 +622,26 @@ impl Strategy<Event> for EventStrategy {
 
     fn table_columns(&self) -> Vec<TableColumn> {
         vec![
-            TableColumn::new("Last Seen", "string", "", "Time when last this event was observed"),
+            TableColumn::new(
+                "Last Seen",
+                "string",
+                "",
+                "Time when last this event was observed",
+            ),
             TableColumn::new("Type", "string", "", "Type of this event"),
-            TableColumn::new("Reason", "string", "", "Short, machine understandable string that gives the reason for this event being generated"),
+            TableColumn::new(
+                "Reason",
+                "string",
+                "",
+                "Short, machine understandable string that gives the reason for this event being generated",
+            ),
             TableColumn::new("Object", "string", "", "The object this event is about"),
-            TableColumn::new("Message", "string", "", "A human-readable description of the status of this operation"),
+            TableColumn::new(
+                "Message",
+                "string",
+                "",
+                "A human-readable description of the status of this operation",
+            ),
         ]
     }
 

@@ -11,6 +11,7 @@ use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions, Resourc
 use crate::status::{ApiError, FieldError, GroupResource, Operation};
 
 /// What a delete answers with, as Kubernetes does.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeleteResponse<K> {
     /// The object: still present (being deleted, waiting for finalizers or its grace period),
@@ -69,7 +70,11 @@ fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
     }
     for value in options.dry_run.iter().flatten() {
         if value != "All" {
-            errors.push(FieldError::not_supported("dryRun", value.as_str(), &["All"]));
+            errors.push(FieldError::not_supported(
+                "dryRun",
+                value.as_str(),
+                &["All"],
+            ));
         }
     }
     errors
@@ -182,7 +187,10 @@ impl<K: Object> Store<K> {
         let (orphan, foreground) = if policy == GcPolicy::Unsupported {
             (false, false)
         } else {
-            let explicit = match (options.orphan_dependents, options.propagation_policy.as_deref()) {
+            let explicit = match (
+                options.orphan_dependents,
+                options.propagation_policy.as_deref(),
+            ) {
                 (Some(orphan), _) => Some((orphan, false)),
                 (None, Some("Orphan")) => Some((true, false)),
                 (None, Some("Foreground")) => Some((false, true)),
@@ -551,7 +559,10 @@ impl<K: Object> Store<K> {
                 let meta = item.meta();
                 let item_namespace = meta.namespace.clone().unwrap_or_default();
                 let item_name = meta.name.clone().unwrap_or_default();
-                match self.delete(&item_namespace, &item_name, delete_options).await {
+                match self
+                    .delete(&item_namespace, &item_name, delete_options)
+                    .await
+                {
                     Ok(_) => {}
                     Err(error) if error.code == 404 => {}
                     Err(error) => return Err(error),

@@ -6,6 +6,9 @@
 //! - [`builtin`]: strategies of the built-in kinds (namespaces, configmaps, secrets, events,
 //!   leases) and a generic strategy for custom kinds.
 
+// `ApiError` (a full `metav1.Status`) is the crate-wide API error; every fallible step returns it.
+#![allow(clippy::result_large_err)]
+
 pub mod builtin;
 mod delete;
 pub mod strategy;
@@ -819,8 +822,8 @@ impl<K: Object> Store<K> {
         }
         let mut object = update(Some(&existing))?;
         let requested = object.meta().resource_version.clone().unwrap_or_default();
-        let requested = parse_resource_version(&requested)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let requested =
+            parse_resource_version(&requested).map_err(|e| ApiError::bad_request(e.to_string()))?;
         if requested == 0 {
             if !strategy.allow_unconditional_update() {
                 // Kubernetes names the resource where the kind goes, and prints the uint64 0
@@ -941,8 +944,14 @@ fn should_delete_during_update<K: Object>(new: &K, old: &K) -> bool {
 
 /// The object's resourceVersion as a number (0 when absent or malformed).
 fn revision_of<K: Object>(object: &K) -> u64 {
-    parse_resource_version(object.meta().resource_version.as_deref().unwrap_or_default())
-        .unwrap_or(0)
+    parse_resource_version(
+        object
+            .meta()
+            .resource_version
+            .as_deref()
+            .unwrap_or_default(),
+    )
+    .unwrap_or(0)
 }
 
 fn dedup(errors: Vec<FieldError>) -> Vec<FieldError> {

@@ -313,9 +313,9 @@ pub fn spec_changed<K: Object>(new: &K, old: &K) -> bool {
     strip(new) != strip(old)
 }
 
-/// A strategy for kinds with a `status` subresource: writes to `/status` keep everything but
-/// `status` (and metadata labels, annotations and finalizers) from the stored object, and
-/// validate like the main strategy.
+/// A strategy for kinds with a `status` subresource: writes to `/status` keep everything
+/// outside `metadata` and `status` (the spec) from the stored object, and validate like the
+/// main strategy.
 pub struct StatusStrategy<S> {
     main: S,
 }

@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::selector::validation::{
-    dns1123_subdomain_errors, label_key_errors, label_value_errors,
-};
+use crate::selector::validation::{dns1123_subdomain_errors, label_key_errors, label_value_errors};
 use crate::status::{FieldError, FieldErrorType};
 
 /// Kubernetes' `FieldImmutableErrorMsg`.
@@ -98,10 +96,8 @@ pub fn name_is_dns_label(name: &str, prefix: bool) -> Vec<String> {
 /// `ValidatePathSegmentName`: a name usable as one path segment (the generic rule).
 pub fn path_segment_name(name: &str, prefix: bool) -> Vec<String> {
     let mut errors = Vec::new();
-    if !prefix {
-        if name == "." || name == ".." {
-            errors.push(format!("may not be '{name}'"));
-        }
+    if !prefix && (name == "." || name == "..") {
+        errors.push(format!("may not be '{name}'"));
     }
     if name.contains('/') {
         errors.push("may not contain '/'".to_owned());
@@ -295,7 +291,11 @@ pub fn validate_object_meta(
             errors.push(FieldError::required("metadata.namespace", ""));
         } else {
             for message in name_is_dns_label(namespace, false) {
-                errors.push(FieldError::invalid("metadata.namespace", namespace, message));
+                errors.push(FieldError::invalid(
+                    "metadata.namespace",
+                    namespace,
+                    message,
+                ));
             }
         }
     } else if !namespace.is_empty() {
@@ -358,14 +358,20 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta) -> Vec<Fi
             ));
         }
     }
-    if new.resource_version.as_deref().unwrap_or_default().is_empty() {
+    if new
+        .resource_version
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
         errors.push(FieldError::invalid(
             "metadata.resourceVersion",
             "",
             "must be specified for an update",
         ));
     }
-    let (new_generation, old_generation) = (new.generation.unwrap_or(0), old.generation.unwrap_or(0));
+    let (new_generation, old_generation) =
+        (new.generation.unwrap_or(0), old.generation.unwrap_or(0));
     if new_generation < old_generation {
         errors.push(FieldError::invalid(
             "metadata.generation",
@@ -374,14 +380,24 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta) -> Vec<Fi
         ));
     }
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    immutable(&text(&new.name), &text(&old.name), "metadata.name", &mut errors);
+    immutable(
+        &text(&new.name),
+        &text(&old.name),
+        "metadata.name",
+        &mut errors,
+    );
     immutable(
         &text(&new.namespace),
         &text(&old.namespace),
         "metadata.namespace",
         &mut errors,
     );
-    immutable(&text(&new.uid), &text(&old.uid), "metadata.uid", &mut errors);
+    immutable(
+        &text(&new.uid),
+        &text(&old.uid),
+        "metadata.uid",
+        &mut errors,
+    );
     immutable(
         &new.creation_timestamp,
         &old.creation_timestamp,
@@ -432,7 +448,10 @@ mod tests {
         assert_eq!(path_segment_name("..", false), vec!["may not be '..'"]);
         assert_eq!(path_segment_name("a/b%", false).len(), 2);
         assert!(config_map_key_errors("key.name_A-1").is_empty());
-        assert_eq!(config_map_key_errors("..x"), vec!["must not start with '..'"]);
+        assert_eq!(
+            config_map_key_errors("..x"),
+            vec!["must not start with '..'"]
+        );
         assert_eq!(config_map_key_errors("a b").len(), 1);
     }
 
@@ -441,10 +460,7 @@ mod tests {
         let meta = ObjectMeta::default();
         let errors = validate_object_meta(&meta, true, name_is_dns_subdomain);
         assert_eq!(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
             vec![
                 "metadata.name: Required value: name or generateName is required",
                 "metadata.namespace: Required value",

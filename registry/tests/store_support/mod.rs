@@ -7,6 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use registry::Storage;
 use registry::object::DynamicObject;
 use registry::status::{ApiError, GroupResource};
 use registry::store::builtin::{
@@ -14,7 +15,6 @@ use registry::store::builtin::{
     NamespaceStrategy, SecretStrategy,
 };
 use registry::store::{StatusStrategy, Store, Strategy};
-use registry::Storage;
 use serde_json::{Value, json};
 use storage_api::Interface;
 
@@ -114,12 +114,17 @@ pub fn namespaces(b: &Backend) -> Store<Namespace> {
 }
 
 pub fn new_gadget() -> DynamicObject {
-    serde_json::from_value(json!({"apiVersion": "test.example.io/v1", "kind": "Gadget", "metadata": {}}))
-        .expect("empty gadget")
+    serde_json::from_value(
+        json!({"apiVersion": "test.example.io/v1", "kind": "Gadget", "metadata": {}}),
+    )
+    .expect("empty gadget")
 }
 
 /// A custom kind with a status subresource and generation tracking (as a CRD).
-pub fn gadgets_with(b: &Backend, strategy: Arc<dyn Strategy<DynamicObject>>) -> Store<DynamicObject> {
+pub fn gadgets_with(
+    b: &Backend,
+    strategy: Arc<dyn Strategy<DynamicObject>>,
+) -> Store<DynamicObject> {
     Store::new(
         Storage::new(b.store.clone(), Arc::new(new_gadget)),
         GroupResource::new("test.example.io", "gadgets"),
