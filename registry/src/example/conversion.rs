@@ -178,7 +178,7 @@ impl Converter for WidgetConverter {
         Ok(())
     }
 
-    fn to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError> {
+    fn convert_to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError> {
         let hub = match version {
             "v1" => v1_to_hub(decode(object)?),
             "v1beta1" => v1beta1_to_hub(decode(object)?),
@@ -187,7 +187,7 @@ impl Converter for WidgetConverter {
         encode(&hub)
     }
 
-    fn from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError> {
+    fn convert_from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError> {
         let hub: internal::Widget = decode(hub)?;
         match version {
             "v1" => encode(&hub_to_v1(hub)),

@@ -34,7 +34,8 @@ pub enum ConversionError {
 /// Every served version converts to and from one hub (internal) representation, so `n`
 /// versions need `2n` functions, never `n²`. Documents passed in carry `apiVersion` and `kind`;
 /// documents returned must carry the `apiVersion` of the version they are in. The [`Scheme`]
-/// never passes the hub version itself to [`Converter::to_hub`] or [`Converter::from_hub`].
+/// never passes the hub version itself to [`Converter::convert_to_hub`] or
+/// [`Converter::convert_from_hub`].
 pub trait Converter: Send + Sync + 'static {
     /// The hub version: [`INTERNAL_VERSION`](super::INTERNAL_VERSION) for multi-version kinds,
     /// the one served version for kinds without conversion.
@@ -52,14 +53,14 @@ pub trait Converter: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`ConversionError`] when the document does not decode or cannot be converted.
-    fn to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError>;
+    fn convert_to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError>;
 
     /// Converts a hub document to `version`.
     ///
     /// # Errors
     ///
     /// [`ConversionError`] when the document does not decode or cannot be converted.
-    fn from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError>;
+    fn convert_from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError>;
 
     /// The OpenAPI v3 schema of the kind at `version`, for `/openapi/v3` and `kubectl explain`.
     fn openapi_schema(&self, version: &str) -> Option<Value> {
@@ -124,11 +125,11 @@ where
         Ok(())
     }
 
-    fn to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError> {
+    fn convert_to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError> {
         Self::round_trip(version, object)
     }
 
-    fn from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError> {
+    fn convert_from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError> {
         Self::round_trip(version, hub)
     }
 }
@@ -149,7 +150,7 @@ struct Entry {
 /// between each served version and the hub version, with defaulting applied on decode.
 ///
 /// Write path: [`Scheme::decode`] (body in the request's version -> defaults -> hub), then
-/// [`Scheme::from_hub`] to the storage version, or both at once with
+/// [`Scheme::convert_from_hub`] to the storage version, or both at once with
 /// [`Scheme::decode_to_storage`]. Read path: [`Scheme::convert`] from the stored version to the
 /// requested one (through the hub). All of it works on `serde_json::Value` documents; the
 /// typed conversions live in each kind's [`Converter`].
@@ -416,7 +417,7 @@ impl Scheme {
         }
         entry
             .converter
-            .to_hub(&actual.version, body)
+            .convert_to_hub(&actual.version, body)
             .map_err(|e| cannot_handle(&actual, &e))
     }
 
@@ -437,7 +438,7 @@ impl Scheme {
             .entry(expected)
             .map(|e| e.info.storage_version.clone())
             .ok_or_else(|| not_registered(expected))?;
-        self.from_hub(hub, &storage)
+        self.convert_from_hub(hub, &storage)
     }
 
     /// Converts a document in any served version (its `apiVersion`) to the hub version.
@@ -447,7 +448,7 @@ impl Scheme {
     ///
     /// 400 BadRequest when the document names no served kind; 500 InternalError when it does
     /// not decode or convert (documents reaching this come from storage or the server).
-    pub fn to_hub(&self, mut document: Value) -> Result<Value, ApiError> {
+    pub fn convert_to_hub(&self, mut document: Value) -> Result<Value, ApiError> {
         let gvk = type_of(as_object(&mut document)?)?;
         let entry = self.entry(&gvk).ok_or_else(|| not_registered(&gvk))?;
         let hub = entry.converter.hub_version();
@@ -459,7 +460,7 @@ impl Scheme {
         }
         entry
             .converter
-            .to_hub(&gvk.version, document)
+            .convert_to_hub(&gvk.version, document)
             .map_err(|e| conversion_failed(&gvk, hub, &e))
     }
 
@@ -470,7 +471,7 @@ impl Scheme {
     /// 400 BadRequest when the document is not a hub document of a registered kind; 404
     /// NotFound when the kind is not served at `version`; 500 InternalError when conversion
     /// fails.
-    pub fn from_hub(&self, mut hub: Value, version: &str) -> Result<Value, ApiError> {
+    pub fn convert_from_hub(&self, mut hub: Value, version: &str) -> Result<Value, ApiError> {
         let gvk = type_of(as_object(&mut hub)?)?;
         let entry = self.entry(&gvk).ok_or_else(|| not_registered(&gvk))?;
         if gvk.version != entry.converter.hub_version() {
@@ -486,7 +487,7 @@ impl Scheme {
         }
         entry
             .converter
-            .from_hub(version, hub)
+            .convert_from_hub(version, hub)
             .map_err(|e| conversion_failed(&gvk, version, &e))
     }
 
@@ -496,7 +497,7 @@ impl Scheme {
     ///
     /// # Errors
     ///
-    /// As [`Scheme::to_hub`] and [`Scheme::from_hub`].
+    /// As [`Scheme::convert_to_hub`] and [`Scheme::convert_from_hub`].
     pub fn convert(&self, mut document: Value, version: &str) -> Result<Value, ApiError> {
         let gvk = type_of(as_object(&mut document)?)?;
         let entry = self.entry(&gvk).ok_or_else(|| not_registered(&gvk))?;
@@ -506,11 +507,11 @@ impl Scheme {
             }
             return Err(not_registered(&gvk));
         }
-        let hub = self.to_hub(document)?;
+        let hub = self.convert_to_hub(document)?;
         if version == entry.converter.hub_version() {
             return Ok(hub);
         }
-        self.from_hub(hub, version)
+        self.convert_from_hub(hub, version)
     }
 
     /// Converts a list document (`items` in any served versions) to `version`: every item is

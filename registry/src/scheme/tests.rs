@@ -432,13 +432,13 @@ fn v1_widget() -> Value {
 #[test]
 fn v1beta1_converts_to_v1_through_the_hub_and_back() {
     let scheme = scheme();
-    let hub = scheme.to_hub(v1beta1_widget()).unwrap();
+    let hub = scheme.convert_to_hub(v1beta1_widget()).unwrap();
     assert_eq!(hub["apiVersion"], json!("apps.example.io/__internal"));
     assert_eq!(hub["spec"]["displayName"], json!("Widget One"));
     assert_eq!(hub["spec"]["description"], json!("a widget"));
     assert_eq!(hub["status"]["phase"], json!("Running"));
     assert_eq!(hub["metadata"]["annotations"], json!({"team": "blue"}));
-    let v1 = scheme.from_hub(hub, "v1").unwrap();
+    let v1 = scheme.convert_from_hub(hub, "v1").unwrap();
     assert_eq!(v1, v1_widget());
     assert_eq!(
         scheme.convert(v1_widget(), "v1beta1").unwrap(),
@@ -601,9 +601,12 @@ fn read_path_errors() {
         .convert(json!({"apiVersion": "x.io/v1", "kind": "Thing"}), "v1")
         .unwrap_err();
     assert_eq!(error.code, 400);
-    // from_hub wants a hub document.
+    // convert_from_hub wants a hub document.
     assert_eq!(
-        scheme.from_hub(v1_widget(), "v1beta1").unwrap_err().code,
+        scheme
+            .convert_from_hub(v1_widget(), "v1beta1")
+            .unwrap_err()
+            .code,
         400
     );
 }
@@ -653,7 +656,7 @@ fn builtin_kinds_do_not_convert() {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}})
     );
     assert_eq!(scheme.convert(stored.clone(), "v1").unwrap(), stored);
-    assert_eq!(scheme.to_hub(stored.clone()).unwrap(), stored);
+    assert_eq!(scheme.convert_to_hub(stored.clone()).unwrap(), stored);
     let error = scheme
         .decode(&endpoint, json!({"data": {"a": 1}}))
         .unwrap_err();
