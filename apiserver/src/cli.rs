@@ -159,10 +159,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(TokenAuth::from_file)
         .transpose()?;
     let transformer: Option<Arc<dyn ValueTransformer>> = match &args.encryption_key_file {
-        Some(path) => Some(Arc::new(
-            AesGcmTransformer::from_key_file(path)
-                .map_err(|e| anyhow::anyhow!("encryption key file {}: {e}", path.display()))?,
-        )),
+        Some(path) => Some(Arc::new(AesGcmTransformer::from_key_file(path).map_err(
+            |e| anyhow::anyhow!("encryption key file {}: {e}", path.display()),
+        )?)),
         None => None,
     };
     let url = args.storage_url();
@@ -203,7 +202,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .serve(service)
                     .await
             }
-            None => axum_server::bind(bind).handle(serve_handle).serve(service).await,
+            None => {
+                axum_server::bind(bind)
+                    .handle(serve_handle)
+                    .serve(service)
+                    .await
+            }
         }
     });
     let Some(address) = handle.listening().await else {
@@ -229,7 +233,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     tracing::info!(%server_url, storage = %url, "serving");
     println!("apiserver listening on {server_url} (storage {url})");
-    println!("Try: kubectl --kubeconfig {} get namespaces", kubeconfig.display());
+    println!(
+        "Try: kubectl --kubeconfig {} get namespaces",
+        kubeconfig.display()
+    );
 
     tokio::select! {
         _ = shutdown_signal() => {

@@ -53,7 +53,7 @@ fn q<'a>(query: &'a Query, key: &str) -> &'a str {
     query.get(key).map(String::as_str).unwrap_or_default()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -189,7 +189,10 @@ async fn route(
                     AGGREGATED_DISCOVERY_CONTENT_TYPE,
                 ));
             }
-            Ok(json_response(StatusCode::OK, &to_json(&state.mapper.api_group_list())?))
+            Ok(json_response(
+                StatusCode::OK,
+                &to_json(&state.mapper.api_group_list())?,
+            ))
         }
         Route::Group(group) => {
             if !read_only {
@@ -311,8 +314,9 @@ fn dry_run(query: &Query) -> Result<bool, ApiError> {
 /// Builds and validates list/watch options from the query (apimachinery
 /// `ValidateListOptions`).
 fn list_options(query: &Query, watch: bool) -> Result<ListOptions, ApiError> {
-    let label = LabelSelector::parse(q(query, "labelSelector"))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {}", e.message())))?;
+    let label = LabelSelector::parse(q(query, "labelSelector")).map_err(|e| {
+        ApiError::bad_request(format!("unable to parse requirement: {}", e.message()))
+    })?;
     let field = FieldSelector::parse(q(query, "fieldSelector"))
         .map_err(|e| ApiError::bad_request(format!("invalid field selector: {}", e.message())))?;
     let limit = parse_i64(query, "limit")?;
@@ -495,7 +499,8 @@ async fn resource_request(
                 }
                 let mut options = list_options(&query, true)?;
                 if !path.name.is_empty() {
-                    options.predicate.field = FieldSelector::one_term_equal("metadata.name", &path.name);
+                    options.predicate.field =
+                        FieldSelector::one_term_equal("metadata.name", &path.name);
                 }
                 let timeout = parse_i64(&query, "timeoutSeconds")?
                     .filter(|t| *t > 0)
@@ -513,10 +518,20 @@ async fn resource_request(
                 let list = handler.list(&ctx, &options).await?;
                 let body = if wants_table(&accept) {
                     let include = q(&query, "includeObject");
-                    table(handler.as_ref(), &ctx, &list.items, Some(list.resource_version.to_string()), list.continue_token.clone(), include)
+                    table(
+                        handler.as_ref(),
+                        &ctx,
+                        &list.items,
+                        Some(list.resource_version.to_string()),
+                        list.continue_token.clone(),
+                        include,
+                    )
                 } else {
                     let mut metadata = serde_json::Map::new();
-                    metadata.insert("resourceVersion".into(), Value::from(list.resource_version.to_string()));
+                    metadata.insert(
+                        "resourceVersion".into(),
+                        Value::from(list.resource_version.to_string()),
+                    );
                     if let Some(token) = &list.continue_token {
                         metadata.insert("continue".into(), Value::from(token.clone()));
                     }
@@ -537,7 +552,14 @@ async fn resource_request(
                 .get(&ctx, &path.name, q(&query, "resourceVersion"))
                 .await?;
             let body = if wants_table(&accept) {
-                table(handler.as_ref(), &ctx, std::slice::from_ref(&object), None, None, q(&query, "includeObject"))
+                table(
+                    handler.as_ref(),
+                    &ctx,
+                    std::slice::from_ref(&object),
+                    None,
+                    None,
+                    q(&query, "includeObject"),
+                )
             } else {
                 object
             };
@@ -561,7 +583,10 @@ async fn resource_request(
                 crate::namespace::admit_create(state, &ctx.namespace).await?;
             }
             let created = handler.create(&ctx, value).await?;
-            Ok(with_warnings(json_response(StatusCode::CREATED, &created), &warnings))
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &created),
+                &warnings,
+            ))
         }
         Method::PUT => {
             labels.verb = "update";
@@ -578,7 +603,11 @@ async fn resource_request(
             let value = decode_body(&content_type, &body)?;
             let warnings = check_fields(handler.as_ref(), &ctx, &value, validation)?;
             let (object, created) = handler.update(&ctx, &path.name, value).await?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(with_warnings(json_response(code, &object), &warnings))
         }
         Method::PATCH => {
@@ -610,10 +639,12 @@ async fn resource_request(
                     crate::namespace::admit_create(state, &ctx.namespace).await?;
                 }
             }
-            let (object, created) = handler
-                .patch(&ctx, &path.name, patch_type, &body)
-                .await?;
-            let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let (object, created) = handler.patch(&ctx, &path.name, patch_type, &body).await?;
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(with_warnings(json_response(code, &object), &warnings))
         }
         Method::DELETE => {
@@ -637,7 +668,11 @@ async fn resource_request(
                 return Err(method_not_allowed("DELETE", &uri_path));
             }
             let (object, deleted) = handler.delete(&ctx, &path.name, &options).await?;
-            let code = if deleted { StatusCode::OK } else { StatusCode::ACCEPTED };
+            let code = if deleted {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
             Ok(json_response(code, &object))
         }
         other => Err(method_not_allowed(other.as_str(), &uri_path)),
@@ -648,7 +683,12 @@ fn write_manager(query: &Query, user_agent: &str) -> Result<String, ApiError> {
     let manager = Some(q(query, "fieldManager")).filter(|m| !m.is_empty());
     let errors = patch::validate_field_manager(manager.unwrap_or_default());
     if !errors.is_empty() {
-        return Err(ApiError::invalid("CreateOptions", "meta.k8s.io", "", &errors));
+        return Err(ApiError::invalid(
+            "CreateOptions",
+            "meta.k8s.io",
+            "",
+            &errors,
+        ));
     }
     Ok(patch::manager_or_user_agent(manager, user_agent))
 }
@@ -796,11 +836,21 @@ async fn serve_watch(
                         details: None,
                         continue_token: None,
                     };
-                    ("ERROR", serde_json::to_value(error.to_status()).unwrap_or(Value::Null))
+                    (
+                        "ERROR",
+                        serde_json::to_value(error.to_status()).unwrap_or(Value::Null),
+                    )
                 }
             };
             let object = if as_table && kind != "ERROR" && kind != "BOOKMARK" {
-                let mut t = table(handler.as_ref(), &ctx, std::slice::from_ref(&object), None, None, "");
+                let mut t = table(
+                    handler.as_ref(),
+                    &ctx,
+                    std::slice::from_ref(&object),
+                    None,
+                    None,
+                    "",
+                );
                 if !first {
                     if let Some(map) = t.as_object_mut() {
                         map.insert("columnDefinitions".into(), json!([]));
@@ -811,8 +861,8 @@ async fn serve_watch(
             } else {
                 object
             };
-            let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
-                .unwrap_or_default();
+            let mut line =
+                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
             line.push(b'\n');
             Ok::<Bytes, std::convert::Infallible>(Bytes::from(line))
         });

@@ -14,8 +14,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use registry::patch::{
-    self, KindSchema, ManagerInfo, PatchSchema, PatchType, server_side_apply,
-    update_managed_fields,
+    self, KindSchema, ManagerInfo, PatchSchema, PatchType, server_side_apply, update_managed_fields,
 };
 use registry::scheme::{ResourceInfo, Scheme};
 use registry::status::ApiError;
@@ -121,12 +120,18 @@ pub trait ResourceHandler: Send + Sync + 'static {
     ) -> Result<Value, ApiError>;
 
     /// Lists objects.
-    async fn list(&self, ctx: &RequestContext, options: &ListOptions)
-    -> Result<ListResult, ApiError>;
+    async fn list(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<ListResult, ApiError>;
 
     /// Watches objects.
-    async fn watch(&self, ctx: &RequestContext, options: &ListOptions)
-    -> Result<ValueWatch, ApiError>;
+    async fn watch(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<ValueWatch, ApiError>;
 
     /// Creates an object.
     async fn create(&self, ctx: &RequestContext, body: Value) -> Result<Value, ApiError>;
@@ -230,8 +235,10 @@ impl<K: Object> StoreHandler<K> {
     }
 
     /// A request document in `version` as the stored type.
-    fn from_version(&self, body: Value, version: &str) -> Result<K, ApiError> {
-        let storage = self.scheme.decode_to_storage(&self.info.gvk(version), body)?;
+    fn decode_version(&self, body: Value, version: &str) -> Result<K, ApiError> {
+        let storage = self
+            .scheme
+            .decode_to_storage(&self.info.gvk(version), body)?;
         serde_json::from_value(storage).map_err(|e| {
             ApiError::bad_request(format!(
                 "{} in version {version:?} cannot be handled as a {}: {e}",
@@ -267,7 +274,10 @@ impl<K: Object> StoreHandler<K> {
                 .update_with(&ctx.namespace, name, update, options)
                 .await?
         };
-        Ok((self.to_version(&updated.object, &ctx.version)?, updated.created))
+        Ok((
+            self.to_version(&updated.object, &ctx.version)?,
+            updated.created,
+        ))
     }
 }
 
@@ -333,7 +343,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
     }
 
     fn unknown_fields(&self, ctx: &RequestContext, body: &Value) -> Vec<String> {
-        let Ok(stored) = self.from_version(body.clone(), &ctx.version) else {
+        let Ok(stored) = self.decode_version(body.clone(), &ctx.version) else {
             return Vec::new();
         };
         let Ok(kept) = self.to_version(&stored, &ctx.version) else {
@@ -354,7 +364,10 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         resource_version: &str,
     ) -> Result<Value, ApiError> {
         self.status(ctx)?;
-        let object = self.store.get(&ctx.namespace, name, resource_version).await?;
+        let object = self
+            .store
+            .get(&ctx.namespace, name, resource_version)
+            .await?;
         self.to_version(&object, &ctx.version)
     }
 
@@ -436,7 +449,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         }
         let time = patch::now_rfc3339();
         let body = update_managed_fields(None, &body, &self.manager(ctx, &time), self.patch_schema);
-        let object = self.from_version(body, &ctx.version)?;
+        let object = self.decode_version(body, &ctx.version)?;
         let options = CreateOptions {
             dry_run: ctx.dry_run,
             validation: None,
@@ -476,9 +489,13 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let version = ctx.version.clone();
         let update = |old: Option<&K>| -> Result<K, ApiError> {
             let old_value = old.map(|o| self.to_version(o, &version)).transpose()?;
-            let new =
-                update_managed_fields(old_value.as_ref(), &body, &self.manager(ctx, &time), self.patch_schema);
-            self.from_version(new, &version)
+            let new = update_managed_fields(
+                old_value.as_ref(),
+                &body,
+                &self.manager(ctx, &time),
+                self.patch_schema,
+            );
+            self.decode_version(new, &version)
         };
         self.run_update(ctx, name, update, &options).await
     }
@@ -524,9 +541,8 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                         self.patch_schema,
                     )?;
                     if current.is_none() {
-                        if let Some(meta) = result
-                            .get_mut("metadata")
-                            .and_then(Value::as_object_mut)
+                        if let Some(meta) =
+                            result.get_mut("metadata").and_then(Value::as_object_mut)
                         {
                             meta.entry("name").or_insert_with(|| Value::from(name));
                         }
@@ -540,7 +556,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                 }
                 (None, None) => return Err(ApiError::not_found(&resource, name)),
             };
-            self.from_version(new, &version)
+            self.decode_version(new, &version)
         };
         self.run_update(ctx, name, update, &options).await
     }

@@ -26,7 +26,9 @@ pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
     ApiError {
         code: 405,
         reason: "MethodNotAllowed".to_owned(),
-        message: format!("the server does not allow this method on the requested resource ({method} {path})"),
+        message: format!(
+            "the server does not allow this method on the requested resource ({method} {path})"
+        ),
         details: Some(StatusDetails::default()),
         continue_token: None,
     }
@@ -96,9 +98,7 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let media = media_type(content_type);
     let value: Value = match media.as_str() {
         "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "couldn't get version/kind; json parse error: {e}"
-            ))
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,

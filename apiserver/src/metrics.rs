@@ -37,7 +37,10 @@ impl Metrics {
     pub fn new() -> std::result::Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("apiserver_request_total", "Requests by verb, resource and HTTP code."),
+            Opts::new(
+                "apiserver_request_total",
+                "Requests by verb, resource and HTTP code.",
+            ),
             &["verb", "resource", "code"],
         )?;
         let request_duration = HistogramVec::new(

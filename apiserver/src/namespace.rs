@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use registry::ListOptions;
 use registry::status::{ApiError, GroupResource};
 use registry::store::{CreateOptions, UpdateOptions};
-use registry::ListOptions;
 
 use crate::handler::RequestContext;
 use crate::kinds::NAMESPACE_FINALIZER;
@@ -61,7 +61,9 @@ pub async fn admit_create(state: &ServerState, namespace: &str) -> Result<(), Ap
         Ok(ns) if ns.metadata.deletion_timestamp.is_some() => Err(ApiError::forbidden(
             &resource,
             namespace,
-            format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
         )),
         Ok(_) => Ok(()),
         Err(e) if e.code == 404 => Err(ApiError::not_found(&resource, namespace)),
@@ -132,10 +134,7 @@ async fn empty_namespace(state: &ServerState, namespace: &str) -> Result<bool, A
     Ok(empty)
 }
 
-async fn remove_finalizer(
-    store: &registry::Store<Namespace>,
-    name: &str,
-) -> Result<(), ApiError> {
+async fn remove_finalizer(store: &registry::Store<Namespace>, name: &str) -> Result<(), ApiError> {
     let result = store
         .update_with(
             "",

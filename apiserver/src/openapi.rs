@@ -20,6 +20,11 @@ use serde_json::{Map, Value, json};
 
 use crate::handler::ResourceHandler;
 
+/// `paths` of one group-version document.
+type Paths = Map<String, Value>;
+/// `components.schemas` of one group-version document.
+type Schemas = Map<String, Value>;
+
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// The prebuilt OpenAPI v3 documents.
@@ -42,7 +47,10 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
     match group {
         "" => format!("io.k8s.api.core.{version}.{kind}"),
         g if g.ends_with(".k8s.io") => {
-            format!("io.k8s.api.{}.{version}.{kind}", g.trim_end_matches(".k8s.io"))
+            format!(
+                "io.k8s.api.{}.{version}.{kind}",
+                g.trim_end_matches(".k8s.io")
+            )
         }
         g => {
             let reversed: Vec<&str> = g.split('.').rev().collect();
@@ -59,8 +67,7 @@ impl OpenApi {
     /// Builds the documents of every handler's group-versions.
     pub fn build(mapper: &RestMapper, handlers: &[Arc<dyn ResourceHandler>]) -> Self {
         let _ = mapper;
-        let mut per_gv: BTreeMap<String, (Map<String, Value>, Map<String, Value>)> =
-            BTreeMap::new();
+        let mut per_gv: BTreeMap<String, (Paths, Schemas)> = BTreeMap::new();
         for handler in handlers {
             let info = handler.info();
             for version in &info.versions {
@@ -169,7 +176,10 @@ impl OpenApi {
         let (body, hash) = self.documents.get(key).ok_or_else(crate::http::not_found)?;
         let mut response = Response::new(Body::from(body.clone()));
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\"")) {
             headers.insert(header::ETAG, etag);
         }

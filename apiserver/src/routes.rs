@@ -46,12 +46,13 @@ pub fn parse(path: &str) -> Option<Route> {
         ["apis", group] => return Some(Route::Group((*group).to_owned())),
         ["api", version] => return Some(Route::GroupVersion(String::new(), (*version).to_owned())),
         ["apis", group, version] => {
-            return Some(Route::GroupVersion((*group).to_owned(), (*version).to_owned()));
+            return Some(Route::GroupVersion(
+                (*group).to_owned(),
+                (*version).to_owned(),
+            ));
         }
         ["api", version, rest @ ..] => (String::new(), (*version).to_owned(), rest),
-        ["apis", group, version, rest @ ..] => {
-            ((*group).to_owned(), (*version).to_owned(), rest)
-        }
+        ["apis", group, version, rest @ ..] => ((*group).to_owned(), (*version).to_owned(), rest),
         _ => return None,
     };
     if rest.iter().any(|p| p.is_empty()) {
@@ -113,20 +114,35 @@ mod tests {
             Some(Route::GroupVersion(String::new(), "v1".into()))
         );
         let r = res("/api/v1/namespaces/default/configmaps/x");
-        assert_eq!((r.namespace.as_str(), r.resource.as_str(), r.name.as_str()), ("default", "configmaps", "x"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str(), r.name.as_str()),
+            ("default", "configmaps", "x")
+        );
         let r = res("/api/v1/namespaces/foo");
-        assert_eq!((r.namespace.as_str(), r.resource.as_str(), r.name.as_str()), ("", "namespaces", "foo"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str(), r.name.as_str()),
+            ("", "namespaces", "foo")
+        );
         let r = res("/api/v1/namespaces/foo/status");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.subresource.as_str()), ("namespaces", "foo", "status"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.subresource.as_str()),
+            ("namespaces", "foo", "status")
+        );
         let r = res("/api/v1/namespaces");
         assert_eq!((r.resource.as_str(), r.name.as_str()), ("namespaces", ""));
         let r = res("/apis/apps.example.io/v1/namespaces/d/widgets/w/status");
-        assert_eq!((r.group.as_str(), r.subresource.as_str()), ("apps.example.io", "status"));
+        assert_eq!(
+            (r.group.as_str(), r.subresource.as_str()),
+            ("apps.example.io", "status")
+        );
         let r = res("/api/v1/watch/namespaces/d/configmaps");
         assert!(r.legacy_watch);
         assert_eq!(r.namespace, "d");
         let r = res("/api/v1/configmaps");
-        assert_eq!((r.namespace.as_str(), r.resource.as_str()), ("", "configmaps"));
+        assert_eq!(
+            (r.namespace.as_str(), r.resource.as_str()),
+            ("", "configmaps")
+        );
         assert_eq!(parse("/foo"), None);
         assert_eq!(parse("/api/v1/a/b/c/d"), None);
     }

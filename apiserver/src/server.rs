@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use k8s_openapi::api::core::v1::Namespace;
+use registry::patch::KindSchema;
 use registry::scheme::{Converter, GroupVersion, ResourceInfo, RestMapper, Scheme};
 use registry::store::Strategy;
 use registry::transformer::ValueTransformer;
-use registry::patch::KindSchema;
 use registry::{Object, Storage, Store};
 use storage_api::Interface;
 use tokio::sync::watch;
@@ -69,7 +69,8 @@ impl<K: Object + Default> KindSpec<K> {
     }
 }
 
-type Factory = Box<dyn FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send>;
+type Factory =
+    Box<dyn FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send>;
 
 /// Builds an [`ApiServer`]: a storage backend, the kinds served, authentication.
 ///

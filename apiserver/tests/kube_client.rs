@@ -45,11 +45,7 @@ async fn start() -> TestServer {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let config = Config::new(
-        format!("http://{address}")
-            .parse()
-            .expect("server url"),
-    );
+    let config = Config::new(format!("http://{address}").parse().expect("server url"));
     let client = Client::try_from(config).expect("client");
     TestServer {
         server,
@@ -101,7 +97,11 @@ async fn list_with_pagination() {
     names.dedup();
     assert_eq!(names.len(), 7);
     let selected = api
-        .list(&ListParams::default().labels("suite=kube").fields("metadata.name=cm-3"))
+        .list(
+            &ListParams::default()
+                .labels("suite=kube")
+                .fields("metadata.name=cm-3"),
+        )
         .await
         .expect("selected list");
     assert_eq!(selected.items.len(), 1);
@@ -144,20 +144,26 @@ async fn patch_and_server_side_apply() {
     api.patch("p", &pp, &Patch::Merge(json!({"data": {"m": "merge"}})))
         .await
         .expect("merge patch");
-    api.patch("p", &pp, &Patch::Strategic(json!({"data": {"s": "smp", "v": null}})))
-        .await
-        .expect("strategic patch");
+    api.patch(
+        "p",
+        &pp,
+        &Patch::Strategic(json!({"data": {"s": "smp", "v": null}})),
+    )
+    .await
+    .expect("strategic patch");
     let data = api.get("p").await.expect("get").data.expect("data");
     assert_eq!(data.get("m").map(String::as_str), Some("merge"));
     assert_eq!(data.get("s").map(String::as_str), Some("smp"));
     assert!(!data.contains_key("v"));
 
     // Server-side apply: create, update, conflict, force.
-    let apply = |value: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"owned": value}})
-    };
+    let apply = |value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"owned": value}});
     let created = api
-        .patch("ssa", &PatchParams::apply("alice"), &Patch::Apply(apply("a1")))
+        .patch(
+            "ssa",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(apply("a1")),
+        )
         .await
         .expect("apply creates");
     let managers: Vec<String> = created
@@ -168,18 +174,30 @@ async fn patch_and_server_side_apply() {
         .filter_map(|m| m.manager)
         .collect();
     assert_eq!(managers, vec!["alice".to_owned()]);
-    api.patch("ssa", &PatchParams::apply("alice"), &Patch::Apply(apply("a2")))
-        .await
-        .expect("apply updates");
+    api.patch(
+        "ssa",
+        &PatchParams::apply("alice"),
+        &Patch::Apply(apply("a2")),
+    )
+    .await
+    .expect("apply updates");
     match api
-        .patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(apply("b1")))
+        .patch(
+            "ssa",
+            &PatchParams::apply("bob"),
+            &Patch::Apply(apply("b1")),
+        )
         .await
     {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 409),
         other => panic!("expected an apply conflict, got {other:?}"),
     }
     let forced = api
-        .patch("ssa", &PatchParams::apply("bob").force(), &Patch::Apply(apply("b1")))
+        .patch(
+            "ssa",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(apply("b1")),
+        )
         .await
         .expect("forced apply");
     assert_eq!(forced.data.expect("data")["owned"], "b1");
@@ -250,10 +268,9 @@ async fn watcher_with_bookmarks_survives_compaction() {
                 // Move the store on with writes the watch does not see, then compact past
                 // everything: the next re-watch from the watcher's resourceVersion may get 410.
                 for i in 10..13 {
-                    let secret: Secret = serde_json::from_value(
-                        json!({"metadata": {"name": format!("s{i}")}}),
-                    )
-                    .expect("secret");
+                    let secret: Secret =
+                        serde_json::from_value(json!({"metadata": {"name": format!("s{i}")}}))
+                            .expect("secret");
                     secrets
                         .create(&PostParams::default(), &secret)
                         .await
@@ -287,5 +304,8 @@ async fn watcher_with_bookmarks_survives_compaction() {
     }
     task.abort();
     assert!(init_done >= 1, "watcher never finished its initial list");
-    assert!(seen.contains("before") && seen.contains("after"), "{seen:?}");
+    assert!(
+        seen.contains("before") && seen.contains("after"),
+        "{seen:?}"
+    );
 }

@@ -104,7 +104,12 @@ impl Kubectl {
     /// Runs and requires failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         let out = self.run_with_input(args, None);
-        assert!(!out.ok, "kubectl {} should fail: {}", args.join(" "), out.stdout);
+        assert!(
+            !out.ok,
+            "kubectl {} should fail: {}",
+            args.join(" "),
+            out.stdout
+        );
         out.stderr
     }
 }
@@ -201,26 +206,55 @@ fn kubectl_end_to_end() {
 
     // Discovery.
     let resources = k.ok(&["api-resources"]);
-    for expected in ["configmaps", "namespaces", "secrets", "events", "leases", "widgets"] {
-        assert!(resources.contains(expected), "api-resources lacks {expected}");
+    for expected in [
+        "configmaps",
+        "namespaces",
+        "secrets",
+        "events",
+        "leases",
+        "widgets",
+    ] {
+        assert!(
+            resources.contains(expected),
+            "api-resources lacks {expected}"
+        );
     }
     assert!(k.ok(&["version"]).contains("Server Version: v1.32"));
     assert!(k.ok(&["get", "namespaces"]).contains("default"));
 
     // create -f, get (plain, -o yaml), apply twice, server-side apply twice.
-    assert!(k.ok(&["create", "-f", "cm.yaml"]).contains("configmap/app-cfg created"));
+    assert!(
+        k.ok(&["create", "-f", "cm.yaml"])
+            .contains("configmap/app-cfg created")
+    );
     assert!(k.ok(&["get", "cm"]).contains("app-cfg"));
-    assert!(k.ok(&["get", "cm", "app-cfg", "-o", "yaml"]).contains("a: \"1\""));
+    assert!(
+        k.ok(&["get", "cm", "app-cfg", "-o", "yaml"])
+            .contains("a: \"1\"")
+    );
     k.ok(&["apply", "-f", "cm.yaml"]);
     assert!(k.ok(&["apply", "-f", "cm2.yaml"]).contains("configured"));
     assert_eq!(
         k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data}"]),
         r#"{"a":"1","c":"3"}"#
     );
-    assert!(k.ok(&["apply", "--server-side", "-f", "ssa.yaml"]).contains("serverside-applied"));
+    assert!(
+        k.ok(&["apply", "--server-side", "-f", "ssa.yaml"])
+            .contains("serverside-applied")
+    );
     k.ok(&["apply", "--server-side", "-f", "ssa2.yaml"]);
-    assert_eq!(k.ok(&["get", "cm", "ssa-cfg", "-o", "jsonpath={.data.k}"]), "two");
-    let managed = k.ok(&["get", "cm", "ssa-cfg", "-o", "yaml", "--show-managed-fields"]);
+    assert_eq!(
+        k.ok(&["get", "cm", "ssa-cfg", "-o", "jsonpath={.data.k}"]),
+        "two"
+    );
+    let managed = k.ok(&[
+        "get",
+        "cm",
+        "ssa-cfg",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
     assert!(managed.contains("manager: kubectl") && managed.contains("operation: Apply"));
 
     // Strict field validation rejects unknown fields; warn prints a warning.
@@ -231,25 +265,69 @@ fn kubectl_end_to_end() {
 
     // patch (strategic, merge, json), label, annotate.
     k.ok(&["patch", "cm", "app-cfg", "-p", r#"{"data":{"x":"y"}}"#]);
-    k.ok(&["patch", "cm", "app-cfg", "--type=merge", "-p", r#"{"data":{"x":"z"}}"#]);
-    assert_eq!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]), "z");
-    k.ok(&["patch", "cm", "app-cfg", "--type=json", "-p", r#"[{"op":"remove","path":"/data/x"}]"#]);
-    assert_eq!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]), "");
-    assert!(k.ok(&["patch", "cm", "app-cfg", "--type=merge", "-p", r#"{"data":{"a":"1"}}"#]).contains("no change"));
+    k.ok(&[
+        "patch",
+        "cm",
+        "app-cfg",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"x":"z"}}"#,
+    ]);
+    assert_eq!(
+        k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]),
+        "z"
+    );
+    k.ok(&[
+        "patch",
+        "cm",
+        "app-cfg",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/x"}]"#,
+    ]);
+    assert_eq!(
+        k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.data.x}"]),
+        ""
+    );
+    assert!(
+        k.ok(&[
+            "patch",
+            "cm",
+            "app-cfg",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"1"}}"#
+        ])
+        .contains("no change")
+    );
     k.ok(&["label", "cm", "app-cfg", "env=prod"]);
     k.ok(&["annotate", "cm", "app-cfg", "note=hi"]);
     let labelled = k.ok(&["get", "cm", "-l", "env=prod", "-o", "name"]);
     assert_eq!(labelled.trim(), "configmap/app-cfg");
-    assert!(k.ok(&["get", "cm", "app-cfg", "-o", "jsonpath={.metadata.annotations.note}"]) == "hi");
+    assert!(
+        k.ok(&[
+            "get",
+            "cm",
+            "app-cfg",
+            "-o",
+            "jsonpath={.metadata.annotations.note}"
+        ]) == "hi"
+    );
 
     // replace (and a stale replace conflicts).
     let live = k.ok(&["get", "cm", "app-cfg", "-o", "yaml"]);
     write(&work, "live.yaml", &live.replace("a: \"1\"", "a: \"100\""));
     assert!(k.ok(&["replace", "-f", "live.yaml"]).contains("replaced"));
-    assert!(k.fails(&["replace", "-f", "live.yaml"]).contains("Conflict"));
+    assert!(
+        k.fails(&["replace", "-f", "live.yaml"])
+            .contains("Conflict")
+    );
 
     // explain and describe.
-    assert!(k.ok(&["explain", "configmaps"]).contains("ConfigMap holds configuration data"));
+    assert!(
+        k.ok(&["explain", "configmaps"])
+            .contains("ConfigMap holds configuration data")
+    );
     assert!(k.ok(&["explain", "widgets.spec"]).contains("displayName"));
     assert!(k.ok(&["describe", "cm", "app-cfg"]).contains("app-cfg"));
 
@@ -257,11 +335,21 @@ fn kubectl_end_to_end() {
     k.ok(&["create", "configmap", "lit", "--from-literal=k=v"]);
     k.ok(&["create", "secret", "generic", "s1", "--from-literal=p=q"]);
     k.ok(&["create", "namespace", "team"]);
-    assert_eq!(k.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.p}"]), "cQ==");
+    assert_eq!(
+        k.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.p}"]),
+        "cQ=="
+    );
 
     // -A, --chunk-size.
     for i in 1..=5 {
-        k.ok(&["create", "cm", &format!("seed-{i}"), "-n", "team", "--from-literal=i=x"]);
+        k.ok(&[
+            "create",
+            "cm",
+            &format!("seed-{i}"),
+            "-n",
+            "team",
+            "--from-literal=i=x",
+        ]);
     }
     let chunked = k.ok(&["get", "cm", "-n", "team", "--chunk-size=2", "-o", "name"]);
     assert_eq!(chunked.lines().count(), 5, "{chunked}");
@@ -286,7 +374,8 @@ fn kubectl_end_to_end() {
     eprintln!("watch output:\n{seen}");
     for event in ["ADDED", "MODIFIED", "DELETED"] {
         assert!(
-            seen.lines().any(|l| l.contains(event) && l.contains("watched")),
+            seen.lines()
+                .any(|l| l.contains(event) && l.contains("watched")),
             "watch missed {event}"
         );
     }
@@ -302,16 +391,32 @@ fn kubectl_end_to_end() {
     std::thread::sleep(Duration::from_millis(1000));
     k.ok(&["delete", "cm", "z"]);
     let waited = waiter.wait_with_output().expect("wait output");
-    assert!(waited.status.success(), "{}", String::from_utf8_lossy(&waited.stderr));
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
 
     // The example kind: v1beta1 and v1 views of one object; SMP is 415 for it.
     k.ok(&["create", "-f", "w.yaml"]);
     assert_eq!(
-        k.ok(&["get", "widgets.v1beta1.apps.example.io", "w1", "-o", "jsonpath={.spec.title}"]),
+        k.ok(&[
+            "get",
+            "widgets.v1beta1.apps.example.io",
+            "w1",
+            "-o",
+            "jsonpath={.spec.title}"
+        ]),
         "Hello"
     );
     assert_eq!(
-        k.ok(&["get", "widgets.v1.apps.example.io", "w1", "-o", "jsonpath={.spec.displayName}"]),
+        k.ok(&[
+            "get",
+            "widgets.v1.apps.example.io",
+            "w1",
+            "-o",
+            "jsonpath={.spec.displayName}"
+        ]),
         "Hello"
     );
     assert!(k.ok(&["get", "wd"]).contains("w1"));
@@ -326,18 +431,40 @@ fn kubectl_end_to_end() {
         ]),
         "applied in v1"
     );
-    assert!(k.fails(&["patch", "wd", "w1", "-p", r#"{"spec":{"title":"x"}}"#]).contains("not supported"));
-    k.ok(&["patch", "wd", "w1", "--type=merge", "-p", r#"{"spec":{"displayName":"Merged"}}"#]);
+    assert!(
+        k.fails(&["patch", "wd", "w1", "-p", r#"{"spec":{"title":"x"}}"#])
+            .contains("not supported")
+    );
+    k.ok(&[
+        "patch",
+        "wd",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"displayName":"Merged"}}"#,
+    ]);
     assert_eq!(
-        k.ok(&["get", "widgets.v1beta1.apps.example.io", "w1", "-o", "jsonpath={.spec.title}"]),
+        k.ok(&[
+            "get",
+            "widgets.v1beta1.apps.example.io",
+            "w1",
+            "-o",
+            "jsonpath={.spec.title}"
+        ]),
         "Merged"
     );
 
     // Namespace deletion removes its contents, then the namespace.
-    assert!(k.ok(&["delete", "namespace", "team", "--timeout=60s"]).contains("deleted"));
+    assert!(
+        k.ok(&["delete", "namespace", "team", "--timeout=60s"])
+            .contains("deleted")
+    );
     let left = k.run_with_input(&["get", "cm", "-n", "team", "-o", "name"], None);
     assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
-    assert!(!k.ok(&["get", "ns", "-o", "name"]).contains("namespace/team"));
+    assert!(
+        !k.ok(&["get", "ns", "-o", "name"])
+            .contains("namespace/team")
+    );
     let err = k.fails(&["create", "cm", "orphan", "-n", "team"]);
     assert!(err.contains("not found"), "{err}");
 
