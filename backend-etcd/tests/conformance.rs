@@ -12,65 +12,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use backend_etcd::testing::EtcdCluster;
 use backend_etcd::{EtcdOptions, EtcdStore};
-use bytes::Bytes;
-use conformance::Harness;
-use storage_api::{
-    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
-    Revision, Ttl, WatchRequest, WatchStream,
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use conformance::{Harness, KeepAlive};
+use storage_api::Interface;
+use tokio::sync::Semaphore;
 
 /// One trial at a time on the shared server (see the module doc).
 fn turn() -> Arc<Semaphore> {
     static TURN: OnceLock<Arc<Semaphore>> = OnceLock::new();
     TURN.get_or_init(|| Arc::new(Semaphore::new(1))).clone()
-}
-
-/// A trial's store, holding the turn until the trial drops it.
-#[derive(Debug)]
-struct Exclusive {
-    store: EtcdStore,
-    _turn: OwnedSemaphorePermit,
-}
-
-#[async_trait::async_trait]
-impl Interface for Exclusive {
-    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
-        self.store.create(key, value, ttl).await
-    }
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        precondition: Precondition,
-        ttl: Ttl,
-    ) -> Result<Revision> {
-        self.store.update(key, value, precondition, ttl).await
-    }
-    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
-        self.store.delete(key, precondition).await
-    }
-    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
-        self.store.get(key, revision).await
-    }
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.store.range(request).await
-    }
-    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        self.store.watch(request).await
-    }
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.store.compact(revision).await
-    }
-    async fn current_revision(&self) -> Result<Revision> {
-        self.store.current_revision().await
-    }
-    async fn compacted_revision(&self) -> Result<Revision> {
-        self.store.compacted_revision().await
-    }
-    async fn ready(&self) -> Result<()> {
-        self.store.ready().await
-    }
 }
 
 struct Etcd {
@@ -90,7 +39,8 @@ impl Harness for Etcd {
         let prefix = format!("/conformance-{:x}-{trial}", self.run_id);
         let turn = turn().acquire_owned().await?;
         let store = EtcdStore::connect(EtcdOptions::new(self.server.endpoints(), prefix)).await?;
-        Ok(Arc::new(Exclusive { store, _turn: turn }))
+        // The turn passes to the next trial only once this trial has dropped its store.
+        Ok(KeepAlive::wrap(store, turn))
     }
 }
 

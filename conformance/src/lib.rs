@@ -42,10 +42,12 @@ macro_rules! case {
 
 pub mod harness;
 mod k8s;
+mod keep_alive;
 mod kv;
 mod model;
 mod runner;
 mod support;
 
 pub use harness::{Capability, Harness};
+pub use keep_alive::KeepAlive;
 pub use runner::{Case, CaseOutcome, cases, check, run};
