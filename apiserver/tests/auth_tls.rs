@@ -1,0 +1,219 @@
+//! The binary's security flags: bearer tokens (401 without one), TLS with the generated
+//! kubeconfig, refusing non-loopback binds, and HTTP-level errors (404/405/413/400).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use common::ServerProcess;
+
+/// Sends one raw HTTP/1.1 request and returns (status code, body).
+fn raw(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (code, body)
+}
+
+#[test]
+fn token_auth_and_http_errors() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let tokens = temp.path().join("tokens.csv");
+    std::fs::write(&tokens, "s3cret,admin,1,\"system:masters\"\n").expect("tokens");
+    let data = temp.path().join("data");
+    let server = ServerProcess::start(
+        &data,
+        &[
+            "--token-auth-file",
+            tokens.to_str().expect("path"),
+            "--storage",
+            "memory://",
+        ],
+    );
+    let (code, body) = raw(&server.url, "GET", "/api/v1/namespaces", &[], b"");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("\"reason\":\"Unauthorized\""), "{body}");
+    let (code, _) = raw(
+        &server.url,
+        "GET",
+        "/api/v1/namespaces",
+        &[("Authorization", "Bearer nope")],
+        b"",
+    );
+    assert_eq!(code, 401);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let (code, body) = raw(&server.url, "GET", "/api/v1/namespaces", &auth, b"");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"kind\":\"NamespaceList\""));
+    assert_eq!(raw(&server.url, "GET", "/readyz", &[], b"").0, 200);
+    let kubeconfig = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+    assert!(kubeconfig.contains("token: s3cret"));
+
+    // HTTP-level errors, all as metav1.Status.
+    let (code, body) = raw(&server.url, "GET", "/no/such/path", &auth, b"");
+    assert_eq!(code, 404);
+    assert!(body.contains("\"kind\":\"Status\""));
+    let (code, body) = raw(
+        &server.url,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps",
+        &auth,
+        b"{}",
+    );
+    assert_eq!(code, 405, "{body}");
+    let json = [
+        ("Authorization", "Bearer s3cret"),
+        ("Content-Type", "application/json"),
+    ];
+    let (code, body) = raw(
+        &server.url,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &json,
+        b"{nope",
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("json parse error"), "{body}");
+    let big = vec![b' '; 3 * 1024 * 1024 + 10];
+    let (code, _) = raw(
+        &server.url,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &json,
+        &big,
+    );
+    assert_eq!(code, 413);
+    let (code, body) = raw(
+        &server.url,
+        "GET",
+        "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(",
+        &auth,
+        b"",
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = raw(&server.url, "GET", "/metrics", &auth, b"");
+    assert_eq!(code, 200);
+    assert!(body.contains("apiserver_request_total"));
+    assert!(body.contains("apiserver_storage_operation_duration_seconds"));
+    assert!(body.contains("apiserver_open_watches"));
+}
+
+#[test]
+fn refuses_non_loopback_without_tls_and_auth() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_apiserver"))
+        .args([
+            "--bind",
+            "0.0.0.0:0",
+            "--storage",
+            "memory://",
+            "--data-dir",
+        ])
+        .arg(temp.path())
+        .output()
+        .expect("run apiserver");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--allow-insecure-non-loopback"), "{stderr}");
+}
+
+#[test]
+fn tls_with_generated_kubeconfig() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not found: skipping the TLS test (apt-get install openssl)");
+        return;
+    }
+    let temp = tempfile::tempdir().expect("tempdir");
+    let cert = temp.path().join("tls.crt");
+    let key = temp.path().join("tls.key");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let tokens = temp.path().join("tokens.csv");
+    std::fs::write(&tokens, "tok,admin,1\n").expect("tokens");
+    let server = ServerProcess::start(
+        &temp.path().join("data"),
+        &[
+            "--storage",
+            "memory://",
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+            "--token-auth-file",
+            tokens.to_str().expect("path"),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    }) else {
+        panic!("kubectl not found: install it (see tests/kubectl_e2e.rs)");
+    };
+    let out = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(&server.kubeconfig)
+        .arg("--cache-dir")
+        .arg(temp.path().join("cache"))
+        .args(["get", "namespaces", "-o", "name"])
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"));
+}
