@@ -51,11 +51,17 @@
 //! `True`/`False`/`Unknown`, a `reason` in CamelCase form, bounded `message`; no
 //! [`DESCRIPTION_ANNOTATION`].
 //!
+//! # Store
+//!
+//! [`WidgetStrategy`] and [`WidgetStatusStrategy`] (module [`strategy`]) drive the generic
+//! [`Store`](crate::Store); [`widget_store`] builds it.
+//!
 //! See also `registry/src/example/README.md`.
 
 mod conversion;
 pub mod internal;
 mod openapi;
+pub mod strategy;
 pub mod v1;
 pub mod v1beta1;
 mod validation;
@@ -69,6 +75,9 @@ pub use conversion::{
     v1beta1_to_hub,
 };
 pub use openapi::openapi_schema;
+pub use strategy::{
+    WidgetStatusStrategy, WidgetStrategy, widget_status_strategy, widget_store,
+};
 pub use validation::{
     MAX_CONDITION_MESSAGE_LENGTH, MAX_CONDITION_REASON_LENGTH, MAX_CONDITION_TYPE_LENGTH,
     MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH, validate, validate_internal, validate_spec,

@@ -5,12 +5,15 @@
 //! - [`strategy`]: the [`Strategy`] trait, table columns and the status-subresource wrapper.
 //! - [`builtin`]: strategies of the built-in kinds (namespaces, configmaps, secrets, events,
 //!   leases) and a generic strategy for custom kinds.
+//! - [`patch`]: PATCH through the Store ([`Store::patch`]): JSON, merge, strategic merge and
+//!   server-side apply inside the update pipeline, and `managedFields` of ordinary writes.
 
 // `ApiError` (a full `metav1.Status`) is the crate-wide API error; every fallible step returns it.
 #![allow(clippy::result_large_err)]
 
 pub mod builtin;
 mod delete;
+pub mod patch;
 pub mod strategy;
 pub mod system;
 pub mod validation;
@@ -22,6 +25,7 @@ use serde_json::Value;
 
 use crate::error::StorageError;
 use crate::object::Object;
+use crate::patch::PatchSchema;
 use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions};
 use crate::resource_version::parse_resource_version;
 use crate::selector::SelectionPredicate;
@@ -29,6 +33,7 @@ use crate::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operati
 use crate::storage::{ObjectWatch, Storage};
 
 pub use delete::{DeleteResponse, DeleteResult};
+pub use patch::{PatchOptions, PatchView, SchemeView};
 pub use strategy::{GcPolicy, StatusStrategy, Strategy, TableColumn};
 
 /// How many names a create with `generateName` tries before giving up (`RetryGenerateName`).
@@ -83,6 +88,11 @@ pub struct UpdateOptions<K> {
     pub create_validation: Option<AdmissionFn<K>>,
     /// Admission validation of an update (new object, old object).
     pub update_validation: Option<AdmissionFn<K>>,
+    /// The field manager of the write: when set, `metadata.managedFields` records the fields
+    /// the update adds or changes as owned by this manager (operation `Update`), as
+    /// [`update_managed_fields`](crate::patch::update_managed_fields) does. `None` leaves
+    /// managed fields as the new object carries them.
+    pub field_manager: Option<String>,
 }
 
 impl<K> Default for UpdateOptions<K> {
@@ -93,6 +103,7 @@ impl<K> Default for UpdateOptions<K> {
             preconditions: None,
             create_validation: None,
             update_validation: None,
+            field_manager: None,
         }
     }
 }
@@ -105,6 +116,7 @@ impl<K> Clone for UpdateOptions<K> {
             preconditions: self.preconditions.clone(),
             create_validation: self.create_validation.clone(),
             update_validation: self.update_validation.clone(),
+            field_manager: self.field_manager.clone(),
         }
     }
 }
@@ -129,6 +141,7 @@ pub struct Store<K: Object> {
     enable_gc: bool,
     return_deleted_object: bool,
     name_generator: NameGenerator,
+    patch_schema: Arc<dyn PatchSchema>,
 }
 
 impl<K: Object> Clone for Store<K> {
@@ -143,6 +156,7 @@ impl<K: Object> Clone for Store<K> {
             enable_gc: self.enable_gc,
             return_deleted_object: self.return_deleted_object,
             name_generator: self.name_generator.clone(),
+            patch_schema: self.patch_schema.clone(),
         }
     }
 }
@@ -182,17 +196,38 @@ impl<K: Object> Store<K> {
             )
         }));
         let key_root = format!("/{}", resource.resource);
+        let kind = kind.into();
+        let patch_schema: Arc<dyn PatchSchema> =
+            match crate::patch::builtin_schema(&resource.group, &kind) {
+                Some(schema) => Arc::new(*schema),
+                None => Arc::new(crate::patch::CUSTOM_RESOURCE),
+            };
         Store {
             storage,
             resource,
-            kind: kind.into(),
+            kind,
             strategy,
             status_strategy: None,
             key_root,
             enable_gc: true,
             return_deleted_object: false,
             name_generator: Arc::new(system::generate_name),
+            patch_schema,
         }
+    }
+
+    /// This store with another patch schema: how lists merge in strategic merge patches and
+    /// server-side apply, and whether strategic merge patches are accepted. By default the
+    /// schema of a built-in kind ([`builtin_schema`](crate::patch::builtin_schema)) by group
+    /// and kind, else [`CUSTOM_RESOURCE`](crate::patch::CUSTOM_RESOURCE) (no strategic merge).
+    pub fn with_patch_schema(mut self, schema: Arc<dyn PatchSchema>) -> Self {
+        self.patch_schema = schema;
+        self
+    }
+
+    /// The patch schema of the kind.
+    pub fn patch_schema(&self) -> &Arc<dyn PatchSchema> {
+        &self.patch_schema
     }
 
     /// This store with a `status` subresource written through `strategy`.
@@ -534,6 +569,22 @@ impl<K: Object> Store<K> {
         Err(last.unwrap_or_else(|| ApiError::internal("no name generation attempt was made")))
     }
 
+    /// [`Store::create`] with a field manager: `metadata.managedFields` records
+    /// `field_manager` as the owner of every field the object sets (operation `Update`), as a
+    /// Kubernetes create with `fieldManager` does. A field manager longer than 128 bytes or
+    /// holding control characters is 422 Invalid on `CreateOptions`.
+    pub async fn create_with_manager(
+        &self,
+        namespace: &str,
+        object: K,
+        options: &CreateOptions<K>,
+        field_manager: &str,
+    ) -> Result<K, ApiError> {
+        patch::check_field_manager("CreateOptions", field_manager)?;
+        let object = self.track_update(None, object, field_manager, "")?;
+        self.create(namespace, object, options).await
+    }
+
     async fn create_once(
         &self,
         namespace: &str,
@@ -585,7 +636,7 @@ impl<K: Object> Store<K> {
         options: &UpdateOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
         let strategy = self.strategy.clone();
-        self.replace(strategy, namespace, name, object, options)
+        self.replace(strategy, "", namespace, name, object, options)
             .await
     }
 
@@ -606,13 +657,14 @@ impl<K: Object> Store<K> {
                 "update status",
             ));
         };
-        self.replace(strategy, namespace, name, object, options)
+        self.replace(strategy, "status", namespace, name, object, options)
             .await
     }
 
     async fn replace(
         &self,
         strategy: Arc<dyn Strategy<K>>,
+        subresource: &str,
         namespace: &str,
         name: &str,
         object: K,
@@ -631,8 +683,15 @@ impl<K: Object> Store<K> {
                 .get_or_insert_with(Preconditions::default)
                 .uid = Some(uid);
         }
-        self.update_pipeline(strategy, namespace, name, |_| Ok(object.clone()), &options)
-            .await
+        self.update_pipeline(
+            strategy,
+            subresource,
+            namespace,
+            name,
+            |_| Ok(object.clone()),
+            &options,
+        )
+        .await
     }
 
     /// The update pipeline for PATCH, apply and custom verbs: `update` gets the stored object
@@ -651,7 +710,7 @@ impl<K: Object> Store<K> {
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
         let strategy = self.strategy.clone();
-        self.update_pipeline(strategy, namespace, name, update, options)
+        self.update_pipeline(strategy, "", namespace, name, update, options)
             .await
     }
 
@@ -672,14 +731,15 @@ impl<K: Object> Store<K> {
                 "update status",
             ));
         };
-        self.update_pipeline(strategy, namespace, name, update, options)
+        self.update_pipeline(strategy, "status", namespace, name, update, options)
             .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(resource = %self.resource, namespace, name))]
-    async fn update_pipeline<F>(
+    pub(crate) async fn update_pipeline<F>(
         &self,
         strategy: Arc<dyn Strategy<K>>,
+        subresource: &str,
         namespace: &str,
         name: &str,
         mut update: F,
@@ -689,6 +749,9 @@ impl<K: Object> Store<K> {
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
         let key = self.key(namespace, name)?;
+        if let Some(manager) = &options.field_manager {
+            patch::check_field_manager("UpdateOptions", manager)?;
+        }
         let allow_create = strategy.allow_create_on_update() || options.force_allow_create;
         let mut state = UpdateState {
             created: false,
@@ -718,6 +781,7 @@ impl<K: Object> Store<K> {
             };
             let step = self.update_step(
                 strategy.as_ref(),
+                subresource,
                 namespace,
                 name,
                 &mut update,
@@ -748,6 +812,7 @@ impl<K: Object> Store<K> {
                 |existing, meta| {
                     self.update_step(
                         strategy.as_ref(),
+                        subresource,
                         namespace,
                         name,
                         &mut update,
@@ -788,6 +853,7 @@ impl<K: Object> Store<K> {
     fn update_step<F>(
         &self,
         strategy: &dyn Strategy<K>,
+        subresource: &str,
         namespace: &str,
         name: &str,
         update: &mut F,
@@ -807,6 +873,9 @@ impl<K: Object> Store<K> {
                 return Err(ApiError::not_found(&self.resource, name));
             }
             let mut object = update(None)?;
+            if let Some(manager) = &options.field_manager {
+                object = self.track_update(None, object, manager, subresource)?;
+            }
             state.created = true;
             object.meta_mut().resource_version = None;
             if object.meta().name.as_deref().unwrap_or_default().is_empty() {
@@ -821,6 +890,9 @@ impl<K: Object> Store<K> {
             return Ok((object, (ttl > 0).then_some(ttl)));
         }
         let mut object = update(Some(&existing))?;
+        if let Some(manager) = &options.field_manager {
+            object = self.track_update(Some(&existing), object, manager, subresource)?;
+        }
         let requested = object.meta().resource_version.clone().unwrap_or_default();
         let requested =
             parse_resource_version(&requested).map_err(|e| ApiError::bad_request(e.to_string()))?;
