@@ -72,7 +72,13 @@ async fn widget_create_and_get(b: Backend) {
         .unwrap();
     assert_eq!(created.status, v1::WidgetStatus::default());
     assert_eq!(created.metadata.generation, Some(1));
-    assert!(created.metadata.uid.as_deref().is_some_and(|u| !u.is_empty()));
+    assert!(
+        created
+            .metadata
+            .uid
+            .as_deref()
+            .is_some_and(|u| !u.is_empty())
+    );
     assert!(created.metadata.creation_timestamp.is_some());
     assert!(created.metadata.resource_version.is_some());
     assert_eq!(created.spec.display_name.as_deref(), Some("Widget One"));
@@ -170,7 +176,9 @@ async fn widget_update_generation_rules(b: Backend) {
             .await,
         409,
         "Conflict",
-        &["Operation cannot be fulfilled on widgets.apps.example.io \"w\": the object has been modified"],
+        &[
+            "Operation cannot be fulfilled on widgets.apps.example.io \"w\": the object has been modified",
+        ],
     );
     // No create-on-update.
     assert_error(
@@ -239,7 +247,10 @@ async fn widget_status_subresource(b: Backend) {
         ],
     );
     let found = causes(&error);
-    assert!(found.contains(&("FieldValueNotSupported".to_owned(), "status.phase".to_owned())));
+    assert!(found.contains(&(
+        "FieldValueNotSupported".to_owned(),
+        "status.phase".to_owned()
+    )));
     assert!(found.contains(&(
         "FieldValueInvalid".to_owned(),
         "status.observedGeneration".to_owned()
@@ -247,7 +258,12 @@ async fn widget_status_subresource(b: Backend) {
     // The status subresource of a missing widget.
     assert_error(
         store
-            .update_status("ns", "ghost", widget("ghost", "x"), &UpdateOptions::default())
+            .update_status(
+                "ns",
+                "ghost",
+                widget("ghost", "x"),
+                &UpdateOptions::default(),
+            )
             .await,
         404,
         "NotFound",
@@ -278,7 +294,10 @@ async fn widget_validation_failures(b: Backend) {
     assert_eq!(details.group.as_deref(), Some("apps.example.io"));
     assert_eq!(details.name.as_deref(), Some("w"));
     // Too long, the reserved annotation, and a bad name at once.
-    let mut many = widget("Bad_Name", &"x".repeat(example::MAX_DISPLAY_NAME_LENGTH + 1));
+    let mut many = widget(
+        "Bad_Name",
+        &"x".repeat(example::MAX_DISPLAY_NAME_LENGTH + 1),
+    );
     many.metadata.annotations = Some([(DESCRIPTION_ANNOTATION.to_owned(), "d".to_owned())].into());
     let error = assert_error(
         store.create("ns", many, &CreateOptions::default()).await,
@@ -308,7 +327,9 @@ async fn widget_validation_failures(b: Backend) {
     let mut bad = created.clone();
     bad.spec.description = Some("d".repeat(example::MAX_DESCRIPTION_LENGTH + 1));
     let error = assert_error(
-        store.update("ns", "ok", bad, &UpdateOptions::default()).await,
+        store
+            .update("ns", "ok", bad, &UpdateOptions::default())
+            .await,
         422,
         "Invalid",
         &["spec.description: Too long"],
@@ -442,7 +463,12 @@ async fn widget_table(b: Backend) {
         .object;
     let columns: Vec<String> = store.table_columns().into_iter().map(|c| c.name).collect();
     assert_eq!(columns, ["Name", "Display Name", "Phase", "Age"]);
-    let table = store.table(&[out.clone()], Some("7".to_owned()), None, false);
+    let table = store.table(
+        std::slice::from_ref(&out),
+        Some("7".to_owned()),
+        None,
+        false,
+    );
     assert_eq!(table["kind"], "Table");
     assert_eq!(table["metadata"]["resourceVersion"], "7");
     let cells = &table["rows"][0]["cells"];

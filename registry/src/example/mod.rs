@@ -75,9 +75,7 @@ pub use conversion::{
     v1beta1_to_hub,
 };
 pub use openapi::openapi_schema;
-pub use strategy::{
-    WidgetStatusStrategy, WidgetStrategy, widget_status_strategy, widget_store,
-};
+pub use strategy::{WidgetStatusStrategy, WidgetStrategy, widget_status_strategy, widget_store};
 pub use validation::{
     MAX_CONDITION_MESSAGE_LENGTH, MAX_CONDITION_REASON_LENGTH, MAX_CONDITION_TYPE_LENGTH,
     MAX_DESCRIPTION_LENGTH, MAX_DISPLAY_NAME_LENGTH, validate, validate_internal, validate_spec,

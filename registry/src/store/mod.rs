@@ -25,8 +25,8 @@ use serde_json::Value;
 
 use crate::error::StorageError;
 use crate::object::Object;
-use crate::patch::PatchSchema;
 use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions};
+use crate::patch::PatchSchema;
 use crate::resource_version::parse_resource_version;
 use crate::selector::SelectionPredicate;
 use crate::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operation};

@@ -107,7 +107,11 @@ impl<K: Object> PatchView<K> for StoredView {
                 "",
                 "",
                 "",
-                &[FieldError::invalid("patch", document.to_string(), e.to_string())],
+                &[FieldError::invalid(
+                    "patch",
+                    document.to_string(),
+                    e.to_string(),
+                )],
             )
         })
     }
@@ -282,10 +286,15 @@ impl<K: Object> Store<K> {
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
         let Some(strategy) = self.status_strategy.clone() else {
-            return Err(ApiError::method_not_supported(&self.resource, "patch status"));
+            return Err(ApiError::method_not_supported(
+                &self.resource,
+                "patch status",
+            ));
         };
-        self.patch_through(strategy, "status", namespace, name, patch_type, body, options)
-            .await
+        self.patch_through(
+            strategy, "status", namespace, name, patch_type, body, options,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -300,8 +309,7 @@ impl<K: Object> Store<K> {
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
         validate_patch_options(patch_type, options.field_manager.as_deref(), options.force)?;
-        if patch_type == PatchType::StrategicMerge
-            && !self.patch_schema.supports_strategic_merge()
+        if patch_type == PatchType::StrategicMerge && !self.patch_schema.supports_strategic_merge()
         {
             // The same 415 (listing the accepted types) as for an unknown content type.
             PatchType::from_content_type(patch_type.content_type(), false)?;
@@ -346,12 +354,8 @@ impl<K: Object> Store<K> {
                     let mut patched = apply_patch(&current, body, patch_type, schema.as_ref())?;
                     self.restore_reset_fields(subresource, &mut patched, Some(&current));
                     if !manager.is_empty() {
-                        patched = update_managed_fields(
-                            Some(&current),
-                            &patched,
-                            &info,
-                            schema.as_ref(),
-                        );
+                        patched =
+                            update_managed_fields(Some(&current), &patched, &info, schema.as_ref());
                     }
                     patched
                 }
@@ -455,11 +459,10 @@ impl<K: Object> Store<K> {
             update_managed_fields(old.as_ref(), &new_value, &info, self.patch_schema.as_ref());
         let mut new = new;
         new.meta_mut().managed_fields = match tracked.pointer("/metadata/managedFields") {
-            Some(Value::Array(items)) if !items.is_empty() => {
-                Some(serde_json::from_value(Value::Array(items.clone())).map_err(|e| {
-                    ApiError::internal(format!("encoding managed fields: {e}"))
-                })?)
-            }
+            Some(Value::Array(items)) if !items.is_empty() => Some(
+                serde_json::from_value(Value::Array(items.clone()))
+                    .map_err(|e| ApiError::internal(format!("encoding managed fields: {e}")))?,
+            ),
             _ => None,
         };
         Ok(new)
