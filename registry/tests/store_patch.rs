@@ -230,6 +230,18 @@ async fn patch_types_on_a_configmap(b: Backend) {
     finalizers.sort();
     assert_eq!(finalizers, ["a.io/y", "a.io/z"]);
 
+    // A patch that changes nothing keeps the resourceVersion.
+    let same = store
+        .patch(
+            "ns",
+            "c",
+            PatchType::Merge,
+            br#"{"data":{"only":"1"}}"#,
+            &none(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.object, out.object);
     // The patched object goes through validation (422) ...
     let error = assert_error(
         store
@@ -361,6 +373,24 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
         );
         assert!(!error.message.contains("strategic"));
     }
+    // The content type is checked before the options (force is forbidden here, but 415 wins).
+    assert_error(
+        store
+            .patch(
+                "ns",
+                "w",
+                PatchType::StrategicMerge,
+                b"{}",
+                &PatchOptions {
+                    force: Some(true),
+                    ..PatchOptions::default()
+                },
+            )
+            .await,
+        415,
+        "UnsupportedMediaType",
+        &[],
+    );
     // Custom (dynamic) kinds too.
     let gadgets = gadgets(&b);
     gadgets

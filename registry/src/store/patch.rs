@@ -9,11 +9,11 @@
 //!
 //! What a patch request gets, in order:
 //!
-//! 1. `PatchOptions` validation ([`validate_patch_options`]): apply needs a field manager,
+//! 1. 415 `UnsupportedMediaType` for a strategic merge patch on a kind whose patch schema
+//!    does not support it (custom kinds such as `Widget`), whether or not the object exists.
+//! 2. `PatchOptions` validation ([`validate_patch_options`]): apply needs a field manager,
 //!    `force` is for apply only, the manager is at most 128 printable bytes (422 `Invalid` on
 //!    `PatchOptions`).
-//! 2. 415 `UnsupportedMediaType` for a strategic merge patch on a kind whose patch schema
-//!    does not support it (custom kinds such as `Widget`), whether or not the object exists.
 //! 3. Apply bodies: YAML or JSON (400 `error decoding YAML: ...`), whose `apiVersion` must be
 //!    the version of the [`PatchView`] (400 `Incorrect version specified in apply patch.
 //!    Specified patch version: X, expected: Y`, as Kubernetes) and whose `kind` must be the
@@ -308,12 +308,13 @@ impl<K: Object> Store<K> {
         body: &[u8],
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
-        validate_patch_options(patch_type, options.field_manager.as_deref(), options.force)?;
         if patch_type == PatchType::StrategicMerge && !self.patch_schema.supports_strategic_merge()
         {
-            // The same 415 (listing the accepted types) as for an unknown content type.
+            // The same 415 (listing the accepted types) as for an unknown content type; the
+            // content type is checked before the options, as in Kubernetes.
             PatchType::from_content_type(patch_type.content_type(), false)?;
         }
+        validate_patch_options(patch_type, options.field_manager.as_deref(), options.force)?;
         let view: Arc<dyn PatchView<K>> = match &options.view {
             Some(view) => view.clone(),
             None => Arc::new(self.stored_view()),
