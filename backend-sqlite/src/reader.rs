@@ -248,10 +248,25 @@ fn latest_sql(bounded: bool) -> String {
     )
 }
 
-/// Every key with history in `[?1, ?2)`, in key order.
-fn keys_sql(bounded: bool) -> String {
+/// The version visible at revision `?3` of every key in `[?1, ?2)` (one index seek per key in
+/// `log_key_rev`), joined to its log row: the live ones, in key order, at most `?4`.
+fn past_sql(bounded: bool) -> String {
     format!(
-        "SELECT c.key FROM current c WHERE {} ORDER BY c.key",
+        "SELECT c.key, v.rev, v.create_rev, v.value FROM current c \
+         CROSS JOIN log v ON v.rev = \
+           (SELECT max(h.rev) FROM log h WHERE h.key = c.key AND h.rev <= ?3) \
+         WHERE {} AND v.deleted = 0 ORDER BY c.key LIMIT ?4",
+        bounds_sql(bounded)
+    )
+}
+
+/// How many keys in `[?1, ?2)` were live at revision `?3`.
+fn past_count_sql(bounded: bool) -> String {
+    format!(
+        "SELECT count(*) FROM current c \
+         CROSS JOIN log v ON v.rev = \
+           (SELECT max(h.rev) FROM log h WHERE h.key = c.key AND h.rev <= ?3) \
+         WHERE {} AND v.deleted = 0",
         bounds_sql(bounded)
     )
 }
@@ -314,9 +329,10 @@ fn range_latest(
     Ok(())
 }
 
-/// Range at a past revision: walk `current` in key order and seek each key's version at `at`
-/// in `log_key_rev`. Keys without history at `at` are not in `current` only if compaction
-/// removed them, and then they were deleted at every readable revision.
+/// Range at a past revision: `current` in key order, each key's version at `at` found by one
+/// seek in `log_key_rev`, all inside SQLite. Keys compaction removed from `current` were deleted
+/// at every readable revision, so they cannot be missing from the answer. The page stops after
+/// `limit + 1` live rows; the count is a second statement only when more remain.
 fn range_at(
     tx: &Transaction<'_>,
     start: &str,
@@ -326,45 +342,46 @@ fn range_at(
     count_only: bool,
     response: &mut RangeResponse,
 ) -> Result<()> {
-    let sql = keys_sql(end.is_some());
-    let mut keys = tx.prepare_cached(&sql).map_err(sql_error)?;
-    let mut version = tx.prepare_cached(VERSION_AT_SQL).map_err(sql_error)?;
-    let mut rows = keys
-        .query(rusqlite::params![start.as_bytes(), end])
+    let count_sql = past_count_sql(end.is_some());
+    let count = |tx: &Transaction<'_>| {
+        tx.prepare_cached(&count_sql)
+            .and_then(|mut stmt| {
+                stmt.query_row(rusqlite::params![start.as_bytes(), end, at], |r| r.get(0))
+            })
+            .map_err(sql_error)
+    };
+    if count_only {
+        response.count = count(tx)?;
+        return Ok(());
+    }
+    let sql = past_sql(end.is_some());
+    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(-1);
+    let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params![start.as_bytes(), end, at, fetch])
         .map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let key: Vec<u8> = row.get(0).map_err(sql_error)?;
-        let found = version
-            .query_row(rusqlite::params![key, at], |r| {
-                Ok((
-                    r.get::<_, Revision>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, Revision>(2)?,
-                ))
-            })
-            .optional()
-            .map_err(sql_error)?;
-        let Some((rev, false, create_rev)) = found else {
-            continue;
-        };
-        response.count += 1;
-        if count_only {
-            continue;
-        }
-        if (response.kvs.len() as u64) < limit {
-            let bytes: Option<Vec<u8>> = version
-                .query_row(rusqlite::params![key, at], |r| r.get(3))
-                .map_err(sql_error)?;
-            response.kvs.push(KeyValue {
-                key: key_string(key)?,
-                value: Bytes::from(bytes.unwrap_or_default()),
-                create_revision: create_rev,
-                mod_revision: rev,
-            });
-        } else {
+        if response.kvs.len() as u64 >= limit {
             response.more = true;
+            break;
         }
+        response.kvs.push(KeyValue {
+            key: key_string(row.get(0).map_err(sql_error)?)?,
+            mod_revision: row.get(1).map_err(sql_error)?,
+            create_revision: row.get(2).map_err(sql_error)?,
+            value: Bytes::from(
+                row.get::<_, Option<Vec<u8>>>(3)
+                    .map_err(sql_error)?
+                    .unwrap_or_default(),
+            ),
+        });
     }
+    drop(rows);
+    response.count = if response.more {
+        count(tx)?
+    } else {
+        response.kvs.len() as u64
+    };
     Ok(())
 }
 
@@ -504,13 +521,19 @@ mod tests {
             HISTORY_SQL.to_owned(),
         ];
         for bounded in [true, false] {
-            queries.extend([count_sql(bounded), latest_sql(bounded), keys_sql(bounded)]);
+            queries.extend([
+                count_sql(bounded),
+                latest_sql(bounded),
+                past_sql(bounded),
+                past_count_sql(bounded),
+            ]);
         }
         for sql in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let values = [
                 Value::Blob(b"/a/".to_vec()),
                 Value::Blob(b"/a0".to_vec()),
+                Value::Integer(10),
                 Value::Integer(10),
             ];
             let count = stmt.parameter_count();
