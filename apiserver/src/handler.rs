@@ -14,11 +14,13 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use registry::patch::{
-    self, KindSchema, ManagerInfo, PatchSchema, PatchType, server_side_apply, update_managed_fields,
+    self, KindSchema, ManagerInfo, PatchSchema, PatchType, update_managed_fields,
 };
 use registry::scheme::{ResourceInfo, Scheme};
 use registry::status::ApiError;
-use registry::store::{CreateOptions, DeleteResponse, TableColumn, UpdateOptions};
+use registry::store::{
+    CreateOptions, DeleteResponse, PatchOptions, SchemeView, TableColumn, UpdateOptions,
+};
 use registry::{ListOptions, Object, Preconditions, Store, WatchEvent};
 use serde_json::Value;
 
@@ -194,7 +196,7 @@ impl<K: Object> StoreHandler<K> {
         patch_schema: &'static KindSchema,
     ) -> Self {
         StoreHandler {
-            store,
+            store: store.with_patch_schema(Arc::new(*patch_schema)),
             scheme,
             info,
             patch_schema,
@@ -507,58 +509,32 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         patch_type: PatchType,
         body: &[u8],
     ) -> Result<(Value, bool), ApiError> {
-        let apply = patch_type == PatchType::Apply;
-        let applied = if apply {
-            Some(patch::decode_apply_patch(body)?)
-        } else {
-            None
-        };
-        let options = UpdateOptions {
+        // The Store runs the patch inside its update pipeline (retried on conflict, prepared,
+        // validated, admitted), records managedFields and checks the apply options.
+        let options = PatchOptions {
+            field_manager: Some(ctx.field_manager.clone()).filter(|m| !m.is_empty()),
+            force: ctx.force.then_some(true),
             dry_run: ctx.dry_run,
-            force_allow_create: apply,
-            ..UpdateOptions::default()
+            view: Some(Arc::new(SchemeView::new(
+                self.scheme.clone(),
+                self.info.clone(),
+                ctx.version.clone(),
+            ))),
+            ..PatchOptions::default()
         };
-        let time = patch::now_rfc3339();
-        let version = ctx.version.clone();
-        let resource = self.info.group_resource();
-        let update = |old: Option<&K>| -> Result<K, ApiError> {
-            let current = old.map(|o| self.to_version(o, &version)).transpose()?;
-            let info = self.manager(ctx, &time);
-            let new = match (&applied, current) {
-                (Some(config), current) => {
-                    let mut config = config.clone();
-                    if let Some(map) = config.as_object_mut() {
-                        let gvk = self.info.gvk(&version);
-                        map.entry("apiVersion")
-                            .or_insert_with(|| Value::from(gvk.api_version()));
-                        map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
-                    }
-                    let mut result = server_side_apply(
-                        current.as_ref(),
-                        &config,
-                        &info,
-                        ctx.force,
-                        self.patch_schema,
-                    )?;
-                    if current.is_none() {
-                        if let Some(meta) =
-                            result.get_mut("metadata").and_then(Value::as_object_mut)
-                        {
-                            meta.entry("name").or_insert_with(|| Value::from(name));
-                        }
-                    }
-                    result
-                }
-                (None, Some(current)) => {
-                    let patched =
-                        patch::apply_patch(&current, body, patch_type, self.patch_schema)?;
-                    update_managed_fields(Some(&current), &patched, &info, self.patch_schema)
-                }
-                (None, None) => return Err(ApiError::not_found(&resource, name)),
-            };
-            self.decode_version(new, &version)
+        let updated = if self.status(ctx)? {
+            self.store
+                .patch_status(&ctx.namespace, name, patch_type, body, &options)
+                .await?
+        } else {
+            self.store
+                .patch(&ctx.namespace, name, patch_type, body, &options)
+                .await?
         };
-        self.run_update(ctx, name, update, &options).await
+        Ok((
+            self.to_version(&updated.object, &ctx.version)?,
+            updated.created,
+        ))
     }
 
     async fn delete(
