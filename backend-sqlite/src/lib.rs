@@ -59,6 +59,7 @@
 //!   expiry is an ordinary delete with its own revision.
 
 mod options;
+mod past_counts;
 mod reader;
 mod schema;
 mod watch;
@@ -82,6 +83,7 @@ use tokio_stream::wrappers::ReceiverStream;
 pub use options::{SqliteOptions, Synchronous, parse_url};
 pub use schema::SCHEMA_VERSION;
 
+use past_counts::PastCounts;
 use reader::{Filter, ReaderPool};
 use watch::{Hub, WatchTask};
 use writer::{Command, Counters, WriteOp, Writer, Written};
@@ -193,6 +195,7 @@ pub struct SqliteStore {
     commands: Option<std::sync::mpsc::Sender<Command>>,
     writer: Option<JoinHandle<()>>,
     readers: Arc<ReaderPool>,
+    past_counts: PastCounts,
     hub: Arc<Hub>,
     counters: Arc<Counters>,
     options: SqliteOptions,
@@ -256,6 +259,7 @@ impl SqliteStore {
             })?;
         Ok(SqliteStore {
             readers: Arc::new(ReaderPool::new(path.clone(), options.readers)),
+            past_counts: PastCounts::new(1024),
             path,
             commands: Some(commands),
             writer: Some(handle),
@@ -443,9 +447,22 @@ impl Interface for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         check_range(&request)?;
-        self.readers
-            .read(move |tx| reader::range(tx, &request))
-            .await
+        let prefix = request.prefix.clone();
+        let start = request.start.clone().unwrap_or_else(|| prefix.clone());
+        let known = request
+            .revision
+            .and_then(|revision| self.past_counts.get(&prefix, revision, &start));
+        let (response, from_history) = self
+            .readers
+            .read(move |tx| reader::range(tx, &request, known))
+            .await?;
+        if let (true, true, Some(last)) = (from_history, response.more, response.kvs.last()) {
+            let remaining = response.count.saturating_sub(response.kvs.len() as u64);
+            let next = format!("{}\0", last.key);
+            self.past_counts
+                .insert(&prefix, response.revision, next, remaining);
+        }
+        Ok(response)
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

@@ -182,8 +182,14 @@ fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<Ke
     })
 }
 
-/// An ordered range read.
-pub(crate) fn range(tx: &Transaction<'_>, request: &RangeRequest) -> Result<RangeResponse> {
+/// An ordered range read, and whether it was served from history (a past revision).
+/// `known_count`, when given, is the number of live keys from the start at that past revision,
+/// remembered from the previous page, and spares the count.
+pub(crate) fn range(
+    tx: &Transaction<'_>,
+    request: &RangeRequest,
+    known_count: Option<u64>,
+) -> Result<(RangeResponse, bool)> {
     let snap = snapshot(tx)?;
     let at = snap.read_at(request.revision)?;
     let start = match &request.start {
@@ -199,7 +205,19 @@ pub(crate) fn range(tx: &Transaction<'_>, request: &RangeRequest) -> Result<Rang
         revision: at,
         ..RangeResponse::default()
     };
-    if request.revision.is_none() || at == snap.current {
+    let from_history = request.revision.is_some() && at != snap.current;
+    if from_history {
+        range_at(
+            tx,
+            start,
+            end.as_deref(),
+            at,
+            limit,
+            request.count_only,
+            known_count,
+            &mut response,
+        )?;
+    } else {
         range_latest(
             tx,
             start,
@@ -208,18 +226,8 @@ pub(crate) fn range(tx: &Transaction<'_>, request: &RangeRequest) -> Result<Rang
             request.count_only,
             &mut response,
         )?;
-    } else {
-        range_at(
-            tx,
-            start,
-            end.as_deref(),
-            at,
-            limit,
-            request.count_only,
-            &mut response,
-        )?;
     }
-    Ok(response)
+    Ok((response, from_history))
 }
 
 fn bounds_sql(bounded: bool) -> &'static str {
@@ -333,6 +341,7 @@ fn range_latest(
 /// seek in `log_key_rev`, all inside SQLite. Keys compaction removed from `current` were deleted
 /// at every readable revision, so they cannot be missing from the answer. The page stops after
 /// `limit + 1` live rows; the count is a second statement only when more remain.
+#[allow(clippy::too_many_arguments)]
 fn range_at(
     tx: &Transaction<'_>,
     start: &str,
@@ -340,10 +349,14 @@ fn range_at(
     at: Revision,
     limit: u64,
     count_only: bool,
+    known_count: Option<u64>,
     response: &mut RangeResponse,
 ) -> Result<()> {
     let count_sql = past_count_sql(end.is_some());
     let count = |tx: &Transaction<'_>| {
+        if let Some(known) = known_count {
+            return Ok(known);
+        }
         tx.prepare_cached(&count_sql)
             .and_then(|mut stmt| {
                 stmt.query_row(rusqlite::params![start.as_bytes(), end, at], |r| r.get(0))
