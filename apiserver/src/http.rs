@@ -3,7 +3,6 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails;
 use registry::status::ApiError;
 use serde_json::Value;
 
@@ -16,7 +15,7 @@ pub fn not_found() -> ApiError {
         code: 404,
         reason: "NotFound".to_owned(),
         message: "the server could not find the requested resource".to_owned(),
-        details: Some(StatusDetails::default()),
+        details: Some(Box::default()),
         continue_token: None,
     }
 }
@@ -29,7 +28,7 @@ pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
         message: format!(
             "the server does not allow this method on the requested resource ({method} {path})"
         ),
-        details: Some(StatusDetails::default()),
+        details: Some(Box::default()),
         continue_token: None,
     }
 }

@@ -34,7 +34,6 @@
 
 // `ApiError` (the metav1.Status of a failure) is the error of every request path, as in the
 // registry crate; it is large but only built on the cold error path.
-#![allow(clippy::result_large_err)]
 
 pub mod auth;
 pub mod cli;

@@ -209,8 +209,8 @@ pub struct ApiError {
     pub reason: String,
     /// Human-readable message.
     pub message: String,
-    /// `Status.details`, when Kubernetes sets them.
-    pub details: Option<StatusDetails>,
+    /// `Status.details`, when Kubernetes sets them (boxed: errors stay small on the happy path).
+    pub details: Option<Box<StatusDetails>>,
     /// `Status.metadata.continue` (the inconsistent token of a compacted continue).
     pub continue_token: Option<String>,
 }
@@ -227,12 +227,12 @@ impl ApiError {
     }
 
     fn with_details(mut self, resource: &GroupResource, name: &str) -> Self {
-        self.details = Some(StatusDetails {
+        self.details = Some(Box::new(StatusDetails {
             name: (!name.is_empty()).then(|| name.to_owned()),
             group: (!resource.group.is_empty()).then(|| resource.group.clone()),
             kind: (!resource.resource.is_empty()).then(|| resource.resource.clone()),
             ..StatusDetails::default()
-        });
+        }));
         self
     }
 
@@ -284,7 +284,7 @@ impl ApiError {
             "Invalid",
             format!("{qualified} \"{name}\" is invalid: {listed}"),
         );
-        error.details = Some(StatusDetails {
+        error.details = Some(Box::new(StatusDetails {
             name: (!name.is_empty()).then(|| name.to_owned()),
             group: (!group.is_empty()).then(|| group.to_owned()),
             kind: Some(kind.to_owned()),
@@ -299,7 +299,7 @@ impl ApiError {
                     .collect(),
             ),
             ..StatusDetails::default()
-        });
+        }));
         error
     }
 
@@ -372,10 +372,10 @@ impl ApiError {
     /// 429 TooManyRequests with a retry hint.
     pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: i32) -> Self {
         let mut error = Self::new(429, "TooManyRequests", message);
-        error.details = Some(StatusDetails {
+        error.details = Some(Box::new(StatusDetails {
             retry_after_seconds: Some(retry_after_seconds),
             ..StatusDetails::default()
-        });
+        }));
         error
     }
 
@@ -386,13 +386,13 @@ impl ApiError {
             "InternalError",
             format!("Internal error occurred: {detail}"),
         );
-        error.details = Some(StatusDetails {
+        error.details = Some(Box::new(StatusDetails {
             causes: Some(vec![StatusCause {
                 message: Some(detail.to_string()),
                 ..StatusCause::default()
             }]),
             ..StatusDetails::default()
-        });
+        }));
         error
     }
 
@@ -422,10 +422,10 @@ impl ApiError {
     /// 504 Timeout: `Timeout: <message>`.
     pub fn timeout(message: impl fmt::Display, retry_after_seconds: i32) -> Self {
         let mut error = Self::new(504, "Timeout", format!("Timeout: {message}"));
-        error.details = Some(StatusDetails {
+        error.details = Some(Box::new(StatusDetails {
             retry_after_seconds: Some(retry_after_seconds),
             ..StatusDetails::default()
-        });
+        }));
         error
     }
 
@@ -433,7 +433,7 @@ impl ApiError {
     pub fn to_status(&self) -> Status {
         Status {
             code: Some(i32::from(self.code)),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
             metadata: ListMeta {
                 continue_: self.continue_token.clone(),

@@ -1,6 +1,6 @@
 //! Store create: system metadata, validation, namespaces, AlreadyExists, generateName, dry run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

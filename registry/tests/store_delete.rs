@@ -1,7 +1,7 @@
 //! Store delete: Status responses, preconditions, finalizers, ShouldDeleteDuringUpdate,
 //! propagation policies, graceful deletion, namespaces, DeleteCollection, dry run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

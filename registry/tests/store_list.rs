@@ -1,7 +1,7 @@
 //! Store list and watch: selectors, paging, name / namespace narrowing, watch pass-through,
 //! tables.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

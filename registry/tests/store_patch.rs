@@ -3,7 +3,7 @@
 //! managers, force, client-side update then apply, reset fields), versions, dry run, retries
 //! on conflict, patch options and malformed bodies, on the memory and SQLite backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

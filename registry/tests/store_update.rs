@@ -1,7 +1,7 @@
 //! Store update: resourceVersion rules, generation, immutable metadata, create-on-update,
 //! no-op updates, status subresource, update_with retries, dry run.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

@@ -2,7 +2,7 @@
 //! subresource, generation rules, validation failures (code, reason, causes), table columns,
 //! and the versions (a v1beta1 view of a stored v1 object, a v1beta1 create) via the Scheme.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod store_support;
 

@@ -524,10 +524,10 @@ fn conflict_error(entries: &[ManagedEntry], mut conflicts: Vec<(usize, FieldPath
         code: 409,
         reason: "Conflict".to_owned(),
         message,
-        details: Some(StatusDetails {
+        details: Some(Box::new(StatusDetails {
             causes: Some(causes),
             ..StatusDetails::default()
-        }),
+        })),
         continue_token: None,
     }
 }

@@ -48,7 +48,6 @@
 
 // `ApiError` is the `metav1.Status` of a failed request: returned once per request, so boxing it
 // would buy nothing.
-#![allow(clippy::result_large_err)]
 
 pub mod fieldpath;
 pub mod managed;
@@ -56,7 +55,6 @@ pub mod merge;
 mod schema;
 pub mod strategic;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails;
 use serde_json::Value;
 
 use crate::status::{ApiError, FieldError};
@@ -243,7 +241,7 @@ pub fn unprocessable_entity() -> ApiError {
         code: 422,
         reason: "Invalid".to_owned(),
         message: "the server rejected our request due to an error in our request".to_owned(),
-        details: Some(StatusDetails::default()),
+        details: Some(Box::default()),
         continue_token: None,
     }
 }

@@ -34,7 +34,6 @@
 
 // Scheme operations fail with the ApiError a request returns; it is large, and boxing it would
 // only move an allocation to every caller.
-#![allow(clippy::result_large_err)]
 
 pub mod builtin;
 mod convert;

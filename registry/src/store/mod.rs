@@ -9,7 +9,6 @@
 //!   server-side apply inside the update pipeline, and `managedFields` of ordinary writes.
 
 // `ApiError` (a full `metav1.Status`) is the crate-wide API error; every fallible step returns it.
-#![allow(clippy::result_large_err)]
 
 pub mod builtin;
 mod delete;
