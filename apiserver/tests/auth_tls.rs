@@ -41,6 +41,28 @@ fn raw(
     (code, body)
 }
 
+/// Sends a POST whose headers declare `length` body bytes, without the body, and returns the
+/// status code of the answer.
+fn declared_length_only(url: &str, path: &str, headers: &[(&str, &str)], length: usize) -> u16 {
+    let host = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect");
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {length}\r\n"
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn token_auth_and_http_errors() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -100,13 +122,13 @@ fn token_auth_and_http_errors() {
     );
     assert_eq!(code, 400);
     assert!(body.contains("json parse error"), "{body}");
-    let big = vec![b' '; 3 * 1024 * 1024 + 10];
-    let (code, _) = raw(
+    // Only the headers of an oversized body: the server answers 413 from Content-Length, and a
+    // client still writing megabytes after that answer would race the server's close.
+    let code = declared_length_only(
         &server.url,
-        "POST",
         "/api/v1/namespaces/default/configmaps",
         &json,
-        &big,
+        3 * 1024 * 1024 + 10,
     );
     assert_eq!(code, 413);
     let (code, body) = raw(
