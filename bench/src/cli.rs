@@ -176,6 +176,11 @@ pub struct Args {
     )]
     pub baselines: Vec<Baseline>,
 
+    /// Measure each raw etcd baseline right after the backend rows it is compared with instead
+    /// of right before, to see whether running second on a growing etcd biases the ratio.
+    #[arg(long)]
+    pub raw_after: bool,
+
     /// The row every ratio is computed against: a backend or baseline name (`etcd-raw`,
     /// `sqlite-raw`, `sqlite-raw-batch`, `fsync`, `memory`, `sqlite`, `etcd`, `sled`), or `kv` for
     /// "the same backend at the byte level" (shows the object layer's cost). The matching row has

@@ -130,22 +130,27 @@ fn plans(args: &Args, targets: &[Target], etcd_available: bool) -> Vec<Plan> {
                     sqlite_raw(&mut plans);
                 }
                 for &c in &concurrency {
-                    if etcd_raw_wanted
+                    let raw = (etcd_raw_wanted
                         && Some(t) == etcd_target
                         && level == Level::Kv
-                        && raw_etcd_workloads.contains(&workload)
-                    {
-                        plans.push(Plan::EtcdRaw {
-                            workload,
-                            concurrency: c,
-                        });
-                    }
-                    plans.push(Plan::Backend {
+                        && raw_etcd_workloads.contains(&workload))
+                    .then_some(Plan::EtcdRaw {
+                        workload,
+                        concurrency: c,
+                    });
+                    let backend = Plan::Backend {
                         target: t,
                         level,
                         workload,
                         concurrency: c,
-                    });
+                    };
+                    if args.raw_after {
+                        plans.push(backend);
+                        plans.extend(raw);
+                    } else {
+                        plans.extend(raw);
+                        plans.push(backend);
+                    }
                 }
             }
         }
