@@ -49,6 +49,9 @@ impl Interface for Faulty {
             Fault::IgnoredPrecondition => Precondition::None,
             _ => precondition,
         };
+        // Yield as a backend doing I/O would: without an await point the in-memory store runs
+        // each racing task to completion and a missing CAS never loses an update.
+        tokio::task::yield_now().await;
         self.inner.update(key, value, precondition, ttl).await
     }
 
@@ -57,6 +60,7 @@ impl Interface for Faulty {
     }
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
+        tokio::task::yield_now().await;
         if self.fault == Fault::StaleReads && revision.is_none() {
             let current = self.inner.current_revision().await?;
             if current > 1 {
