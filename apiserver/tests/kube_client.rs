@@ -1,7 +1,10 @@
 //! End to end with the kube-rs client against an in-process server: pagination, watcher with
 //! bookmarks surviving a 410 (relist), optimistic-concurrency conflicts, merge and strategic
-//! patches (JSON patch is covered by the kubectl test) and server-side apply. The backend is `$APISERVER_TEST_STORAGE` (default `memory://`; CI also
-//! runs these against SQLite and, when available, etcd).
+//! patches (JSON patch is covered by the kubectl test) and server-side apply.
+//!
+//! Every case runs on each backend compiled in: `memory::`, `sqlite::` and, with the `etcd`
+//! feature, `etcd::` (each etcd case starts its own single-member etcd and fails with the install
+//! command when `etcd` is not on `PATH`).
 
 use std::time::Duration;
 
@@ -12,10 +15,21 @@ use kube::runtime::watcher;
 use kube::{Client, Config};
 use serde_json::json;
 
+/// Which backend a test server stores into.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Memory,
+    Sqlite,
+    #[cfg(feature = "etcd")]
+    Etcd,
+}
+
 struct TestServer {
     server: apiserver::ApiServer,
     client: Client,
     _data: tempfile::TempDir,
+    #[cfg(feature = "etcd")]
+    _etcd: Option<backend_etcd::testing::EtcdCluster>,
 }
 
 impl Drop for TestServer {
@@ -24,12 +38,21 @@ impl Drop for TestServer {
     }
 }
 
-async fn start() -> TestServer {
+async fn start(backend: Backend) -> TestServer {
     let data = tempfile::tempdir().expect("tempdir");
-    let url = match std::env::var("APISERVER_TEST_STORAGE") {
-        Ok(url) if url == "sqlite" => format!("sqlite://{}", data.path().join("db").display()),
-        Ok(url) if !url.is_empty() => url,
-        _ => "memory://".to_owned(),
+    #[cfg(feature = "etcd")]
+    let mut etcd = None;
+    let url = match backend {
+        Backend::Memory => "memory://".to_owned(),
+        Backend::Sqlite => format!("sqlite://{}", data.path().join("db").display()),
+        #[cfg(feature = "etcd")]
+        Backend::Etcd => {
+            let cluster = backend_etcd::testing::EtcdCluster::start_single()
+                .unwrap_or_else(|e| panic!("starting etcd for the kube-rs tests: {e}"));
+            let url = cluster.url("/registry");
+            etcd = Some(cluster);
+            url
+        }
     };
     let storage = storage::open(&url).await.expect("open storage");
     let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
@@ -51,8 +74,42 @@ async fn start() -> TestServer {
         server,
         client,
         _data: data,
+        #[cfg(feature = "etcd")]
+        _etcd: etcd,
     }
 }
+
+/// One `#[tokio::test]` per case in a module per backend, so a failure names both.
+macro_rules! on_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::start(super::Backend::Memory).await).await;
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::start(super::Backend::Sqlite).await).await;
+            })*
+        }
+        #[cfg(feature = "etcd")]
+        mod etcd {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(super::start(super::Backend::Etcd).await).await;
+            })*
+        }
+    };
+}
+
+on_backends!(
+    list_with_pagination,
+    conflict_on_stale_update,
+    patch_and_server_side_apply,
+    watcher_with_bookmarks_survives_compaction,
+);
 
 fn configmap(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({
@@ -70,9 +127,7 @@ async fn namespace(client: &Client, name: &str) {
         .expect("create namespace");
 }
 
-#[tokio::test]
-async fn list_with_pagination() {
-    let t = start().await;
+async fn list_with_pagination(t: TestServer) {
     namespace(&t.client, "paging").await;
     let api: Api<ConfigMap> = Api::namespaced(t.client.clone(), "paging");
     for i in 0..7 {
@@ -107,9 +162,7 @@ async fn list_with_pagination() {
     assert_eq!(selected.items.len(), 1);
 }
 
-#[tokio::test]
-async fn conflict_on_stale_update() {
-    let t = start().await;
+async fn conflict_on_stale_update(t: TestServer) {
     let api: Api<ConfigMap> = Api::default_namespaced(t.client.clone());
     let created = api
         .create(&PostParams::default(), &configmap("occ", "1"))
@@ -133,9 +186,7 @@ async fn conflict_on_stale_update() {
     assert_eq!(current.data.expect("data")["v"], "2");
 }
 
-#[tokio::test]
-async fn patch_and_server_side_apply() {
-    let t = start().await;
+async fn patch_and_server_side_apply(t: TestServer) {
     let api: Api<ConfigMap> = Api::default_namespaced(t.client.clone());
     api.create(&PostParams::default(), &configmap("p", "1"))
         .await
@@ -203,9 +254,7 @@ async fn patch_and_server_side_apply() {
     assert_eq!(forced.data.expect("data")["owned"], "b1");
 }
 
-#[tokio::test]
-async fn watcher_with_bookmarks_survives_compaction() {
-    let t = start().await;
+async fn watcher_with_bookmarks_survives_compaction(t: TestServer) {
     namespace(&t.client, "watched").await;
     let api: Api<ConfigMap> = Api::namespaced(t.client.clone(), "watched");
     api.create(&PostParams::default(), &configmap("before", "x"))
