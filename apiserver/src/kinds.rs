@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use registry::example::{self, v1::Widget};
 use registry::patch;
 use registry::scheme::{ResourceInfo, TypedConverter, builtin};
-use registry::selector::Fields;
+use registry::selector::{Fields, SelectorError};
 use registry::status::FieldError;
 use registry::store::builtin::{
     ConfigMapStrategy, EventStrategy, GenericStrategy, LeaseStrategy, NamespaceStatusStrategy,
@@ -76,6 +76,13 @@ impl Strategy<Namespace> for LifecycleNamespaceStrategy {
     }
     fn selectable_fields(&self, object: &Namespace) -> Fields {
         NamespaceStrategy.selectable_fields(object)
+    }
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        NamespaceStrategy.convert_field_label(label, value)
     }
     fn table_columns(&self) -> Vec<TableColumn> {
         NamespaceStrategy.table_columns()

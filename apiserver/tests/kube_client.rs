@@ -160,6 +160,16 @@ async fn list_with_pagination(t: TestServer) {
         .await
         .expect("selected list");
     assert_eq!(selected.items.len(), 1);
+    match api.list(&ListParams::default().fields("data.v=x")).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 400);
+            assert_eq!(
+                status.message,
+                "\"data.v\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            );
+        }
+        other => panic!("expected 400 for an unsupported field selector, got {other:?}"),
+    }
 }
 
 async fn conflict_on_stale_update(t: TestServer) {

@@ -187,6 +187,51 @@ async fn list_narrowing(b: Backend) {
     assert_eq!(secrets.list("", &opaque).await.unwrap().items.len(), 1);
 }
 
+async fn unsupported_field_selectors(b: Backend) {
+    let store = configmaps(&b);
+    seed(&store).await;
+    let select = |s: &str| {
+        with_predicate(SelectionPredicate {
+            field: FieldSelector::parse(s).unwrap(),
+            ..SelectionPredicate::default()
+        })
+    };
+    // ConfigMaps know only metadata fields (upstream's default conversion message).
+    let error = store.list("a", &select("spec.foo=bar")).await.unwrap_err();
+    assert_eq!(error.code, 400);
+    assert_eq!(
+        error.message,
+        "\"spec.foo\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    let watch_error = store.watch("a", &select("data.x=1")).await.err().unwrap();
+    assert_eq!(watch_error.code, 400);
+    // A secret's `type` is known; another secret field is not (kind-specific message).
+    let secrets = secrets(&b);
+    assert!(secrets.list("a", &select("type=Opaque")).await.is_ok());
+    let error = secrets.list("a", &select("data.x=1")).await.unwrap_err();
+    assert_eq!(error.code, 400);
+    assert_eq!(error.message, "field label not supported: data.x");
+    // Deletecollection validates before deleting anything.
+    let error = store
+        .delete_collection(
+            "a",
+            &Default::default(),
+            &select("metadata.name=x,spec.foo=bar"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, 400);
+    assert_eq!(
+        store
+            .list("a", &ListOptions::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+}
+
 async fn next_event<K: std::fmt::Debug>(watch: &mut registry::ObjectWatch<K>) -> WatchEvent<K> {
     tokio::time::timeout(Duration::from_secs(10), watch.next())
         .await
@@ -318,5 +363,6 @@ both_backends!(
     list_selectors_and_paging,
     list_narrowing,
     watch_narrowing,
+    unsupported_field_selectors,
     table_rendering
 );

@@ -299,6 +299,21 @@ pub fn default_field_conversion(
     }
 }
 
+/// A kind-specific field conversion over a fixed list of `known` labels (the shape of
+/// upstream's `AddFieldLabelConversionFunc` switches): a known label passes through
+/// unchanged, anything else is rejected with `field label not supported: <label>`.
+pub fn known_field_conversion(
+    known: &[&str],
+    field: &str,
+    value: &str,
+) -> Result<(String, String), SelectorError> {
+    if known.contains(&field) {
+        Ok((field.to_owned(), value.to_owned()))
+    } else {
+        Err(SelectorError::unsupported_field(field))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +456,12 @@ mod tests {
         assert_eq!(
             e.message(),
             r#""spec.bogus" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
+        let e = known_field_conversion(&["type"], "spec.x", "1").unwrap_err();
+        assert_eq!(e.message(), "field label not supported: spec.x");
+        assert_eq!(
+            known_field_conversion(&["type"], "type", "Opaque").unwrap(),
+            ("type".to_owned(), "Opaque".to_owned())
         );
         let ok = FieldSelector::parse_and_transform("metadata.name=x", default_field_conversion)
             .unwrap();

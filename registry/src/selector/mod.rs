@@ -20,7 +20,7 @@ use std::fmt;
 
 pub use field::{
     FieldOperator, FieldRequirement, FieldSelector, Fields, default_field_conversion, escape_value,
-    unescape_value,
+    known_field_conversion, unescape_value,
 };
 pub use label::{LabelSelector, Labels, Operator, Requirement};
 

@@ -14,14 +14,31 @@ use super::validation::{
     name_is_dns_subdomain, too_long, validate_object_meta,
 };
 use crate::object::Object;
-use crate::selector::Fields;
 use crate::selector::validation::dns1123_subdomain_errors;
+use crate::selector::{Fields, SelectorError, known_field_conversion};
 use crate::status::FieldError;
 
 /// Largest total size of a configmap's or secret's data (`MaxSecretSize`, 1 MiB).
 pub const MAX_DATA_SIZE: usize = 1024 * 1024;
 /// Events expire an hour after their last write, as Kubernetes' default `--event-ttl`.
 pub const EVENT_TTL_SECONDS: u64 = 3600;
+
+/// The field selector labels `events` accept (upstream core/v1 `AddFieldLabelConversionsForEvent`).
+pub const EVENT_FIELD_LABELS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+    "metadata.namespace",
+    "metadata.name",
+];
 
 const IMMUTABLE_WHEN_SET: &str = "field is immutable when `immutable` is set";
 
@@ -127,6 +144,14 @@ impl Strategy<Namespace> for NamespaceStrategy {
                 .unwrap_or_default(),
         );
         fields
+    }
+
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        known_field_conversion(&["metadata.name", "status.phase"], label, value)
     }
 
     fn table_columns(&self) -> Vec<TableColumn> {
@@ -460,6 +485,18 @@ impl Strategy<Secret> for SecretStrategy {
         fields
     }
 
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        known_field_conversion(
+            &["metadata.name", "metadata.namespace", "type"],
+            label,
+            value,
+        )
+    }
+
     fn table_columns(&self) -> Vec<TableColumn> {
         vec![
             name_column(),
@@ -618,6 +655,14 @@ impl Strategy<Event> for EventStrategy {
         );
         fields.insert("type".to_owned(), text(&event.type_));
         fields
+    }
+
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        known_field_conversion(EVENT_FIELD_LABELS, label, value)
     }
 
     fn table_columns(&self) -> Vec<TableColumn> {

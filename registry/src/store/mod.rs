@@ -350,6 +350,20 @@ impl<K: Object> Store<K> {
         }
     }
 
+    /// `options` with its field selector checked and converted by the strategy
+    /// ([`Strategy::convert_field_label`]); an unsupported field is a 400 BadRequest.
+    fn with_converted_fields(&self, options: &ListOptions) -> Result<ListOptions, ApiError> {
+        let mut options = options.clone();
+        if !options.predicate.field.is_empty() {
+            options.predicate.field = options
+                .predicate
+                .field
+                .transform(|label, value| self.strategy.convert_field_label(label, value))
+                .map_err(|error| ApiError::bad_request(error.message()))?;
+        }
+        Ok(options)
+    }
+
     /// Where a list or watch reads: a single key when the field selector pins `metadata.name`
     /// (non-recursive), else the key root of the namespace (from the request, or pinned by a
     /// `metadata.namespace` field selector).
@@ -379,8 +393,8 @@ impl<K: Object> Store<K> {
         namespace: &str,
         options: &ListOptions,
     ) -> Result<ObjectList<K>, ApiError> {
+        let mut options = self.with_converted_fields(options)?;
         let (key, recursive) = self.list_target(namespace, &options.predicate);
-        let mut options = options.clone();
         options.recursive = recursive;
         self.storage
             .get_list(&key, &options)
@@ -395,8 +409,8 @@ impl<K: Object> Store<K> {
         namespace: &str,
         options: &ListOptions,
     ) -> Result<ObjectWatch<K>, ApiError> {
+        let mut options = self.with_converted_fields(options)?;
         let (key, recursive) = self.list_target(namespace, &options.predicate);
-        let mut options = options.clone();
         options.recursive = recursive;
         self.storage
             .watch(&key, &options)

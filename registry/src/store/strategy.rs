@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::Value;
 
 use crate::object::Object;
-use crate::selector::Fields;
+use crate::selector::{Fields, SelectorError, default_field_conversion};
 use crate::status::FieldError;
 
 /// What the garbage collector does with dependents when a delete names no policy
@@ -162,6 +162,19 @@ pub trait Strategy<K: Object>: Send + Sync {
     /// (0: none) and `update` tells create from update. 0 writes without TTL.
     fn ttl_seconds(&self, _object: &K, existing: u64, _update: bool) -> u64 {
         existing
+    }
+
+    /// Checks (and may rename) one field selector term before a list, watch or
+    /// deletecollection (upstream's per-kind field label conversion). The default accepts
+    /// `metadata.name` and `metadata.namespace` and rejects anything else the way
+    /// `DefaultMetaV1FieldSelectorConversion` does; kinds whose [`Strategy::selectable_fields`]
+    /// add fields must accept those here too. The error becomes a 400 BadRequest.
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        default_field_conversion(label, value)
     }
 
     /// The fields field selectors see (`GetAttrs`): by default `metadata.name` and, for
@@ -362,6 +375,14 @@ impl<K: Object, S: Strategy<K>> Strategy<K> for StatusStrategy<S> {
 
     fn selectable_fields(&self, object: &K) -> Fields {
         self.main.selectable_fields(object)
+    }
+
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        self.main.convert_field_label(label, value)
     }
 
     fn table_columns(&self) -> Vec<TableColumn> {
