@@ -314,11 +314,12 @@ fn dry_run(query: &Query) -> Result<bool, ApiError> {
 /// Builds and validates list/watch options from the query (apimachinery
 /// `ValidateListOptions`).
 fn list_options(query: &Query, watch: bool) -> Result<ListOptions, ApiError> {
-    let label = LabelSelector::parse(q(query, "labelSelector")).map_err(|e| {
-        ApiError::bad_request(format!("unable to parse requirement: {}", e.message()))
-    })?;
+    // The selectors' own messages are upstream's ("unable to parse requirement: ...",
+    // "invalid selector: ...").
+    let label = LabelSelector::parse(q(query, "labelSelector"))
+        .map_err(|e| ApiError::bad_request(e.message()))?;
     let field = FieldSelector::parse(q(query, "fieldSelector"))
-        .map_err(|e| ApiError::bad_request(format!("invalid field selector: {}", e.message())))?;
+        .map_err(|e| ApiError::bad_request(e.message()))?;
     let limit = parse_i64(query, "limit")?;
     let continue_token = Some(q(query, "continue").to_owned()).filter(|c| !c.is_empty());
     let resource_version = q(query, "resourceVersion").to_owned();
@@ -487,6 +488,7 @@ async fn resource_request(
         dry_run: false,
         field_manager: String::new(),
         force: false,
+        field_validation: FieldValidation::default(),
     };
     let uri_path = request.uri().path().to_owned();
     let is_watch = path.legacy_watch || parse_bool(&query, "watch")?.unwrap_or(false);
@@ -578,7 +580,7 @@ async fn resource_request(
             ctx.field_manager = write_manager(&query, &user_agent)?;
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
-            let warnings = check_fields(handler.as_ref(), &ctx, &value, validation)?;
+            let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
             if info.namespaced {
                 crate::namespace::admit_create(state, &ctx.namespace).await?;
             }
@@ -601,7 +603,7 @@ async fn resource_request(
             ctx.field_manager = write_manager(&query, &user_agent)?;
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
-            let warnings = check_fields(handler.as_ref(), &ctx, &value, validation)?;
+            let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
             let (object, created) = handler.update(&ctx, &path.name, value).await?;
             let code = if created {
                 StatusCode::CREATED
@@ -622,6 +624,7 @@ async fn resource_request(
                 PatchType::from_content_type(&content_type, handler.supports_strategic_merge())?;
             ctx.dry_run = dry_run(&query)?;
             let validation = FieldValidation::parse(q(&query, "fieldValidation"))?;
+            ctx.field_validation = validation;
             let force = parse_bool(&query, "force")?;
             let manager = Some(q(&query, "fieldManager")).filter(|m| !m.is_empty());
             patch::validate_patch_options(patch_type, manager, force)?;
@@ -631,7 +634,10 @@ async fn resource_request(
             let mut warnings = Vec::new();
             if patch_type == PatchType::Apply {
                 let config = patch::decode_apply_patch(&body)?;
-                warnings = check_fields(handler.as_ref(), &ctx, &config, validation)?;
+                if let Some(kept) = handler.round_trip(&ctx, &config) {
+                    crate::strict::reject_undeclared(&config, &kept, &ctx, &path.name, &info)?;
+                }
+                warnings = check_fields(handler.as_ref(), &ctx, &body, &config, validation)?;
             }
             if patch_type == PatchType::Apply && info.namespaced {
                 // Apply may create: the namespace must exist.
@@ -639,13 +645,17 @@ async fn resource_request(
                     crate::namespace::admit_create(state, &ctx.namespace).await?;
                 }
             }
-            let (object, created) = handler.patch(&ctx, &path.name, patch_type, &body).await?;
-            let code = if created {
+            let outcome = handler.patch(&ctx, &path.name, patch_type, &body).await?;
+            warnings.extend(outcome.warnings);
+            let code = if outcome.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            Ok(with_warnings(json_response(code, &object), &warnings))
+            Ok(with_warnings(
+                json_response(code, &outcome.object),
+                &warnings,
+            ))
         }
         Method::DELETE => {
             if path.legacy_watch || !path.subresource.is_empty() {
@@ -668,10 +678,12 @@ async fn resource_request(
                 return Err(method_not_allowed("DELETE", &uri_path));
             }
             let (object, deleted) = handler.delete(&ctx, &path.name, &options).await?;
-            let code = if deleted {
-                StatusCode::OK
-            } else {
+            // As kube-apiserver: 202 only for an object kept (finalizers) when the client
+            // asked for cascading deletion with `orphanDependents=false`; 200 otherwise.
+            let code = if !deleted && options.orphan_dependents == Some(false) {
                 StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
             Ok(json_response(code, &object))
         }
@@ -693,31 +705,23 @@ fn write_manager(query: &Query, user_agent: &str) -> Result<String, ApiError> {
     Ok(patch::manager_or_user_agent(manager, user_agent))
 }
 
-/// `fieldValidation`: Strict rejects unknown fields (400), Warn returns them as warnings.
+/// `fieldValidation` of a create, update or apply body (`raw` as sent, `body` decoded): Strict
+/// rejects unknown and duplicate fields (400), Warn returns them as warnings.
 fn check_fields(
     handler: &dyn ResourceHandler,
     ctx: &RequestContext,
+    raw: &[u8],
     body: &Value,
     validation: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
     if validation == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let unknown = handler.unknown_fields(ctx, body);
-    if unknown.is_empty() {
-        return Ok(Vec::new());
-    }
-    let messages: Vec<String> = unknown
-        .iter()
-        .map(|f| format!("unknown field {f:?}"))
-        .collect();
-    if validation == FieldValidation::Strict {
-        return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
-            messages.join(", ")
-        )));
-    }
-    Ok(messages)
+    let problems = match handler.round_trip(ctx, body) {
+        Some(kept) => crate::strict::body_problems(raw, body, &kept),
+        None => crate::strict::problems(&[], &crate::strict::duplicate_fields(raw)),
+    };
+    crate::strict::enforce(validation, problems)
 }
 
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {

@@ -19,10 +19,12 @@ use registry::patch::{
 use registry::scheme::{ResourceInfo, Scheme};
 use registry::status::ApiError;
 use registry::store::{
-    CreateOptions, DeleteResponse, PatchOptions, SchemeView, TableColumn, UpdateOptions,
+    CreateOptions, DeleteResponse, PatchOptions, PatchView, SchemeView, TableColumn, UpdateOptions,
 };
 use registry::{ListOptions, Object, Preconditions, Store, WatchEvent};
 use serde_json::Value;
+
+use crate::strict::CheckedView;
 
 /// How the server treats fields a request body carries that the kind does not know
 /// (`fieldValidation`).
@@ -67,6 +69,20 @@ pub struct RequestContext {
     pub field_manager: String,
     /// `force` of apply patches.
     pub force: bool,
+    /// `fieldValidation`: what a patch does about fields of the patched document the kind
+    /// does not know (create and update bodies are checked before the handler is called).
+    pub field_validation: FieldValidation,
+}
+
+/// What a patch produced.
+#[derive(Clone, Debug)]
+pub struct PatchOutcome {
+    /// The patched (or, for apply, possibly created) object in the request version.
+    pub object: Value,
+    /// Whether the patch created the object (apply only).
+    pub created: bool,
+    /// `fieldValidation=Warn` warnings about the patched document.
+    pub warnings: Vec<String>,
 }
 
 /// One page of a list, in the request version.
@@ -107,10 +123,11 @@ pub trait ResourceHandler: Send + Sync + 'static {
     /// One table row for an object in the request version.
     fn table_cells(&self, ctx: &RequestContext, object: &Value) -> Vec<Value>;
 
-    /// Paths of fields of `body` (in `ctx.version`) the kind does not know, for
-    /// `fieldValidation`.
-    fn unknown_fields(&self, _ctx: &RequestContext, _body: &Value) -> Vec<String> {
-        Vec::new()
+    /// `body` (in `ctx.version`) as the kind keeps it: decoded and encoded again, so the
+    /// fields it lacks are the ones the kind does not know (`fieldValidation`). `None` when
+    /// the handler does not check fields or the body does not decode (the write reports that).
+    fn round_trip(&self, _ctx: &RequestContext, _body: &Value) -> Option<Value> {
+        None
     }
 
     /// Reads one object.
@@ -153,7 +170,7 @@ pub trait ResourceHandler: Send + Sync + 'static {
         name: &str,
         patch_type: PatchType,
         body: &[u8],
-    ) -> Result<(Value, bool), ApiError>;
+    ) -> Result<PatchOutcome, ApiError>;
 
     /// Deletes an object: the response body and whether it is gone (200) rather than only
     /// marked for deletion (202).
@@ -283,32 +300,6 @@ impl<K: Object> StoreHandler<K> {
     }
 }
 
-/// Paths of fields in `sent` that are absent from `kept` (what a typed round trip dropped).
-fn dropped_fields(sent: &Value, kept: &Value, prefix: &str, out: &mut Vec<String>) {
-    match (sent, kept) {
-        (Value::Object(sent), Value::Object(kept)) => {
-            for (key, value) in sent {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                match kept.get(key) {
-                    Some(inner) => dropped_fields(value, inner, &path, out),
-                    None if value.is_null() => {}
-                    None => out.push(path),
-                }
-            }
-        }
-        (Value::Array(sent), Value::Array(kept)) => {
-            for (i, (a, b)) in sent.iter().zip(kept.iter()).enumerate() {
-                dropped_fields(a, b, &format!("{prefix}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
 #[async_trait]
 impl<K: Object> ResourceHandler for StoreHandler<K> {
     fn info(&self) -> &ResourceInfo {
@@ -344,19 +335,9 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         }
     }
 
-    fn unknown_fields(&self, ctx: &RequestContext, body: &Value) -> Vec<String> {
-        let Ok(stored) = self.decode_version(body.clone(), &ctx.version) else {
-            return Vec::new();
-        };
-        let Ok(kept) = self.to_version(&stored, &ctx.version) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        dropped_fields(body, &kept, "", &mut out);
-        // Conversion may move fields into annotations and back; only report what no version
-        // of the kind knows.
-        out.retain(|p| !p.starts_with("metadata.annotations") && p != "status");
-        out
+    fn round_trip(&self, ctx: &RequestContext, body: &Value) -> Option<Value> {
+        let stored = self.decode_version(body.clone(), &ctx.version).ok()?;
+        self.to_version(&stored, &ctx.version).ok()
     }
 
     async fn get(
@@ -450,7 +431,9 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
             ));
         }
         let time = patch::now_rfc3339();
-        let body = update_managed_fields(None, &body, &self.manager(ctx, &time), self.patch_schema);
+        // Ownership is recorded on what the kind keeps, never on fields the decode drops.
+        let kept = self.to_version(&self.decode_version(body, &ctx.version)?, &ctx.version)?;
+        let body = update_managed_fields(None, &kept, &self.manager(ctx, &time), self.patch_schema);
         let object = self.decode_version(body, &ctx.version)?;
         let options = CreateOptions {
             dry_run: ctx.dry_run,
@@ -489,11 +472,13 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         }
         let time = patch::now_rfc3339();
         let version = ctx.version.clone();
+        // Ownership is recorded on what the kind keeps, never on fields the decode drops.
+        let kept = self.to_version(&self.decode_version(body, &version)?, &version)?;
         let update = |old: Option<&K>| -> Result<K, ApiError> {
             let old_value = old.map(|o| self.to_version(o, &version)).transpose()?;
             let new = update_managed_fields(
                 old_value.as_ref(),
-                &body,
+                &kept,
                 &self.manager(ctx, &time),
                 self.patch_schema,
             );
@@ -508,18 +493,33 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         name: &str,
         patch_type: PatchType,
         body: &[u8],
-    ) -> Result<(Value, bool), ApiError> {
+    ) -> Result<PatchOutcome, ApiError> {
         // The Store runs the patch inside its update pipeline (retried on conflict, prepared,
         // validated, admitted), records managedFields and checks the apply options.
+        let view: Arc<dyn PatchView<K>> = Arc::new(SchemeView::new(
+            self.scheme.clone(),
+            self.info.clone(),
+            ctx.version.clone(),
+        ));
+        // Apply configurations are checked as sent, by the router; other patch types on the
+        // patched document, as Kubernetes does.
+        let checked = (patch_type != PatchType::Apply
+            && ctx.field_validation != FieldValidation::Ignore)
+            .then(|| {
+                Arc::new(CheckedView::new(
+                    view.clone(),
+                    ctx.field_validation,
+                    crate::strict::duplicate_fields(body),
+                ))
+            });
         let options = PatchOptions {
             field_manager: Some(ctx.field_manager.clone()).filter(|m| !m.is_empty()),
             force: ctx.force.then_some(true),
             dry_run: ctx.dry_run,
-            view: Some(Arc::new(SchemeView::new(
-                self.scheme.clone(),
-                self.info.clone(),
-                ctx.version.clone(),
-            ))),
+            view: Some(match &checked {
+                Some(checked) => checked.clone(),
+                None => view,
+            }),
             ..PatchOptions::default()
         };
         let updated = if self.status(ctx)? {
@@ -531,10 +531,11 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                 .patch(&ctx.namespace, name, patch_type, body, &options)
                 .await?
         };
-        Ok((
-            self.to_version(&updated.object, &ctx.version)?,
-            updated.created,
-        ))
+        Ok(PatchOutcome {
+            object: self.to_version(&updated.object, &ctx.version)?,
+            created: updated.created,
+            warnings: checked.map(|c| c.warnings()).unwrap_or_default(),
+        })
     }
 
     async fn delete(

@@ -103,9 +103,10 @@ pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         crate::protobuf::PROTOBUF_CONTENT_TYPE => crate::protobuf::decode(body)?,
         other => {
-            return Err(ApiError::unsupported_media_type(&format!(
-                "{other} is not supported; use application/json, application/yaml or application/vnd.kubernetes.protobuf"
-            )));
+            tracing::debug!(media_type = other, "unsupported request body media type");
+            return Err(ApiError::unsupported_media_type(
+                "application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            ));
         }
     };
     if !value.is_object() {

@@ -1,5 +1,6 @@
 //! The kinds the `apiserver` binary serves: core `v1` namespaces, configmaps, secrets and
-//! events, `coordination.k8s.io/v1` leases, and the example group's `widgets`.
+//! events, `coordination.k8s.io/v1` leases, and the example group's `widgets` (with the
+//! registry's own [`example::WidgetStrategy`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +14,10 @@ use registry::scheme::{ResourceInfo, TypedConverter, builtin};
 use registry::selector::{Fields, SelectorError};
 use registry::status::FieldError;
 use registry::store::builtin::{
-    ConfigMapStrategy, EventStrategy, GenericStrategy, LeaseStrategy, NamespaceStatusStrategy,
-    NamespaceStrategy, SecretStrategy, generic_status_strategy,
+    ConfigMapStrategy, EventStrategy, LeaseStrategy, NamespaceStatusStrategy, NamespaceStrategy,
+    SecretStrategy,
 };
-use registry::store::strategy::{age, age_column, name_column};
-use registry::store::{GcPolicy, StatusStrategy, Strategy, TableColumn};
+use registry::store::{GcPolicy, Strategy, TableColumn};
 use registry::transformer::ValueTransformer;
 use serde_json::Value;
 
@@ -92,65 +92,6 @@ impl Strategy<Namespace> for LifecycleNamespaceStrategy {
     }
 }
 
-/// The strategy of `widgets`: [`GenericStrategy`] (generation, status reset) with the example
-/// group's validation and table columns.
-#[derive(Clone, Debug)]
-pub struct WidgetStrategy {
-    generic: GenericStrategy,
-}
-
-impl Default for WidgetStrategy {
-    fn default() -> Self {
-        WidgetStrategy {
-            generic: GenericStrategy::new(true),
-        }
-    }
-}
-
-impl Strategy<Widget> for WidgetStrategy {
-    fn namespace_scoped(&self) -> bool {
-        true
-    }
-    fn prepare_for_create(&self, object: &mut Widget) {
-        self.generic.prepare_for_create(object);
-    }
-    fn prepare_for_update(&self, new: &mut Widget, old: &Widget) {
-        self.generic.prepare_for_update(new, old);
-    }
-    fn validate(&self, object: &Widget) -> Vec<FieldError> {
-        example::validate(object)
-    }
-    fn validate_update(&self, new: &Widget, _old: &Widget) -> Vec<FieldError> {
-        example::validate(new)
-    }
-    fn table_columns(&self) -> Vec<TableColumn> {
-        vec![
-            name_column(),
-            TableColumn::new("Display Name", "string", "", "spec.displayName"),
-            TableColumn::new("Phase", "string", "", "status.phase"),
-            age_column(),
-        ]
-    }
-    fn table_cells(&self, object: &Widget) -> Vec<Value> {
-        vec![
-            Value::from(object.metadata.name.clone().unwrap_or_default()),
-            object
-                .spec
-                .display_name
-                .clone()
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-            object
-                .status
-                .phase
-                .clone()
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-            Value::from(age(object)),
-        ]
-    }
-}
-
 /// The `leases` resource info (coordination.k8s.io/v1).
 pub fn leases_info() -> ResourceInfo {
     ResourceInfo::for_type::<Lease>()
@@ -215,17 +156,14 @@ pub fn register_all(
         )
         .with_openapi(schema_for("Lease")),
     )?;
-    let widget_status: Arc<dyn Strategy<Widget>> =
-        Arc::new(StatusStrategy::new(WidgetStrategy::default()));
-    let _ = generic_status_strategy;
     builder.register_kind(
         KindSpec::<Widget>::new(
             example::widget_resource_info(),
             Arc::new(example::WidgetConverter),
-            Arc::new(WidgetStrategy::default()),
+            Arc::new(example::WidgetStrategy),
             &patch::WIDGET,
         )
-        .with_status_strategy(widget_status)
+        .with_status_strategy(Arc::new(example::widget_status_strategy()))
         .with_openapi(Arc::new(example::openapi_schema)),
     )?;
     Ok(())

@@ -47,6 +47,9 @@ pub mod openapi;
 pub mod protobuf;
 pub mod routes;
 pub mod server;
+mod strict;
 
-pub use handler::{FieldValidation, ListResult, RequestContext, ResourceHandler, StoreHandler};
+pub use handler::{
+    FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler, StoreHandler,
+};
 pub use server::{ApiServer, KindSpec, ServerBuilder, ServerState};

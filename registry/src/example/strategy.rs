@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::v1::{Widget, WidgetStatus};
 use super::{KIND, PLURAL};
+use crate::selector::{SelectorError, known_field_conversion};
 use crate::status::{FieldError, GroupResource};
 use crate::storage::Storage;
 use crate::store::strategy::{TableColumn, age, age_column, name_column};
@@ -67,6 +68,16 @@ impl Strategy<Widget> for WidgetStrategy {
 
     fn validate_update(&self, new: &Widget, _old: &Widget) -> Vec<FieldError> {
         validate_widget(new)
+    }
+
+    /// As for custom resources: `metadata.name` and `metadata.namespace` only, with the
+    /// `field label not supported` message of Kubernetes' custom resource converter.
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        known_field_conversion(&["metadata.name", "metadata.namespace"], label, value)
     }
 
     fn table_columns(&self) -> Vec<TableColumn> {

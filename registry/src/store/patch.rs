@@ -354,11 +354,17 @@ impl<K: Object> Store<K> {
                 (None, Some(current)) => {
                     let mut patched = apply_patch(&current, body, patch_type, schema.as_ref())?;
                     self.restore_reset_fields(subresource, &mut patched, Some(&current));
+                    check_name(&mut patched, namespace, name)?;
+                    let mut object = view.decode(patched)?;
                     if !manager.is_empty() {
-                        patched =
-                            update_managed_fields(Some(&current), &patched, &info, schema.as_ref());
+                        // Ownership of what the kind keeps: fields the decode dropped are
+                        // nobody's, or a later apply of them would conflict with a phantom.
+                        let kept = view.encode(&object)?;
+                        let tracked =
+                            update_managed_fields(Some(&current), &kept, &info, schema.as_ref());
+                        set_managed_fields(&mut object, &tracked)?;
                     }
-                    patched
+                    return Ok(object);
                 }
                 (None, None) => return Err(ApiError::not_found(&self.resource, name)),
             };
@@ -459,15 +465,21 @@ impl<K: Object> Store<K> {
         let tracked =
             update_managed_fields(old.as_ref(), &new_value, &info, self.patch_schema.as_ref());
         let mut new = new;
-        new.meta_mut().managed_fields = match tracked.pointer("/metadata/managedFields") {
-            Some(Value::Array(items)) if !items.is_empty() => Some(
-                serde_json::from_value(Value::Array(items.clone()))
-                    .map_err(|e| ApiError::internal(format!("encoding managed fields: {e}")))?,
-            ),
-            _ => None,
-        };
+        set_managed_fields(&mut new, &tracked)?;
         Ok(new)
     }
+}
+
+/// Sets `object`'s `metadata.managedFields` to those of the document `tracked`.
+fn set_managed_fields<K: Object>(object: &mut K, tracked: &Value) -> Result<(), ApiError> {
+    object.meta_mut().managed_fields = match tracked.pointer("/metadata/managedFields") {
+        Some(Value::Array(items)) if !items.is_empty() => Some(
+            serde_json::from_value(Value::Array(items.clone()))
+                .map_err(|e| ApiError::internal(format!("encoding managed fields: {e}")))?,
+        ),
+        _ => None,
+    };
+    Ok(())
 }
 
 /// The apply configuration must name the view's `apiVersion` and kind (400).
