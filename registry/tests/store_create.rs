@@ -465,7 +465,30 @@ async fn create_dry_run(b: Backend) {
     let _ = UpdateOptions::<k8s_openapi::api::core::v1::ConfigMap>::default();
 }
 
+async fn create_omits_empty_collections(b: Backend) {
+    let store = configmaps(&b);
+    let mut cm = configmap("ns", "empty", &[]);
+    cm.metadata.labels = Some(Default::default());
+    cm.metadata.annotations = Some(Default::default());
+    cm.metadata.finalizers = Some(Vec::new());
+    cm.data = Some(Default::default());
+    cm.binary_data = Some(Default::default());
+    let created = store
+        .create("ns", cm, &CreateOptions::default())
+        .await
+        .expect("create");
+    let json = serde_json::to_value(&created).unwrap();
+    for field in ["labels", "annotations", "finalizers"] {
+        assert!(json["metadata"].get(field).is_none(), "{field}: {json}");
+    }
+    assert!(
+        json.get("data").is_none() && json.get("binaryData").is_none(),
+        "{json}"
+    );
+}
+
 both_backends!(
+    create_omits_empty_collections,
     create_sets_system_metadata,
     create_validation_errors,
     create_namespace_rules,

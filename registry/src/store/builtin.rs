@@ -285,6 +285,16 @@ impl Strategy<ConfigMap> for ConfigMapStrategy {
         validate_config_map(object)
     }
 
+    /// Empty `data` and `binaryData` are omitted, as Kubernetes stores them.
+    fn canonicalize(&self, object: &mut ConfigMap) {
+        if object.data.as_ref().is_some_and(|d| d.is_empty()) {
+            object.data = None;
+        }
+        if object.binary_data.as_ref().is_some_and(|d| d.is_empty()) {
+            object.binary_data = None;
+        }
+    }
+
     fn validate_update(&self, new: &ConfigMap, old: &ConfigMap) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if old.immutable == Some(true) {
@@ -436,6 +446,13 @@ impl Strategy<Secret> for SecretStrategy {
 
     fn prepare_for_create(&self, object: &mut Secret) {
         merge_string_data(object);
+    }
+
+    /// Empty `data` is omitted, as Kubernetes stores it.
+    fn canonicalize(&self, object: &mut Secret) {
+        if object.data.as_ref().is_some_and(|d| d.is_empty()) {
+            object.data = None;
+        }
     }
 
     fn prepare_for_update(&self, new: &mut Secret, _old: &Secret) {

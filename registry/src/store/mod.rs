@@ -475,6 +475,7 @@ impl<K: Object> Store<K> {
         if !errors.is_empty() {
             return Err(self.invalid(&name, &errors));
         }
+        system::omit_empty_meta(object.meta_mut());
         strategy.canonicalize(object);
         Ok(())
     }
@@ -527,6 +528,7 @@ impl<K: Object> Store<K> {
             let name = object.meta().name.clone().unwrap_or_default();
             return Err(self.invalid(&name, &errors));
         }
+        system::omit_empty_meta(object.meta_mut());
         strategy.canonicalize(object);
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! System metadata: UIDs, timestamps and generated names.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// Random characters of generated name suffixes (no vowels, no confusable digits), as
@@ -86,5 +86,49 @@ mod tests {
         assert_eq!(name.len(), 9);
         assert!(name.starts_with("web-"));
         assert_eq!(generate_name(&"a".repeat(80)).len(), 63);
+    }
+}
+
+/// Drops empty `ObjectMeta` maps and lists, which Kubernetes never stores or returns (its Go
+/// types mark them `omitempty`): a client sending `labels: {}` or removing the last
+/// finalizer reads back no field, not an empty one.
+pub fn omit_empty_meta(meta: &mut ObjectMeta) {
+    if meta.labels.as_ref().is_some_and(|m| m.is_empty()) {
+        meta.labels = None;
+    }
+    if meta.annotations.as_ref().is_some_and(|m| m.is_empty()) {
+        meta.annotations = None;
+    }
+    if meta.finalizers.as_ref().is_some_and(Vec::is_empty) {
+        meta.finalizers = None;
+    }
+    if meta.owner_references.as_ref().is_some_and(Vec::is_empty) {
+        meta.owner_references = None;
+    }
+    if meta.managed_fields.as_ref().is_some_and(Vec::is_empty) {
+        meta.managed_fields = None;
+    }
+}
+
+#[cfg(test)]
+mod omit_empty_tests {
+    use super::*;
+
+    #[test]
+    fn empty_meta_collections_are_dropped_and_others_kept() {
+        let mut meta = ObjectMeta {
+            labels: Some(Default::default()),
+            annotations: Some([("a".to_owned(), "b".to_owned())].into()),
+            finalizers: Some(Vec::new()),
+            owner_references: Some(Vec::new()),
+            managed_fields: Some(Vec::new()),
+            ..ObjectMeta::default()
+        };
+        omit_empty_meta(&mut meta);
+        assert_eq!(meta.labels, None);
+        assert_eq!(meta.annotations.map(|a| a.len()), Some(1));
+        assert_eq!(meta.finalizers, None);
+        assert_eq!(meta.owner_references, None);
+        assert_eq!(meta.managed_fields, None);
     }
 }
