@@ -45,11 +45,11 @@ pub(crate) fn dropped_fields(sent: &Value, kept: &Value, prefix: &str, out: &mut
 /// The strict-decoding problems of a create, update or apply body, in document order as
 /// Kubernetes lists them: `duplicate field "<path>"` for a repeated object key and
 /// `unknown field "<path>"` for a field `kept` (the body decoded as the kind and encoded
-/// again) lacks. `raw` is the body as sent; when it is not JSON (YAML), only unknown fields
-/// of `sent` (the decoded body) are found.
+/// again) lacks. `raw` is the body as sent, JSON or YAML; for a protobuf body only unknown
+/// fields of `sent` (the decoded body) are found.
 pub(crate) fn body_problems(raw: &[u8], sent: &Value, kept: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    if walk(raw, Shape::Known(kept), &mut out).is_ok() {
+    if walk(raw, Shape::Known(kept), &mut out) {
         return out;
     }
     let mut unknown = Vec::new();
@@ -58,11 +58,11 @@ pub(crate) fn body_problems(raw: &[u8], sent: &Value, kept: &Value) -> Vec<Strin
     problems(&unknown, &[])
 }
 
-/// Paths of object keys that occur more than once in the JSON text `body`, in document order
-/// (each extra occurrence once). Not JSON: none.
+/// Paths of object keys that occur more than once in the JSON or YAML text `body`, in
+/// document order (each extra occurrence once). Neither: none.
 pub(crate) fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    let _ = walk(body, Shape::Unchecked, &mut out);
+    walk(body, Shape::Unchecked, &mut out);
     out.into_iter()
         .filter_map(|p| {
             p.strip_prefix("duplicate field ")
@@ -71,15 +71,23 @@ pub(crate) fn duplicate_fields(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn walk(body: &[u8], shape: Shape<'_>, out: &mut Vec<String>) -> Result<(), serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    KeyWalk {
-        path: String::new(),
-        shape,
-        out,
+/// Walks `body` as JSON, else as YAML, appending its problems to `out`; `false` (and nothing
+/// appended) when it is neither (a protobuf body).
+fn walk(body: &[u8], shape: Shape<'_>, out: &mut Vec<String>) -> bool {
+    let mut found = Vec::new();
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let parsed = KeyWalk::root(shape, &mut found).deserialize(&mut json);
+    if parsed.is_ok() && json.end().is_ok() {
+        out.append(&mut found);
+        return true;
     }
-    .deserialize(&mut deserializer)?;
-    deserializer.end()
+    found.clear();
+    let yaml = serde_yaml_ng::Deserializer::from_slice(body);
+    if KeyWalk::root(shape, &mut found).deserialize(yaml).is_ok() {
+        out.append(&mut found);
+        return true;
+    }
+    false
 }
 
 /// Server-side apply owns fields by schema, so an apply configuration with a field the kind
@@ -164,6 +172,16 @@ struct KeyWalk<'a, 'v> {
     path: String,
     shape: Shape<'v>,
     out: &'a mut Vec<String>,
+}
+
+impl<'a, 'v> KeyWalk<'a, 'v> {
+    fn root(shape: Shape<'v>, out: &'a mut Vec<String>) -> Self {
+        KeyWalk {
+            path: String::new(),
+            shape,
+            out,
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for KeyWalk<'_, '_> {
@@ -340,7 +358,11 @@ mod tests {
             vec!["spec.x", "spec.list[0].k", "a"]
         );
         assert!(duplicate_fields(br#"{"a":{"a":{"a":1}}}"#).is_empty());
-        assert!(duplicate_fields(b"a: 1\na: 2\n").is_empty());
+        assert_eq!(
+            duplicate_fields(b"a: 1\nb: {c: 1, c: 2}\na: 2\n"),
+            vec!["b.c", "a"]
+        );
+        assert!(duplicate_fields(b"k8s\0\x0a\x02\xff").is_empty());
     }
 
     #[test]
@@ -358,11 +380,20 @@ mod tests {
                 r#"duplicate field "data""#,
             ]
         );
-        // YAML: unknown fields only, from the decoded body.
-        let yaml = b"metadata:\n  name: a\nspec: 1\n";
+        // YAML too.
+        let yaml = b"metadata:\n  name: a\n  name: a\nspec: 1\n";
         let sent = json!({"metadata": {"name": "a"}, "spec": 1});
+        let kept = json!({"metadata": {"name": "a"}});
         assert_eq!(
-            body_problems(yaml, &sent, &json!({"metadata": {"name": "a"}})),
+            body_problems(yaml, &sent, &kept),
+            vec![
+                r#"duplicate field "metadata.name""#,
+                r#"unknown field "spec""#
+            ]
+        );
+        // Neither JSON nor YAML (protobuf): unknown fields of the decoded body.
+        assert_eq!(
+            body_problems(b"k8s\0\x0a\x02\xff", &sent, &kept),
             vec![r#"unknown field "spec""#]
         );
     }
