@@ -361,10 +361,23 @@ async fn delete_namespace_terminating(b: Backend) {
         stored.metadata.finalizers,
         Some(vec!["example.com/cleanup".to_owned()])
     );
+    // Removing the metadata finalizer is not enough: `spec.finalizers` still holds it.
     let mut done = stored.clone();
     done.metadata.finalizers = None;
     store
         .update("", "team", done, &UpdateOptions::default())
+        .await
+        .unwrap();
+    let stored = store.get("", "team", "").await.unwrap();
+    assert_eq!(
+        stored.spec.as_ref().unwrap().finalizers,
+        Some(vec!["kubernetes".to_owned()])
+    );
+    // Emptying it through `finalize` deletes the namespace.
+    let mut finalized = stored.clone();
+    finalized.spec.as_mut().unwrap().finalizers = Some(Vec::new());
+    store
+        .update_subresource("finalize", "", "team", finalized, &UpdateOptions::default())
         .await
         .unwrap();
     assert_error(

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
 
 use super::convert::{RegistrationError, Scheme};
-use super::info::ResourceInfo;
+use super::info::{ResourceInfo, SubresourceInfo};
 
 /// `configmaps` (`cm`).
 pub fn configmaps() -> ResourceInfo {
@@ -16,14 +16,15 @@ pub fn secrets() -> ResourceInfo {
     ResourceInfo::for_type::<Secret>()
 }
 
-/// `namespaces` (`ns`), cluster-scoped, with `status`; no `deletecollection`, as in
-/// kube-apiserver.
+/// `namespaces` (`ns`), cluster-scoped, with `finalize` (update only) and `status`; no
+/// `deletecollection`, as in kube-apiserver.
 pub fn namespaces() -> ResourceInfo {
     ResourceInfo::for_type::<Namespace>()
         .with_short_names(&["ns"])
         .with_verbs(&[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ])
+        .with_subresource(SubresourceInfo::new("finalize", "Namespace", &["update"]))
         .with_status_subresource()
 }
 

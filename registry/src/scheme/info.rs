@@ -32,13 +32,18 @@ pub struct SubresourceInfo {
 }
 
 impl SubresourceInfo {
+    /// A subresource `name` taking and returning `kind`, with the discovery `verbs`.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>, verbs: &[&str]) -> Self {
+        SubresourceInfo {
+            name: name.into(),
+            kind: kind.into(),
+            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
     /// The `status` subresource of `kind`: get, patch and update of the same kind.
     pub fn status(kind: impl Into<String>) -> Self {
-        SubresourceInfo {
-            name: "status".to_owned(),
-            kind: kind.into(),
-            verbs: SUBRESOURCE_VERBS.iter().map(|v| (*v).to_owned()).collect(),
-        }
+        SubresourceInfo::new("status", kind, &SUBRESOURCE_VERBS)
     }
 }
 
@@ -142,6 +147,12 @@ impl ResourceInfo {
     /// Namespaced or cluster scope.
     pub fn with_namespaced(mut self, namespaced: bool) -> Self {
         self.namespaced = namespaced;
+        self
+    }
+
+    /// Adds a subresource (listed in discovery after those added before).
+    pub fn with_subresource(mut self, subresource: SubresourceInfo) -> Self {
+        self.subresources.push(subresource);
         self
     }
 

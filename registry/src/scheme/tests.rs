@@ -358,9 +358,19 @@ fn discovery_documents() {
             "configmaps",
             "secrets",
             "namespaces",
+            "namespaces/finalize",
             "namespaces/status",
             "events"
         ]
+    );
+    let finalize = core
+        .resources
+        .iter()
+        .find(|r| r.name == "namespaces/finalize")
+        .unwrap();
+    assert_eq!(
+        (finalize.kind.as_str(), finalize.namespaced, &finalize.verbs),
+        ("Namespace", false, &vec!["update".to_owned()])
     );
     assert!(
         mapper

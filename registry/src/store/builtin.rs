@@ -10,8 +10,9 @@ use super::strategy::{
     GcPolicy, Strategy, TableColumn, age, age_column, copy_spec, copy_status, name_column,
 };
 use super::validation::{
-    FIELD_IMMUTABLE, NameValidator, config_map_key_errors, key_path, name_is_dns_label,
-    name_is_dns_subdomain, too_long, validate_object_meta,
+    FIELD_IMMUTABLE, FINALIZER_DELETE_DEPENDENTS, FINALIZER_ORPHAN_DEPENDENTS, NameValidator,
+    config_map_key_errors, key_path, name_is_dns_label, name_is_dns_subdomain,
+    qualified_name_errors, too_long, validate_object_meta,
 };
 use crate::object::Object;
 use crate::selector::validation::dns1123_subdomain_errors;
@@ -49,34 +50,91 @@ fn forbidden_immutable(path: &str) -> FieldError {
 // ---------------------------------------------------------------------------------------------
 // Namespaces
 
-/// `namespaces` (core/v1, cluster-scoped): DNS-label names, phase `Active` on create, the
-/// `Terminating` phase once a delete marks them, `spec.finalizers` and `status` kept on
-/// main-resource updates.
+/// The finalizer the namespace controller owns in `spec.finalizers` (`FinalizerKubernetes`):
+/// every new namespace gets it, and the controller removes it through `namespaces/finalize`
+/// once the namespace is empty.
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+/// The label every namespace carries with its own name (`v1.LabelMetadataName`).
+pub const LABEL_METADATA_NAME: &str = "kubernetes.io/metadata.name";
+
+/// The finalizer names a namespace's `spec.finalizers` may hold without a `/`
+/// (`IsStandardFinalizerName`).
+const STANDARD_FINALIZERS: [&str; 3] = [
+    NAMESPACE_FINALIZER,
+    FINALIZER_ORPHAN_DEPENDENTS,
+    FINALIZER_DELETE_DEPENDENTS,
+];
+
+/// `namespaces` (core/v1, cluster-scoped), as upstream's `namespaceStrategy`: DNS-label names,
+/// phase `Active` and the [`NAMESPACE_FINALIZER`] in `spec.finalizers` on create, the
+/// [`LABEL_METADATA_NAME`] label on every write, `spec.finalizers` and `status` kept on
+/// main-resource updates. Deletion is two-phase
+/// ([`Strategy::spec_finalizers_pending`]): the first delete marks the namespace `Terminating`,
+/// and it goes away once `spec.finalizers` is empty (emptied through
+/// [`NamespaceFinalizeStrategy`]) and no metadata finalizer is left.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NamespaceStrategy;
 
-/// The `namespaces/status` strategy: only `status` changes.
+/// The `namespaces/status` strategy: only `status` changes; the phase must be `Active` without
+/// a deletionTimestamp and `Terminating` with one (`ValidateNamespaceStatusUpdate`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NamespaceStatusStrategy;
 
-/// The `namespaces/finalize` strategy: only `spec.finalizers` changes.
+/// The `namespaces/finalize` strategy (an update-only subresource): metadata and
+/// `spec.finalizers` change, `status` is kept (`ValidateNamespaceFinalizeUpdate`). An update
+/// that leaves a namespace being deleted without spec and metadata finalizers deletes it
+/// (`ShouldDeleteNamespaceDuringUpdate`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NamespaceFinalizeStrategy;
 
-fn validate_namespace(namespace: &Namespace) -> Vec<FieldError> {
-    let mut errors = validate_object_meta(&namespace.metadata, false, name_is_dns_label);
-    let finalizers = namespace.spec.as_ref().and_then(|s| s.finalizers.as_ref());
-    for finalizer in finalizers.into_iter().flatten() {
-        let standard = finalizer == "kubernetes";
-        if !standard && !finalizer.contains('/') {
-            errors.push(FieldError::invalid(
-                "spec.finalizers",
-                finalizer.as_str(),
-                "name is neither a standard finalizer name nor is it fully qualified",
-            ));
-        }
+fn spec_finalizers(namespace: &Namespace) -> &[String] {
+    namespace
+        .spec
+        .as_ref()
+        .and_then(|s| s.finalizers.as_deref())
+        .unwrap_or_default()
+}
+
+/// `validateFinalizerName`: a qualified name, and a standard name unless it has a `/`.
+fn namespace_finalizer_errors(finalizer: &str, path: &str) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = qualified_name_errors(finalizer)
+        .into_iter()
+        .map(|message| FieldError::invalid(path, finalizer, message))
+        .collect();
+    if !finalizer.contains('/') && !STANDARD_FINALIZERS.contains(&finalizer) {
+        errors.push(FieldError::invalid(
+            path,
+            finalizer,
+            "name is neither a standard finalizer name nor is it fully qualified",
+        ));
     }
     errors
+}
+
+/// `ValidateNamespace`.
+fn validate_namespace(namespace: &Namespace) -> Vec<FieldError> {
+    let mut errors = validate_object_meta(&namespace.metadata, false, name_is_dns_label);
+    for finalizer in spec_finalizers(namespace) {
+        errors.extend(namespace_finalizer_errors(finalizer, "spec.finalizers"));
+    }
+    errors
+}
+
+/// The namespace `Canonicalize`: the [`LABEL_METADATA_NAME`] label holds the name (set after
+/// name generation, so `generateName` namespaces get it too).
+fn label_with_name(namespace: &mut Namespace) {
+    let name = namespace.metadata.name.clone().unwrap_or_default();
+    namespace
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(LABEL_METADATA_NAME.to_owned(), name);
+}
+
+/// `ShouldDeleteNamespaceDuringUpdate`'s addition to the generic rule: no spec finalizer left.
+fn namespace_finalized(namespace: &Namespace) -> bool {
+    spec_finalizers(namespace).is_empty()
 }
 
 impl Strategy<Namespace> for NamespaceStrategy {
@@ -93,6 +151,11 @@ impl Strategy<Namespace> for NamespaceStrategy {
             phase: Some("Active".to_owned()),
             conditions: None,
         });
+        let spec = object.spec.get_or_insert_with(Default::default);
+        let finalizers = spec.finalizers.get_or_insert_with(Vec::new);
+        if !finalizers.iter().any(|f| f == NAMESPACE_FINALIZER) {
+            finalizers.push(NAMESPACE_FINALIZER.to_owned());
+        }
     }
 
     fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
@@ -117,16 +180,30 @@ impl Strategy<Namespace> for NamespaceStrategy {
         validate_namespace(new)
     }
 
+    fn canonicalize(&self, object: &mut Namespace) {
+        label_with_name(object);
+    }
+
     fn allow_unconditional_update(&self) -> bool {
         true
     }
 
+    /// Namespaces get no `orphan` / `foregroundDeletion` finalizers: there is no garbage
+    /// collector here to remove them, so they would keep the namespace forever.
     fn default_gc_policy(&self) -> GcPolicy {
         GcPolicy::Unsupported
     }
 
     fn on_deletion_marked(&self, object: &mut Namespace) {
         object.status.get_or_insert_with(Default::default).phase = Some("Terminating".to_owned());
+    }
+
+    fn should_delete_during_update(&self, new: &Namespace, _old: &Namespace) -> bool {
+        namespace_finalized(new)
+    }
+
+    fn spec_finalizers_pending(&self, object: &Namespace) -> Option<bool> {
+        Some(!namespace_finalized(object))
     }
 
     fn selectable_fields(&self, object: &Namespace) -> Fields {
@@ -191,19 +268,43 @@ impl Strategy<Namespace> for NamespaceStatusStrategy {
     }
 
     fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
-        let phase = new.status.as_ref().and_then(|s| s.phase.clone());
-        match phase.as_deref() {
-            None | Some("Active" | "Terminating") => Vec::new(),
-            Some(other) => vec![FieldError::not_supported(
-                "status.phase",
-                other,
-                &["Active", "Terminating"],
-            )],
+        let phase = new
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let (expected, detail) = if new.metadata.deletion_timestamp.is_none() {
+            (
+                "Active",
+                "may only be 'Active' if `deletionTimestamp` is empty",
+            )
+        } else {
+            (
+                "Terminating",
+                "may only be 'Terminating' if `deletionTimestamp` is not empty",
+            )
+        };
+        if phase == expected {
+            Vec::new()
+        } else {
+            vec![FieldError::invalid("status.Phase", phase, detail)]
         }
+    }
+
+    fn canonicalize(&self, object: &mut Namespace) {
+        label_with_name(object);
     }
 
     fn allow_unconditional_update(&self) -> bool {
         true
+    }
+
+    fn should_delete_during_update(&self, new: &Namespace, _old: &Namespace) -> bool {
+        namespace_finalized(new)
+    }
+
+    fn spec_finalizers_pending(&self, object: &Namespace) -> Option<bool> {
+        Some(!namespace_finalized(object))
     }
 }
 
@@ -217,19 +318,33 @@ impl Strategy<Namespace> for NamespaceFinalizeStrategy {
     }
 
     fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
-        let finalizers = new.spec.as_ref().and_then(|s| s.finalizers.clone());
-        let mut kept = old.clone();
-        kept.metadata = new.metadata.clone();
-        kept.spec.get_or_insert_with(Default::default).finalizers = finalizers;
-        *new = kept;
+        new.status = old.status.clone();
     }
 
     fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
-        validate_namespace(new)
+        spec_finalizers(new)
+            .iter()
+            .enumerate()
+            .flat_map(|(i, finalizer)| {
+                namespace_finalizer_errors(finalizer, &format!("spec.finalizers[{i}]"))
+            })
+            .collect()
+    }
+
+    fn canonicalize(&self, object: &mut Namespace) {
+        label_with_name(object);
     }
 
     fn allow_unconditional_update(&self) -> bool {
         true
+    }
+
+    fn should_delete_during_update(&self, new: &Namespace, _old: &Namespace) -> bool {
+        namespace_finalized(new)
+    }
+
+    fn spec_finalizers_pending(&self, object: &Namespace) -> Option<bool> {
+        Some(!namespace_finalized(object))
     }
 }
 

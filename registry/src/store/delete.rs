@@ -402,6 +402,14 @@ impl<K: Object> Store<K> {
             .await
             .map_err(|e| self.storage_error(e, Operation::Delete, name))?
             .ok_or_else(|| ApiError::not_found(&self.resource, name))?;
+        if let Some(pending) = self.strategy.spec_finalizers_pending(&read) {
+            if let Some(result) = self
+                .delete_in_two_phases(&key, name, &read, pending, &options, validation.as_ref())
+                .await?
+            {
+                return Ok(result);
+            }
+        }
         let mut preconditions = Preconditions {
             uid: options.preconditions.as_ref().and_then(|p| p.uid.clone()),
             resource_version: options
@@ -507,6 +515,113 @@ impl<K: Object> Store<K> {
             }
             Err(error) => Err(self.storage_error(error, Operation::Delete, name)),
         }
+    }
+
+    /// The delete of a kind with finalizers of its own ([`Strategy::spec_finalizers_pending`],
+    /// `pending` for `read`; upstream's namespace `REST.Delete`): the options are validated and
+    /// the preconditions checked against the object read, with upstream's messages. The first
+    /// delete then marks the object (deletionTimestamp now, no grace period,
+    /// [`Strategy::on_deletion_marked`], GC finalizers; the write is conditional on the uid) and
+    /// later ones change nothing while `pending`; either way the object is answered and stays.
+    /// `None`: the object is being deleted and nothing is pending, so the generic delete runs.
+    ///
+    /// [`Strategy::spec_finalizers_pending`]: super::Strategy::spec_finalizers_pending
+    /// [`Strategy::on_deletion_marked`]: super::Strategy::on_deletion_marked
+    async fn delete_in_two_phases(
+        &self,
+        key: &str,
+        name: &str,
+        read: &K,
+        pending: bool,
+        options: &DeleteOptions,
+        validation: Option<&AdmissionFn<K>>,
+    ) -> Result<Option<DeleteResult<K>>, ApiError> {
+        let errors = validate_delete_options(options);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                &errors,
+            ));
+        }
+        let meta = read.meta();
+        let uid = meta.uid.clone().unwrap_or_default();
+        let wanted = options.preconditions.as_ref();
+        if let Some(expected) = wanted.and_then(|p| p.uid.as_ref()) {
+            if *expected != uid {
+                return Err(ApiError::conflict(
+                    &self.resource,
+                    name,
+                    format!(
+                        "Precondition failed: UID in precondition: {expected}, UID in object meta: {uid}"
+                    ),
+                ));
+            }
+        }
+        let resource_version = wanted.and_then(|p| p.resource_version.clone());
+        if let Some(expected) = &resource_version {
+            let actual = meta.resource_version.clone().unwrap_or_default();
+            if *expected != actual {
+                return Err(ApiError::conflict(
+                    &self.resource,
+                    name,
+                    format!(
+                        "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        if meta.deletion_timestamp.is_some() {
+            // Deleting already: wait for the kind's finalizers, then delete for real.
+            return Ok(pending.then(|| DeleteResult {
+                response: DeleteResponse::Object(read.clone()),
+                deleted: false,
+            }));
+        }
+        let preconditions = Preconditions {
+            uid: Some(uid),
+            resource_version,
+        };
+        let mark = |mut existing: K| -> Result<K, ApiError> {
+            if let Some(validate) = validation {
+                validate(&existing, None)?;
+            }
+            if existing.meta().deletion_timestamp.is_none() {
+                existing.meta_mut().deletion_timestamp = Some(system::now());
+            }
+            self.strategy.on_deletion_marked(&mut existing);
+            let (changed, finalizers) = self.gc_finalizers(&existing, options);
+            if changed {
+                existing.meta_mut().finalizers = (!finalizers.is_empty()).then_some(finalizers);
+            }
+            Ok(existing)
+        };
+        let marked = if is_dry_run(options) {
+            preconditions
+                .check(key, read)
+                .map_err(|e| self.storage_error(e, Operation::Update, name))?;
+            mark(read.clone())?
+        } else {
+            self.storage
+                .guaranteed_update(
+                    key,
+                    false,
+                    Some(&preconditions),
+                    |existing, _| {
+                        let ttl = self.strategy.ttl_seconds(&existing, 0, true);
+                        let marked = mark(existing).map_err(StorageError::from)?;
+                        Ok((marked, (ttl > 0).then_some(ttl)))
+                    },
+                    None,
+                )
+                .await
+                .map_err(|e| self.storage_error(e, Operation::Update, name))?
+        };
+        Ok(Some(DeleteResult {
+            response: DeleteResponse::Object(marked),
+            deleted: false,
+        }))
     }
 
     /// `deleteWithoutFinalizers`: an update emptied the finalizers of an object being deleted,

@@ -7,11 +7,14 @@
 //!   leases) and a generic strategy for custom kinds.
 //! - [`patch`]: PATCH through the Store ([`Store::patch`]): JSON, merge, strategic merge and
 //!   server-side apply inside the update pipeline, and `managedFields` of ordinary writes.
+//! - [`lifecycle`]: the namespace checks of namespaced creates and updates
+//!   ([`Store::with_namespace_lifecycle`]).
 
 // `ApiError` (a full `metav1.Status`) is the crate-wide API error; every fallible step returns it.
 
 pub mod builtin;
 mod delete;
+pub mod lifecycle;
 pub mod patch;
 pub mod strategy;
 pub mod system;
@@ -32,6 +35,7 @@ use crate::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operati
 use crate::storage::{ObjectWatch, Storage};
 
 pub use delete::{DeleteResponse, DeleteResult};
+pub use lifecycle::{NamespaceLifecycle, NamespacePhase};
 pub use patch::{PatchOptions, PatchView, SchemeView};
 pub use strategy::{GcPolicy, StatusStrategy, Strategy, TableColumn};
 
@@ -136,6 +140,8 @@ pub struct Store<K: Object> {
     kind: String,
     strategy: Arc<dyn Strategy<K>>,
     status_strategy: Option<Arc<dyn Strategy<K>>>,
+    subresource_strategies: Vec<(String, Arc<dyn Strategy<K>>)>,
+    namespace_lifecycle: Option<Arc<dyn NamespaceLifecycle>>,
     key_root: String,
     enable_gc: bool,
     return_deleted_object: bool,
@@ -151,6 +157,8 @@ impl<K: Object> Clone for Store<K> {
             kind: self.kind.clone(),
             strategy: self.strategy.clone(),
             status_strategy: self.status_strategy.clone(),
+            subresource_strategies: self.subresource_strategies.clone(),
+            namespace_lifecycle: self.namespace_lifecycle.clone(),
             key_root: self.key_root.clone(),
             enable_gc: self.enable_gc,
             return_deleted_object: self.return_deleted_object,
@@ -174,6 +182,8 @@ impl<K: Object> std::fmt::Debug for Store<K> {
 struct UpdateState<K> {
     created: bool,
     delete_instead: Option<K>,
+    /// The namespace of the write is terminating: an update that would create is refused.
+    namespace_terminating: bool,
 }
 
 impl<K: Object> Store<K> {
@@ -207,6 +217,8 @@ impl<K: Object> Store<K> {
             kind,
             strategy,
             status_strategy: None,
+            subresource_strategies: Vec::new(),
+            namespace_lifecycle: None,
             key_root,
             enable_gc: true,
             return_deleted_object: false,
@@ -232,6 +244,29 @@ impl<K: Object> Store<K> {
     /// This store with a `status` subresource written through `strategy`.
     pub fn with_status_strategy(mut self, strategy: Arc<dyn Strategy<K>>) -> Self {
         self.status_strategy = Some(strategy);
+        self
+    }
+
+    /// This store with another update-only subresource (such as `namespaces/finalize`) written
+    /// through `strategy` by [`Store::update_subresource`]. `status` is
+    /// [`Store::with_status_strategy`]'s; registering a name again replaces its strategy.
+    pub fn with_subresource_strategy(
+        mut self,
+        subresource: &str,
+        strategy: Arc<dyn Strategy<K>>,
+    ) -> Self {
+        self.subresource_strategies
+            .retain(|(name, _)| name != subresource);
+        self.subresource_strategies
+            .push((subresource.to_owned(), strategy));
+        self
+    }
+
+    /// This store checking the namespace of every namespaced create and update with
+    /// `lifecycle` (upstream's `NamespaceLifecycle` admission; see [`lifecycle`]). Without it
+    /// writes go to any namespace. Cluster-scoped stores never check.
+    pub fn with_namespace_lifecycle(mut self, lifecycle: Arc<dyn NamespaceLifecycle>) -> Self {
+        self.namespace_lifecycle = Some(lifecycle);
         self
     }
 
@@ -287,6 +322,34 @@ impl<K: Object> Store<K> {
     /// Whether a `status` subresource is served.
     pub fn has_status(&self) -> bool {
         self.status_strategy.is_some()
+    }
+
+    /// The strategy writes to `subresource` go through: `status`'s or one registered with
+    /// [`Store::with_subresource_strategy`].
+    fn subresource_strategy(&self, subresource: &str) -> Option<Arc<dyn Strategy<K>>> {
+        if subresource == "status" {
+            return self.status_strategy.clone();
+        }
+        self.subresource_strategies
+            .iter()
+            .find(|(name, _)| name == subresource)
+            .map(|(_, strategy)| strategy.clone())
+    }
+
+    /// Where the namespace of a write into `namespace` stands; `None` when nothing is checked
+    /// (no [`NamespaceLifecycle`], a cluster-scoped kind, or no namespace, which the key
+    /// rejects later). A missing namespace is 404.
+    async fn admit_namespace(&self, namespace: &str) -> Result<Option<NamespacePhase>, ApiError> {
+        let Some(lifecycle) = &self.namespace_lifecycle else {
+            return Ok(None);
+        };
+        if !self.namespace_scoped() || namespace.is_empty() {
+            return Ok(None);
+        }
+        match lifecycle.phase(namespace).await? {
+            NamespacePhase::Missing => Err(lifecycle::namespace_not_found(namespace)),
+            phase => Ok(Some(phase)),
+        }
     }
 
     /// The key root of a list or watch in `namespace` (`""`: all namespaces).
@@ -565,6 +628,19 @@ impl<K: Object> Store<K> {
         let meta = object.meta();
         let generated = meta.name.as_deref().unwrap_or_default().is_empty()
             && !meta.generate_name.as_deref().unwrap_or_default().is_empty();
+        if self.admit_namespace(namespace).await? == Some(NamespacePhase::Terminating) {
+            // Admission runs before names are generated: it names the prefix.
+            let name = [&meta.name, &meta.generate_name]
+                .into_iter()
+                .flatten()
+                .find(|n| !n.is_empty())
+                .map_or("Unknown", String::as_str);
+            return Err(lifecycle::namespace_terminating(
+                &self.resource,
+                name,
+                namespace,
+            ));
+        }
         if !generated {
             return self.create_once(namespace, object, options, false).await;
         }
@@ -685,6 +761,110 @@ impl<K: Object> Store<K> {
         object: K,
         options: &UpdateOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
+        let options = self.replace_options(&object, name, options)?;
+        self.update_pipeline(
+            strategy,
+            subresource,
+            namespace,
+            name,
+            |_| Ok(object.clone()),
+            &options,
+        )
+        .await
+    }
+
+    /// Writes the update-only subresource `subresource` (`status`, or one registered with
+    /// [`Store::with_subresource_strategy`] such as `namespaces/finalize`): like
+    /// [`Store::update`] through that subresource's strategy. Subresources never create. 405
+    /// when the kind has no such subresource.
+    #[tracing::instrument(level = "debug", skip(self, object, options), fields(resource = %self.resource))]
+    pub async fn update_subresource(
+        &self,
+        subresource: &str,
+        namespace: &str,
+        name: &str,
+        object: K,
+        options: &UpdateOptions<K>,
+    ) -> Result<Updated<K>, ApiError> {
+        let Some(strategy) = self.subresource_strategy(subresource) else {
+            return Err(ApiError::method_not_supported(
+                &self.resource,
+                &format!("update {subresource}"),
+            ));
+        };
+        let mut options = self.replace_options(&object, name, options)?;
+        options.force_allow_create = false;
+        self.subresource_pipeline(
+            strategy,
+            subresource,
+            namespace,
+            name,
+            |_| Ok(object.clone()),
+            &options,
+        )
+        .await
+    }
+
+    /// [`Store::update_with`] through the strategy of the update-only subresource
+    /// `subresource` (see [`Store::update_subresource`]).
+    pub async fn update_subresource_with<F>(
+        &self,
+        subresource: &str,
+        namespace: &str,
+        name: &str,
+        update: F,
+        options: &UpdateOptions<K>,
+    ) -> Result<Updated<K>, ApiError>
+    where
+        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
+    {
+        let Some(strategy) = self.subresource_strategy(subresource) else {
+            return Err(ApiError::method_not_supported(
+                &self.resource,
+                &format!("update {subresource}"),
+            ));
+        };
+        let mut options = options.clone();
+        options.force_allow_create = false;
+        self.subresource_pipeline(strategy, subresource, namespace, name, update, &options)
+            .await
+    }
+
+    /// The update pipeline of a custom subresource: the desired object is prepared by the
+    /// subresource's strategy before `managedFields` are tracked, so the manager owns only what
+    /// the subresource writes (the strategy resets the rest, as upstream's reset fields).
+    async fn subresource_pipeline<F>(
+        &self,
+        strategy: Arc<dyn Strategy<K>>,
+        subresource: &str,
+        namespace: &str,
+        name: &str,
+        mut update: F,
+        options: &UpdateOptions<K>,
+    ) -> Result<Updated<K>, ApiError>
+    where
+        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
+    {
+        let prepare = strategy.clone();
+        let prepared = move |existing: Option<&K>| {
+            let mut object = update(existing)?;
+            if let Some(old) = existing {
+                prepare.prepare_for_update(&mut object, old);
+            }
+            Ok(object)
+        };
+        self.update_pipeline(strategy, subresource, namespace, name, prepared, options)
+            .await
+    }
+
+    /// The options of a replace (PUT) of `name` with `object`: the body's name must equal `name`
+    /// (400); a non-empty `metadata.uid` becomes a precondition.
+    fn replace_options(
+        &self,
+        object: &K,
+        name: &str,
+        options: &UpdateOptions<K>,
+    ) -> Result<UpdateOptions<K>, ApiError> {
         let body_name = object.meta().name.clone().unwrap_or_default();
         if body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -698,15 +878,7 @@ impl<K: Object> Store<K> {
                 .get_or_insert_with(Preconditions::default)
                 .uid = Some(uid);
         }
-        self.update_pipeline(
-            strategy,
-            subresource,
-            namespace,
-            name,
-            |_| Ok(object.clone()),
-            &options,
-        )
-        .await
+        Ok(options)
     }
 
     /// The update pipeline for PATCH, apply and custom verbs: `update` gets the stored object
@@ -768,9 +940,12 @@ impl<K: Object> Store<K> {
             patch::check_field_manager("UpdateOptions", manager)?;
         }
         let allow_create = strategy.allow_create_on_update() || options.force_allow_create;
+        let namespace_terminating =
+            self.admit_namespace(namespace).await? == Some(NamespacePhase::Terminating);
         let mut state = UpdateState {
             created: false,
             delete_instead: None,
+            namespace_terminating,
         };
         if options.dry_run {
             let probe = GetOptions {
@@ -886,6 +1061,14 @@ impl<K: Object> Store<K> {
         if revision == 0 {
             if !allow_create {
                 return Err(ApiError::not_found(&self.resource, name));
+            }
+            if state.namespace_terminating {
+                // An update that creates is admitted as a create.
+                return Err(lifecycle::namespace_terminating(
+                    &self.resource,
+                    name,
+                    namespace,
+                ));
             }
             let mut object = update(None)?;
             if let Some(manager) = &options.field_manager {

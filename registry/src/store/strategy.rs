@@ -158,6 +158,18 @@ pub trait Strategy<K: Object>: Send + Sync {
         true
     }
 
+    /// Finalizers the kind keeps outside `metadata.finalizers` and that a delete waits for, as
+    /// namespaces keep `spec.finalizers` (upstream's namespace `REST.Delete`). `None`, the
+    /// default, is the generic delete. `Some(pending)` makes deletion two-phase: the first
+    /// delete of an object only marks it (deletionTimestamp now, [`Strategy::on_deletion_marked`],
+    /// the garbage-collection finalizers the options ask for) and answers with it; later deletes
+    /// answer with the object unchanged while `pending`, and run the generic delete once it is
+    /// not. Kinds returning `Some` should also veto
+    /// [`Strategy::should_delete_during_update`] while their finalizers are pending.
+    fn spec_finalizers_pending(&self, _object: &K) -> Option<bool> {
+        None
+    }
+
     /// The TTL in seconds to write the object with (`TTLFunc`); `existing` is the current TTL
     /// (0: none) and `update` tells create from update. 0 writes without TTL.
     fn ttl_seconds(&self, _object: &K, existing: u64, _update: bool) -> u64 {
@@ -367,6 +379,14 @@ impl<K: Object, S: Strategy<K>> Strategy<K> for StatusStrategy<S> {
 
     fn allow_unconditional_update(&self) -> bool {
         self.main.allow_unconditional_update()
+    }
+
+    fn should_delete_during_update(&self, new: &K, old: &K) -> bool {
+        self.main.should_delete_during_update(new, old)
+    }
+
+    fn spec_finalizers_pending(&self, object: &K) -> Option<bool> {
+        self.main.spec_finalizers_pending(object)
     }
 
     fn ttl_seconds(&self, object: &K, existing: u64, update: bool) -> u64 {

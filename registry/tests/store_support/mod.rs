@@ -11,8 +11,8 @@ use registry::Storage;
 use registry::object::DynamicObject;
 use registry::status::{ApiError, GroupResource};
 use registry::store::builtin::{
-    ConfigMapStrategy, EventStrategy, GenericStrategy, LeaseStrategy, NamespaceStatusStrategy,
-    NamespaceStrategy, SecretStrategy,
+    ConfigMapStrategy, EventStrategy, GenericStrategy, LeaseStrategy, NamespaceFinalizeStrategy,
+    NamespaceStatusStrategy, NamespaceStrategy, SecretStrategy,
 };
 use registry::store::{StatusStrategy, Store, Strategy};
 use serde_json::{Value, json};
@@ -103,6 +103,8 @@ pub fn leases(b: &Backend) -> Store<Lease> {
     )
 }
 
+/// Namespaces as kube-apiserver serves them: `status` and `finalize` subresources, deleted
+/// objects returned.
 pub fn namespaces(b: &Backend) -> Store<Namespace> {
     Store::new(
         Storage::new(b.store.clone(), Arc::new(Namespace::default)),
@@ -111,6 +113,8 @@ pub fn namespaces(b: &Backend) -> Store<Namespace> {
         Arc::new(NamespaceStrategy),
     )
     .with_status_strategy(Arc::new(NamespaceStatusStrategy))
+    .with_subresource_strategy("finalize", Arc::new(NamespaceFinalizeStrategy))
+    .with_return_deleted_object(true)
 }
 
 pub fn new_gadget() -> DynamicObject {
