@@ -131,10 +131,15 @@ async fn main() -> anyhow::Result<()> {
         KindSpec::<Namespace>::new(
             builtin::namespaces(),
             Arc::new(TypedConverter::<Namespace>::new()),
-            Arc::new(apiserver::kinds::LifecycleNamespaceStrategy),
+            Arc::new(registry::store::builtin::NamespaceStrategy),
             &registry::patch::NAMESPACE,
         )
-        .with_status_strategy(Arc::new(registry::store::builtin::NamespaceStatusStrategy)),
+        .with_status_strategy(Arc::new(registry::store::builtin::NamespaceStatusStrategy))
+        .with_subresource_strategy(
+            "finalize",
+            Arc::new(registry::store::builtin::NamespaceFinalizeStrategy),
+        )
+        .with_return_deleted_object(),
     )?;
     builder.register_kind(KindSpec::<Gadget>::new(
         ResourceInfo::for_type::<Gadget>()

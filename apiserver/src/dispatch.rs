@@ -604,7 +604,12 @@ async fn resource_request(
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
             let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
-            let (object, created) = handler.update(&ctx, &path.name, value).await?;
+            let finalized =
+                crate::namespace::finalize(state, &info, &ctx, &path.name, &value).await?;
+            let (object, created) = match finalized {
+                Some(object) => (object, false),
+                None => handler.update(&ctx, &path.name, value).await?,
+            };
             let code = if created {
                 StatusCode::CREATED
             } else {
@@ -677,6 +682,7 @@ async fn resource_request(
             if !verb_allowed(handler.as_ref(), "delete", "") {
                 return Err(method_not_allowed("DELETE", &uri_path));
             }
+            crate::namespace::admit_delete(&info, &path.name)?;
             let (object, deleted) = handler.delete(&ctx, &path.name, &options).await?;
             // As kube-apiserver: 202 only for an object kept (finalizers) when the client
             // asked for cascading deletion with `orphanDependents=false`; 200 otherwise.

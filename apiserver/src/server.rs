@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::auth::TokenAuth;
 use crate::handler::{ResourceHandler, SchemaFn, StoreHandler};
 use crate::metrics::{InstrumentedStore, Metrics};
+use crate::namespace::NamespaceBinding;
 
 /// Everything needed to serve one kind from a registry [`Store`].
 pub struct KindSpec<K: Object + Default> {
@@ -24,6 +25,8 @@ pub struct KindSpec<K: Object + Default> {
     converter: Arc<dyn Converter>,
     strategy: Arc<dyn Strategy<K>>,
     status_strategy: Option<Arc<dyn Strategy<K>>>,
+    subresource_strategies: Vec<(String, Arc<dyn Strategy<K>>)>,
+    return_deleted_object: bool,
     patch_schema: &'static KindSchema,
     openapi: Option<SchemaFn>,
     transformer: Option<Arc<dyn ValueTransformer>>,
@@ -44,6 +47,8 @@ impl<K: Object + Default> KindSpec<K> {
             converter,
             strategy,
             status_strategy: None,
+            subresource_strategies: Vec::new(),
+            return_deleted_object: false,
             patch_schema,
             openapi: None,
             transformer: None,
@@ -53,6 +58,25 @@ impl<K: Object + Default> KindSpec<K> {
     /// Serves the `status` subresource through `strategy` (`info` must list it).
     pub fn with_status_strategy(mut self, strategy: Arc<dyn Strategy<K>>) -> Self {
         self.status_strategy = Some(strategy);
+        self
+    }
+
+    /// Writes the update-only subresource `subresource` (such as `namespaces/finalize`; `info`
+    /// must list it) through `strategy`, with [`registry::Store::update_subresource`].
+    pub fn with_subresource_strategy(
+        mut self,
+        subresource: &str,
+        strategy: Arc<dyn Strategy<K>>,
+    ) -> Self {
+        self.subresource_strategies
+            .push((subresource.to_owned(), strategy));
+        self
+    }
+
+    /// Completed deletes answer with the deleted object instead of a `Status` (as
+    /// kube-apiserver does for namespaces).
+    pub fn with_return_deleted_object(mut self) -> Self {
+        self.return_deleted_object = true;
         self
     }
 
@@ -90,6 +114,7 @@ pub struct ServerBuilder {
     metrics: Metrics,
     auth: Option<TokenAuth>,
     namespaces: Option<Store<Namespace>>,
+    namespace_binding: Arc<NamespaceBinding>,
     server_address: String,
 }
 
@@ -110,6 +135,7 @@ impl ServerBuilder {
             metrics,
             auth: None,
             namespaces: None,
+            namespace_binding: Arc::new(NamespaceBinding::default()),
             server_address: "127.0.0.1:6443".to_owned(),
         })
     }
@@ -136,7 +162,9 @@ impl ServerBuilder {
         &self.storage
     }
 
-    /// Registers a kind served from a registry [`Store`] over this builder's storage.
+    /// Registers a kind served from a registry [`Store`] over this builder's storage. Namespaced
+    /// kinds check the namespace of their creates and updates against the `namespaces` kind
+    /// once it is registered (in any order; see [`registry::store::lifecycle`]).
     ///
     /// # Errors
     ///
@@ -161,10 +189,20 @@ impl ServerBuilder {
         if let Some(status) = &spec.status_strategy {
             store = store.with_status_strategy(status.clone());
         }
+        for (subresource, strategy) in &spec.subresource_strategies {
+            store = store.with_subresource_strategy(subresource, strategy.clone());
+        }
+        if spec.return_deleted_object {
+            store = store.with_return_deleted_object(true);
+        }
+        if spec.info.namespaced {
+            store = store.with_namespace_lifecycle(self.namespace_binding.clone());
+        }
         if spec.info.group.is_empty() && spec.info.plural == "namespaces" {
             // The namespace lifecycle needs the typed store.
             let typed: Box<dyn std::any::Any> = Box::new(store.clone());
             if let Ok(ns) = typed.downcast::<Store<Namespace>>() {
+                self.namespace_binding.bind(&ns);
                 self.namespaces = Some(*ns);
             }
         }

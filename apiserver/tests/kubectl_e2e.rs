@@ -478,3 +478,126 @@ fn kubectl_end_to_end() {
     let status = server.terminate().expect("server exits on SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+const HELD: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: held
+  namespace: stuck
+  finalizers:
+  - example.com/hold
+";
+
+/// The namespace lifecycle as users meet it: `default` cannot be deleted, namespaces carry the
+/// `kubernetes.io/metadata.name` label, a namespace held by content goes `Terminating` and
+/// refuses new content, and the known recipe (`kubectl replace --raw .../finalize` with empty
+/// `spec.finalizers`) removes it, ending `kubectl wait --for=delete` and the watch.
+#[test]
+fn kubectl_namespace_lifecycle() {
+    let binary = kubectl_binary();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let work = temp.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let server = ServerProcess::start(&data, &[]);
+    let k = Kubectl {
+        binary,
+        kubeconfig: server.kubeconfig.clone(),
+        cache: temp.path().join("cache"),
+        dir: work.clone(),
+    };
+    write(&work, "held.yaml", HELD);
+
+    let err = k.fails(&["delete", "namespace", "default"]);
+    assert!(
+        err.contains(
+            "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted"
+        ),
+        "{err}"
+    );
+    assert!(k.ok(&["get", "ns", "default"]).contains("Active"));
+
+    k.ok(&["create", "namespace", "stuck"]);
+    let labels = k.ok(&["get", "ns", "--show-labels"]);
+    for name in ["default", "stuck"] {
+        assert!(
+            labels.contains(&format!("kubernetes.io/metadata.name={name}")),
+            "{labels}"
+        );
+    }
+    k.ok(&["apply", "-f", "held.yaml"]);
+
+    let mut watch = k
+        .command(&["get", "ns", "stuck", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get ns -w");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        k.ok(&["delete", "namespace", "stuck", "--wait=false"])
+            .contains("namespace \"stuck\" deleted")
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(k.ok(&["get", "ns", "stuck"]).contains("Terminating"));
+    let err = k.fails(&["create", "cm", "late", "-n", "stuck"]);
+    assert!(
+        err.contains(
+            "configmaps \"late\" is forbidden: unable to create new content in namespace stuck because it is being terminated"
+        ),
+        "{err}"
+    );
+    let waiter = k
+        .command(&["wait", "--for=delete", "ns/stuck", "--timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl wait");
+
+    // The recipe, with the `jq '.spec.finalizers=[]'` step done here.
+    let mut namespace: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "ns", "stuck", "-o", "json"])).expect("namespace");
+    assert_eq!(
+        namespace["spec"]["finalizers"],
+        serde_json::json!(["kubernetes"])
+    );
+    namespace["spec"]["finalizers"] = serde_json::json!([]);
+    let out = k.run_with_input(
+        &[
+            "replace",
+            "--raw",
+            "/api/v1/namespaces/stuck/finalize",
+            "-f",
+            "-",
+        ],
+        Some(&namespace.to_string()),
+    );
+    assert!(out.ok, "{}", out.stderr);
+
+    let waited = waiter.wait_with_output().expect("wait output");
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert!(
+        !k.ok(&["get", "ns", "-o", "name"])
+            .contains("namespace/stuck")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    eprintln!("watch output:\n{seen}");
+    let modified = seen
+        .lines()
+        .position(|l| l.contains("MODIFIED") && l.contains("Terminating"));
+    let deleted = seen.lines().position(|l| l.contains("DELETED"));
+    assert!(
+        matches!((modified, deleted), (Some(m), Some(d)) if m < d),
+        "watch missed MODIFIED (Terminating) then DELETED"
+    );
+
+    let status = server.terminate().expect("server exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
