@@ -581,9 +581,7 @@ async fn resource_request(
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
             let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
-            if info.namespaced {
-                crate::namespace::admit_create(state, &ctx.namespace).await?;
-            }
+            // NamespaceLifecycle admission runs in the Store (after validation, as upstream).
             let created = handler.create(&ctx, value).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
@@ -643,12 +641,6 @@ async fn resource_request(
                     crate::strict::reject_undeclared(&config, &kept, &ctx, &path.name, &info)?;
                 }
                 warnings = check_fields(handler.as_ref(), &ctx, &body, &config, validation)?;
-            }
-            if patch_type == PatchType::Apply && info.namespaced {
-                // Apply may create: the namespace must exist.
-                if handler.get(&ctx, &path.name, "").await.is_err() {
-                    crate::namespace::admit_create(state, &ctx.namespace).await?;
-                }
             }
             let outcome = handler.patch(&ctx, &path.name, patch_type, &body).await?;
             warnings.extend(outcome.warnings);

@@ -88,26 +88,6 @@ pub async fn ensure_namespace(state: &ServerState, name: &str) -> anyhow::Result
     }
 }
 
-/// The namespace of a create must exist (404 `namespaces "<ns>" not found`). Creates into a
-/// terminating namespace are refused by the Store, which names the object in its 403; this
-/// early check only saves decoding work for a namespace that is not there.
-///
-/// # Errors
-///
-/// As described, and when the namespace cannot be read.
-pub async fn admit_create(state: &ServerState, namespace: &str) -> Result<(), ApiError> {
-    let Some(store) = &state.namespaces else {
-        return Ok(());
-    };
-    if namespace.is_empty() {
-        return Ok(());
-    }
-    match store.phase(namespace).await? {
-        NamespacePhase::Missing => Err(registry::store::lifecycle::namespace_not_found(namespace)),
-        NamespacePhase::Active | NamespacePhase::Terminating => Ok(()),
-    }
-}
-
 /// `NamespaceLifecycle` admission of a delete: the [`IMMORTAL_NAMESPACES`] may not be deleted
 /// (403 `namespaces "default" is forbidden: this namespace may not be deleted`), whether or not
 /// they exist. Other deletes pass.
