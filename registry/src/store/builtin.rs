@@ -814,37 +814,102 @@ impl Strategy<Event> for EventStrategy {
             ),
             TableColumn::new("Object", "string", "", "The object this event is about"),
             TableColumn::new(
+                "Subobject",
+                "string",
+                "",
+                "The subobject (fieldPath) of the involved object",
+            )
+            .with_priority(1),
+            TableColumn::new("Source", "string", "", "The component reporting this event")
+                .with_priority(1),
+            TableColumn::new(
                 "Message",
                 "string",
                 "",
                 "A human-readable description of the status of this operation",
             ),
+            TableColumn::new(
+                "First Seen",
+                "string",
+                "",
+                "The time at which the event was first recorded",
+            )
+            .with_priority(1),
+            TableColumn::new(
+                "Count",
+                "string",
+                "",
+                "The number of times this event has occurred",
+            )
+            .with_priority(1),
+            TableColumn::new("Name", "string", "name", "The name of the event").with_priority(1),
         ]
     }
 
+    /// Upstream's `printEvent` with `Wide` (the server always prints every column; kubectl
+    /// hides priority-1 ones without `-o wide`).
     fn table_cells(&self, event: &Event) -> Vec<Value> {
-        let last_seen = event
-            .last_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .or_else(|| event.event_time.as_ref().map(|t| t.0.as_second()));
-        let last_seen = match last_seen {
+        let since = |seconds: Option<i64>| match seconds {
             Some(seconds) => super::strategy::human_duration(
                 k8s_openapi::jiff::Timestamp::now().as_second() - seconds,
             ),
             None => "<unknown>".to_owned(),
         };
+        let first = event
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .or_else(|| event.event_time.as_ref().map(|t| t.0.as_second()));
+        let first_seen = since(first);
+        let mut last_seen = match &event.last_timestamp {
+            Some(t) => since(Some(t.0.as_second())),
+            None => first_seen.clone(),
+        };
+        let mut count = i64::from(event.count.unwrap_or(0));
+        if let Some(series) = &event.series {
+            last_seen = since(series.last_observed_time.as_ref().map(|t| t.0.as_second()));
+            count = i64::from(series.count.unwrap_or(0));
+        } else if count == 0 {
+            // Singleton events of the events.k8s.io API carry no count.
+            count = 1;
+        }
         let involved = &event.involved_object;
+        let kind = involved.kind.clone().unwrap_or_default().to_lowercase();
+        let target = match involved.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{kind}/{name}"),
+            None => kind,
+        };
+        let first_non_empty = |a: Option<&String>, b: Option<&String>| {
+            a.filter(|s| !s.is_empty())
+                .or(b)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let source = event.source.as_ref();
+        let component = first_non_empty(
+            source.and_then(|s| s.component.as_ref()),
+            event.reporting_component.as_ref(),
+        );
+        let instance = first_non_empty(
+            source.and_then(|s| s.host.as_ref()),
+            event.reporting_instance.as_ref(),
+        );
+        let source = if instance.is_empty() {
+            component
+        } else {
+            format!("{component}, {instance}")
+        };
         vec![
             Value::from(last_seen),
             Value::from(event.type_.clone().unwrap_or_default()),
             Value::from(event.reason.clone().unwrap_or_default()),
-            Value::from(format!(
-                "{}/{}",
-                involved.kind.clone().unwrap_or_default().to_lowercase(),
-                involved.name.clone().unwrap_or_default()
-            )),
-            Value::from(event.message.clone().unwrap_or_default()),
+            Value::from(target),
+            Value::from(involved.field_path.clone().unwrap_or_default()),
+            Value::from(source),
+            Value::from(event.message.clone().unwrap_or_default().trim().to_owned()),
+            Value::from(first_seen),
+            Value::from(count),
+            Value::from(event.metadata.name.clone().unwrap_or_default()),
         ]
     }
 }
@@ -1037,4 +1102,45 @@ impl<K: Object> Strategy<K> for GenericStrategy {
 /// The status strategy of a [`GenericStrategy`] kind.
 pub fn generic_status_strategy(main: GenericStrategy) -> super::StatusStrategy<GenericStrategy> {
     super::StatusStrategy::new(main)
+}
+
+#[cfg(test)]
+mod event_table_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_rows_have_every_wide_column() {
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"name": "e1", "namespace": "default"},
+            "involvedObject": {"kind": "ConfigMap", "name": "c", "fieldPath": "data.x"},
+            "reason": "Tested", "message": "  hello \n", "type": "Normal",
+            "source": {"host": "node-1"}, "reportingComponent": "unit",
+        }))
+        .unwrap();
+        let columns = EventStrategy.table_columns();
+        let cells = EventStrategy.table_cells(&event);
+        assert_eq!(columns.len(), cells.len());
+        let wide: Vec<&str> = columns
+            .iter()
+            .filter(|c| c.priority == 1)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(wide, ["Subobject", "Source", "First Seen", "Count", "Name"]);
+        assert_eq!(
+            cells,
+            vec![
+                json!("<unknown>"),
+                json!("Normal"),
+                json!("Tested"),
+                json!("configmap/c"),
+                json!("data.x"),
+                json!("unit, node-1"),
+                json!("hello"),
+                json!("<unknown>"),
+                json!(1),
+                json!("e1"),
+            ]
+        );
+    }
 }
