@@ -385,6 +385,57 @@ async fn mixed<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     Ok(measured)
 }
 
+/// A watcher that did not see every acknowledged write in order.
+struct WatcherProblem {
+    watcher: usize,
+    events: usize,
+    missing: usize,
+    in_order: bool,
+    ended: Option<String>,
+}
+
+/// The incomplete watchers, one by one when there are a few, else in aggregate (with 50
+/// watchers a line per watcher would bury the table).
+fn describe_problems(problems: &[WatcherProblem], acked: u64) -> String {
+    let one = |p: &WatcherProblem| {
+        format!(
+            "watcher {}: {} events, {} of {acked} missing{}{}",
+            p.watcher,
+            p.events,
+            p.missing,
+            if p.in_order { "" } else { ", OUT OF ORDER" },
+            p.ended
+                .as_deref()
+                .map(|e| format!(", ended: {e}"))
+                .unwrap_or_default()
+        )
+    };
+    if problems.len() <= 3 {
+        return problems.iter().map(one).collect::<Vec<_>>().join("; ");
+    }
+    let missing = problems.iter().map(|p| p.missing);
+    let (least, most) = (missing.clone().min(), missing.max());
+    let out_of_order = problems.iter().filter(|p| !p.in_order).count();
+    let ended: Vec<&str> = problems.iter().filter_map(|p| p.ended.as_deref()).collect();
+    let mut text = format!(
+        "{} incomplete, missing {}-{} of {acked} events each",
+        problems.len(),
+        least.unwrap_or(0),
+        most.unwrap_or(0)
+    );
+    if out_of_order > 0 {
+        text.push_str(&format!(", {out_of_order} OUT OF ORDER"));
+    }
+    if let Some(first) = ended.first() {
+        let same = ended.iter().filter(|e| *e == first).count();
+        text.push_str(&format!(
+            ", {} ended early ({same} with: {first})",
+            ended.len()
+        ));
+    }
+    text
+}
+
 /// What one watcher saw.
 struct WatcherReport {
     latencies: Recorder,
@@ -516,17 +567,13 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
             complete += 1;
         } else {
             let seen: HashSet<Revision> = report.revisions.iter().copied().collect();
-            let missing = expected.iter().filter(|r| !seen.contains(r)).count();
-            problems.push(format!(
-                "watcher {i}: {} events, {missing} of {acked} missing{}{}",
-                report.revisions.len(),
-                if in_order { "" } else { ", OUT OF ORDER" },
-                report
-                    .ended
-                    .as_deref()
-                    .map(|e| format!(", ended: {e}"))
-                    .unwrap_or_default()
-            ));
+            problems.push(WatcherProblem {
+                watcher: i,
+                events: report.revisions.len(),
+                missing: expected.iter().filter(|r| !seen.contains(r)).count(),
+                in_order,
+                ended: report.ended,
+            });
         }
         latencies.merge(report.latencies);
     }
@@ -556,12 +603,19 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
         } else {
             format!(
                 "ONLY {complete}/{watchers} watchers complete: {}",
-                problems.join("; ")
+                describe_problems(&problems, acked)
             )
         },
     );
     measured.note("writes", acked, String::new());
-    measured.note("events_delivered", latencies.count(), String::new());
+    let delivered = latencies.count();
+    let delivered_per_sec = delivered as f64 / elapsed.as_secs_f64().max(1e-9);
+    measured.note(
+        "events_delivered",
+        delivered,
+        format!("{delivered_per_sec:.0} events/s delivered"),
+    );
+    measured.note("events_delivered_per_sec", delivered_per_sec, String::new());
     measured.note(
         "write_p50_us",
         write_p50,
@@ -735,6 +789,26 @@ mod tests {
             Arc::new(crate::object::ObjectClient::new(store, "/t/", 32))
         })
         .await;
+    }
+
+    #[test]
+    fn many_incomplete_watchers_are_summarised() {
+        let problem = |watcher, missing, ended: Option<&str>| WatcherProblem {
+            watcher,
+            events: 10 - missing,
+            missing,
+            in_order: true,
+            ended: ended.map(str::to_owned),
+        };
+        let few = describe_problems(&[problem(2, 3, Some("slow"))], 10);
+        assert_eq!(few, "watcher 2: 7 events, 3 of 10 missing, ended: slow");
+        let many: Vec<_> = (0..5)
+            .map(|i| problem(i, i + 1, (i % 2 == 0).then_some("slow")))
+            .collect();
+        assert_eq!(
+            describe_problems(&many, 10),
+            "5 incomplete, missing 1-5 of 10 events each, 3 ended early (3 with: slow)"
+        );
     }
 
     fn backend_memory_store() -> impl storage_api::Interface {
