@@ -52,6 +52,9 @@ pub enum Level {
     Kv,
     /// The object-level `registry::Storage<Pod>` over the same backend (feature `object`).
     Object,
+    /// ConfigMaps through an in-process `apiserver` over the same backend, driven over loopback
+    /// HTTP/1.1 (feature `http`).
+    Http,
 }
 
 impl Level {
@@ -60,6 +63,7 @@ impl Level {
         match self {
             Level::Kv => "kv",
             Level::Object => "object",
+            Level::Http => "http",
         }
     }
 }
@@ -110,8 +114,9 @@ pub struct Args {
     )]
     pub workloads: Vec<Workload>,
 
-    /// Levels to measure: the byte-level Interface (`kv`) and the object-level Storage<Pod>
-    /// (`object`, needs feature `object`).
+    /// Levels to measure: the byte-level Interface (`kv`), the object-level Storage<Pod>
+    /// (`object`, needs feature `object`) and ConfigMaps through an in-process API server over
+    /// loopback HTTP (`http`, needs feature `http`; not in the default).
     #[arg(long, value_delimiter = ',', default_values_t = default_levels())]
     pub levels: Vec<LevelArg>,
 
@@ -206,6 +211,11 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub sled_options: String,
 
+    /// Set TCP_NODELAY on the connections the in-process API server accepts (`--levels http`).
+    /// Off by default, as the `apiserver` binary and its tests serve; the client always sets it.
+    #[arg(long)]
+    pub http_nodelay: bool,
+
     /// Print the results as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -289,5 +299,10 @@ mod tests {
         .unwrap();
         assert_eq!(args.workloads, vec![Workload::ListPast, Workload::Churn]);
         assert_eq!(args.levels, vec![LevelArg(Level::Kv)]);
+        let args = Args::try_parse_from(["storage-bench", "--levels", "kv,http"]).unwrap();
+        assert_eq!(
+            args.levels,
+            vec![LevelArg(Level::Kv), LevelArg(Level::Http)]
+        );
     }
 }

@@ -5,6 +5,8 @@
 mod baseline;
 mod cli;
 mod client;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(feature = "object")]
 mod object;
 mod report;
@@ -198,6 +200,7 @@ struct Settings {
     churn_keep: u64,
     sqlite_options: String,
     sled_options: String,
+    http_nodelay: bool,
 }
 
 fn machine(data_dir: &std::path::Path, etcd: String) -> Machine {
@@ -302,6 +305,9 @@ fn run(args: Args) -> Result<()> {
         .unwrap_or(0);
     if args.levels.iter().any(|l| l.0 == Level::Object) && !cfg!(feature = "object") {
         bail!("--levels object needs the bench built with feature `object`");
+    }
+    if args.levels.iter().any(|l| l.0 == Level::Http) && !cfg!(feature = "http") {
+        bail!("--levels http needs the bench built with feature `http`");
     }
     if args.concurrency.is_empty() {
         bail!("--concurrency needs at least one value");
@@ -411,6 +417,7 @@ fn run(args: Args) -> Result<()> {
             churn_keep: args.churn_keep,
             sqlite_options: args.sqlite_options.clone(),
             sled_options: args.sled_options.clone(),
+            http_nodelay: args.http_nodelay,
         },
         baseline: &args.baseline,
         rows: &rows,
@@ -592,6 +599,23 @@ async fn execute(
                     #[cfg(not(feature = "object"))]
                     {
                         bail!("the object level needs feature `object`")
+                    }
+                }
+                Level::Http => {
+                    #[cfg(feature = "http")]
+                    {
+                        // A namespace no earlier run used, for `--url` stores that are not fresh.
+                        let setup = http::Setup {
+                            namespace: format!("storage-bench-{}-{n}", env.run_id),
+                            value_size: args.value_size,
+                            server_nodelay: args.http_nodelay,
+                        };
+                        http::measure(store, &setup, *workload, *concurrency, params, progress)
+                            .await?
+                    }
+                    #[cfg(not(feature = "http"))]
+                    {
+                        bail!("the http level needs feature `http`")
                     }
                 }
             };

@@ -159,17 +159,17 @@ pub fn key_ratios(rows: &[Row]) -> Vec<KeyRatio> {
         let mut seen = Vec::new();
         for row in rows
             .iter()
-            .filter(|r| r.backend == backend && r.level == "object")
+            .filter(|r| r.backend == backend && (r.level == "object" || r.level == "http"))
         {
-            let key = (row.workload.clone(), row.concurrency);
+            let key = (row.level.clone(), row.workload.clone(), row.concurrency);
             if seen.contains(&key) {
                 continue;
             }
             seen.push(key);
             push(
                 format!(
-                    "{backend}: object level vs byte level, {} at {}",
-                    row.workload, row.concurrency
+                    "{backend}: {} level vs byte level, {} at {}",
+                    row.level, row.workload, row.concurrency
                 ),
                 row.id(),
                 format!("{backend}/kv/{}/c{}", row.workload, row.concurrency),
