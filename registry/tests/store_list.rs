@@ -359,6 +359,66 @@ async fn table_rendering(b: Backend) {
     assert_eq!(table["rows"][0]["object"]["metadata"]["name"], "n");
 }
 
+/// A watcher too slow for the backend's buffer is ended by the backend; the Store's stream
+/// then ends cleanly (as kube-apiserver's watch cache closes terminated watches), so clients
+/// re-watch instead of reporting a server fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_the_backend_drops_ends_without_an_error() {
+    let backend = Backend {
+        name: "memory-small-buffer",
+        store: std::sync::Arc::new(backend_memory::MemoryStore::new(
+            backend_memory::MemoryOptions {
+                watch_buffer: 4,
+                ..Default::default()
+            },
+        )),
+        _dir: None,
+    };
+    let store = configmaps(&backend);
+    let start = store
+        .list("", &ListOptions::default())
+        .await
+        .unwrap()
+        .resource_version;
+    let options = ListOptions {
+        resource_version: start.to_string(),
+        ..ListOptions::default()
+    };
+    let mut watch = store.watch("ns", &options).await.unwrap();
+    // One event read: the backend watch is live (not replaying a log).
+    store
+        .create(
+            "ns",
+            configmap("ns", "first", &[]),
+            &CreateOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(next_event(&mut watch).await, WatchEvent::Added(_)));
+    // Far more events than the Store's and the backend's buffers hold, none read meanwhile.
+    for i in 0..400 {
+        store
+            .create(
+                "ns",
+                configmap("ns", &format!("c{i}"), &[]),
+                &CreateOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut seen = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), watch.next()).await {
+            Ok(Some(WatchEvent::Added(_))) => seen += 1,
+            Ok(Some(WatchEvent::Error(error))) => panic!("unexpected ERROR event: {error:?}"),
+            Ok(Some(other)) => panic!("unexpected event: {other:?}"),
+            Ok(None) => break,
+            Err(_) => panic!("the dropped watch never ended (saw {seen} events)"),
+        }
+    }
+    assert!(seen < 400, "the backend was expected to drop this watcher");
+}
+
 both_backends!(
     list_selectors_and_paging,
     list_narrowing,

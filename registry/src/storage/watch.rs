@@ -140,6 +140,14 @@ impl<K: Object> Storage<K> {
                         continue_token: None,
                     });
                 }
+                Err(storage_api::Error::Unavailable { message, .. }) => {
+                    // A running watch the backend gave up on (a consumer that fell behind, a
+                    // lost connection) ends cleanly, as kube-apiserver's watch cache ends the
+                    // watches it terminates: the client re-watches from its last
+                    // resourceVersion, where an ERROR event would read as a server fault.
+                    tracing::warn!(key = watch_key, %message, "backend ended a running watch");
+                    return Ok(());
+                }
                 Err(other) => return Err(StorageError::from_backend(watch_key, other)),
             };
             let Some(event) = self.transition(options, event)? else {

@@ -22,7 +22,7 @@ use storage_api::Interface;
 pub struct Backend {
     pub name: &'static str,
     pub store: Arc<dyn Interface>,
-    _dir: Option<tempfile::TempDir>,
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 pub fn memory() -> Backend {
