@@ -163,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let shutdown = server.clone();
+    // TCP_NODELAY, as the apiserver binary serves: watch events leave at once.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server.router())
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -195,15 +195,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let bind = args.bind;
     let serving = tokio::spawn(async move {
         let service = app.into_make_service();
+        // TCP_NODELAY: watch events and small responses go out at once instead of waiting
+        // for Nagle's algorithm (up to ~40 ms behind a delayed ACK).
+        let plain = axum_server::accept::NoDelayAcceptor::new();
         match tls {
             Some(config) => {
-                axum_server::bind_rustls(bind, config)
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(plain);
+                axum_server::bind(bind)
+                    .acceptor(acceptor)
                     .handle(serve_handle)
                     .serve(service)
                     .await
             }
             None => {
                 axum_server::bind(bind)
+                    .acceptor(plain)
                     .handle(serve_handle)
                     .serve(service)
                     .await

@@ -540,12 +540,13 @@ async fn resource_request(
                     if let Some(remaining) = list.remaining_item_count {
                         metadata.insert("remainingItemCount".into(), Value::from(remaining));
                     }
-                    json!({
-                        "kind": info.list_kind,
-                        "apiVersion": gv.api_version(),
-                        "metadata": metadata,
-                        "items": list.items,
-                    })
+                    // Built by hand: `json!` would deep-copy every item.
+                    let mut body = serde_json::Map::new();
+                    body.insert("kind".into(), Value::from(info.list_kind.clone()));
+                    body.insert("apiVersion".into(), Value::from(gv.api_version()));
+                    body.insert("metadata".into(), Value::Object(metadata));
+                    body.insert("items".into(), Value::Array(list.items));
+                    Value::Object(body)
                 };
                 return Ok(json_response(StatusCode::OK, &body));
             }

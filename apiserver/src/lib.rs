@@ -28,6 +28,10 @@
 //! ))?;
 //! let server = builder.build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // TCP_NODELAY, as the binary serves: watch events leave at once.
+//! let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+//!     let _ = tcp.set_nodelay(true);
+//! });
 //! axum::serve(listener, server.router()).await?;
 //! # Ok(()) }
 //! ```

@@ -65,6 +65,9 @@ async fn start(backend: Backend) -> TestServer {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     let router = server.router();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

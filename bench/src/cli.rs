@@ -211,9 +211,10 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub sled_options: String,
 
-    /// Set TCP_NODELAY on the connections the in-process API server accepts (`--levels http`).
-    /// Off by default, as the `apiserver` binary and its tests serve; the client always sets it.
-    #[arg(long)]
+    /// Set TCP_NODELAY on the connections the in-process API server accepts (`--levels http`):
+    /// on by default, as the `apiserver` binary serves; `--http-nodelay false` measures without
+    /// it. The client always sets it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub http_nodelay: bool,
 
     /// Print the results as JSON on stdout instead of the table.

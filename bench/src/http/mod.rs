@@ -24,7 +24,7 @@ pub struct Setup {
     pub namespace: String,
     /// Bytes of the ConfigMaps' `pad` data entry.
     pub value_size: usize,
-    /// Set `TCP_NODELAY` on the server's accepted connections (`--http-nodelay`).
+    /// Set `TCP_NODELAY` on the server's accepted connections (`--http-nodelay`, default on).
     pub server_nodelay: bool,
 }
 
@@ -63,9 +63,9 @@ pub async fn measure(
         "server_nodelay",
         setup.server_nodelay,
         if setup.server_nodelay {
-            "server TCP_NODELAY".to_owned()
-        } else {
             String::new()
+        } else {
+            "server without TCP_NODELAY".to_owned()
         },
     );
     Ok(measured)

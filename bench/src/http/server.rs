@@ -28,7 +28,7 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Builds a server over `store` (every built-in kind, the `default` namespace, the namespace
     /// controller) and serves it with `axum::serve` on `127.0.0.1:0`, setting `TCP_NODELAY` on
-    /// accepted connections when `nodelay` (the `apiserver` binary does not).
+    /// accepted connections when `nodelay` (as the `apiserver` binary does).
     ///
     /// # Errors
     ///
