@@ -123,6 +123,7 @@ fn open_memory(url: &StorageUrl<'_>) -> Result<Arc<dyn Interface>> {
     Ok(Arc::new(backend_memory::MemoryStore::default()))
 }
 
+#[cfg(any(feature = "sqlite", feature = "sled"))]
 fn require_path(url: &StorageUrl<'_>) -> Result<std::path::PathBuf> {
     if url.location.is_empty() {
         return Err(Error::InvalidArgument(format!(
