@@ -20,7 +20,7 @@ use registry::{ListOptions, ResourceVersionMatch, WatchEvent};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::handler::{FieldValidation, RequestContext, ResourceHandler};
+use crate::handler::{EncodedList, FieldValidation, RequestContext, ResourceHandler};
 use crate::http::{
     MAX_BODY_BYTES, decode_body, error_response, json_response, json_response_typed,
     method_not_allowed, not_found, too_large,
@@ -215,6 +215,43 @@ async fn route(
             resource_request(state, request, resource_path, labels).await
         }
     }
+}
+
+/// A `<Kind>List` response written from already encoded items (see
+/// [`ResourceHandler::list_encoded`]): the list envelope is built as text around them.
+fn list_response(kind: &str, api_version: &str, list: EncodedList) -> Result<Response, ApiError> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "resourceVersion".into(),
+        Value::from(list.resource_version.to_string()),
+    );
+    if let Some(token) = list.continue_token {
+        metadata.insert("continue".into(), Value::from(token));
+    }
+    if let Some(remaining) = list.remaining_item_count {
+        metadata.insert("remainingItemCount".into(), Value::from(remaining));
+    }
+    let head = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
+    let mut body =
+        serde_json::to_vec(&head).map_err(|e| ApiError::internal(format!("encoding list: {e}")))?;
+    // `head` is an object: replace its closing brace with the items and close again.
+    body.pop();
+    let size: usize = list.items.iter().map(|item| item.len() + 1).sum();
+    body.reserve(size + 12);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in list.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ApiError> {
@@ -517,38 +554,21 @@ async fn resource_request(
                     return Err(method_not_allowed("GET", &uri_path));
                 }
                 let options = list_options(&query, false)?;
-                let list = handler.list(&ctx, &options).await?;
-                let body = if wants_table(&accept) {
+                if wants_table(&accept) {
+                    let list = handler.list(&ctx, &options).await?;
                     let include = q(&query, "includeObject");
-                    table(
+                    let body = table(
                         handler.as_ref(),
                         &ctx,
                         &list.items,
                         Some(list.resource_version.to_string()),
                         list.continue_token.clone(),
                         include,
-                    )
-                } else {
-                    let mut metadata = serde_json::Map::new();
-                    metadata.insert(
-                        "resourceVersion".into(),
-                        Value::from(list.resource_version.to_string()),
                     );
-                    if let Some(token) = &list.continue_token {
-                        metadata.insert("continue".into(), Value::from(token.clone()));
-                    }
-                    if let Some(remaining) = list.remaining_item_count {
-                        metadata.insert("remainingItemCount".into(), Value::from(remaining));
-                    }
-                    // Built by hand: `json!` would deep-copy every item.
-                    let mut body = serde_json::Map::new();
-                    body.insert("kind".into(), Value::from(info.list_kind.clone()));
-                    body.insert("apiVersion".into(), Value::from(gv.api_version()));
-                    body.insert("metadata".into(), Value::Object(metadata));
-                    body.insert("items".into(), Value::Array(list.items));
-                    Value::Object(body)
-                };
-                return Ok(json_response(StatusCode::OK, &body));
+                    return Ok(json_response(StatusCode::OK, &body));
+                }
+                let list = handler.list_encoded(&ctx, &options).await?;
+                return list_response(&info.list_kind, &gv.api_version(), list);
             }
             labels.verb = "get";
             let object = handler

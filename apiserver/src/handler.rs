@@ -98,6 +98,45 @@ pub struct ListResult {
     pub remaining_item_count: Option<i64>,
 }
 
+/// One page of a list with every item already encoded as JSON text in the request version:
+/// what a plain (non-Table) list response is written from, without building a
+/// `serde_json::Value` per object.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedList {
+    /// The JSON text of each object (with `apiVersion` and `kind`).
+    pub items: Vec<Vec<u8>>,
+    /// The revision the list was read at.
+    pub resource_version: u64,
+    /// The token of the next page.
+    pub continue_token: Option<String>,
+    /// How many objects follow this page, when known.
+    pub remaining_item_count: Option<i64>,
+}
+
+impl EncodedList {
+    /// Encodes every item of `list`.
+    ///
+    /// # Errors
+    ///
+    /// 500 when an item does not serialize.
+    pub fn from_list(list: ListResult) -> Result<Self, ApiError> {
+        let items = list
+            .items
+            .iter()
+            .map(|item| {
+                serde_json::to_vec(item)
+                    .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(EncodedList {
+            items,
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+            remaining_item_count: list.remaining_item_count,
+        })
+    }
+}
+
 /// A stream of watch events carrying documents in the request version.
 pub type ValueWatch = BoxStream<'static, WatchEvent<Value>>;
 
@@ -144,6 +183,16 @@ pub trait ResourceHandler: Send + Sync + 'static {
         ctx: &RequestContext,
         options: &ListOptions,
     ) -> Result<ListResult, ApiError>;
+
+    /// Lists objects encoded as JSON text, for plain list responses. The default encodes
+    /// [`ResourceHandler::list`]'s documents; a handler may skip the documents.
+    async fn list_encoded(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<EncodedList, ApiError> {
+        EncodedList::from_list(self.list(ctx, options).await?)
+    }
 
     /// Watches objects.
     async fn watch(
@@ -253,6 +302,26 @@ impl<K: Object> StoreHandler<K> {
         self.scheme.convert(value, version)
     }
 
+    /// Whether objects of the stored type serialize as their document in `version` unchanged:
+    /// `version` is the storage version and the type's JSON names its `apiVersion` and `kind`
+    /// (checked on `sample`, every object of the type serializes alike). `None` (an empty
+    /// list): nothing to encode either way.
+    fn serializes_as(&self, sample: Option<&K>, version: &str) -> Result<bool, ApiError> {
+        let gvk = self.info.storage_gvk();
+        let Some(sample) = sample else {
+            return Ok(true);
+        };
+        if gvk.version != version {
+            return Ok(false);
+        }
+        let value = serde_json::to_value(sample)
+            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
+        Ok(
+            value.get("apiVersion").and_then(Value::as_str) == Some(gvk.api_version().as_str())
+                && value.get("kind").and_then(Value::as_str) == Some(gvk.kind.as_str()),
+        )
+    }
+
     /// A request document in `version` as the stored type.
     fn decode_version(&self, body: Value, version: &str) -> Result<K, ApiError> {
         let storage = self
@@ -352,6 +421,39 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
             .get(&ctx.namespace, name, resource_version)
             .await?;
         self.to_version(&object, &ctx.version)
+    }
+
+    async fn list_encoded(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<EncodedList, ApiError> {
+        let list = self.store.list(&ctx.namespace, options).await?;
+        let items = if self.serializes_as(list.items.first(), &ctx.version)? {
+            // The stored type's own JSON is the response document: encode it directly.
+            list.items
+                .iter()
+                .map(|o| {
+                    serde_json::to_vec(o)
+                        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            list.items
+                .iter()
+                .map(|o| {
+                    let document = self.to_version(o, &ctx.version)?;
+                    serde_json::to_vec(&document)
+                        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(EncodedList {
+            items,
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+            remaining_item_count: list.remaining_item_count,
+        })
     }
 
     async fn list(

@@ -54,6 +54,7 @@ pub mod server;
 mod strict;
 
 pub use handler::{
-    FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler, StoreHandler,
+    EncodedList, FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler,
+    StoreHandler,
 };
 pub use server::{ApiServer, KindSpec, ServerBuilder, ServerState};
