@@ -429,25 +429,21 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         options: &ListOptions,
     ) -> Result<EncodedList, ApiError> {
         let list = self.store.list(&ctx.namespace, options).await?;
-        let items = if self.serializes_as(list.items.first(), &ctx.version)? {
-            // The stored type's own JSON is the response document: encode it directly.
-            list.items
-                .iter()
-                .map(|o| {
-                    serde_json::to_vec(o)
-                        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            list.items
-                .iter()
-                .map(|o| {
-                    let document = self.to_version(o, &ctx.version)?;
-                    serde_json::to_vec(&document)
-                        .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        // The stored type's own JSON is the response document when it serializes as the
+        // request version: encode it directly, without a document in between.
+        let direct = self.serializes_as(list.items.first(), &ctx.version)?;
+        let items = list
+            .items
+            .iter()
+            .map(|object| {
+                let encoded = if direct {
+                    serde_json::to_vec(object)
+                } else {
+                    serde_json::to_vec(&self.to_version(object, &ctx.version)?)
+                };
+                encoded.map_err(|e| ApiError::internal(format!("encoding object: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(EncodedList {
             items,
             resource_version: list.resource_version,

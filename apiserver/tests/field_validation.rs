@@ -5,17 +5,10 @@
 
 mod common;
 
-use axum::http::{Method, Request, StatusCode};
-use common::ServerProcess;
+use axum::http::{Method, StatusCode};
+use common::{Answer, send_raw, start_memory as start};
 use kube::Client;
-use kube::client::Body;
-use serde_json::{Value, json};
-
-struct Answer {
-    status: StatusCode,
-    warnings: Vec<String>,
-    body: Value,
-}
+use serde_json::json;
 
 async fn send(
     client: &Client,
@@ -24,47 +17,11 @@ async fn send(
     content_type: &str,
     body: &str,
 ) -> Answer {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", content_type)
-        .body(Body::from(body.as_bytes().to_vec()))
-        .expect("request");
-    let response = client.send(request).await.expect("send");
-    let status = response.status();
-    let warnings = response
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let bytes = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .expect("response body");
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        warnings,
-        body,
-    }
+    send_raw(client, method, uri, content_type, body.as_bytes()).await
 }
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 const JSON: &str = "application/json";
-
-fn message(answer: &Answer) -> &str {
-    answer.body["message"].as_str().unwrap_or_default()
-}
-
-async fn start() -> (ServerProcess, Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::start(dir.path(), &["--storage", "memory://"]);
-    let config = kube::Config::new(server.url.parse().expect("url"));
-    let client = Client::try_from(config).expect("client");
-    (server, client, dir)
-}
 
 #[tokio::test]
 async fn create_and_update_bodies() {
@@ -81,7 +38,7 @@ async fn create_and_update_bodies() {
     .await;
     assert_eq!(strict.status, StatusCode::BAD_REQUEST, "{:?}", strict.body);
     assert_eq!(
-        message(&strict),
+        Answer::message(&strict),
         r#"strict decoding error: duplicate field "metadata.name", unknown field "spec""#
     );
     let missing = send(&client, Method::GET, &format!("{CMS}/a"), JSON, "").await;
@@ -129,7 +86,7 @@ async fn create_and_update_bodies() {
     .await;
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        message(&strict),
+        Answer::message(&strict),
         r#"strict decoding error: unknown field "bogus""#
     );
 }
@@ -159,7 +116,7 @@ async fn patch_bodies() {
     .await;
     assert_eq!(strict.status, StatusCode::BAD_REQUEST, "{:?}", strict.body);
     assert_eq!(
-        message(&strict),
+        Answer::message(&strict),
         r#"strict decoding error: duplicate field "data.k", unknown field "spec""#
     );
     let unchanged = send(&client, Method::GET, &uri, JSON, "").await;
@@ -176,7 +133,7 @@ async fn patch_bodies() {
     .await;
     assert_eq!(strategic.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        message(&strategic),
+        Answer::message(&strategic),
         r#"strict decoding error: unknown field "metadata.bogus""#
     );
     let json_patch = send(
@@ -189,7 +146,7 @@ async fn patch_bodies() {
     .await;
     assert_eq!(json_patch.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        message(&json_patch),
+        Answer::message(&json_patch),
         r#"strict decoding error: unknown field "extra""#
     );
 
@@ -232,7 +189,7 @@ async fn apply_with_undeclared_fields_fails_whatever_the_directive() {
         .await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{directive}");
         assert_eq!(
-            message(&answer),
+            Answer::message(&answer),
             "failed to create typed patch object (default/ssa; /v1, Kind=ConfigMap): .spec: field not declared in schema",
             "{directive}"
         );
@@ -288,7 +245,7 @@ async fn delete_codes_and_media_types() {
     let text = send(&client, Method::POST, CMS, "text/plain", "hello").await;
     assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(
-        message(&text),
+        Answer::message(&text),
         "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
     );
 
@@ -302,7 +259,7 @@ async fn delete_codes_and_media_types() {
     .await;
     assert_eq!(selector.status, StatusCode::BAD_REQUEST);
     assert_eq!(
-        message(&selector),
+        Answer::message(&selector),
         r#""spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace""#
     );
 }

@@ -7,19 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, Request, StatusCode};
-use common::ServerProcess;
+use axum::http::{Method, StatusCode};
+use common::{Answer, send_raw, start_memory as start};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, WatchEvent, WatchParams};
-use kube::client::Body;
 use serde_json::{Value, json};
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
 
 async fn send(client: &Client, method: Method, uri: &str, body: &Value) -> Answer {
     send_typed(client, method, uri, "application/json", body).await
@@ -37,35 +31,7 @@ async fn send_typed(
     } else {
         body.to_string().into_bytes()
     };
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", content_type)
-        .body(Body::from(bytes))
-        .expect("request");
-    let response = client.send(request).await.expect("send");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .expect("response body");
-    Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
-}
-
-fn message(answer: &Answer) -> &str {
-    answer.body["message"].as_str().unwrap_or_default()
-}
-
-async fn start() -> (ServerProcess, Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::start(dir.path(), &["--storage", "memory://"]);
-    let config = kube::Config::new(server.url.parse().expect("url"));
-    let client = Client::try_from(config).expect("client");
-    (server, client, dir)
+    send_raw(client, method, uri, content_type, &bytes).await
 }
 
 const NS: &str = "/api/v1/namespaces";
@@ -128,7 +94,7 @@ async fn immortal_namespaces_and_discovery() {
         .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{:?}", answer.body);
         assert_eq!(
-            message(&answer),
+            Answer::message(&answer),
             format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")
         );
         assert_eq!(answer.body["reason"], "Forbidden");
@@ -185,7 +151,7 @@ async fn creates_into_missing_and_terminating_namespaces() {
     )
     .await;
     assert_eq!(put.status, StatusCode::NOT_FOUND, "{:?}", put.body);
-    assert_eq!(message(&put), "namespaces \"nope\" not found");
+    assert_eq!(Answer::message(&put), "namespaces \"nope\" not found");
     let post = send(
         &client,
         Method::POST,
@@ -194,7 +160,7 @@ async fn creates_into_missing_and_terminating_namespaces() {
     )
     .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
-    assert_eq!(message(&post), "namespaces \"nope\" not found");
+    assert_eq!(Answer::message(&post), "namespaces \"nope\" not found");
 
     // ns1 holds a configmap with a finalizer, so it stays Terminating.
     let created = send(
@@ -270,7 +236,7 @@ async fn creates_into_missing_and_terminating_namespaces() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
     assert_eq!(
-        message(&refused),
+        Answer::message(&refused),
         "configmaps \"new\" is forbidden: unable to create new content in namespace ns1 because it is being terminated"
     );
     assert_eq!(
@@ -294,7 +260,7 @@ async fn creates_into_missing_and_terminating_namespaces() {
     .await;
     assert_eq!(put.status, StatusCode::FORBIDDEN, "{:?}", put.body);
     assert_eq!(
-        message(&put),
+        Answer::message(&put),
         "events \"e2\" is forbidden: unable to create new content in namespace ns1 because it is being terminated"
     );
     let apply = send_typed(
@@ -414,7 +380,7 @@ async fn finalize_subresource() {
     let invalid = send(&client, Method::PUT, &format!("{NS}/stuck/finalize"), &body).await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        message(&invalid),
+        Answer::message(&invalid),
         "Namespace \"stuck\" is invalid: spec.finalizers[1]: Invalid value: \"bogus\": name is neither a standard finalizer name nor is it fully qualified"
     );
     let other = send(&client, Method::PUT, &format!("{NS}/other/finalize"), &body).await;

@@ -90,3 +90,63 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// An answer of the server to one raw request.
+pub struct Answer {
+    /// The status code.
+    pub status: axum::http::StatusCode,
+    /// The `Warning` headers, in order.
+    pub warnings: Vec<String>,
+    /// The body as JSON (`null` when it is not JSON).
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The `message` of a Status body (empty when there is none).
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// Sends one request with `body` as `content_type` through `client` and reads the answer.
+pub async fn send_raw(
+    client: &kube::Client,
+    method: axum::http::Method,
+    uri: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Answer {
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(kube::client::Body::from(body.to_vec()))
+        .expect("request");
+    let response = client.send(request).await.expect("send");
+    let status = response.status();
+    let warnings = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let bytes = response
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("response body");
+    Answer {
+        status,
+        warnings,
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Starts the binary on the memory backend in a fresh directory, with a kube client for it.
+pub async fn start_memory() -> (ServerProcess, kube::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(dir.path(), &["--storage", "memory://"]);
+    let config = kube::Config::new(server.url.parse().expect("url"));
+    let client = kube::Client::try_from(config).expect("client");
+    (server, client, dir)
+}
