@@ -70,7 +70,9 @@ impl Doc {
 /// `metav1.Time` (`micro`: `MicroTime`) as its RFC 3339 JSON string; a time outside the
 /// representable range is a 400.
 fn time(value: Option<Time>, micro: bool) -> Result<Option<Value>, ApiError> {
-    let Some(value) = value else {
+    // Go writes a zero time (a non-pointer field left unset) as an empty message; the epoch
+    // itself comes with its fields set.
+    let Some(value) = value.filter(|t| t.seconds.is_some() || t.nanos.is_some()) else {
         return Ok(None);
     };
     let nanos = value.nanos.unwrap_or_default();
@@ -426,6 +428,27 @@ mod tests {
                          "renewTime": "2023-11-14T22:13:20.123456Z", "leaseTransitions": 0},
             })
         );
+    }
+
+    #[test]
+    fn zero_times_are_absent_and_the_epoch_is_kept() {
+        let event = Event {
+            metadata: Some(ObjectMeta {
+                name: Some("legacy".into()),
+                creation_timestamp: Some(Time::default()),
+                ..Default::default()
+            }),
+            first_timestamp: Some(Time {
+                seconds: Some(0),
+                nanos: None,
+            }),
+            event_time: Some(Time::default()),
+            ..Default::default()
+        };
+        let value = decode(&envelope("v1", "Event", event.encode_to_vec())).unwrap();
+        assert!(value.get("eventTime").is_none(), "{value}");
+        assert!(value["metadata"].get("creationTimestamp").is_none());
+        assert_eq!(value["firstTimestamp"], "1970-01-01T00:00:00Z");
     }
 
     #[test]
