@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use registry::status::ApiError;
+use registry::status::{ApiError, FieldError};
 use registry::store::PatchView;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -330,13 +330,28 @@ impl<K: Send + Sync> PatchView<K> for CheckedView<K> {
             let mut unknown = Vec::new();
             dropped_fields(&sent, &kept, "", &mut unknown);
             retain_unknown(&mut unknown);
-            let warnings = enforce(self.validation, problems(&unknown, &self.duplicates))?;
+            let problems = problems(&unknown, &self.duplicates);
+            if self.validation == FieldValidation::Strict && !problems.is_empty() {
+                return Err(strict_patch_error(&sent, &problems));
+            }
             if let Ok(mut slot) = self.warnings.lock() {
-                *slot = warnings;
+                *slot = problems;
             }
         }
         Ok(object)
     }
+}
+
+/// A Strict patch whose result has problems is 422 Invalid on the field `patch`, holding the
+/// patched document, as kube-apiserver's patch handler answers (create and update bodies are
+/// 400 instead): `"" is invalid: patch: Invalid value: "<document>": strict decoding error: ...`.
+fn strict_patch_error(patched: &Value, problems: &[String]) -> ApiError {
+    let error = FieldError::invalid(
+        "patch",
+        patched.to_string(),
+        format!("strict decoding error: {}", problems.join(", ")),
+    );
+    ApiError::invalid("", "", "", &[error])
 }
 
 /// Drops paths a version conversion legitimately moves (into annotations and back): only
