@@ -420,6 +420,18 @@ async fn metadata_finalizers_still_hold(b: Backend) {
 async fn status_phase_follows_deletion(b: Backend) {
     let store = namespaces(&b);
     let created = create(&store, namespace("team")).await;
+    // An empty phase defaults to Active (upstream's SetDefaults_NamespaceStatus).
+    let mut no_status = created.clone();
+    no_status.status = None;
+    let updated = store
+        .update_status("", "team", no_status, &UpdateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.object.status.unwrap().phase.as_deref(),
+        Some("Active")
+    );
+    let created = store.get("", "team", "").await.unwrap();
     let mut terminating = created.clone();
     terminating.status.as_mut().unwrap().phase = Some("Terminating".to_owned());
     assert_error(

@@ -102,8 +102,13 @@ impl Strategy<Widget> for WidgetStrategy {
     fn table_cells(&self, object: &Widget) -> Vec<Value> {
         vec![
             Value::from(object.metadata.name.clone().unwrap_or_default()),
-            Value::from(object.spec.display_name.clone().unwrap_or_default()),
-            Value::from(object.status.phase.clone().unwrap_or_default()),
+            // Missing values are null, which kubectl prints as <none> (as for custom resources).
+            object
+                .spec
+                .display_name
+                .clone()
+                .map_or(Value::Null, Value::from),
+            object.status.phase.clone().map_or(Value::Null, Value::from),
             Value::from(age(object)),
         ]
     }

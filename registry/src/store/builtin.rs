@@ -263,8 +263,14 @@ impl Strategy<Namespace> for NamespaceStatusStrategy {
         false
     }
 
+    /// The spec is the stored one; an empty phase defaults to `Active`, as upstream's
+    /// `SetDefaults_NamespaceStatus` does when the request is decoded.
     fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
         copy_spec(old, new);
+        let status = new.status.get_or_insert_with(Default::default);
+        if status.phase.as_deref().unwrap_or_default().is_empty() {
+            status.phase = Some("Active".to_owned());
+        }
     }
 
     fn validate_update(&self, new: &Namespace, _old: &Namespace) -> Vec<FieldError> {
@@ -1058,6 +1064,21 @@ impl GenericStrategy {
 impl<K: Object> Strategy<K> for GenericStrategy {
     fn namespace_scoped(&self) -> bool {
         self.namespaced
+    }
+
+    /// As Kubernetes' custom resource converter: `metadata.name`, and `metadata.namespace` for
+    /// namespaced kinds; anything else is `field label not supported`.
+    fn convert_field_label(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<(String, String), SelectorError> {
+        let known: &[&str] = if self.namespaced {
+            &["metadata.name", "metadata.namespace"]
+        } else {
+            &["metadata.name"]
+        };
+        known_field_conversion(known, label, value)
     }
 
     fn prepare_for_create(&self, object: &mut K) {
