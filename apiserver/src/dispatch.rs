@@ -602,7 +602,7 @@ async fn resource_request(
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
             let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
-            // NamespaceLifecycle admission runs in the Store (after validation, as upstream).
+            // NamespaceLifecycle admission runs in the Store.
             let created = handler.create(&ctx, value).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
@@ -623,12 +623,7 @@ async fn resource_request(
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
             let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
-            let finalized =
-                crate::namespace::finalize(state, &info, &ctx, &path.name, &value).await?;
-            let (object, created) = match finalized {
-                Some(object) => (object, false),
-                None => handler.update(&ctx, &path.name, value).await?,
-            };
+            let (object, created) = handler.update(&ctx, &path.name, value).await?;
             let code = if created {
                 StatusCode::CREATED
             } else {

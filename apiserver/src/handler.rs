@@ -239,6 +239,18 @@ pub trait ResourceHandler: Send + Sync + 'static {
     ) -> Result<Value, ApiError>;
 }
 
+/// The part of an object a request addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The object itself.
+    Main,
+    /// Its `status` subresource.
+    Status,
+    /// A subresource with a strategy of its own that is only ever updated
+    /// (`namespaces/finalize`).
+    UpdateOnly,
+}
+
 /// Type-erased function giving the OpenAPI schema of a kind at a version.
 pub type SchemaFn = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
 
@@ -281,11 +293,25 @@ impl<K: Object> StoreHandler<K> {
         &self.store
     }
 
-    fn status(&self, ctx: &RequestContext) -> Result<bool, ApiError> {
+    /// What the request's subresource addresses; 404 for one the kind does not have.
+    fn target(&self, ctx: &RequestContext) -> Result<Target, ApiError> {
         match ctx.subresource.as_str() {
-            "" => Ok(false),
-            "status" if self.info.has_subresource("status") => Ok(true),
+            "" => Ok(Target::Main),
+            "status" if self.info.has_subresource("status") => Ok(Target::Status),
+            "status" => Err(crate::http::not_found()),
+            other if self.store.has_subresource(other) => Ok(Target::UpdateOnly),
             _ => Err(crate::http::not_found()),
+        }
+    }
+
+    /// 405 for a verb an update-only subresource (such as `namespaces/finalize`) lacks.
+    fn readable_target(&self, ctx: &RequestContext, verb: &str) -> Result<Target, ApiError> {
+        match self.target(ctx)? {
+            Target::UpdateOnly => Err(ApiError::method_not_supported(
+                &self.info.group_resource(),
+                &format!("{verb} {}", ctx.subresource),
+            )),
+            target => Ok(target),
         }
     }
 
@@ -300,26 +326,6 @@ impl<K: Object> StoreHandler<K> {
             map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
         }
         self.scheme.convert(value, version)
-    }
-
-    /// Whether objects of the stored type serialize as their document in `version` unchanged:
-    /// `version` is the storage version and the type's JSON names its `apiVersion` and `kind`
-    /// (checked on `sample`, every object of the type serializes alike). `None` (an empty
-    /// list): nothing to encode either way.
-    fn serializes_as(&self, sample: Option<&K>, version: &str) -> Result<bool, ApiError> {
-        let gvk = self.info.storage_gvk();
-        let Some(sample) = sample else {
-            return Ok(true);
-        };
-        if gvk.version != version {
-            return Ok(false);
-        }
-        let value = serde_json::to_value(sample)
-            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
-        Ok(
-            value.get("apiVersion").and_then(Value::as_str) == Some(gvk.api_version().as_str())
-                && value.get("kind").and_then(Value::as_str) == Some(gvk.kind.as_str()),
-        )
     }
 
     /// A request document in `version` as the stored type.
@@ -353,14 +359,28 @@ impl<K: Object> StoreHandler<K> {
     where
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
-        let updated = if self.status(ctx)? {
-            self.store
-                .update_status_with(&ctx.namespace, name, update, options)
-                .await?
-        } else {
-            self.store
-                .update_with(&ctx.namespace, name, update, options)
-                .await?
+        let updated = match self.target(ctx)? {
+            Target::Main => {
+                self.store
+                    .update_with(&ctx.namespace, name, update, options)
+                    .await?
+            }
+            Target::Status => {
+                self.store
+                    .update_status_with(&ctx.namespace, name, update, options)
+                    .await?
+            }
+            Target::UpdateOnly => {
+                self.store
+                    .update_subresource_with(
+                        &ctx.subresource,
+                        &ctx.namespace,
+                        name,
+                        update,
+                        options,
+                    )
+                    .await?
+            }
         };
         Ok((
             self.to_version(&updated.object, &ctx.version)?,
@@ -415,7 +435,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         name: &str,
         resource_version: &str,
     ) -> Result<Value, ApiError> {
-        self.status(ctx)?;
+        self.readable_target(ctx, "get")?;
         let object = self
             .store
             .get(&ctx.namespace, name, resource_version)
@@ -429,20 +449,32 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         options: &ListOptions,
     ) -> Result<EncodedList, ApiError> {
         let list = self.store.list(&ctx.namespace, options).await?;
-        // The stored type's own JSON is the response document when it serializes as the
-        // request version: encode it directly, without a document in between.
-        let direct = self.serializes_as(list.items.first(), &ctx.version)?;
+        // In the storage version, an object whose own JSON starts by naming this version and
+        // kind is its response document: it is encoded once, without a document in between.
+        // Anything else (another version, a dynamic object stored at an older version, a type
+        // that leaves its apiVersion out) goes through the Scheme.
+        let gvk = self.info.storage_gvk();
+        let prefix = (gvk.version == ctx.version).then(|| {
+            format!(
+                "{{\"apiVersion\":{},\"kind\":{}",
+                Value::from(gvk.api_version()),
+                Value::from(gvk.kind.clone())
+            )
+        });
+        let encode = |object: &K| -> Result<Vec<u8>, ApiError> {
+            let failed = |e: serde_json::Error| ApiError::internal(format!("encoding object: {e}"));
+            if let Some(prefix) = &prefix {
+                let direct = serde_json::to_vec(object).map_err(failed)?;
+                if direct.starts_with(prefix.as_bytes()) {
+                    return Ok(direct);
+                }
+            }
+            serde_json::to_vec(&self.to_version(object, &ctx.version)?).map_err(failed)
+        };
         let items = list
             .items
             .iter()
-            .map(|object| {
-                let encoded = if direct {
-                    serde_json::to_vec(object)
-                } else {
-                    serde_json::to_vec(&self.to_version(object, &ctx.version)?)
-                };
-                encoded.map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-            })
+            .map(encode)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EncodedList {
             items,
@@ -620,7 +652,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
             }),
             ..PatchOptions::default()
         };
-        let updated = if self.status(ctx)? {
+        let updated = if self.readable_target(ctx, "patch")? == Target::Status {
             self.store
                 .patch_status(&ctx.namespace, name, patch_type, body, &options)
                 .await?

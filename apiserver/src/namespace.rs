@@ -6,7 +6,9 @@
 //!   namespace by the registry Store itself, through the [`NamespaceBinding`] every namespaced
 //!   store of a [`ServerBuilder`](crate::ServerBuilder) gets (missing: 404; terminating: 403
 //!   for anything that creates, PUT and apply included);
-//! - the `namespaces/finalize` subresource ([`finalize`]);
+//! - the `namespaces/finalize` subresource: served by the namespaces' [`crate::StoreHandler`]
+//!   like any update-only subresource with a strategy of its own
+//!   (`registry::store::builtin::NamespaceFinalizeStrategy`);
 //! - the namespace controller ([`run_controller`]): it deletes the contents of terminating
 //!   namespaces, reports progress in `status.conditions`, and then removes the `kubernetes`
 //!   finalizer through `finalize`, which deletes the namespace (`ShouldDeleteNamespaceDuringUpdate`).
@@ -104,56 +106,6 @@ pub fn admit_delete(info: &ResourceInfo, name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// Serves `PUT /api/v1/namespaces/<name>/finalize` (`FinalizeREST`): `body` (a Namespace in
-/// `ctx.version`) replaces the namespace's metadata and `spec.finalizers`, its status is kept;
-/// a namespace being deleted that is left without spec and metadata finalizers is deleted.
-/// Answers with the namespace as written. `None` when the request is not a finalize of the
-/// registry's namespaces (the caller handles it).
-///
-/// # Errors
-///
-/// 400 for a body that is not a Namespace or names another object, 404 when the namespace
-/// does not exist, 409 on a stale resourceVersion or uid, 422 for invalid finalizer names.
-pub async fn finalize(
-    state: &ServerState,
-    info: &ResourceInfo,
-    ctx: &RequestContext,
-    name: &str,
-    body: &Value,
-) -> Result<Option<Value>, ApiError> {
-    if !(info.group.is_empty() && info.plural == "namespaces" && ctx.subresource == "finalize") {
-        return Ok(None);
-    }
-    let Some(store) = &state.namespaces else {
-        return Ok(None);
-    };
-    let stored = state
-        .scheme
-        .decode_to_storage(&info.gvk(&ctx.version), body.clone())?;
-    let namespace: Namespace = serde_json::from_value(stored).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Namespace in version {:?} cannot be handled as a Namespace: {e}",
-            ctx.version
-        ))
-    })?;
-    let options = UpdateOptions {
-        dry_run: ctx.dry_run,
-        field_manager: Some(ctx.field_manager.clone()).filter(|m| !m.is_empty()),
-        ..UpdateOptions::default()
-    };
-    let updated = store
-        .update_subresource("finalize", "", name, namespace, &options)
-        .await?;
-    let mut value = serde_json::to_value(&updated.object)
-        .map_err(|e| ApiError::internal(format!("encoding namespace: {e}")))?;
-    if let Some(map) = value.as_object_mut() {
-        let gvk = info.storage_gvk();
-        map.insert("apiVersion".to_owned(), Value::from(gvk.api_version()));
-        map.insert("kind".to_owned(), Value::from(gvk.kind));
-    }
-    state.scheme.convert(value, &ctx.version).map(Some)
 }
 
 /// Runs until shutdown: every [`RESYNC`], finishes the deletion of terminating namespaces

@@ -2,9 +2,9 @@
 //! bookmarks surviving a 410 (relist), optimistic-concurrency conflicts, merge and strategic
 //! patches (JSON patch is covered by the kubectl test) and server-side apply.
 //!
-//! Every case runs on each backend compiled in: `memory::`, `sqlite::` and, with the `etcd`
-//! feature, `etcd::` (each etcd case starts its own single-member etcd and fails with the install
-//! command when `etcd` is not on `PATH`).
+//! Every case runs on each backend compiled in: `memory::`, `sqlite::` (feature `sqlite`, on
+//! by default) and, with the `etcd` feature, `etcd::` (each etcd case starts its own
+//! single-member etcd and fails with the install command when `etcd` is not on `PATH`).
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use serde_json::json;
 #[derive(Clone, Copy, Debug)]
 enum Backend {
     Memory,
+    #[cfg(feature = "sqlite")]
     Sqlite,
     #[cfg(feature = "etcd")]
     Etcd,
@@ -44,6 +45,7 @@ async fn start(backend: Backend) -> TestServer {
     let mut etcd = None;
     let url = match backend {
         Backend::Memory => "memory://".to_owned(),
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => format!("sqlite://{}", data.path().join("db").display()),
         #[cfg(feature = "etcd")]
         Backend::Etcd => {
@@ -91,6 +93,7 @@ macro_rules! on_backends {
                 super::$case(super::start(super::Backend::Memory).await).await;
             })*
         }
+        #[cfg(feature = "sqlite")]
         mod sqlite {
             $(#[tokio::test]
             async fn $case() {

@@ -533,7 +533,23 @@ fn kubectl_namespace_lifecycle() {
         .stderr(Stdio::null())
         .spawn()
         .expect("kubectl get ns -w");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The watch is established once it has printed the namespace as it is (ADDED); the rest
+    // of its output is collected in the background.
+    let mut watch_output = std::io::BufReader::new(watch.stdout.take().expect("watch stdout"));
+    let mut line = String::new();
+    while !line.contains("ADDED") {
+        line.clear();
+        let read = std::io::BufRead::read_line(&mut watch_output, &mut line).expect("watch");
+        assert!(
+            read > 0,
+            "kubectl get -w ended before printing the namespace"
+        );
+    }
+    let collector = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut watch_output, &mut rest);
+        rest
+    });
     assert!(
         k.ok(&["delete", "namespace", "stuck", "--wait=false"])
             .contains("namespace \"stuck\" deleted")
@@ -562,6 +578,11 @@ fn kubectl_namespace_lifecycle() {
         serde_json::json!(["kubernetes"])
     );
     namespace["spec"]["finalizers"] = serde_json::json!([]);
+    // The namespace controller may still be recording its conditions: write unconditionally
+    // (namespaces allow it) rather than race it with the resourceVersion just read.
+    if let Some(meta) = namespace["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+    }
     let out = k.run_with_input(
         &[
             "replace",
@@ -586,8 +607,8 @@ fn kubectl_namespace_lifecycle() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let _ = watch.kill();
-    let out = watch.wait_with_output().expect("watch output");
-    let seen = String::from_utf8_lossy(&out.stdout);
+    let _ = watch.wait();
+    let seen = collector.join().expect("watch collector");
     eprintln!("watch output:\n{seen}");
     let modified = seen
         .lines()

@@ -281,6 +281,10 @@ async fn creates_into_missing_and_terminating_namespaces() {
     .await
     .body;
     held["data"] = json!({"k": "v"});
+    // The namespace controller may be marking it deleted meanwhile: write unconditionally.
+    if let Some(meta) = held["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+    }
     let update = send(
         &client,
         Method::PUT,
@@ -383,6 +387,15 @@ async fn finalize_subresource() {
         Answer::message(&invalid),
         "Namespace \"stuck\" is invalid: spec.finalizers[1]: Invalid value: \"bogus\": name is neither a standard finalizer name nor is it fully qualified"
     );
+    // finalize is update-only: no GET or PATCH.
+    let get = send(
+        &client,
+        Method::GET,
+        &format!("{NS}/stuck/finalize"),
+        &Value::Null,
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED, "{:?}", get.body);
     let other = send(&client, Method::PUT, &format!("{NS}/other/finalize"), &body).await;
     assert_eq!(other.status, StatusCode::BAD_REQUEST, "{:?}", other.body);
 

@@ -326,6 +326,12 @@ impl<K: Object> Store<K> {
 
     /// The strategy writes to `subresource` go through: `status`'s or one registered with
     /// [`Store::with_subresource_strategy`].
+    /// Whether `subresource` can be written: `status` with a status strategy, or one added
+    /// with [`Store::with_subresource_strategy`].
+    pub fn has_subresource(&self, subresource: &str) -> bool {
+        self.subresource_strategy(subresource).is_some()
+    }
+
     fn subresource_strategy(&self, subresource: &str) -> Option<Arc<dyn Strategy<K>>> {
         if subresource == "status" {
             return self.status_strategy.clone();
