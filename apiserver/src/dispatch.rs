@@ -601,7 +601,7 @@ async fn resource_request(
             ctx.field_manager = write_manager(&query, &user_agent)?;
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
-            let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
+            let warnings = check_object_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
             // NamespaceLifecycle admission runs in the Store.
             let created = handler.create(&ctx, value).await?;
             Ok(with_warnings(
@@ -622,7 +622,7 @@ async fn resource_request(
             ctx.field_manager = write_manager(&query, &user_agent)?;
             let (_, body) = read_body(request).await?;
             let value = decode_body(&content_type, &body)?;
-            let warnings = check_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
+            let warnings = check_object_fields(handler.as_ref(), &ctx, &body, &value, validation)?;
             let (object, created) = handler.update(&ctx, &path.name, value).await?;
             let code = if created {
                 StatusCode::CREATED
@@ -736,6 +736,26 @@ fn check_fields(
         None => crate::strict::problems(&[], &crate::strict::duplicate_fields(raw)),
     };
     crate::strict::enforce(validation, problems)
+}
+
+/// [`check_fields`] for a create or update body: a Strict failure names the kind and version
+/// the body could not be decoded as, as kube-apiserver's `transformDecodeError` does
+/// (`ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: ...`).
+fn check_object_fields(
+    handler: &dyn ResourceHandler,
+    ctx: &RequestContext,
+    raw: &[u8],
+    body: &Value,
+    validation: FieldValidation,
+) -> Result<Vec<String>, ApiError> {
+    check_fields(handler, ctx, raw, body, validation).map_err(|mut error| {
+        let kind = &handler.info().kind;
+        error.message = format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: {}",
+            ctx.version, error.message
+        );
+        error
+    })
 }
 
 fn with_warnings(mut response: Response, warnings: &[String]) -> Response {

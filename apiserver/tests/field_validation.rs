@@ -39,7 +39,7 @@ async fn create_and_update_bodies() {
     assert_eq!(strict.status, StatusCode::BAD_REQUEST, "{:?}", strict.body);
     assert_eq!(
         Answer::message(&strict),
-        r#"strict decoding error: duplicate field "metadata.name", unknown field "spec""#
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "metadata.name", unknown field "spec""#
     );
     let missing = send(&client, Method::GET, &format!("{CMS}/a"), JSON, "").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -87,7 +87,7 @@ async fn create_and_update_bodies() {
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         Answer::message(&strict),
-        r#"strict decoding error: unknown field "bogus""#
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "bogus""#
     );
 }
 
