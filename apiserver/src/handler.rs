@@ -14,7 +14,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use registry::patch::{
-    self, KindSchema, ManagerInfo, PatchSchema, PatchType, update_managed_fields,
+    self, KindSchema, ManagerInfo, PatchSchema, PatchType, adopt_managed_fields,
+    update_managed_fields,
 };
 use registry::scheme::{ResourceInfo, Scheme};
 use registry::status::ApiError;
@@ -562,9 +563,11 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         }
         let time = patch::now_rfc3339();
         // Ownership is recorded on what the kind keeps, never on fields the decode drops.
-        let kept = self.to_version(&self.decode_version(body, &ctx.version)?, &ctx.version)?;
-        let body = update_managed_fields(None, &kept, &self.manager(ctx, &time), self.patch_schema);
-        let object = self.decode_version(body, &ctx.version)?;
+        let mut object = self.decode_version(body, &ctx.version)?;
+        let kept = self.to_version(&object, &ctx.version)?;
+        let tracked =
+            update_managed_fields(None, &kept, &self.manager(ctx, &time), self.patch_schema);
+        adopt_managed_fields(&mut object, &tracked)?;
         let options = CreateOptions {
             dry_run: ctx.dry_run,
             validation: None,
@@ -603,16 +606,19 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let time = patch::now_rfc3339();
         let version = ctx.version.clone();
         // Ownership is recorded on what the kind keeps, never on fields the decode drops.
-        let kept = self.to_version(&self.decode_version(body, &version)?, &version)?;
+        let decoded = self.decode_version(body, &version)?;
+        let kept = self.to_version(&decoded, &version)?;
         let update = |old: Option<&K>| -> Result<K, ApiError> {
             let old_value = old.map(|o| self.to_version(o, &version)).transpose()?;
-            let new = update_managed_fields(
+            let tracked = update_managed_fields(
                 old_value.as_ref(),
                 &kept,
                 &self.manager(ctx, &time),
                 self.patch_schema,
             );
-            self.decode_version(new, &version)
+            let mut new = decoded.clone();
+            adopt_managed_fields(&mut new, &tracked)?;
+            Ok(new)
         };
         self.run_update(ctx, name, update, &options).await
     }

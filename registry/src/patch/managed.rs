@@ -635,3 +635,24 @@ fn merge_apply(
         _ => Ok(normalize(config)),
     }
 }
+
+/// Sets `object`'s `metadata.managedFields` to those of the document `tracked` (the result
+/// of [`update_managed_fields`] on the object's own document), so a typed object gets its
+/// ownership without decoding the whole document again.
+///
+/// # Errors
+///
+/// 500 when the entries do not decode as `ManagedFieldsEntry`s.
+pub fn adopt_managed_fields<K: crate::Object>(
+    object: &mut K,
+    tracked: &Value,
+) -> Result<(), ApiError> {
+    object.meta_mut().managed_fields = match tracked.pointer("/metadata/managedFields") {
+        Some(Value::Array(items)) if !items.is_empty() => Some(
+            serde_json::from_value(Value::Array(items.clone()))
+                .map_err(|e| ApiError::internal(format!("encoding managed fields: {e}")))?,
+        ),
+        _ => None,
+    };
+    Ok(())
+}

@@ -59,7 +59,7 @@ use serde_json::Value;
 
 use crate::status::{ApiError, FieldError};
 
-pub use managed::{ManagerInfo, server_side_apply, update_managed_fields};
+pub use managed::{ManagerInfo, adopt_managed_fields, server_side_apply, update_managed_fields};
 pub use schema::{
     CONFIG_MAP, CUSTOM_RESOURCE, EVENT, KindSchema, LEASE, ListKind, ListRule, METADATA_ONLY,
     NAMESPACE, PatchSchema, SECRET, WIDGET, builtin_schema,

@@ -58,8 +58,8 @@ use serde_json::{Map, Value};
 use super::{AdmissionFn, Store, Strategy, UpdateOptions, Updated};
 use crate::object::Object;
 use crate::patch::{
-    ManagerInfo, PatchType, apply_patch, decode_apply_patch, now_rfc3339, server_side_apply,
-    update_managed_fields, validate_field_manager, validate_patch_options,
+    ManagerInfo, PatchType, adopt_managed_fields, apply_patch, decode_apply_patch, now_rfc3339,
+    server_side_apply, update_managed_fields, validate_field_manager, validate_patch_options,
 };
 use crate::scheme::{ResourceInfo, Scheme};
 use crate::status::{ApiError, FieldError};
@@ -362,7 +362,7 @@ impl<K: Object> Store<K> {
                         let kept = view.encode(&object)?;
                         let tracked =
                             update_managed_fields(Some(&current), &kept, &info, schema.as_ref());
-                        set_managed_fields(&mut object, &tracked)?;
+                        adopt_managed_fields(&mut object, &tracked)?;
                     }
                     return Ok(object);
                 }
@@ -465,21 +465,9 @@ impl<K: Object> Store<K> {
         let tracked =
             update_managed_fields(old.as_ref(), &new_value, &info, self.patch_schema.as_ref());
         let mut new = new;
-        set_managed_fields(&mut new, &tracked)?;
+        adopt_managed_fields(&mut new, &tracked)?;
         Ok(new)
     }
-}
-
-/// Sets `object`'s `metadata.managedFields` to those of the document `tracked`.
-fn set_managed_fields<K: Object>(object: &mut K, tracked: &Value) -> Result<(), ApiError> {
-    object.meta_mut().managed_fields = match tracked.pointer("/metadata/managedFields") {
-        Some(Value::Array(items)) if !items.is_empty() => Some(
-            serde_json::from_value(Value::Array(items.clone()))
-                .map_err(|e| ApiError::internal(format!("encoding managed fields: {e}")))?,
-        ),
-        _ => None,
-    };
-    Ok(())
 }
 
 /// The apply configuration must name the view's `apiVersion` and kind (400).
