@@ -165,6 +165,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let url = args.storage_url();
+    if let Some(feature) = storage::missing_feature(&url) {
+        anyhow::bail!(
+            "--storage {url}: this apiserver was built without the `{feature}` backend; \
+             build and run it with that backend included:\n  \
+             cargo run --release -p apiserver --features {feature} -- --storage {url}"
+        );
+    }
     let storage = storage::open(&url)
         .await
         .map_err(|e| anyhow::anyhow!("opening storage {url}: {e}"))?;

@@ -5,7 +5,8 @@
 //!
 //! The PATCH operations list JSON, merge and apply patches but never strategic merge patch, so
 //! kubectl computes SMP for built-in kinds from its compiled-in types and uses merge patch for
-//! custom kinds (see `spec/kubectl-surface.md` 1.3).
+//! custom kinds (kubectl's `staging/src/k8s.io/kubectl/pkg/cmd/apply/patcher.go`,
+//! `Patcher.patchSimple`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -1,5 +1,6 @@
 //! End to end: the real `kubectl` against the `apiserver` binary (SQLite backend in a temp
-//! dir), following the command list of issue 8 and `spec/kubectl-surface.md`.
+//! dir), through the everyday commands: create, get, apply, patch, label, annotate, replace,
+//! delete, explain, describe, watch.
 
 mod common;
 

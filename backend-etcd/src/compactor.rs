@@ -1,5 +1,6 @@
 //! The periodic compactor several API servers sharing one etcd can run at once
-//! (kube-apiserver's `compact.go`, `spec/storage-semantics.md` 1.5).
+//! (kube-apiserver's `staging/src/k8s.io/apiserver/pkg/storage/etcd3/compact.go`, `compactor`
+//! and `compact`).
 //!
 //! Every interval each compactor does one transaction on the dedicated key: if the key's
 //! *version* is still the one it saw last time, it writes the current revision into it (which

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use storage_api::{Error, Result};
 
-/// The key kube-apiserver's compactor uses to coordinate several API servers (see
-/// `spec/storage-semantics.md` 1.5). It lives outside every store prefix.
+/// The key kube-apiserver's compactor uses to coordinate several API servers (upstream
+/// `staging/src/k8s.io/apiserver/pkg/storage/etcd3/compact.go`, `compact`). It lives outside
+/// every store prefix.
 pub const DEFAULT_COMPACT_REV_KEY: &str = "compact_rev_key";
 
 /// How to reach etcd and how the store behaves on it.

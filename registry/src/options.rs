@@ -43,7 +43,8 @@ impl ResourceVersionMatch {
 /// Options of [`crate::Storage::get_list`] and [`crate::Storage::watch`].
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {
-    /// The resourceVersion parameter (see the tables in `spec/storage-semantics.md` 2.2, 2.3).
+    /// The resourceVersion parameter, as interpreted by [`crate::Storage::get_list`] and
+    /// [`crate::Storage::watch`].
     pub resource_version: String,
     /// The resourceVersionMatch parameter.
     pub resource_version_match: ResourceVersionMatch,

@@ -445,7 +445,8 @@ impl ApiError {
     }
 
     /// Maps a storage error met by `operation` on `resource`/`name` as Kubernetes'
-    /// `storage/errors` package does (`spec/storage-semantics.md` 4.2).
+    /// `storage/errors` package does (`pkg/storage/errors/storage.go`, `InterpretGetError` and
+    /// its siblings).
     pub fn from_storage(
         error: StorageError,
         operation: Operation,

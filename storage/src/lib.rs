@@ -73,6 +73,21 @@ impl<'a> StorageUrl<'a> {
     }
 }
 
+/// The Cargo feature a URL's backend needs when this build lacks it: `Some("etcd")` for an
+/// `etcd://` URL in a build without the `etcd` feature, `None` when the backend is compiled in
+/// or the scheme is unknown (or the URL has none). Programs use it to tell their users how to
+/// rebuild; [`open`] fails with a generic message in that case.
+pub fn missing_feature(url: &str) -> Option<&'static str> {
+    missing_from(url, &supported_schemes())
+}
+
+/// [`missing_feature`] against an explicit list of compiled-in schemes (testable in any build).
+fn missing_from(url: &str, compiled: &[&str]) -> Option<&'static str> {
+    let scheme = StorageUrl::parse(url).ok()?.scheme;
+    let (_, feature) = SCHEMES.iter().find(|(known, _)| *known == scheme)?;
+    (!compiled.contains(&scheme)).then_some(*feature)
+}
+
 fn scheme_list() -> String {
     supported_schemes()
         .iter()
@@ -102,7 +117,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Interface>> {
         scheme => match SCHEMES.iter().find(|(known, _)| *known == scheme) {
             Some((_, feature)) => Err(Error::InvalidArgument(format!(
                 "storage URL {url:?} needs a backend this program was built without: \
-                 built without feature `{feature}` (enable it on the `storage` crate)"
+                 built without feature `{feature}`"
             ))),
             None => Err(Error::InvalidArgument(format!(
                 "storage URL {url:?} has unknown scheme {scheme:?}; supported: {}",
@@ -160,4 +175,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::internal_from("opening the store panicked or was cancelled", e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_from;
+
+    #[test]
+    fn missing_feature_names_the_backend_a_build_lacks() {
+        let url = "etcd://127.0.0.1:2379/registry";
+        assert_eq!(missing_from(url, &["memory", "sqlite"]), Some("etcd"));
+        assert_eq!(missing_from(url, &["memory", "sqlite", "etcd"]), None);
+        assert_eq!(missing_from("sled://data/db", &["memory"]), Some("sled"));
+        assert_eq!(missing_from("nosuch://x", &["memory"]), None);
+        assert_eq!(missing_from("no-scheme", &["memory"]), None);
+    }
 }

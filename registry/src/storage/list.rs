@@ -35,7 +35,8 @@ struct ListPlan {
 impl<K: Object> Storage<K> {
     /// Kubernetes' `GetList` on `key`: a single object (non-recursive) or every object under
     /// `key + "/"` (recursive), with the resourceVersion, resourceVersionMatch, limit and
-    /// continue semantics of `spec/storage-semantics.md` 2.2 and 3.
+    /// continue semantics of upstream's etcd3 store (`pkg/storage/etcd3/store.go`, `GetList`,
+    /// and `pkg/storage/continue.go`).
     #[tracing::instrument(level = "debug", skip(self, options), fields(rv = %options.resource_version))]
     pub async fn get_list(&self, key: &str, options: &ListOptions) -> Result<ObjectList<K>> {
         let full = self.prepare_key(key)?;

@@ -28,7 +28,8 @@ const WATCH_TOO_OLD: &str = "The resourceVersion for the provided watch is too o
 
 impl<K: Object> Storage<K> {
     /// Kubernetes' `Watch` on `key` (recursive: everything under `key + "/"`), following the
-    /// resourceVersion / sendInitialEvents table of `spec/storage-semantics.md` 2.3. Errors known
+    /// resourceVersion / sendInitialEvents rules of upstream's etcd3 store
+    /// (`pkg/storage/etcd3/store.go` `Watch`, `pkg/storage/etcd3/watcher.go`). Errors known
     /// up front (bad key, unparsable resourceVersion) are returned; later ones, including a
     /// compacted or too large resourceVersion, arrive as one final [`WatchEvent::Error`].
     #[tracing::instrument(level = "debug", skip(self, options), fields(rv = %options.resource_version))]

@@ -1,5 +1,6 @@
 //! The generic registry [`Store<K>`]: the REST semantics of Kubernetes' generic registry Store
-//! (`spec/registry-store.md`) over [`Storage<K>`], driven by a per-kind [`Strategy`].
+//! (upstream `staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`) over
+//! [`Storage<K>`], driven by a per-kind [`Strategy`].
 //!
 //! - [`validation`]: generic `ObjectMeta` validation and name rules.
 //! - [`strategy`]: the [`Strategy`] trait, table columns and the status-subresource wrapper.
