@@ -50,7 +50,9 @@ pub trait Client: Send + Sync + 'static {
     /// exact past one, as a consistent snapshot. Returns how many keys it saw.
     async fn list(&self, page_size: u64, revision: Option<Revision>) -> Result<usize>;
 
-    /// Watches every key, from just after `after`.
+    /// Watches every key, from just after `after`, which must be the revision of a write
+    /// (at the object and HTTP levels resourceVersion 0 means "the current state, then
+    /// changes": ADDED events in key order, not events after revision 0).
     async fn watch(&self, after: Revision) -> Result<SeenStream>;
 
     /// The store's current revision.

@@ -20,6 +20,9 @@ const SETUP_CONCURRENCY: usize = 64;
 /// The stamp of the watch workload's end marker.
 const END_STAMP: u64 = u64::MAX;
 
+/// The stamp of the watch workload's start marker (never delivered: watchers start after it).
+const START_STAMP: u64 = 0;
+
 /// How long watchers may lag behind the last write before the check gives up on them.
 const WATCH_DRAIN: Duration = Duration::from_secs(15);
 
@@ -385,25 +388,121 @@ async fn mixed<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     Ok(measured)
 }
 
+/// How a watcher's sequence of revisions breaks strict order, if it does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct OrderFaults {
+    /// Events whose revision the watcher had already received.
+    pub(crate) duplicates: usize,
+    /// Events older than one already received, seen for the first time (delivered late).
+    pub(crate) reorderings: usize,
+    /// The first offending event: its position and revision, and the revision before it.
+    pub(crate) first: Option<FirstFault>,
+}
+
+/// The first event that was not greater than the one before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FirstFault {
+    /// Its position in the watcher's stream (0-based).
+    pub(crate) index: usize,
+    /// The revision received just before it.
+    pub(crate) previous: Revision,
+    /// Its revision.
+    pub(crate) revision: Revision,
+    /// Whether its revision had been received before (else it came late).
+    pub(crate) duplicate: bool,
+}
+
+impl OrderFaults {
+    /// Classifies every event whose revision is not greater than the one before it.
+    pub(crate) fn of(revisions: &[Revision]) -> Self {
+        let mut faults = OrderFaults::default();
+        let mut seen = HashSet::with_capacity(revisions.len());
+        let mut highest: Option<Revision> = None;
+        for (index, &revision) in revisions.iter().enumerate() {
+            let fresh = seen.insert(revision);
+            if highest.is_some_and(|highest| revision <= highest) {
+                let duplicate = !fresh;
+                if duplicate {
+                    faults.duplicates += 1;
+                } else {
+                    faults.reorderings += 1;
+                }
+                if faults.first.is_none() {
+                    faults.first = Some(FirstFault {
+                        index,
+                        previous: revisions[index - 1],
+                        revision,
+                        duplicate,
+                    });
+                }
+            }
+            highest = highest.max(Some(revision));
+        }
+        faults
+    }
+
+    /// Whether every revision was greater than the one before it.
+    pub(crate) fn in_order(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
 /// A watcher that did not see every acknowledged write in order.
 struct WatcherProblem {
     watcher: usize,
     events: usize,
     missing: usize,
-    in_order: bool,
+    order: OrderFaults,
     ended: Option<String>,
 }
 
+/// The words for out-of-order deliveries: `OUT OF ORDER` followed by the counts that are not
+/// zero, such as `OUT OF ORDER (2 duplicates)`.
+fn order_words(duplicates: usize, reorderings: usize) -> String {
+    let mut kinds = Vec::new();
+    if duplicates > 0 {
+        kinds.push(format!("{duplicates} duplicates"));
+    }
+    if reorderings > 0 {
+        kinds.push(format!("{reorderings} reorderings"));
+    }
+    format!("OUT OF ORDER ({})", kinds.join(", "))
+}
+
+/// One watcher's first offending pair, such as `watcher 7 got revision 12 after 15 (event 4,
+/// late)`.
+fn first_fault_words(watcher: usize, first: &FirstFault) -> String {
+    format!(
+        "watcher {watcher} got revision {} after {} (event {}, {})",
+        first.revision,
+        first.previous,
+        first.index,
+        if first.duplicate {
+            "a duplicate"
+        } else {
+            "late"
+        }
+    )
+}
+
 /// The incomplete watchers, one by one when there are a few, else in aggregate (with 50
-/// watchers a line per watcher would bury the table).
+/// watchers a line per watcher would bury the table). Out-of-order watchers always name the
+/// first offending pair of the first such watcher.
 fn describe_problems(problems: &[WatcherProblem], acked: u64) -> String {
     let one = |p: &WatcherProblem| {
+        let order = match &p.order.first {
+            Some(first) => format!(
+                ", {}: first {}",
+                order_words(p.order.duplicates, p.order.reorderings),
+                first_fault_words(p.watcher, first)
+            ),
+            None => String::new(),
+        };
         format!(
-            "watcher {}: {} events, {} of {acked} missing{}{}",
+            "watcher {}: {} events, {} of {acked} missing{order}{}",
             p.watcher,
             p.events,
             p.missing,
-            if p.in_order { "" } else { ", OUT OF ORDER" },
             p.ended
                 .as_deref()
                 .map(|e| format!(", ended: {e}"))
@@ -415,7 +514,8 @@ fn describe_problems(problems: &[WatcherProblem], acked: u64) -> String {
     }
     let missing = problems.iter().map(|p| p.missing);
     let (least, most) = (missing.clone().min(), missing.max());
-    let out_of_order = problems.iter().filter(|p| !p.in_order).count();
+    let disordered: Vec<&WatcherProblem> =
+        problems.iter().filter(|p| !p.order.in_order()).collect();
     let ended: Vec<&str> = problems.iter().filter_map(|p| p.ended.as_deref()).collect();
     let mut text = format!(
         "{} incomplete, missing {}-{} of {acked} events each",
@@ -423,8 +523,20 @@ fn describe_problems(problems: &[WatcherProblem], acked: u64) -> String {
         least.unwrap_or(0),
         most.unwrap_or(0)
     );
-    if out_of_order > 0 {
-        text.push_str(&format!(", {out_of_order} OUT OF ORDER"));
+    if let Some(example) = disordered.first() {
+        let duplicates = disordered.iter().map(|p| p.order.duplicates).sum();
+        let reorderings = disordered.iter().map(|p| p.order.reorderings).sum();
+        text.push_str(&format!(
+            ", {} watchers {}",
+            disordered.len(),
+            order_words(duplicates, reorderings)
+        ));
+        if let Some(first) = &example.order.first {
+            text.push_str(&format!(
+                ", first: {}",
+                first_fault_words(example.watcher, first)
+            ));
+        }
     }
     if let Some(first) = ended.first() {
         let same = ended.iter().filter(|e| *e == first).count();
@@ -445,7 +557,18 @@ struct WatcherReport {
 
 async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -> Result<Measured> {
     let watchers = params.watchers.max(1);
-    let start_revision = client.current_revision().await?;
+    // The watchers start after the revision of a marker this workload writes, never after the
+    // store's current revision: on a fresh store that is 0, and a watch from resourceVersion
+    // "0" means "the current state as ADDED events, then changes" at the object and HTTP
+    // levels (Kubernetes' semantics), not "every event after revision 0". A watcher whose
+    // initial list ran after the writers had started then got those objects in key order,
+    // whose revisions are not increasing, and was counted OUT OF ORDER.
+    let start_revision = C::revision(
+        &client
+            .create("aa-start", START_STAMP)
+            .await
+            .context("writing the start marker of the watch workload")?,
+    );
     let mut watcher_handles = Vec::new();
     for _ in 0..watchers {
         let mut stream = client.watch(start_revision).await?;
@@ -562,8 +685,8 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     let mut complete = 0;
     let mut problems = Vec::new();
     for (i, report) in reports.into_iter().enumerate() {
-        let in_order = report.revisions.windows(2).all(|w| w[0] < w[1]);
-        if in_order && report.revisions == expected && report.ended.is_none() {
+        let order = OrderFaults::of(&report.revisions);
+        if order.in_order() && report.revisions == expected && report.ended.is_none() {
             complete += 1;
         } else {
             let seen: HashSet<Revision> = report.revisions.iter().copied().collect();
@@ -571,7 +694,7 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
                 watcher: i,
                 events: report.revisions.len(),
                 missing: expected.iter().filter(|r| !seen.contains(r)).count(),
-                in_order,
+                order,
                 ended: report.ended,
             });
         }
@@ -791,13 +914,97 @@ mod tests {
         .await;
     }
 
+    /// A client whose first watch is raced by two writes that land after the workload chose
+    /// where to start but before the watch starts, in descending key order (so key order and
+    /// revision order disagree).
+    #[cfg(feature = "object")]
+    struct RacedWatchStart<C> {
+        inner: Arc<C>,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    #[cfg(feature = "object")]
+    #[async_trait::async_trait]
+    impl<C: Client> Client for RacedWatchStart<C> {
+        type Version = C::Version;
+
+        fn revision(version: &Self::Version) -> Revision {
+            C::revision(version)
+        }
+
+        async fn create(&self, name: &str, stamp: u64) -> Result<Self::Version> {
+            self.inner.create(name, stamp).await
+        }
+
+        async fn update(&self, name: &str, version: &C::Version, stamp: u64) -> Result<C::Version> {
+            self.inner.update(name, version, stamp).await
+        }
+
+        async fn get(&self, name: &str) -> Result<()> {
+            self.inner.get(name).await
+        }
+
+        async fn list(&self, page_size: u64, revision: Option<Revision>) -> Result<usize> {
+            self.inner.list(page_size, revision).await
+        }
+
+        async fn watch(&self, after: Revision) -> Result<crate::client::SeenStream> {
+            if !self.raced.swap(true, Ordering::SeqCst) {
+                self.inner.create("racer-b", now_stamp()).await?;
+                self.inner.create("racer-a", now_stamp()).await?;
+            }
+            self.inner.watch(after).await
+        }
+
+        async fn current_revision(&self) -> Result<Revision> {
+            self.inner.current_revision().await
+        }
+
+        async fn compact(&self, revision: Revision) -> Result<()> {
+            self.inner.compact(revision).await
+        }
+    }
+
+    /// Issue 21: on a fresh store the watch workload started its object watches from
+    /// resourceVersion 0, which Kubernetes reads as "the current state, then changes"; writes
+    /// that landed before a watch's initial list came as ADDED events in key order and the
+    /// watcher was counted OUT OF ORDER. Watches must start after a real revision, so such
+    /// writes arrive as ordinary events in revision order.
+    #[cfg(feature = "object")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_racing_the_watch_start_arrive_in_revision_order() {
+        let store: Arc<dyn storage_api::Interface> = Arc::new(backend_memory_store());
+        let client = Arc::new(RacedWatchStart {
+            inner: Arc::new(crate::object::ObjectClient::new(store, "/t/", 32)),
+            raced: std::sync::atomic::AtomicBool::new(false),
+        });
+        let progress: Progress = Arc::new(|_| {});
+        // Four watchers, so the report aggregates them.
+        let params = Params {
+            watchers: 4,
+            ..tiny()
+        };
+        let measured = run(client, Workload::Watch, 2, &params, progress)
+            .await
+            .unwrap();
+        let (_, _, text) = measured
+            .notes
+            .iter()
+            .find(|(name, _, _)| name == "watchers_complete")
+            .expect("the watch workload reports its watchers");
+        assert!(!text.contains("OUT OF ORDER"), "{text}");
+        // The two racing writes are extra events, not in the workload's own list of writes;
+        // every watcher still received all of the workload's writes, none missing.
+        assert!(text.contains("missing 0-0 of"), "{text}");
+    }
+
     #[test]
     fn many_incomplete_watchers_are_summarised() {
         let problem = |watcher, missing, ended: Option<&str>| WatcherProblem {
             watcher,
             events: 10 - missing,
             missing,
-            in_order: true,
+            order: OrderFaults::default(),
             ended: ended.map(str::to_owned),
         };
         let few = describe_problems(&[problem(2, 3, Some("slow"))], 10);
@@ -808,6 +1015,59 @@ mod tests {
         assert_eq!(
             describe_problems(&many, 10),
             "5 incomplete, missing 1-5 of 10 events each, 3 ended early (3 with: slow)"
+        );
+    }
+
+    #[test]
+    fn order_faults_tell_duplicates_from_reorderings() {
+        assert!(OrderFaults::of(&[]).in_order());
+        assert!(OrderFaults::of(&[3, 4, 9]).in_order());
+        let duplicate = OrderFaults::of(&[3, 4, 4, 5]);
+        assert_eq!((duplicate.duplicates, duplicate.reorderings), (1, 0));
+        assert_eq!(
+            duplicate.first,
+            Some(FirstFault {
+                index: 2,
+                previous: 4,
+                revision: 4,
+                duplicate: true
+            })
+        );
+        // 5 arrives after 6: late, not a duplicate; the replayed 3 is a duplicate.
+        let mixed = OrderFaults::of(&[3, 4, 6, 5, 3, 7]);
+        assert_eq!((mixed.duplicates, mixed.reorderings), (1, 1));
+        assert_eq!(
+            mixed
+                .first
+                .map(|f| (f.index, f.previous, f.revision, f.duplicate)),
+            Some((3, 6, 5, false))
+        );
+    }
+
+    #[test]
+    fn out_of_order_watchers_name_counts_and_the_first_pair() {
+        let problem = |watcher, revisions: &[Revision]| WatcherProblem {
+            watcher,
+            events: revisions.len(),
+            missing: 0,
+            order: OrderFaults::of(revisions),
+            ended: None,
+        };
+        assert_eq!(
+            describe_problems(&[problem(4, &[1, 2, 2, 3])], 3),
+            "watcher 4: 4 events, 0 of 3 missing, OUT OF ORDER (1 duplicates): first watcher 4 \
+             got revision 2 after 2 (event 2, a duplicate)"
+        );
+        let many = [
+            problem(0, &[1, 2, 3]),
+            problem(1, &[1, 3, 2]),
+            problem(2, &[1, 2, 2, 3]),
+            problem(3, &[1, 2, 3]),
+        ];
+        assert_eq!(
+            describe_problems(&many, 3),
+            "4 incomplete, missing 0-0 of 3 events each, 2 watchers OUT OF ORDER (1 duplicates, \
+             1 reorderings), first: watcher 1 got revision 2 after 3 (event 2, late)"
         );
     }
 
