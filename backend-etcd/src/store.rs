@@ -600,15 +600,7 @@ impl Interface for EtcdStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        validate_prefix(&request.prefix)?;
-        if let Some(start) = request.start.as_deref() {
-            if !start.is_empty() && !start.starts_with(request.prefix.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "range start key {start:?} is outside the prefix {:?}",
-                    request.prefix
-                )));
-            }
-        }
+        request.validate()?;
         let inner = &self.inner;
         let full_prefix = inner.full_key(&request.prefix);
         let start = match &request.start {
@@ -642,11 +634,7 @@ impl Interface for EtcdStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        if request.prefix {
-            validate_prefix(&request.key)?;
-        } else {
-            validate_key(&request.key)?;
-        }
+        request.validate()?;
         crate::watch::start(self.inner.clone(), request).await
     }
 

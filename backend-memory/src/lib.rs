@@ -10,7 +10,6 @@
 
 mod expiry;
 mod mvcc;
-mod watch;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,8 +18,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage_api::{
-    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchEvent, WatchRequest, WatchStream, validate_key, validate_prefix,
+    DeleteResponse, Error, GetResponse, HistoryPage, Interface, KeyFilter, Precondition,
+    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent, WatchHistory, WatchHub,
+    WatchRequest, WatchSettings, WatchStream, validate_key,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -28,7 +28,6 @@ use tokio::time::Instant;
 
 use crate::expiry::Expiry;
 use crate::mvcc::Mvcc;
-use crate::watch::{Filter, Watchers};
 
 /// Settings of a [`MemoryStore`].
 #[derive(Clone, Debug)]
@@ -68,10 +67,11 @@ struct Shared {
     background: Mutex<Option<JoinHandle<()>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     mvcc: Mvcc,
-    watchers: Watchers,
+    /// The watchers. Published to under the state lock, so they see writes in commit order.
+    hub: Arc<WatchHub>,
     expiry: Expiry,
 }
 
@@ -84,7 +84,8 @@ impl State {
                 _ => self.expiry.set(key, ttl, Instant::now()),
             }
         }
-        self.watchers.publish(event);
+        self.hub
+            .publish(std::slice::from_ref(event), event.revision());
         if let Some(retain) = retain {
             let revision = self.mvcc.revision();
             if revision.saturating_sub(self.mvcc.compacted()) > retain.saturating_mul(2) {
@@ -107,7 +108,11 @@ impl MemoryStore {
         MemoryStore {
             shared: Arc::new(Shared {
                 options,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    mvcc: Mvcc::default(),
+                    hub: Arc::new(WatchHub::new(0)),
+                    expiry: Expiry::default(),
+                }),
                 wakeup: Arc::new(Notify::new()),
                 background: Mutex::new(None),
             }),
@@ -144,15 +149,14 @@ impl MemoryStore {
     }
 }
 
-/// Expires TTLs and sends progress events until the store is dropped.
+/// Expires TTLs until the store is dropped.
 async fn run_background(shared: Weak<Shared>) {
-    let mut next_progress = Instant::now();
     loop {
         let Some(strong) = shared.upgrade() else {
             return;
         };
         let now = Instant::now();
-        let (deadline, wants_progress) = {
+        let deadline = {
             let mut state = strong.state.lock();
             for key in state.expiry.take_due(now) {
                 match state.mvcc.delete(&key, Precondition::None) {
@@ -163,25 +167,9 @@ async fn run_background(shared: Weak<Shared>) {
                     Err(error) => tracing::warn!(key, %error, "could not expire key"),
                 }
             }
-            let wants_progress = state.watchers.wants_progress();
-            if wants_progress && now >= next_progress {
-                let revision = state.mvcc.revision();
-                state.watchers.notify_progress(revision);
-                next_progress = now + strong.options.progress_interval;
-            }
-            let mut deadline = now + Duration::from_secs(3600);
-            if let Some(expiry) = state.expiry.next() {
-                deadline = deadline.min(expiry);
-            }
-            if wants_progress {
-                deadline = deadline.min(next_progress);
-            }
-            (deadline, wants_progress)
+            let idle = now + Duration::from_secs(3600);
+            state.expiry.next().map_or(idle, |expiry| expiry.min(idle))
         };
-        if !wants_progress {
-            // A progress watcher registered later should get its first event one interval on.
-            next_progress = now + strong.options.progress_interval;
-        }
         let wakeup = strong.wakeup.clone();
         drop(strong);
         // `notify_one` stores a permit when nobody waits, so a wake-up sent since the state was
@@ -190,6 +178,32 @@ async fn run_background(shared: Weak<Shared>) {
             () = tokio::time::sleep_until(deadline) => {}
             () = wakeup.notified() => {}
         }
+    }
+}
+
+/// The store's event log as a watch history. Weak, so a forgotten stream does not keep the
+/// store's data alive.
+struct LogHistory {
+    shared: Weak<Shared>,
+}
+
+#[async_trait]
+impl WatchHistory for LogHistory {
+    async fn read(
+        &self,
+        filter: &KeyFilter,
+        after: Revision,
+        until: Revision,
+        budget: usize,
+    ) -> Result<HistoryPage> {
+        let shared = self
+            .shared
+            .upgrade()
+            .ok_or_else(|| Error::unavailable("the memory store was dropped"))?;
+        let state = shared.state.lock();
+        state
+            .mvcc
+            .events_between(after, until, budget, |key| filter.matches(key))
     }
 }
 
@@ -235,49 +249,34 @@ impl Interface for MemoryStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        validate_prefix(&request.prefix)?;
-        if let Some(start) = &request.start {
-            if !start.starts_with(request.prefix.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "range start {start:?} is outside the prefix {:?}",
-                    request.prefix
-                )));
-            }
-        }
+        request.validate()?;
         self.shared.state.lock().mvcc.range(&request)
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        if request.prefix {
-            validate_prefix(&request.key)?;
-        } else {
-            validate_key(&request.key)?;
-        }
-        let stream = {
-            let mut state = self.shared.state.lock();
-            let current = state.mvcc.revision();
-            let after = request.start_revision.unwrap_or(current);
-            // The replay covers (after, current]; live delivery everything above both.
-            let filter = Filter {
-                key: request.key,
-                prefix: request.prefix,
-                after: after.max(current),
-                progress: request.progress_notify,
-            };
-            let replay = if after < current {
-                state.mvcc.events_after(after, |key| filter.matches(key))?
-            } else {
-                Vec::new()
-            };
-            state
-                .watchers
-                .register(filter, replay, self.shared.options.watch_buffer)
+        request.validate()?;
+        let hub = {
+            let state = self.shared.state.lock();
+            let compacted = state.mvcc.compacted();
+            if let Some(start) = request.start_revision {
+                if start < compacted {
+                    return Err(Error::Compacted {
+                        requested: start,
+                        compacted,
+                    });
+                }
+            }
+            Arc::clone(&state.hub)
         };
-        if request.progress_notify {
-            self.ensure_background();
-        }
-        Ok(stream)
+        let history = Arc::new(LogHistory {
+            shared: Arc::downgrade(&self.shared),
+        });
+        let settings = WatchSettings {
+            buffer: self.shared.options.watch_buffer,
+            progress_interval: self.shared.options.progress_interval,
+        };
+        Ok(hub.watch(&request, history, settings))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

@@ -6,7 +6,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use storage_api::{
-    Error, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Revision, WatchEvent,
+    Error, HistoryPage, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Revision,
+    WatchEvent,
 };
 
 /// One version of a key; `value: None` is a tombstone written by a delete.
@@ -196,12 +197,15 @@ impl Mvcc {
         event
     }
 
-    /// Events after `after` (exclusive) for which `matches` holds, from the log.
-    pub(crate) fn events_after(
+    /// The events in `(after, until]` for which `matches` holds, from the log, scanning at
+    /// most `budget` entries.
+    pub(crate) fn events_between(
         &self,
         after: Revision,
+        until: Revision,
+        budget: usize,
         mut matches: impl FnMut(&str) -> bool,
-    ) -> Result<Vec<WatchEvent>> {
+    ) -> Result<HistoryPage> {
         if after < self.compacted {
             return Err(Error::Compacted {
                 requested: after,
@@ -209,12 +213,27 @@ impl Mvcc {
             });
         }
         let first = self.log.partition_point(|event| event.revision() <= after);
-        Ok(self
-            .log
-            .range(first..)
-            .filter(|event| event.key().is_some_and(&mut matches))
-            .cloned()
-            .collect())
+        let mut page = HistoryPage {
+            events: Vec::new(),
+            scanned_to: until,
+        };
+        let mut last = after;
+        for (scanned, event) in self.log.range(first..).enumerate() {
+            let revision = event.revision();
+            if revision > until {
+                break;
+            }
+            // Pages end between revisions, never inside one.
+            if scanned >= budget && revision != last {
+                page.scanned_to = last;
+                break;
+            }
+            last = revision;
+            if event.key().is_some_and(&mut matches) {
+                page.events.push(event.clone());
+            }
+        }
+        Ok(page)
     }
 
     /// Discards versions and events that no read at `revision` or later can see.

@@ -9,8 +9,8 @@
 use std::sync::atomic::Ordering;
 
 use storage_api::{
-    Error, GetResponse, KeyValue, RangeRequest, RangeResponse, Result, Revision, WatchEvent,
-    prefix_range_end,
+    Error, GetResponse, KeyFilter, KeyValue, RangeRequest, RangeResponse, Result, Revision,
+    WatchEvent, prefix_range_end,
 };
 
 use crate::codec::{self, Op};
@@ -22,7 +22,7 @@ const LATEST_RETRIES: usize = 3;
 
 /// Resolves the revision a read is served at, checking it against the store's bounds.
 fn read_revision(shared: &Shared, requested: Option<Revision>) -> Result<Revision> {
-    let current = shared.published.load(Ordering::SeqCst);
+    let current = shared.hub.published();
     let compacted = shared.compacted.load(Ordering::SeqCst);
     match requested {
         None => Ok(current),
@@ -197,30 +197,11 @@ fn range_at(
 }
 
 /// Which keys a watch wants.
-#[derive(Clone, Debug)]
-pub(crate) struct Filter {
-    /// The key, or the prefix.
-    pub key: String,
-    /// Whether `key` is a prefix.
-    pub prefix: bool,
-}
-
-impl Filter {
-    /// Whether the filter wants events of `key`.
-    pub fn matches(&self, key: &str) -> bool {
-        if self.prefix {
-            key.starts_with(&self.key)
-        } else {
-            key == self.key
-        }
-    }
-}
-
 /// The events in `(after, upto]` that `filter` wants, reading at most `max` log entries.
 /// Returns them with the last revision covered (`upto` when the log had no more entries).
 pub(crate) fn events(
     shared: &Shared,
-    filter: &Filter,
+    filter: &KeyFilter,
     after: Revision,
     upto: Revision,
     max: usize,
@@ -234,7 +215,7 @@ pub(crate) fn events(
 
 fn events_unchecked(
     shared: &Shared,
-    filter: &Filter,
+    filter: &KeyFilter,
     after: Revision,
     upto: Revision,
     max: usize,

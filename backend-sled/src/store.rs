@@ -3,22 +3,23 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
     DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
+    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
 };
 use tracing::Instrument;
 
 use crate::keys;
 use crate::options::{Durability, SledOptions};
 use crate::read;
-use crate::watch::{self, Hub};
+use crate::watch::LogHistory;
 use crate::writer::{self, Command, Outcome, Request};
+use storage_api::{WatchHub, WatchSettings};
 
 /// The sled trees of one store (see [`crate::keys`] for their key layouts).
 #[derive(Clone, Debug)]
@@ -42,13 +43,11 @@ pub(crate) struct Shared {
     pub trees: Trees,
     pub path: PathBuf,
     pub options: SledOptions,
-    /// The newest revision that is durable (per the durability mode) and published to
-    /// watchers: the revision every "latest" read is served at.
-    pub published: AtomicU64,
     /// The compaction revision: the oldest revision still readable.
     pub compacted: AtomicU64,
-    /// The registered watchers.
-    pub hub: Mutex<Hub>,
+    /// The registered watchers, and the newest revision that is durable (per the durability
+    /// mode) and published to them: the revision every "latest" read is served at.
+    pub hub: Arc<WatchHub>,
     /// Set once, when the store can no longer accept writes (a failed flush).
     pub failure: OnceLock<String>,
     /// Counters, see [`SledStats`].
@@ -93,12 +92,6 @@ impl Shared {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// Locks the watcher registry (a poisoned lock is still usable: the registry holds no
-    /// invariant a panic could break half-way).
-    pub fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
-        self.hub.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -183,9 +176,8 @@ impl SledStore {
             trees,
             path,
             options,
-            published: AtomicU64::new(start.revision),
             compacted: AtomicU64::new(start.compacted),
-            hub: Mutex::new(Hub::default()),
+            hub: Arc::new(WatchHub::new(start.revision)),
             failure: OnceLock::new(),
             counters: Counters::default(),
         });
@@ -215,7 +207,7 @@ impl SledStore {
             flushes: counters.flushes.load(Ordering::Relaxed),
             expired: counters.expired.load(Ordering::Relaxed),
             compacted_entries: counters.compacted_entries.load(Ordering::Relaxed),
-            revision: self.shared.published.load(Ordering::SeqCst),
+            revision: self.shared.hub.published(),
             compacted: self.shared.compacted.load(Ordering::SeqCst),
         }
     }
@@ -262,7 +254,7 @@ impl Drop for SledStore {
                 tracing::error!("the sled writer thread panicked");
             }
         }
-        self.shared.hub().close_all();
+        self.shared.hub.close();
     }
 }
 
@@ -457,16 +449,7 @@ impl Interface for SledStore {
             limit = request.limit
         );
         async {
-            validate_prefix(&request.prefix)?;
-            // The start key is a position, not a key: pagers pass `last_key + "\0"`.
-            if let Some(start) = request.start.as_deref().filter(|s| !s.is_empty()) {
-                if !start.starts_with(&request.prefix) {
-                    return Err(Error::InvalidArgument(format!(
-                        "range start {start:?} is not under the prefix {:?}",
-                        request.prefix
-                    )));
-                }
-            }
+            request.validate()?;
             self.blocking("range", move |shared| read::range(shared, &request))
                 .await
         }
@@ -482,13 +465,26 @@ impl Interface for SledStore {
             start = request.start_revision
         );
         async {
-            if request.prefix {
-                validate_prefix(&request.key)?;
-            } else {
-                validate_key(&request.key)?;
-            }
+            request.validate()?;
             self.shared.check_failed()?;
-            watch::start(&self.shared, request)
+            if let Some(start) = request.start_revision {
+                let compacted = self.shared.compacted.load(Ordering::SeqCst);
+                if start < compacted {
+                    return Err(Error::Compacted {
+                        requested: start,
+                        compacted,
+                    });
+                }
+                // A start above the current revision is allowed: the watch waits for it.
+            }
+            let history = Arc::new(LogHistory {
+                shared: Arc::downgrade(&self.shared),
+            });
+            let settings = WatchSettings {
+                buffer: self.shared.options.watch_buffer,
+                progress_interval: self.shared.options.progress_interval,
+            };
+            Ok(self.shared.hub.watch(&request, history, settings))
         }
         .instrument(span)
         .await
@@ -507,7 +503,7 @@ impl Interface for SledStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        Ok(self.shared.published.load(Ordering::SeqCst))
+        Ok(self.shared.hub.published())
     }
 
     async fn compacted_revision(&self) -> Result<Revision> {

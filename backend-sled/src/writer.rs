@@ -256,15 +256,11 @@ impl Writer {
                     }));
                 }
                 // Watches must not see writes that may not be durable.
-                self.shared.hub().close_all();
+                self.shared.hub.close();
                 return;
             }
         }
-        {
-            let mut hub = self.shared.hub();
-            hub.send(&events);
-            self.shared.published.store(self.revision, Ordering::SeqCst);
-        }
+        self.shared.hub.publish(&events, self.revision);
         for (reply, result) in answers {
             // The caller may have gone away; the write stands.
             let _ = reply.send(result);

@@ -75,17 +75,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
     DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
+    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
 };
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::ReceiverStream;
 
 pub use options::{SqliteOptions, Synchronous, parse_url};
 pub use schema::SCHEMA_VERSION;
 
 use past_counts::PastCounts;
-use reader::{Filter, ReaderPool};
-use watch::{Hub, WatchTask};
+use reader::ReaderPool;
+use storage_api::{WatchHub, WatchSettings};
+use watch::LogHistory;
 use writer::{Command, Counters, WriteOp, Writer, Written};
 
 /// Why [`SqliteStore::open`] failed.
@@ -196,7 +196,7 @@ pub struct SqliteStore {
     writer: Option<JoinHandle<()>>,
     readers: Arc<ReaderPool>,
     past_counts: PastCounts,
-    hub: Arc<Hub>,
+    hub: Arc<WatchHub>,
     counters: Arc<Counters>,
     options: SqliteOptions,
 }
@@ -237,7 +237,7 @@ impl SqliteStore {
             compacted = state.compact_rev,
             "opened sqlite store"
         );
-        let hub = Arc::new(Hub::new(state.current));
+        let hub = Arc::new(WatchHub::new(state.current));
         let counters = Arc::new(Counters::default());
         let (commands, rx) = std::sync::mpsc::channel();
         let writer = Writer::new(
@@ -366,19 +366,6 @@ fn acquire_lock(path: &Path) -> Result<File, OpenError> {
     }
 }
 
-fn check_range(request: &RangeRequest) -> Result<()> {
-    validate_prefix(&request.prefix)?;
-    if let Some(start) = &request.start {
-        if !start.starts_with(request.prefix.as_str()) {
-            return Err(Error::InvalidArgument(format!(
-                "range start {start:?} is outside the prefix {:?}",
-                request.prefix
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Interface for SqliteStore {
     #[tracing::instrument(level = "debug", skip(self, value), fields(len = value.len()))]
@@ -446,7 +433,7 @@ impl Interface for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        check_range(&request)?;
+        request.validate()?;
         let prefix = request.prefix.clone();
         let start = request.start.clone().unwrap_or_else(|| prefix.clone());
         let known = request
@@ -467,11 +454,7 @@ impl Interface for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        if request.prefix {
-            validate_prefix(&request.key)?;
-        } else {
-            validate_key(&request.key)?;
-        }
+        request.validate()?;
         if let Some(start) = request.start_revision {
             let snapshot = self.readers.read(reader::snapshot).await?;
             if start < snapshot.compacted {
@@ -483,28 +466,14 @@ impl Interface for SqliteStore {
             // A start in the future is allowed: the watch waits for it (Kubernetes relies on
             // this for watches from a resourceVersion newer than the store's).
         }
-        let filter = Filter {
-            key: request.key,
-            prefix: request.prefix,
-        };
-        let registration = self
-            .hub
-            .register(filter.clone(), self.options.watch_buffer)
-            .ok_or_else(|| Error::unavailable("the store is closed"))?;
-        let start = request.start_revision.unwrap_or(registration.live_from);
-        let rx = WatchTask {
+        let history = Arc::new(LogHistory {
             readers: Arc::clone(&self.readers),
-            hub: Arc::clone(&self.hub),
-            filter,
-            start,
-            registration,
-            progress: request
-                .progress_notify
-                .then_some(self.options.progress_interval),
+        });
+        let settings = WatchSettings {
             buffer: self.options.watch_buffer,
-        }
-        .spawn();
-        Ok(Box::pin(ReceiverStream::new(rx)))
+            progress_interval: self.options.progress_interval,
+        };
+        Ok(self.hub.watch(&request, history, settings))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

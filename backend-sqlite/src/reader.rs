@@ -8,8 +8,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use storage_api::{
-    Error, GetResponse, KeyValue, RangeRequest, RangeResponse, Result, Revision, WatchEvent,
-    prefix_range_end,
+    Error, GetResponse, HistoryPage, KeyFilter, KeyValue, RangeRequest, RangeResponse, Result,
+    Revision, WatchEvent, prefix_range_end,
 };
 use tokio::sync::Semaphore;
 
@@ -406,44 +406,19 @@ const LATEST_SQL: &str = "SELECT c.rev, l.create_rev, l.value FROM current c \
 const HISTORY_SQL: &str = "SELECT rev, key, deleted, create_rev, value, prev_rev FROM log \
      WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3";
 
-/// Which keys a watch wants.
-#[derive(Clone, Debug)]
-pub(crate) struct Filter {
-    pub(crate) key: String,
-    pub(crate) prefix: bool,
-}
-
-impl Filter {
-    pub(crate) fn matches(&self, key: &str) -> bool {
-        if self.prefix {
-            key.starts_with(self.key.as_str())
-        } else {
-            key == self.key
-        }
-    }
-}
-
-/// One page of history for a watch catching up.
-pub(crate) struct HistoryPage {
-    pub(crate) events: Vec<WatchEvent>,
-    /// Every revision up to this one has been scanned.
-    pub(crate) scanned_to: Revision,
-}
-
 /// The events matching `filter` with revisions in `(after, until]`, scanning at most `budget`
 /// log rows.
 pub(crate) fn history(
     tx: &Transaction<'_>,
-    filter: &Filter,
+    filter: &KeyFilter,
     after: Revision,
     until: Revision,
     budget: u64,
-    start: Revision,
 ) -> Result<HistoryPage> {
     let snap = snapshot(tx)?;
     if after < snap.compacted {
         return Err(Error::Compacted {
-            requested: start,
+            requested: after,
             compacted: snap.compacted,
         });
     }

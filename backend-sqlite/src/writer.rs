@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::options::SqliteOptions;
 use crate::reader;
 use crate::sql_error;
-use crate::watch::Hub;
+use storage_api::WatchHub;
 
 /// Expired keys deleted per transaction.
 const EXPIRY_BATCH: usize = 256;
@@ -147,7 +147,7 @@ pub(crate) struct Writer {
     /// Held for as long as the writer runs: the single-opener lock.
     pub(crate) lock: File,
     pub(crate) rx: Receiver<Command>,
-    pub(crate) hub: Arc<Hub>,
+    pub(crate) hub: Arc<WatchHub>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) options: SqliteOptions,
     pub(crate) state: Loaded,
@@ -173,7 +173,7 @@ impl Writer {
         conn: Connection,
         lock: File,
         rx: Receiver<Command>,
-        hub: Arc<Hub>,
+        hub: Arc<WatchHub>,
         counters: Arc<Counters>,
         options: SqliteOptions,
         state: Loaded,
@@ -719,7 +719,22 @@ fn set_current(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::reader::Filter;
+
+    /// A watch from now never reads history.
+    struct NoHistory;
+
+    #[async_trait::async_trait]
+    impl storage_api::WatchHistory for NoHistory {
+        async fn read(
+            &self,
+            _filter: &storage_api::KeyFilter,
+            after: Revision,
+            until: Revision,
+            _budget: usize,
+        ) -> Result<storage_api::HistoryPage> {
+            panic!("a watch from now read history ({after}, {until}]")
+        }
+    }
 
     fn write(op: WriteOp) -> (Command, oneshot::Receiver<Result<Written>>) {
         let (reply, answer) = oneshot::channel();
@@ -745,16 +760,15 @@ mod tests {
         let state = load(&conn).unwrap();
         let lock = File::create(dir.path().join("lock")).unwrap();
         let (_commands, rx) = std::sync::mpsc::channel();
-        let hub = Arc::new(Hub::new(0));
-        let mut registration = hub
-            .register(
-                Filter {
-                    key: "/".to_owned(),
-                    prefix: true,
-                },
-                100,
-            )
-            .unwrap();
+        let hub = Arc::new(WatchHub::new(0));
+        let mut watch = hub.watch(
+            &storage_api::WatchRequest::prefix("/"),
+            Arc::new(NoHistory),
+            storage_api::WatchSettings {
+                buffer: 100,
+                progress_interval: std::time::Duration::from_secs(1),
+            },
+        );
         let counters = Arc::new(Counters::default());
         let mut writer = Writer::new(
             conn,
@@ -825,8 +839,13 @@ mod tests {
         assert_eq!(counters.writes.load(Ordering::Relaxed), 4);
         assert_eq!(counters.rejected.load(Ordering::Relaxed), 3);
         assert_eq!(hub.published(), 4);
-        let revisions: Vec<Revision> = std::iter::from_fn(|| registration.rx.try_recv().ok())
-            .map(|event| event.revision())
+        let revisions: Vec<Revision> = (0..4)
+            .map(|_| {
+                futures::executor::block_on(futures::StreamExt::next(&mut watch))
+                    .unwrap()
+                    .unwrap()
+                    .revision()
+            })
             .collect();
         assert_eq!(
             revisions,

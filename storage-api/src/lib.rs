@@ -20,12 +20,14 @@ mod interface;
 mod key;
 mod prefixed;
 mod types;
+mod watch_hub;
 
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};
 pub use key::{prefix_range_end, validate_key, validate_prefix};
 pub use prefixed::Prefixed;
 pub use types::{
-    DeleteResponse, GetResponse, KeyValue, Precondition, RangeRequest, RangeResponse, Revision,
-    Ttl, WatchEvent, WatchRequest, WatchStream,
+    DeleteResponse, GetResponse, KeyFilter, KeyValue, Precondition, RangeRequest, RangeResponse,
+    Revision, Ttl, WatchEvent, WatchRequest, WatchStream,
 };
+pub use watch_hub::{HISTORY_PAGE, HistoryPage, WatchHistory, WatchHub, WatchSettings};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::key::{validate_key, validate_prefix};
 
 /// A store revision. Strictly increasing, global to the store, never 0 for a real write.
 pub type Revision = u64;
@@ -59,7 +60,9 @@ pub struct RangeRequest {
     /// trailing `/` itself (`/pods/ns/`), so `/pods/ns-2/x` is not included.
     pub prefix: String,
     /// Where to start, inclusive: a position in key order rather than a key, so it is not
-    /// validated like one (pagers pass `last_key + "\0"`). Must start with `prefix`.
+    /// validated like one (pagers pass `last_key + "\0"`). Must start with `prefix`: a start
+    /// outside the prefix, the empty string included (unless the prefix is empty too), is
+    /// [`Error::InvalidArgument`] (see [`RangeRequest::validate`]).
     pub start: Option<String>,
     /// Read at this exact revision; `None` reads at the latest one.
     pub revision: Option<Revision>,
@@ -100,6 +103,29 @@ impl RangeRequest {
     pub fn count_only(mut self) -> Self {
         self.count_only = true;
         self
+    }
+
+    /// Checks the request as every backend must before reading: the prefix passes
+    /// [`validate_prefix`], and a start position lies inside the prefix. The empty start is
+    /// outside any non-empty prefix: it would silently mean "from the beginning of the whole
+    /// keyspace", which no pager asks for.
+    pub fn validate(&self) -> Result<()> {
+        validate_prefix(&self.prefix)?;
+        match &self.start {
+            Some(start) if !start.starts_with(self.prefix.as_str()) => {
+                Err(Error::InvalidArgument(format!(
+                    "range start {start:?} is outside the prefix {:?}",
+                    self.prefix
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The first position the range reads: `start` when given, else `prefix` (after
+    /// [`RangeRequest::validate`], `start` is never before `prefix`).
+    pub fn first_key(&self) -> &str {
+        self.start.as_deref().unwrap_or(&self.prefix)
     }
 }
 
@@ -161,6 +187,43 @@ impl WatchRequest {
     pub fn with_progress(mut self) -> Self {
         self.progress_notify = true;
         self
+    }
+
+    /// Checks the watched key ([`validate_key`]) or prefix ([`validate_prefix`]).
+    pub fn validate(&self) -> Result<()> {
+        if self.prefix {
+            validate_prefix(&self.key)
+        } else {
+            validate_key(&self.key)
+        }
+    }
+
+    /// Which keys this watch wants.
+    pub fn filter(&self) -> KeyFilter {
+        KeyFilter {
+            key: self.key.clone(),
+            prefix: self.prefix,
+        }
+    }
+}
+
+/// The keys one watch wants: one exact key, or every key under a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// The exact key, or the prefix when `prefix` is set.
+    pub key: String,
+    /// Match every key starting with `key`.
+    pub prefix: bool,
+}
+
+impl KeyFilter {
+    /// Whether `key` is one this filter wants.
+    pub fn matches(&self, key: &str) -> bool {
+        if self.prefix {
+            key.starts_with(self.key.as_str())
+        } else {
+            key == self.key
+        }
     }
 }
 

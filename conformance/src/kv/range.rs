@@ -27,6 +27,11 @@ pub(super) fn cases() -> Vec<Case> {
             [],
             start_outside_prefix
         ),
+        case!(
+            "kv::range::empty_or_bordering_start_rejected",
+            [],
+            empty_or_bordering_start
+        ),
     ]
 }
 
@@ -295,4 +300,28 @@ async fn start_outside_prefix(store: Store) -> anyhow::Result<()> {
         Err(Error::InvalidArgument(_)) => Ok(()),
         other => bail!("a start key outside the prefix must be InvalidArgument, got {other:?}"),
     }
+}
+
+/// The start-key rule of the contract (`RangeRequest::start`): a start outside the prefix is
+/// `InvalidArgument` wherever it falls, before the prefix (the empty string, the prefix without
+/// its slash) or after it; only under the empty prefix is the empty start inside.
+async fn empty_or_bordering_start(store: Store) -> anyhow::Result<()> {
+    store.create("/p/a", b("x"), None).await?;
+    store.create("/q/a", b("y"), None).await?;
+    for start in ["", "/p", "/q/"] {
+        match store.range(RangeRequest::prefix("/p/").start(start)).await {
+            Err(Error::InvalidArgument(_)) => {}
+            other => bail!(
+                "start {start:?} is outside the prefix \"/p/\" and must be InvalidArgument, got \
+                 {other:?}"
+            ),
+        }
+    }
+    let whole = store.range(RangeRequest::prefix("").start("")).await?;
+    ensure!(
+        keys(&whole) == ["/p/a", "/q/a"],
+        "the empty start under the empty prefix reads everything, got {:?}",
+        keys(&whole)
+    );
+    Ok(())
 }
