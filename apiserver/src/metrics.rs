@@ -10,8 +10,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use storage_api::{
-    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
-    Revision, Ttl, WatchRequest, WatchStream,
+    Capabilities, DeleteResponse, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream,
 };
 
 /// The server's metrics.
@@ -193,5 +193,9 @@ impl Interface for InstrumentedStore {
 
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 }

@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage_api::{
-    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchEvent, WatchRequest, WatchStream, validate_key, validate_prefix,
+    Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchEvent, WatchRequest, WatchStream, validate_key,
+    validate_prefix,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -295,5 +296,11 @@ impl Interface for MemoryStore {
 
     async fn ready(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// TTLs (expiry task), progress events (`progress_interval`) and compaction (history is
+    /// dropped below the compaction revision): every optional capability.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
-    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
-    Revision, Ttl, WatchRequest, WatchStream,
+    Capabilities, DeleteResponse, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream,
 };
 
 /// Delegates every call to `store` and drops `guard` only after the store: a harness returns
@@ -81,5 +81,9 @@ impl<G: Debug + Send + Sync + 'static> Interface for KeepAlive<G> {
 
     async fn ready(&self) -> Result<()> {
         self.store.ready().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.store.capabilities()
     }
 }

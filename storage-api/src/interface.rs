@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::types::{
     DeleteResponse, GetResponse, KeyValue, Precondition, RangeRequest, RangeResponse, Revision,
@@ -79,6 +80,16 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
 
     /// Succeeds when the store can serve requests (for `/readyz`).
     async fn ready(&self) -> Result<()>;
+
+    /// The optional parts of the contract this store implements. Cheap, and constant for the
+    /// life of the store.
+    ///
+    /// The default reports none ([`Capabilities::none`]), so a store is never assumed to have a
+    /// capability it did not claim: backends override this with what they really support, and
+    /// wrappers forward their inner store's answer.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
 }
 
 /// Conveniences built only from [`Interface`] methods, available on every store.

@@ -15,12 +15,14 @@
 //!
 //! The conformance suite (`conformance` crate) is the executable version of this contract.
 
+mod capabilities;
 mod error;
 mod interface;
 mod key;
 mod prefixed;
 mod types;
 
+pub use capabilities::Capabilities;
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};
 pub use key::{prefix_range_end, validate_key, validate_prefix};
