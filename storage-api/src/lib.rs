@@ -17,6 +17,8 @@
 
 mod capabilities;
 mod error;
+#[cfg(test)]
+mod fake;
 mod interface;
 mod key;
 mod prefixed;
