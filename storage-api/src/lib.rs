@@ -21,6 +21,7 @@ mod error;
 mod fake;
 mod interface;
 mod key;
+mod observed;
 mod prefixed;
 mod types;
 
@@ -28,6 +29,7 @@ pub use capabilities::Capabilities;
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};
 pub use key::{prefix_range_end, validate_key, validate_prefix};
+pub use observed::{Finished, Observed, Observer, Operation, Outcome};
 pub use prefixed::Prefixed;
 pub use types::{
     DeleteResponse, GetResponse, KeyValue, Precondition, RangeRequest, RangeResponse, Revision,
