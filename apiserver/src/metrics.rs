@@ -199,3 +199,79 @@ impl Interface for InstrumentedStore {
         self.inner.capabilities()
     }
 }
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use bytes::Bytes;
+    use storage_api::{Interface, Precondition, RangeRequest, WatchRequest};
+
+    use super::{InstrumentedStore, Metrics};
+
+    fn count(text: &str, operation: &str, resource: &str) -> Option<u64> {
+        let series = format!(
+            "apiserver_storage_operation_duration_seconds_count{{operation=\"{operation}\",resource=\"{resource}\"}} "
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .and_then(|n| n.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn storage_operations_are_timed_by_operation_and_resource() {
+        let metrics = Metrics::new().unwrap();
+        let store =
+            InstrumentedStore::new(storage::open("memory://").await.unwrap(), metrics.clone());
+        let key = "/registry/configmaps/default/a";
+        let revision = store
+            .create(key, Bytes::from_static(b"1"), None)
+            .await
+            .unwrap();
+        // Failures are timed too.
+        store
+            .create(key, Bytes::from_static(b"1"), None)
+            .await
+            .unwrap_err();
+        store
+            .update(
+                key,
+                Bytes::from_static(b"2"),
+                Precondition::ModRevision(revision),
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .get("/registry/apps.example.io/widgets/default/w", None)
+            .await
+            .unwrap();
+        store
+            .range(RangeRequest::prefix("/registry/configmaps/"))
+            .await
+            .unwrap();
+        drop(
+            store
+                .watch(WatchRequest::prefix("/registry/configmaps/"))
+                .await
+                .unwrap(),
+        );
+        store.delete(key, Precondition::None).await.unwrap();
+        // Operations on the whole store are not timed.
+        store.current_revision().await.unwrap();
+        store.compacted_revision().await.unwrap();
+        store.ready().await.unwrap();
+        assert_eq!(store.capabilities(), storage_api::Capabilities::all());
+
+        let text = metrics.render();
+        assert_eq!(count(&text, "create", "configmaps"), Some(2), "{text}");
+        assert_eq!(count(&text, "update", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "delete", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "get", "widgets"), Some(1), "{text}");
+        assert_eq!(count(&text, "list", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "watch", "configmaps"), Some(1), "{text}");
+        let series = text
+            .lines()
+            .filter(|line| line.starts_with("apiserver_storage_operation_duration_seconds_count"))
+            .count();
+        assert_eq!(series, 6, "{text}");
+    }
+}
