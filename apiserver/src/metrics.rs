@@ -1,18 +1,14 @@
 //! Prometheus metrics: requests per verb/resource/code with latency, storage operation
-//! latency (through [`InstrumentedStore`]), and open watches.
+//! latency (through [`InstrumentedStore`], with [`Metrics`] as the storage layer's observer),
+//! and open watches.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use storage_api::{
-    Capabilities, DeleteResponse, GetResponse, Interface, Precondition, RangeRequest,
-    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream,
-};
+use storage_api::{Finished, Interface, Observed, Observer, Operation, Outcome};
 
 /// The server's metrics.
 #[derive(Clone, Debug)]
@@ -98,105 +94,55 @@ impl Metrics {
     }
 }
 
-/// An [`Interface`] that times every operation of the store it wraps.
-#[derive(Debug)]
-pub struct InstrumentedStore {
-    inner: Arc<dyn Interface>,
-    metrics: Metrics,
-}
+/// A store whose operations are timed into [`Metrics::storage_duration`]: `Metrics` is its
+/// [`Observer`]. Build one with `InstrumentedStore::new(inner, metrics)`.
+pub type InstrumentedStore = Observed<Arc<dyn Interface>, Metrics>;
 
-impl InstrumentedStore {
-    /// Wraps `inner`, recording into `metrics`.
-    pub fn new(inner: Arc<dyn Interface>, metrics: Metrics) -> Self {
-        InstrumentedStore { inner, metrics }
-    }
+/// Times the key-addressed storage operations into
+/// `apiserver_storage_operation_duration_seconds{operation,resource}`, failed ones included.
+///
+/// `operation` is `create`, `update`, `delete`, `get`, `list` (a range) or `watch` (until
+/// established); `resource` comes from the key. Operations on the whole store (revisions,
+/// compaction, readiness) and operations cancelled before they ended are not recorded.
+impl Observer for Metrics {
+    /// The `operation` and `resource` label values, or `None` when the operation is not
+    /// recorded. The series is looked up only when the operation ends, so a cancelled one
+    /// creates no series.
+    type Span = Option<(&'static str, String)>;
 
-    fn observe(&self, operation: &str, key: &str, started: Instant) {
-        // Keys look like `/registry/<resource>/...` or `/registry/<group>/<resource>/...`.
-        let mut parts = key.trim_start_matches('/').split('/').skip(1);
-        let first = parts.next().unwrap_or_default();
-        let resource = if first.contains('.') {
-            parts.next().unwrap_or(first)
-        } else {
-            first
+    fn start(&self, operation: Operation, key: Option<&str>) -> Self::Span {
+        let label = match operation {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Get => "get",
+            Operation::Range => "list",
+            Operation::Watch => "watch",
+            _ => return None,
         };
-        self.metrics
-            .storage_duration
-            .with_label_values(&[operation, resource])
-            .observe(started.elapsed().as_secs_f64());
+        Some((label, resource_of(key?).to_owned()))
+    }
+
+    fn finish(&self, labels: Self::Span, finished: Finished<'_>) {
+        if let Some((operation, resource)) = labels {
+            if !matches!(finished.outcome, Outcome::Cancelled) {
+                self.storage_duration
+                    .with_label_values(&[operation, &resource])
+                    .observe(finished.elapsed.as_secs_f64());
+            }
+        }
     }
 }
 
-#[async_trait]
-impl Interface for InstrumentedStore {
-    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
-        let started = Instant::now();
-        let result = self.inner.create(key, value, ttl).await;
-        self.observe("create", key, started);
-        result
-    }
-
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        precondition: Precondition,
-        ttl: Ttl,
-    ) -> Result<Revision> {
-        let started = Instant::now();
-        let result = self.inner.update(key, value, precondition, ttl).await;
-        self.observe("update", key, started);
-        result
-    }
-
-    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
-        let started = Instant::now();
-        let result = self.inner.delete(key, precondition).await;
-        self.observe("delete", key, started);
-        result
-    }
-
-    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
-        let started = Instant::now();
-        let result = self.inner.get(key, revision).await;
-        self.observe("get", key, started);
-        result
-    }
-
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        let started = Instant::now();
-        let key = request.prefix.clone();
-        let result = self.inner.range(request).await;
-        self.observe("list", &key, started);
-        result
-    }
-
-    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        let started = Instant::now();
-        let key = request.key.clone();
-        let result = self.inner.watch(request).await;
-        self.observe("watch", &key, started);
-        result
-    }
-
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
-    }
-
-    async fn current_revision(&self) -> Result<Revision> {
-        self.inner.current_revision().await
-    }
-
-    async fn compacted_revision(&self) -> Result<Revision> {
-        self.inner.compacted_revision().await
-    }
-
-    async fn ready(&self) -> Result<()> {
-        self.inner.ready().await
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+/// The resource a storage key belongs to. Keys look like `/registry/<resource>/...` or
+/// `/registry/<group>/<resource>/...` (a group has a dot, a resource has none).
+fn resource_of(key: &str) -> &str {
+    let mut parts = key.trim_start_matches('/').split('/').skip(1);
+    let first = parts.next().unwrap_or_default();
+    if first.contains('.') {
+        parts.next().unwrap_or(first)
+    } else {
+        first
     }
 }
 
