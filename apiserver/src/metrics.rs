@@ -1,18 +1,14 @@
 //! Prometheus metrics: requests per verb/resource/code with latency, storage operation
-//! latency (through [`InstrumentedStore`]), and open watches.
+//! latency (through [`InstrumentedStore`], with [`Metrics`] as the storage layer's observer),
+//! and open watches.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-use storage_api::{
-    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
-    Revision, Ttl, WatchRequest, WatchStream,
-};
+use storage_api::{Finished, Interface, Observed, Observer, Operation, Outcome};
 
 /// The server's metrics.
 #[derive(Clone, Debug)]
@@ -98,100 +94,130 @@ impl Metrics {
     }
 }
 
-/// An [`Interface`] that times every operation of the store it wraps.
-#[derive(Debug)]
-pub struct InstrumentedStore {
-    inner: Arc<dyn Interface>,
-    metrics: Metrics,
-}
+/// A store whose operations are timed into [`Metrics::storage_duration`]: `Metrics` is its
+/// [`Observer`]. Build one with `InstrumentedStore::new(inner, metrics)`.
+pub type InstrumentedStore = Observed<Arc<dyn Interface>, Metrics>;
 
-impl InstrumentedStore {
-    /// Wraps `inner`, recording into `metrics`.
-    pub fn new(inner: Arc<dyn Interface>, metrics: Metrics) -> Self {
-        InstrumentedStore { inner, metrics }
-    }
+/// Times the key-addressed storage operations into
+/// `apiserver_storage_operation_duration_seconds{operation,resource}`, failed ones included.
+///
+/// `operation` is `create`, `update`, `delete`, `get`, `list` (a range) or `watch` (until
+/// established); `resource` comes from the key. Operations on the whole store (revisions,
+/// compaction, readiness) and operations cancelled before they ended are not recorded.
+impl Observer for Metrics {
+    /// The `operation` and `resource` label values, or `None` when the operation is not
+    /// recorded. The series is looked up only when the operation ends, so a cancelled one
+    /// creates no series.
+    type Span = Option<(&'static str, String)>;
 
-    fn observe(&self, operation: &str, key: &str, started: Instant) {
-        // Keys look like `/registry/<resource>/...` or `/registry/<group>/<resource>/...`.
-        let mut parts = key.trim_start_matches('/').split('/').skip(1);
-        let first = parts.next().unwrap_or_default();
-        let resource = if first.contains('.') {
-            parts.next().unwrap_or(first)
-        } else {
-            first
+    fn start(&self, operation: Operation, key: Option<&str>) -> Self::Span {
+        let label = match operation {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Get => "get",
+            Operation::Range => "list",
+            Operation::Watch => "watch",
+            _ => return None,
         };
-        self.metrics
-            .storage_duration
-            .with_label_values(&[operation, resource])
-            .observe(started.elapsed().as_secs_f64());
+        Some((label, resource_of(key?).to_owned()))
+    }
+
+    fn finish(&self, labels: Self::Span, finished: Finished<'_>) {
+        if let Some((operation, resource)) = labels {
+            if !matches!(finished.outcome, Outcome::Cancelled) {
+                self.storage_duration
+                    .with_label_values(&[operation, &resource])
+                    .observe(finished.elapsed.as_secs_f64());
+            }
+        }
     }
 }
 
-#[async_trait]
-impl Interface for InstrumentedStore {
-    async fn create(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<Revision> {
-        let started = Instant::now();
-        let result = self.inner.create(key, value, ttl).await;
-        self.observe("create", key, started);
-        result
+/// The resource a storage key belongs to. Keys look like `/registry/<resource>/...` or
+/// `/registry/<group>/<resource>/...` (a group has a dot, a resource has none).
+fn resource_of(key: &str) -> &str {
+    let mut parts = key.trim_start_matches('/').split('/').skip(1);
+    let first = parts.next().unwrap_or_default();
+    if first.contains('.') {
+        parts.next().unwrap_or(first)
+    } else {
+        first
+    }
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use bytes::Bytes;
+    use storage_api::{Interface, Precondition, RangeRequest, WatchRequest};
+
+    use super::{InstrumentedStore, Metrics};
+
+    fn count(text: &str, operation: &str, resource: &str) -> Option<u64> {
+        let series = format!(
+            "apiserver_storage_operation_duration_seconds_count{{operation=\"{operation}\",resource=\"{resource}\"}} "
+        );
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .and_then(|n| n.parse().ok())
     }
 
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        precondition: Precondition,
-        ttl: Ttl,
-    ) -> Result<Revision> {
-        let started = Instant::now();
-        let result = self.inner.update(key, value, precondition, ttl).await;
-        self.observe("update", key, started);
-        result
-    }
+    #[tokio::test]
+    async fn storage_operations_are_timed_by_operation_and_resource() {
+        let metrics = Metrics::new().unwrap();
+        let store =
+            InstrumentedStore::new(storage::open("memory://").await.unwrap(), metrics.clone());
+        let key = "/registry/configmaps/default/a";
+        let revision = store
+            .create(key, Bytes::from_static(b"1"), None)
+            .await
+            .unwrap();
+        // Failures are timed too.
+        store
+            .create(key, Bytes::from_static(b"1"), None)
+            .await
+            .unwrap_err();
+        store
+            .update(
+                key,
+                Bytes::from_static(b"2"),
+                Precondition::ModRevision(revision),
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .get("/registry/apps.example.io/widgets/default/w", None)
+            .await
+            .unwrap();
+        store
+            .range(RangeRequest::prefix("/registry/configmaps/"))
+            .await
+            .unwrap();
+        drop(
+            store
+                .watch(WatchRequest::prefix("/registry/configmaps/"))
+                .await
+                .unwrap(),
+        );
+        store.delete(key, Precondition::None).await.unwrap();
+        // Operations on the whole store are not timed.
+        store.current_revision().await.unwrap();
+        store.compacted_revision().await.unwrap();
+        store.ready().await.unwrap();
+        assert_eq!(store.capabilities(), storage_api::Capabilities::all());
 
-    async fn delete(&self, key: &str, precondition: Precondition) -> Result<DeleteResponse> {
-        let started = Instant::now();
-        let result = self.inner.delete(key, precondition).await;
-        self.observe("delete", key, started);
-        result
-    }
-
-    async fn get(&self, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
-        let started = Instant::now();
-        let result = self.inner.get(key, revision).await;
-        self.observe("get", key, started);
-        result
-    }
-
-    async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        let started = Instant::now();
-        let key = request.prefix.clone();
-        let result = self.inner.range(request).await;
-        self.observe("list", &key, started);
-        result
-    }
-
-    async fn watch(&self, request: WatchRequest) -> Result<WatchStream> {
-        let started = Instant::now();
-        let key = request.key.clone();
-        let result = self.inner.watch(request).await;
-        self.observe("watch", &key, started);
-        result
-    }
-
-    async fn compact(&self, revision: Revision) -> Result<()> {
-        self.inner.compact(revision).await
-    }
-
-    async fn current_revision(&self) -> Result<Revision> {
-        self.inner.current_revision().await
-    }
-
-    async fn compacted_revision(&self) -> Result<Revision> {
-        self.inner.compacted_revision().await
-    }
-
-    async fn ready(&self) -> Result<()> {
-        self.inner.ready().await
+        let text = metrics.render();
+        assert_eq!(count(&text, "create", "configmaps"), Some(2), "{text}");
+        assert_eq!(count(&text, "update", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "delete", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "get", "widgets"), Some(1), "{text}");
+        assert_eq!(count(&text, "list", "configmaps"), Some(1), "{text}");
+        assert_eq!(count(&text, "watch", "configmaps"), Some(1), "{text}");
+        let series = text
+            .lines()
+            .filter(|line| line.starts_with("apiserver_storage_operation_duration_seconds_count"))
+            .count();
+        assert_eq!(series, 6, "{text}");
     }
 }

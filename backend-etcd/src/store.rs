@@ -10,8 +10,9 @@ use etcd_client::{
     Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use storage_api::{
-    DeleteResponse, Error, GetResponse, Interface, KeyValue, Precondition, RangeRequest,
-    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key, validate_prefix,
+    Capabilities, DeleteResponse, Error, GetResponse, Interface, KeyValue, Precondition,
+    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
+    validate_prefix,
 };
 use tracing::Instrument;
 
@@ -678,6 +679,13 @@ impl Interface for EtcdStore {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn ready(&self) -> Result<()> {
         self.inner.current_revision().await.map(|_| ())
+    }
+
+    /// TTLs (etcd leases), progress events (etcd's progress notifications, at the server's
+    /// `--experimental-watch-progress-notify-interval`) and compaction (etcd's, global to the
+    /// cluster): every optional capability.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 }
 

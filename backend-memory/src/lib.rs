@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage_api::{
-    DeleteResponse, Error, GetResponse, HistoryPage, Interface, KeyFilter, Precondition,
-    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent, WatchHistory, WatchHub,
-    WatchRequest, WatchSettings, WatchStream, validate_key,
+    Capabilities, DeleteResponse, Error, GetResponse, HistoryPage, Interface, KeyFilter,
+    Precondition, RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent, WatchHistory,
+    WatchHub, WatchRequest, WatchSettings, WatchStream, validate_key,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -294,5 +294,11 @@ impl Interface for MemoryStore {
 
     async fn ready(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// TTLs (expiry task), progress events (`progress_interval`) and compaction (history is
+    /// dropped below the compaction revision): every optional capability.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 }

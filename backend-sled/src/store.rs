@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
-    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
+    Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
 };
 use tracing::Instrument;
 
@@ -516,5 +516,11 @@ impl Interface for SledStore {
             Some(thread) if !thread.is_finished() => Ok(()),
             _ => Err(Error::unavailable("the sled writer thread has stopped")),
         }
+    }
+
+    /// TTLs (expiring as deletes), progress events (`progress_interval`) and compaction (history
+    /// is dropped below the compaction revision): every optional capability.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 }

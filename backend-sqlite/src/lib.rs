@@ -74,8 +74,8 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
-    DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest, RangeResponse,
-    Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
+    Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
 };
 use tokio::sync::oneshot;
 
@@ -502,5 +502,12 @@ impl Interface for SqliteStore {
             return Err(Error::unavailable("the sqlite writer has stopped"));
         }
         self.readers.read(reader::snapshot).await.map(|_| ())
+    }
+
+    /// TTLs (stored expiry times, expiring as deletes), progress events (`progress_interval`)
+    /// and compaction (history is dropped below the compaction revision): every optional
+    /// capability.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
     }
 }

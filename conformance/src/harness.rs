@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use storage_api::Interface;
+use storage_api::{Capabilities, Interface};
 
-/// An optional ability of a backend. A case that needs one the backend lacks is reported as
-/// *ignored* with the reason, never as passed.
+/// An optional ability a case needs, one of the [`Capabilities`] a store reports. A case that
+/// needs one the store lacks is reported as *ignored* with the reason, never as passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Capability {
@@ -27,6 +27,15 @@ impl Capability {
         Capability::Compaction,
     ];
 
+    /// Whether `capabilities`, as reported by a store, include this one.
+    pub fn is_in(self, capabilities: Capabilities) -> bool {
+        match self {
+            Capability::Ttl => capabilities.ttl,
+            Capability::ProgressNotify => capabilities.progress_notify,
+            Capability::Compaction => capabilities.compaction,
+        }
+    }
+
     /// The lowercase name used in ignore reasons.
     pub fn name(self) -> &'static str {
         match self {
@@ -42,17 +51,13 @@ impl Capability {
 /// The runner calls [`Harness::open`] once per trial, inside that trial's own Tokio runtime
 /// (multi-threaded), so every trial gets a fresh, empty, isolated store: a new in-memory store,
 /// a new temporary file, or a new random prefix on a shared server. Background tasks the store
-/// spawns end with the trial's runtime.
+/// spawns end with the trial's runtime. Before any trial, the runner opens one more store the
+/// same way, only to read [`Interface::capabilities`], and drops it: the capabilities the store
+/// reports decide which cases are ignored.
 #[async_trait]
 pub trait Harness: Send + Sync + 'static {
     /// Short backend name; the first segment of every trial name (`memory::kv::...`).
     fn name(&self) -> &str;
-
-    /// Whether the backend has `capability`. Defaults to every capability.
-    fn supports(&self, capability: Capability) -> bool {
-        let _ = capability;
-        true
-    }
 
     /// A fresh, empty store whose current revision is 0 or whatever the backend starts at; cases
     /// only compare revisions relative to ones they observe. Progress notifications, where

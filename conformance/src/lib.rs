@@ -23,8 +23,10 @@
 //!
 //! Every case runs as its own trial named `<backend>::<group>::<case>` (for example
 //! `memory::kv::watch::replay_from_revision`) on a fresh store. The usual test flags work:
-//! a name filter, `--exact`, `--list`, `--ignored`, `--test-threads`. Cases that need a capability
-//! the backend lacks are reported as ignored with the reason.
+//! a name filter, `--exact`, `--list`, `--ignored`, `--test-threads`. Cases that need a
+//! [`Capability`] the store does not report in [`storage_api::Interface::capabilities`] are
+//! reported as ignored with the reason: before any trial runs, the runner opens one store to read
+//! them, then drops it.
 //!
 //! Cases never assume that revisions are consecutive or start at 0: a backend may share one
 //! revision counter among many isolated stores (etcd with a key prefix per trial).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
-use storage_api::Interface;
+use storage_api::{Capabilities, Interface};
 
 use crate::harness::{Capability, Harness};
 
@@ -70,60 +70,126 @@ pub enum CaseOutcome {
     Passed,
     /// The case failed, with the reason.
     Failed(String),
-    /// The case needs a capability the backend lacks.
+    /// The case needs a capability the store does not report, with the reason.
     Ignored(String),
 }
 
 /// Runs every case as a `libtest-mimic` trial with the command-line arguments of the test
 /// binary, and returns the process exit code (failure if any trial failed).
+///
+/// Before building the trials it opens one store (see [`Harness`]) to read its
+/// [`Interface::capabilities`]: cases that need a capability the store lacks become trials that
+/// report *ignored* with the reason and never open a store. If that first store cannot be opened,
+/// every trial fails with the reason.
 pub fn run<H: Harness>(harness: H) -> ExitCode {
     let arguments = Arguments::from_args();
     let harness = Arc::new(harness);
+    let capabilities = store_capabilities(harness.as_ref());
     let trials = cases()
         .into_iter()
         .map(|case| {
             let name = format!("{}::{}", harness.name(), case.name);
-            let harness = harness.clone();
-            Trial::ignorable_test(name, move || match run_case(harness.as_ref(), case) {
-                CaseOutcome::Passed => Ok(Completion::Completed),
-                CaseOutcome::Ignored(reason) => Ok(Completion::ignored_with(reason)),
-                CaseOutcome::Failed(message) => Err(Failed::from(message)),
-            })
+            match not_runnable(harness.name(), &case, &capabilities) {
+                Some(outcome) => Trial::ignorable_test(name, move || completion(outcome)),
+                None => {
+                    let harness = harness.clone();
+                    Trial::ignorable_test(name, move || {
+                        completion(run_case(harness.as_ref(), case))
+                    })
+                }
+            }
         })
         .collect();
     libtest_mimic::run(&arguments, trials).exit_code()
 }
 
 /// Runs the cases whose name contains `filter`, one after the other, and returns each outcome.
-/// Meant for tests of the suite itself (planted faults must make cases fail).
+/// Meant for tests of the suite itself (planted faults must make cases fail). Capabilities are
+/// read as in [`run`].
 pub fn check<H: Harness>(harness: &H, filter: &str) -> Vec<(String, CaseOutcome)> {
+    let capabilities = store_capabilities(harness);
     cases()
         .into_iter()
         .filter(|case| case.name.contains(filter))
-        .map(|case| (case.name.clone(), run_case(harness, case)))
+        .map(|case| {
+            let name = case.name.clone();
+            let outcome = match not_runnable(harness.name(), &case, &capabilities) {
+                Some(outcome) => outcome,
+                None => run_case(harness, case),
+            };
+            (name, outcome)
+        })
         .collect()
+}
+
+fn completion(outcome: CaseOutcome) -> Result<Completion, Failed> {
+    match outcome {
+        CaseOutcome::Passed => Ok(Completion::Completed),
+        CaseOutcome::Ignored(reason) => Ok(Completion::ignored_with(reason)),
+        CaseOutcome::Failed(message) => Err(Failed::from(message)),
+    }
+}
+
+/// The outcome of a case decided without running it: ignored when it needs a capability the
+/// store lacks, failed when the capabilities could not be read. `None` when it must run.
+fn not_runnable(
+    backend: &str,
+    case: &Case,
+    capabilities: &Result<Capabilities, String>,
+) -> Option<CaseOutcome> {
+    let capabilities = match capabilities {
+        Ok(capabilities) => *capabilities,
+        Err(message) => {
+            return Some(CaseOutcome::Failed(format!(
+                "cannot read the capabilities of backend {backend}: {message}"
+            )));
+        }
+    };
+    case.needs
+        .iter()
+        .find(|capability| !capability.is_in(capabilities))
+        .map(|missing| {
+            CaseOutcome::Ignored(format!(
+                "backend {backend} lacks the {} capability",
+                missing.name()
+            ))
+        })
+}
+
+/// Opens one store in a runtime of its own, reads what it reports from
+/// [`Interface::capabilities`] and drops it (inside the runtime, as its background tasks may
+/// need one to shut down).
+fn store_capabilities<H: Harness + ?Sized>(harness: &H) -> Result<Capabilities, String> {
+    let runtime = runtime()?;
+    let capabilities = runtime.block_on(async {
+        let open = AssertUnwindSafe(harness.open()).catch_unwind();
+        match tokio::time::timeout(CASE_TIMEOUT, open).await {
+            Err(_) => Err(format!(
+                "opening a store did not finish within {CASE_TIMEOUT:?}"
+            )),
+            Ok(Err(panic)) => Err(format!("opening a store panicked: {}", panic_text(&panic))),
+            Ok(Ok(Err(error))) => Err(format!("{:#}", error.context("opening a store"))),
+            Ok(Ok(Ok(store))) => Ok(store.capabilities()),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    capabilities
+}
+
+/// The multi-threaded runtime each trial (and the capability read) runs in.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start a Tokio runtime: {error}"))
 }
 
 /// Runs one case on a fresh store in its own multi-threaded runtime.
 fn run_case<H: Harness + ?Sized>(harness: &H, case: Case) -> CaseOutcome {
-    if let Some(missing) = case
-        .needs
-        .iter()
-        .find(|capability| !harness.supports(**capability))
-    {
-        return CaseOutcome::Ignored(format!(
-            "backend {} lacks the {} capability",
-            harness.name(),
-            missing.name()
-        ));
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(error) => return CaseOutcome::Failed(format!("cannot start a Tokio runtime: {error}")),
+        Err(message) => return CaseOutcome::Failed(message),
     };
     let outcome = runtime.block_on(async {
         let body = async {

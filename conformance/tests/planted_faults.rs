@@ -8,8 +8,8 @@ use bytes::Bytes;
 use conformance::{CaseOutcome, Harness};
 use futures::StreamExt;
 use storage_api::{
-    DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Result,
-    Revision, Ttl, WatchEvent, WatchRequest, WatchStream,
+    Capabilities, DeleteResponse, GetResponse, Interface, Precondition, RangeRequest,
+    RangeResponse, Result, Revision, Ttl, WatchEvent, WatchRequest, WatchStream,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +127,10 @@ impl Interface for Faulty {
 
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 }
 

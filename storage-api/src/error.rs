@@ -7,25 +7,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong in a storage operation.
 ///
-/// Each variant is a *kind* that maps one-to-one onto a Kubernetes `Status` (see
-/// [`Error::http_status`]); backends convert their private errors into these kinds and keep the
-/// original as the source where there is one.
+/// Each variant is a *kind* of failure that callers match on: the outcome of a condition the
+/// contract defines (missing key, live key, revision mismatch, compacted or future revision), the
+/// caller's own mistake, or a failure of the backend. Backends convert their private errors into
+/// these kinds and keep the original as the source where there is one. How a kind is shown to
+/// clients (Kubernetes maps them onto `Status` objects) is decided above this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The key does not exist (or is deleted) at the revision asked for. HTTP 404.
+    /// The key does not exist (or is deleted) at the revision asked for. An answer about the
+    /// data, not a failure of the store: not retryable as such.
     #[error("key not found: {key:?}")]
     NotFound {
         /// The key that was looked up.
         key: String,
     },
-    /// `create` found the key live. HTTP 409 AlreadyExists.
+    /// `create` found the key live. A precondition that did not hold: the caller decides
+    /// whether to update instead.
     #[error("key already exists: {key:?}")]
     AlreadyExists {
         /// The key that was to be created.
         key: String,
     },
-    /// A conditional write found another `mod_revision` than the one expected. HTTP 409 Conflict.
+    /// A conditional write found another `mod_revision` than the one expected: someone else
+    /// wrote first (optimistic concurrency), and the caller retries from the live value.
     ///
     /// `current` carries the value that is live now, so a compare-and-swap loop can retry without
     /// another read.
@@ -38,7 +43,8 @@ pub enum Error {
         /// The live value at the time of the failed write.
         current: Box<KeyValue>,
     },
-    /// The revision asked for has been compacted away. HTTP 410 Expired.
+    /// The revision asked for has been compacted away. Permanent for that revision: the caller
+    /// must start again from a newer one (re-list, then watch).
     #[error("required revision {requested} has been compacted (compacted revision is {compacted})")]
     Compacted {
         /// The revision asked for.
@@ -46,8 +52,8 @@ pub enum Error {
         /// The store's compaction revision: the oldest revision still readable.
         compacted: Revision,
     },
-    /// The revision asked for is newer than the store's current revision. HTTP 504 Timeout
-    /// ("Too large resource version").
+    /// The revision asked for is newer than the store's current revision. Retryable: the store
+    /// may reach it soon (a caller that read it from a more up-to-date replica or server).
     #[error("required revision {requested} is a future revision (current revision is {current})")]
     FutureRevision {
         /// The revision asked for.
@@ -55,11 +61,12 @@ pub enum Error {
         /// The store's current revision.
         current: Revision,
     },
-    /// The request itself is malformed (bad key, bad range, bad option). HTTP 400.
+    /// The request itself is malformed (bad key, bad range, bad option). The caller's fault:
+    /// repeating it fails the same way.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The backend cannot serve now (connection lost, shutting down, watch consumer too slow).
-    /// Retryable. HTTP 503.
+    /// Retryable: the same request may succeed later (a watch resumes from its last revision).
     #[error("storage unavailable: {message}")]
     Unavailable {
         /// What is unavailable and why.
@@ -68,7 +75,8 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// A bug or a corrupted store. HTTP 500.
+    /// A bug or a corrupted store. The backend's fault, and not retryable: repeating the
+    /// request is not expected to help.
     #[error("internal storage error: {message}")]
     Internal {
         /// What failed.
@@ -115,33 +123,6 @@ impl Error {
         Error::Internal {
             message: message.into(),
             source: Some(Box::new(source)),
-        }
-    }
-
-    /// The HTTP status code Kubernetes uses for this kind of failure.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Error::NotFound { .. } => 404,
-            Error::AlreadyExists { .. } | Error::Conflict { .. } => 409,
-            Error::Compacted { .. } => 410,
-            Error::FutureRevision { .. } => 504,
-            Error::InvalidArgument(_) => 400,
-            Error::Unavailable { .. } => 503,
-            Error::Internal { .. } => 500,
-        }
-    }
-
-    /// The Kubernetes `Status.reason` for this kind of failure.
-    pub fn status_reason(&self) -> &'static str {
-        match self {
-            Error::NotFound { .. } => "NotFound",
-            Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::Conflict { .. } => "Conflict",
-            Error::Compacted { .. } => "Expired",
-            Error::FutureRevision { .. } => "Timeout",
-            Error::InvalidArgument(_) => "BadRequest",
-            Error::Unavailable { .. } => "ServiceUnavailable",
-            Error::Internal { .. } => "InternalError",
         }
     }
 

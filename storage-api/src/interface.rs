@@ -1,8 +1,12 @@
 //! The object-safe storage trait and its conveniences.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
+use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::types::{
     DeleteResponse, GetResponse, KeyValue, Precondition, RangeRequest, RangeResponse, Revision,
@@ -11,7 +15,9 @@ use crate::types::{
 
 /// A revisioned key-value store with compare-and-swap writes and watches.
 ///
-/// Object-safe and meant to be shared as `Arc<dyn Interface>`. Every method validates its key
+/// Object-safe and meant to be shared as `Arc<dyn Interface>`; `Arc<S>` and `Box<S>` of a store
+/// (`S` sized or `dyn Interface`) implement it too, forwarding every method, so a shared store can
+/// be the inner store of a generic layer. Every method validates its key
 /// with [`crate::validate_key`] (or [`crate::validate_prefix`]) and fails with
 /// [`Error::InvalidArgument`] before touching storage. Implementations must be safe to call from
 /// many tasks at once; the conformance suite checks every rule stated here.
@@ -79,7 +85,144 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
 
     /// Succeeds when the store can serve requests (for `/readyz`).
     async fn ready(&self) -> Result<()>;
+
+    /// The optional parts of the contract this store implements. Cheap, and constant for the
+    /// life of the store.
+    ///
+    /// The default reports none ([`Capabilities::none`]), so a store is never assumed to have a
+    /// capability it did not claim: backends override this with what they really support, and
+    /// wrappers forward their inner store's answer.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
 }
+
+/// Forwards every method of [`Interface`] through a smart pointer to the store it points to.
+///
+/// The methods are written out as `async_trait` expands them and return the pointee's boxed
+/// future as is: once `Arc<dyn Interface>` implements the trait, every method call on one
+/// resolves to this impl, and an `async fn` here would box a second future per call.
+macro_rules! forward_through_pointer {
+    ($pointer:ident) => {
+        /// Forwards every method, `capabilities` included, to the pointed-to store, so a shared
+        /// store can be passed wherever an `impl Interface` is expected (as the inner store of
+        /// a layer, for example).
+        impl<T: Interface + ?Sized> Interface for $pointer<T> {
+            fn create<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
+                value: Bytes,
+                ttl: Ttl,
+            ) -> BoxFuture<'f, Result<Revision>>
+            where
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
+            {
+                (**self).create(key, value, ttl)
+            }
+
+            fn update<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
+                value: Bytes,
+                precondition: Precondition,
+                ttl: Ttl,
+            ) -> BoxFuture<'f, Result<Revision>>
+            where
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
+            {
+                (**self).update(key, value, precondition, ttl)
+            }
+
+            fn delete<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
+                precondition: Precondition,
+            ) -> BoxFuture<'f, Result<DeleteResponse>>
+            where
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
+            {
+                (**self).delete(key, precondition)
+            }
+
+            fn get<'s, 'k, 'f>(
+                &'s self,
+                key: &'k str,
+                revision: Option<Revision>,
+            ) -> BoxFuture<'f, Result<GetResponse>>
+            where
+                's: 'f,
+                'k: 'f,
+                Self: 'f,
+            {
+                (**self).get(key, revision)
+            }
+
+            fn range<'s, 'f>(
+                &'s self,
+                request: RangeRequest,
+            ) -> BoxFuture<'f, Result<RangeResponse>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).range(request)
+            }
+
+            fn watch<'s, 'f>(&'s self, request: WatchRequest) -> BoxFuture<'f, Result<WatchStream>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).watch(request)
+            }
+
+            fn compact<'s, 'f>(&'s self, revision: Revision) -> BoxFuture<'f, Result<()>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).compact(revision)
+            }
+
+            fn current_revision<'s, 'f>(&'s self) -> BoxFuture<'f, Result<Revision>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).current_revision()
+            }
+
+            fn compacted_revision<'s, 'f>(&'s self) -> BoxFuture<'f, Result<Revision>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).compacted_revision()
+            }
+
+            fn ready<'s, 'f>(&'s self) -> BoxFuture<'f, Result<()>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).ready()
+            }
+
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+        }
+    };
+}
+
+forward_through_pointer!(Arc);
+forward_through_pointer!(Box);
 
 /// Conveniences built only from [`Interface`] methods, available on every store.
 #[async_trait]
@@ -124,3 +267,63 @@ pub trait InterfaceExt: Interface {
 }
 
 impl<T: Interface + ?Sized> InterfaceExt for T {}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use super::Interface;
+    use crate::error::Error;
+    use crate::fake::{FAKE_CAPABILITIES, Fake};
+    use crate::types::{Precondition, RangeRequest, WatchRequest};
+
+    /// Calls every method through `store` and checks it reached [`Fake`].
+    async fn reaches_the_fake(store: impl Interface) {
+        assert_eq!(store.create("/a", Bytes::new(), None).await.ok(), Some(1));
+        assert_eq!(
+            store
+                .update("/a", Bytes::new(), Precondition::None, None)
+                .await
+                .ok(),
+            Some(2)
+        );
+        assert!(matches!(
+            store.delete("/a", Precondition::None).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert_eq!(
+            store.get("/a", None).await.map(|r| r.revision).ok(),
+            Some(3)
+        );
+        assert_eq!(
+            store
+                .range(RangeRequest::prefix("/"))
+                .await
+                .map(|r| r.revision)
+                .ok(),
+            Some(4)
+        );
+        let watch = store.watch(WatchRequest::prefix("/")).await;
+        assert!(watch.expect("watch").next().await.is_none());
+        assert!(store.compact(1).await.is_ok());
+        assert_eq!(store.current_revision().await.ok(), Some(5));
+        assert_eq!(store.compacted_revision().await.ok(), Some(6));
+        assert!(store.ready().await.is_ok());
+        assert_eq!(store.capabilities(), FAKE_CAPABILITIES);
+    }
+
+    #[tokio::test]
+    async fn arc_and_box_forward_every_method() {
+        reaches_the_fake(Arc::new(Fake)).await;
+        reaches_the_fake(Box::new(Fake)).await;
+        let shared: Arc<dyn Interface> = Arc::new(Fake);
+        reaches_the_fake(shared.clone()).await;
+        let boxed: Box<dyn Interface> = Box::new(Fake);
+        reaches_the_fake(boxed).await;
+        // A pointer to a pointer still reaches the store.
+        reaches_the_fake(Arc::new(shared)).await;
+    }
+}

@@ -15,16 +15,22 @@
 //!
 //! The conformance suite (`conformance` crate) is the executable version of this contract.
 
+mod capabilities;
 mod error;
+#[cfg(test)]
+mod fake;
 mod interface;
 mod key;
+mod observed;
 mod prefixed;
 mod types;
 mod watch_hub;
 
+pub use capabilities::Capabilities;
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};
 pub use key::{prefix_range_end, validate_key, validate_prefix};
+pub use observed::{Finished, Observed, Observer, Operation, Outcome};
 pub use prefixed::Prefixed;
 pub use types::{
     DeleteResponse, GetResponse, KeyFilter, KeyValue, Precondition, RangeRequest, RangeResponse,

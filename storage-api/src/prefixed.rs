@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::interface::Interface;
 use crate::types::{
@@ -186,6 +187,10 @@ impl Interface for Prefixed {
 
     async fn ready(&self) -> Result<()> {
         self.inner.ready().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 }
 

@@ -475,6 +475,10 @@ impl Interface for CountingWatches {
     async fn ready(&self) -> storage_api::Result<()> {
         self.inner.ready().await
     }
+
+    fn capabilities(&self) -> storage_api::Capabilities {
+        self.inner.capabilities()
+    }
 }
 
 /// `RunTestWatchContextCancel`: a watch whose caller has gone away closes without events.

@@ -1,0 +1,78 @@
+//! The optional parts of the contract, as a store reports them.
+
+/// Which optional parts of the contract a store implements, from
+/// [`crate::Interface::capabilities`].
+///
+/// Everything else in the contract is mandatory. The [`Default`] is [`Capabilities::none`], so a
+/// store (or a wrapper) that does not report its capabilities is never assumed to have one.
+/// Build a value with [`Capabilities::all`] or [`Capabilities::none`] and the `with_*` methods:
+/// the struct is `#[non_exhaustive]` so that capabilities can be added without breaking
+/// backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Keys written with a TTL are deleted by the store when it expires, as ordinary deletes
+    /// with a revision and a watch event of their own.
+    pub ttl: bool,
+    /// Watches that ask for progress ([`crate::WatchRequest::progress_notify`]) get
+    /// [`crate::WatchEvent::Progress`] events from time to time while idle.
+    pub progress_notify: bool,
+    /// [`crate::Interface::compact`] discards history older than the revision it is given.
+    pub compaction: bool,
+}
+
+impl Capabilities {
+    /// No optional capability.
+    pub const fn none() -> Self {
+        Capabilities {
+            ttl: false,
+            progress_notify: false,
+            compaction: false,
+        }
+    }
+
+    /// Every optional capability this version of the contract defines.
+    pub const fn all() -> Self {
+        Capabilities {
+            ttl: true,
+            progress_notify: true,
+            compaction: true,
+        }
+    }
+
+    /// These capabilities, with [`Capabilities::ttl`] set to `ttl`.
+    pub const fn with_ttl(mut self, ttl: bool) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// These capabilities, with [`Capabilities::progress_notify`] set to `progress_notify`.
+    pub const fn with_progress_notify(mut self, progress_notify: bool) -> Self {
+        self.progress_notify = progress_notify;
+        self
+    }
+
+    /// These capabilities, with [`Capabilities::compaction`] set to `compaction`.
+    pub const fn with_compaction(mut self, compaction: bool) -> Self {
+        self.compaction = compaction;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capabilities;
+
+    #[test]
+    fn the_default_claims_nothing() {
+        assert_eq!(Capabilities::default(), Capabilities::none());
+        assert_eq!(
+            Capabilities::none()
+                .with_ttl(true)
+                .with_progress_notify(true)
+                .with_compaction(true),
+            Capabilities::all()
+        );
+        assert!(!Capabilities::all().with_compaction(false).compaction);
+    }
+}
