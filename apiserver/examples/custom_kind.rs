@@ -16,14 +16,14 @@
 
 use std::sync::Arc;
 
+use apimachinery::object::ObjectMeta;
+use apimachinery::status::FieldError;
 use apiserver::{KindSpec, ServerBuilder};
+use builtin_kinds::GenericStrategy;
 use k8s_openapi::api::core::v1::Namespace;
-use registry::object::ObjectMeta;
-use registry::scheme::{ResourceInfo, TypedConverter, builtin};
-use registry::status::FieldError;
-use registry::store::builtin::GenericStrategy;
-use registry::store::strategy::{age, age_column, name_column};
-use registry::store::{Strategy, TableColumn};
+use registry::strategy::{age, age_column, name_column};
+use registry::{Strategy, TableColumn};
+use scheme::{ResourceInfo, TypedConverter, builtin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -131,13 +131,13 @@ async fn main() -> anyhow::Result<()> {
         KindSpec::<Namespace>::new(
             builtin::namespaces(),
             Arc::new(TypedConverter::<Namespace>::new()),
-            Arc::new(registry::store::builtin::NamespaceStrategy),
-            &registry::patch::NAMESPACE,
+            Arc::new(builtin_kinds::NamespaceStrategy),
+            &patch::NAMESPACE,
         )
-        .with_status_strategy(Arc::new(registry::store::builtin::NamespaceStatusStrategy))
+        .with_status_strategy(Arc::new(builtin_kinds::NamespaceStatusStrategy))
         .with_subresource_strategy(
             "finalize",
-            Arc::new(registry::store::builtin::NamespaceFinalizeStrategy),
+            Arc::new(builtin_kinds::NamespaceFinalizeStrategy),
         )
         .with_return_deleted_object(),
     )?;
@@ -149,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(GadgetStrategy(
             GenericStrategy::new(true).with_status_subresource(false),
         )),
-        &registry::patch::CUSTOM_RESOURCE,
+        &patch::CUSTOM_RESOURCE,
     ))?;
 
     // 3. Serve.

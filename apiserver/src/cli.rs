@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use registry::transformer::{AesGcmTransformer, ValueTransformer};
+use object_storage::transformer::{AesGcmTransformer, ValueTransformer};
 
 use crate::auth::TokenAuth;
 use crate::server::ServerBuilder;
@@ -51,7 +51,7 @@ pub struct Args {
     pub token_auth_file: Option<PathBuf>,
 
     /// Encrypt secrets at rest with AES-GCM, keys read from this file (see
-    /// registry::transformer::AesGcmTransformer::from_key_file).
+    /// object_storage::transformer::AesGcmTransformer::from_key_file).
     #[arg(long)]
     pub encryption_key_file: Option<PathBuf>,
 

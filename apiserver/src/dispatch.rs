@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apimachinery::selector::{FieldSelector, LabelSelector, SelectionPredicate};
+use apimachinery::status::ApiError;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -12,11 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use registry::patch::{self, PatchType};
-use registry::scheme::{AGGREGATED_DISCOVERY_CONTENT_TYPE, GroupVersion};
-use registry::selector::{FieldSelector, LabelSelector, SelectionPredicate};
-use registry::status::ApiError;
-use registry::{ListOptions, ResourceVersionMatch, WatchEvent};
+use object_storage::{ListOptions, ResourceVersionMatch, WatchEvent};
+use patch::{self, PatchType};
+use scheme::{AGGREGATED_DISCOVERY_CONTENT_TYPE, GroupVersion};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -365,7 +365,7 @@ fn list_options(query: &Query, watch: bool) -> Result<ListOptions, ApiError> {
     let send_initial_events = parse_bool(query, "sendInitialEvents")?;
     let allow_watch_bookmarks = parse_bool(query, "allowWatchBookmarks")?.unwrap_or(false);
     let mut errors = Vec::new();
-    use registry::status::FieldError;
+    use apimachinery::status::FieldError;
     if watch {
         if send_initial_events.is_some() {
             if resource_version_match != ResourceVersionMatch::NotOlderThan {

@@ -5,24 +5,26 @@
 //! `serde_json::Value` documents in the request's group-version, so the router never sees a
 //! Rust type. [`StoreHandler`] implements it for any [`Object`] kept in a [`Store`], converting
 //! between the request version and the storage version with the [`Scheme`] and running the
-//! patch engine and server-side apply of [`registry::patch`].
+//! patch engine and server-side apply of [`patch`].
 
 use std::sync::Arc;
 
+use apimachinery::Object;
+use apimachinery::status::ApiError;
 use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use registry::patch::{
+use object_storage::{ListOptions, Preconditions, WatchEvent};
+use patch::{
     self, KindSchema, ManagerInfo, PatchSchema, PatchType, adopt_managed_fields,
     update_managed_fields,
 };
-use registry::scheme::{ResourceInfo, Scheme};
-use registry::status::ApiError;
-use registry::store::{
+use registry::Store;
+use registry::{
     CreateOptions, DeleteResponse, PatchOptions, PatchView, SchemeView, TableColumn, UpdateOptions,
 };
-use registry::{ListOptions, Object, Preconditions, Store, WatchEvent};
+use scheme::{ResourceInfo, Scheme};
 use serde_json::Value;
 
 use crate::strict::CheckedView;
@@ -267,7 +269,7 @@ pub struct StoreHandler<K: Object> {
 
 impl<K: Object> StoreHandler<K> {
     /// A handler for `store`, described by `info` (which must be registered in `scheme`),
-    /// patching with `patch_schema` (see [`registry::patch::builtin_schema`]).
+    /// patching with `patch_schema` (see [`patch::builtin_schema`]).
     pub fn new(
         store: Store<K>,
         scheme: Arc<Scheme>,
@@ -529,7 +531,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let stream = watch.map(move |event| {
             let wrap = |object: K, f: fn(Value) -> WatchEvent<Value>| match convert(object) {
                 Ok(value) => f(value),
-                Err(error) => WatchEvent::Error(registry::WatchError {
+                Err(error) => WatchEvent::Error(object_storage::WatchError {
                     code: error.code,
                     reason: error.reason,
                     message: error.message,

@@ -1,9 +1,9 @@
 //! HTTP helpers: `metav1.Status` error responses, JSON responses, request body decoding.
 
+use apimachinery::status::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use registry::status::ApiError;
 use serde_json::Value;
 
 /// The largest request body accepted (Kubernetes' 3 MiB), larger bodies get 413.

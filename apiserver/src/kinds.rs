@@ -1,20 +1,19 @@
 //! The kinds the `apiserver` binary serves: core `v1` namespaces, configmaps, secrets and
 //! events, `coordination.k8s.io/v1` leases, and the example group's `widgets` (with the
-//! registry's own [`example::WidgetStrategy`]).
+//! `example-widgets` crate's [`example_widgets::WidgetStrategy`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
-use registry::example::{self, v1::Widget};
-use registry::patch;
-use registry::scheme::{ResourceInfo, TypedConverter, builtin};
-use registry::store::builtin::{
+use builtin_kinds::{
     ConfigMapStrategy, EventStrategy, LeaseStrategy, NamespaceFinalizeStrategy,
     NamespaceStatusStrategy, NamespaceStrategy, SecretStrategy,
 };
-use registry::transformer::ValueTransformer;
+use example_widgets::v1::Widget;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
+use object_storage::transformer::ValueTransformer;
+use scheme::{ResourceInfo, TypedConverter, builtin};
 use serde_json::Value;
 
 use crate::openapi;
@@ -88,13 +87,13 @@ pub fn register_all(
     )?;
     builder.register_kind(
         KindSpec::<Widget>::new(
-            example::widget_resource_info(),
-            Arc::new(example::WidgetConverter),
-            Arc::new(example::WidgetStrategy),
+            example_widgets::widget_resource_info(),
+            Arc::new(example_widgets::WidgetConverter),
+            Arc::new(example_widgets::WidgetStrategy),
             &patch::WIDGET,
         )
-        .with_status_strategy(Arc::new(example::widget_status_strategy()))
-        .with_openapi(Arc::new(example::openapi_schema)),
+        .with_status_strategy(Arc::new(example_widgets::widget_status_strategy()))
+        .with_openapi(Arc::new(example_widgets::openapi_schema)),
     )?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //!
 //! Build a [`ServerBuilder`] over a storage backend (`storage::open("sqlite://...")`,
 //! `memory://`, ...), register kinds with [`ServerBuilder::register_kind`] (a
-//! [`registry::scheme::ResourceInfo`] for names and scope, a converter, a
+//! [`scheme::ResourceInfo`] for names and scope, a converter, a
 //! [`registry::Strategy`] for validation and table columns, and a patch schema), or whole
 //! handlers of your own with [`ServerBuilder::register_handler`] (anything implementing
 //! [`ResourceHandler`]), then serve [`ApiServer::router`] with axum. The built-in kinds of the
@@ -14,8 +14,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use k8s_openapi::api::core::v1::ConfigMap;
-//! use registry::scheme::{TypedConverter, builtin};
-//! use registry::store::builtin::ConfigMapStrategy;
+//! use scheme::{TypedConverter, builtin};
+//! use builtin_kinds::ConfigMapStrategy;
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let storage = storage::open("memory://").await?;
@@ -24,7 +24,7 @@
 //!     builtin::configmaps(),
 //!     Arc::new(TypedConverter::<ConfigMap>::new()),
 //!     Arc::new(ConfigMapStrategy),
-//!     &registry::patch::CONFIG_MAP,
+//!     &patch::CONFIG_MAP,
 //! ))?;
 //! let server = builder.build()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -8,7 +8,7 @@
 //!   for anything that creates, PUT and apply included);
 //! - the `namespaces/finalize` subresource: served by the namespaces' [`crate::StoreHandler`]
 //!   like any update-only subresource with a strategy of its own
-//!   (`registry::store::builtin::NamespaceFinalizeStrategy`);
+//!   (`builtin_kinds::NamespaceFinalizeStrategy`);
 //! - the namespace controller ([`run_controller`]): it deletes the contents of terminating
 //!   namespaces, reports progress in `status.conditions`, and then removes the `kubernetes`
 //!   finalizer through `finalize`, which deletes the namespace (`ShouldDeleteNamespaceDuringUpdate`).
@@ -17,14 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use apimachinery::status::{ApiError, GroupResource};
 use async_trait::async_trait;
+use builtin_kinds::NAMESPACE_FINALIZER;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition, NamespaceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
-use registry::ListOptions;
-use registry::scheme::ResourceInfo;
-use registry::status::{ApiError, GroupResource};
-use registry::store::builtin::NAMESPACE_FINALIZER;
-use registry::store::{CreateOptions, NamespaceLifecycle, NamespacePhase, Store, UpdateOptions};
+use object_storage::ListOptions;
+use registry::{CreateOptions, NamespaceLifecycle, NamespacePhase, Store, UpdateOptions};
+use scheme::ResourceInfo;
 use serde_json::Value;
 
 use crate::handler::RequestContext;
@@ -37,7 +37,7 @@ pub const RESYNC: Duration = Duration::from_millis(500);
 pub const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 /// The namespace store the namespaced stores of a server check their writes against
-/// ([`registry::store::lifecycle`]). It is bound once the `namespaces` kind is registered, so
+/// ([`registry::lifecycle`]). It is bound once the `namespaces` kind is registered, so
 /// kinds may be registered in any order; unbound (namespaces not served), every namespace is
 /// taken to be active.
 #[derive(Debug, Default)]
@@ -312,7 +312,7 @@ fn merge_conditions(
         match list.iter_mut().find(|c| c.type_ == *type_) {
             Some(old) => {
                 if old.status != value {
-                    old.last_transition_time = Some(registry::store::system::now());
+                    old.last_transition_time = Some(registry::system::now());
                 }
                 old.status = value.to_owned();
                 old.reason = Some((*reason).to_owned());
@@ -321,7 +321,7 @@ fn merge_conditions(
             None => list.push(NamespaceCondition {
                 type_: (*type_).to_owned(),
                 status: value.to_owned(),
-                last_transition_time: Some(registry::store::system::now()),
+                last_transition_time: Some(registry::system::now()),
                 reason: Some((*reason).to_owned()),
                 message: Some(message.clone()),
             }),
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn immortal_namespaces_cannot_be_deleted() {
-        let info = registry::scheme::builtin::namespaces();
+        let info = scheme::builtin::namespaces();
         let error = admit_delete(&info, "kube-system").unwrap_err();
         assert_eq!(error.code, 403);
         assert_eq!(
@@ -500,7 +500,7 @@ mod tests {
         );
         assert!(admit_delete(&info, "team").is_ok());
         // Only namespaces are immortal: a configmap called "default" may go.
-        let configmaps = registry::scheme::builtin::configmaps();
+        let configmaps = scheme::builtin::configmaps();
         assert!(admit_delete(&configmaps, "default").is_ok());
     }
 

@@ -12,11 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use apimachinery::status::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use registry::scheme::RestMapper;
-use registry::status::ApiError;
+use scheme::RestMapper;
 use serde_json::{Map, Value, json};
 
 use crate::handler::ResourceHandler;

@@ -4,13 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use apimachinery::Object;
 use axum::Router;
 use k8s_openapi::api::core::v1::Namespace;
-use registry::patch::KindSchema;
-use registry::scheme::{Converter, GroupVersion, ResourceInfo, RestMapper, Scheme};
-use registry::store::Strategy;
-use registry::transformer::ValueTransformer;
-use registry::{Object, Storage, Store};
+use object_storage::Storage;
+use object_storage::transformer::ValueTransformer;
+use patch::KindSchema;
+use registry::Store;
+use registry::Strategy;
+use scheme::{Converter, GroupVersion, ResourceInfo, RestMapper, Scheme};
 use storage_api::Interface;
 use tokio::sync::watch;
 
@@ -34,7 +36,7 @@ pub struct KindSpec<K: Object + Default> {
 
 impl<K: Object + Default> KindSpec<K> {
     /// A kind described by `info`, converted between its versions by `converter`
-    /// ([`registry::scheme::TypedConverter`] for single-version typed kinds), written through
+    /// ([`scheme::TypedConverter`] for single-version typed kinds), written through
     /// `strategy`, patched with `patch_schema`. `K` is the storage-version type.
     pub fn new(
         info: ResourceInfo,
@@ -164,7 +166,7 @@ impl ServerBuilder {
 
     /// Registers a kind served from a registry [`Store`] over this builder's storage. Namespaced
     /// kinds check the namespace of their creates and updates against the `namespaces` kind
-    /// once it is registered (in any order; see [`registry::store::lifecycle`]).
+    /// once it is registered (in any order; see [`registry::lifecycle`]).
     ///
     /// # Errors
     ///

@@ -10,12 +10,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use registry::status::{ApiError, FieldError};
-use registry::store::PatchView;
+use apimachinery::status::{ApiError, FieldError};
+use registry::PatchView;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use registry::scheme::ResourceInfo;
+use scheme::ResourceInfo;
 
 use crate::handler::{FieldValidation, RequestContext};
 

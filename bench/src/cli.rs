@@ -50,7 +50,7 @@ impl Workload {
 pub enum Level {
     /// The byte-level `storage_api::Interface`.
     Kv,
-    /// The object-level `registry::Storage<Pod>` over the same backend (feature `object`).
+    /// The object-level `object_storage::Storage<Pod>` over the same backend (feature `object`).
     Object,
     /// ConfigMaps through an in-process `apiserver` over the same backend, driven over loopback
     /// HTTP/1.1 (feature `http`).

@@ -1,4 +1,4 @@
-//! The object level: `registry::Storage<Pod>` over a backend, doing what the byte-level client
+//! The object level: `object_storage::Storage<Pod>` over a backend, doing what the byte-level client
 //! does with Pods (JSON encoding, resourceVersion injection, GuaranteedUpdate, continue tokens,
 //! object watches).
 
@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use registry::{GetOptions, ListOptions, ResourceVersionMatch, Storage, WatchEvent};
+use object_storage::{GetOptions, ListOptions, ResourceVersionMatch, Storage, WatchEvent};
 use storage_api::{Interface, Revision};
 
 use crate::client::{Client, Seen, SeenStream};

@@ -11,7 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use registry::store::{CreateOptions, UpdateOptions};
+use registry::{CreateOptions, UpdateOptions};
 use serde_json::json;
 use store_support::*;
 
@@ -447,8 +447,8 @@ async fn create_dry_run(b: Backend) {
         validation: Some(Arc::new(
             |_: &k8s_openapi::api::core::v1::ConfigMap,
              _: Option<&k8s_openapi::api::core::v1::ConfigMap>| {
-                Err(registry::status::ApiError::forbidden(
-                    &registry::status::GroupResource::new("", "configmaps"),
+                Err(apimachinery::status::ApiError::forbidden(
+                    &apimachinery::status::GroupResource::new("", "configmaps"),
                     "d",
                     "denied by policy",
                 ))

@@ -7,12 +7,12 @@ mod store_support;
 
 use std::sync::Arc;
 
+use apimachinery::selector::{LabelSelector, SelectionPredicate};
+use builtin_kinds::GenericStrategy;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Preconditions};
-use registry::ListOptions;
-use registry::selector::{LabelSelector, SelectionPredicate};
-use registry::store::builtin::GenericStrategy;
-use registry::store::{CreateOptions, DeleteResponse, UpdateOptions};
+use object_storage::ListOptions;
+use registry::{CreateOptions, DeleteResponse, UpdateOptions};
 use serde_json::json;
 use store_support::*;
 

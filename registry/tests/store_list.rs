@@ -7,10 +7,10 @@ mod store_support;
 
 use std::time::Duration;
 
+use apimachinery::selector::{FieldSelector, LabelSelector, SelectionPredicate};
 use futures::StreamExt;
-use registry::selector::{FieldSelector, LabelSelector, SelectionPredicate};
-use registry::store::{CreateOptions, UpdateOptions};
-use registry::{ListOptions, WatchEvent};
+use object_storage::{ListOptions, WatchEvent};
+use registry::{CreateOptions, UpdateOptions};
 use store_support::*;
 
 fn with_predicate(predicate: SelectionPredicate) -> ListOptions {
@@ -20,7 +20,7 @@ fn with_predicate(predicate: SelectionPredicate) -> ListOptions {
     }
 }
 
-fn names<K: registry::Object>(items: &[K]) -> Vec<String> {
+fn names<K: apimachinery::Object>(items: &[K]) -> Vec<String> {
     items
         .iter()
         .map(|o| o.meta().name.clone().unwrap_or_default())
@@ -232,7 +232,9 @@ async fn unsupported_field_selectors(b: Backend) {
     );
 }
 
-async fn next_event<K: std::fmt::Debug>(watch: &mut registry::ObjectWatch<K>) -> WatchEvent<K> {
+async fn next_event<K: std::fmt::Debug>(
+    watch: &mut object_storage::ObjectWatch<K>,
+) -> WatchEvent<K> {
     tokio::time::timeout(Duration::from_secs(10), watch.next())
         .await
         .expect("watch event in time")

@@ -11,13 +11,13 @@ mod store_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use builtin_kinds::LABEL_METADATA_NAME;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Namespace, NamespaceSpec, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Preconditions};
-use registry::store::builtin::LABEL_METADATA_NAME;
-use registry::store::lifecycle::NAMESPACE_TERMINATING_CAUSE;
-use registry::store::{CreateOptions, DeleteResponse, Store, UpdateOptions};
-use registry::{ListOptions, WatchEvent};
+use object_storage::{ListOptions, WatchEvent};
+use registry::lifecycle::NAMESPACE_TERMINATING_CAUSE;
+use registry::{CreateOptions, DeleteResponse, Store, UpdateOptions};
 use store_support::*;
 
 fn namespace(name: &str) -> Namespace {
@@ -129,7 +129,7 @@ async fn create_sets_spec_finalizer_and_label(b: Backend) {
     );
 }
 
-async fn next_event(watch: &mut registry::ObjectWatch<Namespace>) -> WatchEvent<Namespace> {
+async fn next_event(watch: &mut object_storage::ObjectWatch<Namespace>) -> WatchEvent<Namespace> {
     tokio::time::timeout(Duration::from_secs(10), watch.next())
         .await
         .expect("watch event in time")

@@ -10,15 +10,15 @@ mod store_support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use apimachinery::object::ObjectMeta;
+use apimachinery::status::ApiError;
+use example_widgets::{v1, widget_resource_info, widget_store};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use registry::Storage;
-use registry::example::{self, v1, widget_resource_info, widget_store};
-use registry::object::ObjectMeta;
-use registry::patch::PatchType;
-use registry::scheme::Scheme;
-use registry::status::ApiError;
-use registry::store::{CreateOptions, PatchOptions, SchemeView, Store, UpdateOptions};
+use object_storage::Storage;
+use patch::PatchType;
+use registry::{CreateOptions, PatchOptions, SchemeView, Store, UpdateOptions};
+use scheme::Scheme;
 use serde_json::{Value, json};
 use store_support::*;
 
@@ -60,12 +60,12 @@ fn data(cm: &ConfigMap) -> Value {
     serde_json::to_value(cm.data.clone().unwrap_or_default()).unwrap()
 }
 
-fn rv<K: registry::Object>(object: &K) -> String {
+fn rv<K: apimachinery::Object>(object: &K) -> String {
     object.meta().resource_version.clone().unwrap()
 }
 
 /// (manager, operation) of every managedFields entry.
-fn managers<K: registry::Object>(object: &K) -> Vec<(String, String)> {
+fn managers<K: apimachinery::Object>(object: &K) -> Vec<(String, String)> {
     object
         .meta()
         .managed_fields
@@ -81,7 +81,7 @@ fn managers<K: registry::Object>(object: &K) -> Vec<(String, String)> {
 }
 
 /// The fieldsV1 of `manager`'s entry (Null when it has none).
-fn owned<K: registry::Object>(object: &K, manager: &str) -> Value {
+fn owned<K: apimachinery::Object>(object: &K, manager: &str) -> Value {
     object
         .meta()
         .managed_fields
@@ -265,7 +265,7 @@ async fn patch_types_on_a_configmap(b: Backend) {
     let deny = PatchOptions {
         update_validation: Some(Arc::new(|_: &ConfigMap, _: Option<&ConfigMap>| {
             Err(ApiError::forbidden(
-                &registry::status::GroupResource::new("", "configmaps"),
+                &apimachinery::status::GroupResource::new("", "configmaps"),
                 "c",
                 "denied by admission",
             ))
@@ -974,7 +974,7 @@ status: {phase: Running}
 async fn patches_in_a_served_version(b: Backend) {
     let store = widgets(&b);
     let mut scheme = Scheme::new();
-    example::register(&mut scheme).unwrap();
+    example_widgets::register(&mut scheme).unwrap();
     let scheme = Arc::new(scheme);
     let in_v1beta1 = |manager: &str| PatchOptions::<v1::Widget> {
         view: Some(Arc::new(SchemeView::new(
@@ -1345,7 +1345,7 @@ async fn malformed_patch_bodies(b: Backend) {
         );
     }
     // Too many JSON patch operations: 413.
-    let ops: Vec<Value> = (0..=registry::patch::MAX_JSON_PATCH_OPERATIONS)
+    let ops: Vec<Value> = (0..=patch::MAX_JSON_PATCH_OPERATIONS)
         .map(|_| json!({"op": "test", "path": "/data/a", "value": "1"}))
         .collect();
     assert_error(

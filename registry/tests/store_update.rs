@@ -8,8 +8,8 @@ mod store_support;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event, ObjectReference};
-use registry::Preconditions;
-use registry::store::{CreateOptions, UpdateOptions};
+use object_storage::Preconditions;
+use registry::{CreateOptions, UpdateOptions};
 use serde_json::json;
 use store_support::*;
 
@@ -452,7 +452,7 @@ async fn update_with_retries_on_conflict(b: Backend) {
                 "ns",
                 "counter",
                 |_| {
-                    Err(registry::status::ApiError::bad_request(
+                    Err(apimachinery::status::ApiError::bad_request(
                         "patch does not apply",
                     ))
                 },

@@ -8,14 +8,14 @@ mod store_support;
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use registry::Storage;
-use registry::example::{
+use apimachinery::object::ObjectMeta;
+use example_widgets::{
     self, DESCRIPTION_ANNOTATION, WidgetStrategy, v1, v1beta1, widget_resource_info, widget_store,
 };
-use registry::object::ObjectMeta;
-use registry::scheme::Scheme;
-use registry::store::{CreateOptions, Store, Strategy, UpdateOptions};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use object_storage::Storage;
+use registry::{CreateOptions, Store, Strategy, UpdateOptions};
+use scheme::Scheme;
 use serde_json::{Value, json};
 use store_support::*;
 
@@ -40,7 +40,7 @@ fn widget(name: &str, display: &str) -> v1::Widget {
 
 fn running() -> v1::WidgetStatus {
     v1::WidgetStatus {
-        phase: Some(example::PHASE_RUNNING.to_owned()),
+        phase: Some(example_widgets::PHASE_RUNNING.to_owned()),
         observed_generation: Some(1),
         conditions: Some(vec![Condition {
             type_: "Ready".to_owned(),
@@ -55,7 +55,7 @@ fn running() -> v1::WidgetStatus {
 
 fn scheme() -> Arc<Scheme> {
     let mut scheme = Scheme::new();
-    example::register(&mut scheme).unwrap();
+    example_widgets::register(&mut scheme).unwrap();
     Arc::new(scheme)
 }
 
@@ -296,7 +296,7 @@ async fn widget_validation_failures(b: Backend) {
     // Too long, the reserved annotation, and a bad name at once.
     let mut many = widget(
         "Bad_Name",
-        &"x".repeat(example::MAX_DISPLAY_NAME_LENGTH + 1),
+        &"x".repeat(example_widgets::MAX_DISPLAY_NAME_LENGTH + 1),
     );
     many.metadata.annotations = Some([(DESCRIPTION_ANNOTATION.to_owned(), "d".to_owned())].into());
     let error = assert_error(
@@ -325,7 +325,7 @@ async fn widget_validation_failures(b: Backend) {
         .await
         .unwrap();
     let mut bad = created.clone();
-    bad.spec.description = Some("d".repeat(example::MAX_DESCRIPTION_LENGTH + 1));
+    bad.spec.description = Some("d".repeat(example_widgets::MAX_DESCRIPTION_LENGTH + 1));
     let error = assert_error(
         store
             .update("ns", "ok", bad, &UpdateOptions::default())

@@ -12,10 +12,10 @@ mod messages;
 
 use std::collections::BTreeMap;
 
+use apimachinery::status::ApiError;
 use base64::Engine;
 use k8s_openapi::jiff::Timestamp;
 use prost::Message;
-use registry::status::ApiError;
 use serde_json::{Map, Value, json};
 
 use messages::{ObjectMeta, ObjectReference, Time, Unknown};

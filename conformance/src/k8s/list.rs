@@ -19,10 +19,10 @@
 //! our contract.
 
 use anyhow::{Context, bail, ensure};
+use apimachinery::continue_token::{decode_continue, encode_continue};
+use apimachinery::selector::{FieldSelector, SelectionPredicate};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use registry::continue_token::{decode_continue, encode_continue};
-use registry::selector::{FieldSelector, SelectionPredicate};
-use registry::{ListOptions, ObjectList, ResourceVersionMatch, Storage, StorageError};
+use object_storage::{ListOptions, ObjectList, ResourceVersionMatch, Storage, StorageError};
 
 use super::{compaction, increase_rv, names, pod, pod_key, pods, recursive, rv};
 use crate::kv::Store;
@@ -924,7 +924,7 @@ async fn list_case(store: Store, row: ListRow) -> anyhow::Result<()> {
     check(&expected, result)
 }
 
-fn check(expected: &Row, result: registry::Result<ObjectList<Pod>>) -> anyhow::Result<()> {
+fn check(expected: &Row, result: object_storage::Result<ObjectList<Pod>>) -> anyhow::Result<()> {
     let list = match (expected.outcome, result) {
         (Outcome::Success, Ok(list)) => list,
         (Outcome::Success, Err(error)) => bail!("GetList failed: {error}"),
@@ -1001,7 +1001,7 @@ fn check(expected: &Row, result: registry::Result<ObjectList<Pod>>) -> anyhow::R
 }
 
 /// A list result in one line for failure messages.
-pub(super) fn describe(result: &registry::Result<ObjectList<Pod>>) -> String {
+pub(super) fn describe(result: &object_storage::Result<ObjectList<Pod>>) -> String {
     match result {
         Ok(list) => format!(
             "a list of {:?} at {} (continue {:?}, remaining {:?})",

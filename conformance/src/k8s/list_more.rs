@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail, ensure};
+use apimachinery::selector::{FieldSelector, LabelSelector, SelectionPredicate};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use registry::selector::{FieldSelector, LabelSelector, SelectionPredicate};
-use registry::transformer::{PrefixTransformer, TransformError, ValueTransformer};
-use registry::{ListOptions, ObjectList, ResourceVersionMatch, Stats, Storage, StorageError};
+use object_storage::transformer::{PrefixTransformer, TransformError, ValueTransformer};
+use object_storage::{ListOptions, ObjectList, ResourceVersionMatch, Stats, Storage, StorageError};
 
 use super::list::{describe, expect_items, show_token, token};
 use super::{compaction, increase_rv, pod, pod_key, pod_on, pods, propagate, recursive, rv};
@@ -799,7 +799,7 @@ fn next_pod(index: u32) -> Pod {
 }
 
 impl ReproducingTransformer {
-    async fn create_object(&self) -> registry::Result<()> {
+    async fn create_object(&self) -> object_storage::Result<()> {
         let object = next_pod(self.index.fetch_add(1, Ordering::SeqCst) + 1);
         self.writer
             .create(&pod_key(&object), &object, 0)

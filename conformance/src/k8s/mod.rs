@@ -1,5 +1,5 @@
 //! The port of Kubernetes' shared storage test suite (`pkg/storage/testing`, v0.34.10) to
-//! `registry::Storage<K>`, run over every backend's byte-level store.
+//! `object_storage::Storage<K>`, run over every backend's byte-level store.
 //!
 //! Every upstream function becomes one or more cases named `k8s::<area>::<scenario>`; table
 //! rows become one case each. The backend-specific hooks of the upstream suite are written
@@ -7,7 +7,7 @@
 //! `compaction` writes one unrelated key and then compacts (as etcd3's helper does, which the
 //! suite's revision arithmetic depends on), `increase_rv` writes one unrelated key, key
 //! validation reads the raw stored bytes, and the transformer hooks swap a
-//! `registry::transformer::PrefixTransformer`.
+//! `object_storage::transformer::PrefixTransformer`.
 
 mod list;
 mod list_more;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use registry::{AttrFunc, ListOptions, Storage};
+use object_storage::{AttrFunc, ListOptions, Storage};
 use storage_api::InterfaceExt;
 
 use crate::kv::Store;

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use apimachinery::selector::{LabelSelector, SelectionPredicate};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use object_storage::{ListOptions, Storage, WatchEvent};
 use proptest::prelude::*;
-use registry::selector::{LabelSelector, SelectionPredicate};
-use registry::{ListOptions, Storage, WatchEvent};
 
 use super::{increase_rv, pod, pods, rv};
 use crate::kv::Store;

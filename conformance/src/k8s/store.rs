@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use registry::{GetOptions, ListOptions, Preconditions, StorageError, WatchEvent};
+use object_storage::{GetOptions, ListOptions, Preconditions, StorageError, WatchEvent};
 
 use super::{expect_equal, key_validation, pod, pods, propagate, rv};
 use crate::kv::Store;
@@ -87,7 +87,7 @@ pub(super) fn cases() -> Vec<Case> {
 }
 
 /// A deletion validator that accepts everything.
-fn accept(_: &Pod) -> registry::Result<()> {
+fn accept(_: &Pod) -> object_storage::Result<()> {
     Ok(())
 }
 
@@ -345,7 +345,7 @@ async fn delete_with_suggestion(store: Store) -> anyhow::Result<()> {
 }
 
 async fn update_label(
-    storage: &registry::Storage<Pod>,
+    storage: &object_storage::Storage<Pod>,
     key: &str,
     value: &str,
 ) -> anyhow::Result<Pod> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use registry::transformer::PrefixTransformer;
-use registry::{GetOptions, ListOptions, Preconditions, Storage, StorageError, WatchEvent};
+use object_storage::transformer::PrefixTransformer;
+use object_storage::{GetOptions, ListOptions, Preconditions, Storage, StorageError, WatchEvent};
 
 use super::{key_validation, pod, pod_key, pods, propagate, recursive};
 use crate::kv::Store;

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use registry::transformer::PrefixTransformer;
-use registry::{ListOptions, ObjectWatch, Preconditions, Storage, WatchError, WatchEvent};
+use object_storage::transformer::PrefixTransformer;
+use object_storage::{ListOptions, ObjectWatch, Preconditions, Storage, WatchError, WatchEvent};
 use storage_api::{
     DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Revision,
     Ttl, WatchRequest, WatchStream,

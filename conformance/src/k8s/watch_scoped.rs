@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use apimachinery::selector::{FieldSelector, LabelSelector, SelectionPredicate};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use registry::selector::{FieldSelector, LabelSelector, SelectionPredicate};
-use registry::{ListOptions, Storage, WatchEvent};
+use object_storage::{ListOptions, Storage, WatchEvent};
 
 use super::watch::{cluster_pods, expect_event, put, stop};
 use super::{pod, pod_on, pods, rv};

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
+use apimachinery::selector::{FieldSelector, SelectionPredicate};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use registry::selector::{FieldSelector, SelectionPredicate};
-use registry::{INITIAL_EVENTS_END_ANNOTATION, ListOptions, ResourceVersionMatch, WatchEvent};
+use object_storage::{
+    INITIAL_EVENTS_END_ANNOTATION, ListOptions, ResourceVersionMatch, WatchEvent,
+};
 
 use super::watch::{
     PodWatch, QUIET, QUIET_IGNORING_BOOKMARKS, describe, expect_event, expect_silence, from_rv,

@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
-use registry::Storage;
-use registry::object::DynamicObject;
-use registry::status::{ApiError, GroupResource};
-use registry::store::builtin::{
+use apimachinery::object::DynamicObject;
+use apimachinery::status::{ApiError, GroupResource};
+use builtin_kinds::{
     ConfigMapStrategy, EventStrategy, GenericStrategy, LeaseStrategy, NamespaceFinalizeStrategy,
     NamespaceStatusStrategy, NamespaceStrategy, SecretStrategy,
 };
-use registry::store::{StatusStrategy, Store, Strategy};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use object_storage::Storage;
+use registry::{StatusStrategy, Store, Strategy};
 use serde_json::{Value, json};
 use storage_api::Interface;
 
