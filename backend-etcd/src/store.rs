@@ -604,10 +604,7 @@ impl Interface for EtcdStore {
         request.validate()?;
         let inner = &self.inner;
         let full_prefix = inner.full_key(&request.prefix);
-        let start = match &request.start {
-            Some(start) if start.as_str() > request.prefix.as_str() => inner.full_key(start),
-            _ => full_prefix.clone(),
-        };
+        let start = inner.full_key(request.first_key());
         let end = storage_api::prefix_range_end(&full_prefix).unwrap_or_else(|| vec![0]);
         // etcd rejects the empty key; "\0" is the smallest key there is.
         let start = if start.is_empty() { vec![0] } else { start };

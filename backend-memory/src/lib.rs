@@ -62,9 +62,17 @@ pub struct MemoryStore {
 struct Shared {
     options: MemoryOptions,
     state: Mutex<State>,
-    /// Wakes the background task when a new deadline or progress watcher appears.
+    /// Wakes the background task when a new TTL deadline appears.
     wakeup: Arc<Notify>,
     background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    /// The last handle to the store is gone: its watches end with `Unavailable` instead of
+    /// waiting forever for writes that cannot come (each stream holds the hub, not the store).
+    fn drop(&mut self) {
+        self.state.get_mut().hub.close();
+    }
 }
 
 #[derive(Debug)]
@@ -119,8 +127,7 @@ impl MemoryStore {
         }
     }
 
-    /// Makes sure the task that expires TTLs and sends progress events runs on the current
-    /// runtime. Called from async methods, so a runtime is always there.
+    /// Makes sure the task that expires TTLs runs on the current runtime. Called from async methods, so a runtime is always there.
     fn ensure_background(&self) {
         let mut background = self.shared.background.lock();
         if background.as_ref().is_some_and(|task| !task.is_finished()) {
@@ -300,5 +307,39 @@ impl Interface for MemoryStore {
     /// dropped below the compaction revision): every optional capability.
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    /// Dropping the last handle ends the store's watches instead of leaving them waiting.
+    #[tokio::test]
+    async fn dropping_the_store_ends_its_watches() {
+        let store = MemoryStore::default();
+        store
+            .create("/a/1", Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+        let mut live = store.watch(WatchRequest::prefix("/a/")).await.unwrap();
+        let mut replay = store
+            .watch(WatchRequest::prefix("/a/").after(0))
+            .await
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            live.next().await,
+            Some(Err(Error::Unavailable { .. }))
+        ));
+        // A watch that had not registered yet finds the history gone.
+        assert!(matches!(
+            replay.next().await,
+            Some(Err(Error::Unavailable { .. }))
+        ));
+        assert!(live.next().await.is_none());
     }
 }

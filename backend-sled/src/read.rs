@@ -144,10 +144,7 @@ fn range_at(
     request: &RangeRequest,
     revision: Revision,
 ) -> Result<(Vec<KeyValue>, u64)> {
-    let lower: Vec<u8> = match request.start.as_deref().filter(|s| !s.is_empty()) {
-        Some(start) => start.as_bytes().to_vec(),
-        None => request.prefix.as_bytes().to_vec(),
-    };
+    let lower: Vec<u8> = request.first_key().as_bytes().to_vec();
     let iter = match prefix_range_end(request.prefix.as_bytes()) {
         Some(upper) => shared.trees.versions.range(lower.clone()..upper),
         None => shared.trees.versions.range(lower.clone()..),
@@ -196,7 +193,6 @@ fn range_at(
     Ok((kvs, count))
 }
 
-/// Which keys a watch wants.
 /// The events in `(after, upto]` that `filter` wants, reading at most `max` log entries.
 /// Returns them with the last revision covered (`upto` when the log had no more entries).
 pub(crate) fn events(

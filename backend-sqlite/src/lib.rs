@@ -48,9 +48,9 @@
 //!   own precondition check and its own revision. WAL mode, `synchronous=FULL` by default.
 //! - **Reads** use a small pool of separate connections on Tokio's blocking pool, so they run on
 //!   a WAL snapshot and never wait for the writer.
-//! - **Watches** are pushed by the writer right after each commit to per-watcher bounded
-//!   buffers. A watch from a past revision registers first and replays the log up to the
-//!   revision where its live delivery starts, so there is no gap and no duplicate.
+//! - **Watches** go through the shared [`storage_api::WatchHub`]: the writer publishes each
+//!   commit to per-watcher bounded buffers; a watch from a past revision replays the log and
+//!   registers for live events once close to the newest revision, with no gap and no duplicate.
 //! - **Compaction**: [`Interface::compact`] moves the compaction revision; the writer then
 //!   deletes superseded versions and tombstones in small transactions, checkpoints the WAL and
 //!   returns free pages to the file system (`auto_vacuum=INCREMENTAL`). Background compaction
@@ -223,8 +223,7 @@ impl SqliteStore {
     /// Fails with [`OpenError::Locked`] when another store holds it, with
     /// [`OpenError::UnsupportedSchema`] when a newer build wrote it, and with
     /// [`OpenError::NotOurs`] for other SQLite databases. Opening needs no async runtime; the
-    /// [`Interface`] methods must run inside a Tokio runtime (reads use its blocking pool and
-    /// each watch is a task).
+    /// [`Interface`] methods must run inside a Tokio runtime (reads use its blocking pool).
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, OpenError> {
         let path = path.as_ref().to_path_buf();
         let span = tracing::info_span!("sqlite_open", path = %path.display());

@@ -2,7 +2,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -77,27 +77,27 @@ pub enum CaseOutcome {
 /// Runs every case as a `libtest-mimic` trial with the command-line arguments of the test
 /// binary, and returns the process exit code (failure if any trial failed).
 ///
-/// Before building the trials it opens one store (see [`Harness`]) to read its
-/// [`Interface::capabilities`]: cases that need a capability the store lacks become trials that
-/// report *ignored* with the reason and never open a store. If that first store cannot be opened,
-/// every trial fails with the reason.
+/// The first trial that needs a capability opens one store (see [`Harness`]) to read its
+/// [`Interface::capabilities`], once for the whole run: cases that need a capability the store
+/// lacks report *ignored* with the reason and never open a store of their own. If that store
+/// cannot be opened, those cases fail with the reason. Listing (`--list`) opens no store.
 pub fn run<H: Harness>(harness: H) -> ExitCode {
     let arguments = Arguments::from_args();
     let harness = Arc::new(harness);
-    let capabilities = store_capabilities(harness.as_ref());
+    let capabilities = Arc::new(OnceLock::new());
     let trials = cases()
         .into_iter()
         .map(|case| {
             let name = format!("{}::{}", harness.name(), case.name);
-            match not_runnable(harness.name(), &case, &capabilities) {
-                Some(outcome) => Trial::ignorable_test(name, move || completion(outcome)),
-                None => {
-                    let harness = harness.clone();
-                    Trial::ignorable_test(name, move || {
-                        completion(run_case(harness.as_ref(), case))
-                    })
-                }
-            }
+            let harness = harness.clone();
+            let capabilities = capabilities.clone();
+            Trial::ignorable_test(name, move || {
+                let outcome = match not_runnable(harness.as_ref(), &case, &capabilities) {
+                    Some(outcome) => outcome,
+                    None => run_case(harness.as_ref(), case),
+                };
+                completion(outcome)
+            })
         })
         .collect();
     libtest_mimic::run(&arguments, trials).exit_code()
@@ -107,13 +107,13 @@ pub fn run<H: Harness>(harness: H) -> ExitCode {
 /// Meant for tests of the suite itself (planted faults must make cases fail). Capabilities are
 /// read as in [`run`].
 pub fn check<H: Harness>(harness: &H, filter: &str) -> Vec<(String, CaseOutcome)> {
-    let capabilities = store_capabilities(harness);
+    let capabilities = OnceLock::new();
     cases()
         .into_iter()
         .filter(|case| case.name.contains(filter))
         .map(|case| {
             let name = case.name.clone();
-            let outcome = match not_runnable(harness.name(), &case, &capabilities) {
+            let outcome = match not_runnable(harness, &case, &capabilities) {
                 Some(outcome) => outcome,
                 None => run_case(harness, case),
             };
@@ -131,13 +131,18 @@ fn completion(outcome: CaseOutcome) -> Result<Completion, Failed> {
 }
 
 /// The outcome of a case decided without running it: ignored when it needs a capability the
-/// store lacks, failed when the capabilities could not be read. `None` when it must run.
-fn not_runnable(
-    backend: &str,
+/// store lacks, failed when the capabilities could not be read. `None` when it must run. The
+/// capabilities are read (once, into `capabilities`) only for a case that needs one.
+fn not_runnable<H: Harness + ?Sized>(
+    harness: &H,
     case: &Case,
-    capabilities: &Result<Capabilities, String>,
+    capabilities: &OnceLock<Result<Capabilities, String>>,
 ) -> Option<CaseOutcome> {
-    let capabilities = match capabilities {
+    if case.needs.is_empty() {
+        return None;
+    }
+    let backend = harness.name();
+    let capabilities = match capabilities.get_or_init(|| store_capabilities(harness)) {
         Ok(capabilities) => *capabilities,
         Err(message) => {
             return Some(CaseOutcome::Failed(format!(

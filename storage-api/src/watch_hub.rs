@@ -38,8 +38,9 @@ pub const HISTORY_PAGE: usize = 512;
 pub trait WatchHistory: Send + Sync + 'static {
     /// The events `filter` matches with revisions in `(after, until]`, in revision order,
     /// scanning at most about `budget` log entries. Every revision up to `until` is committed
-    /// when this is called. Fails with [`Error::Compacted`] when `after` is below the
-    /// compaction revision.
+    /// when this is called. A page ends between revisions: when several events share one
+    /// revision, all of them or none are in it. Fails with [`Error::Compacted`] when `after` is
+    /// below the compaction revision.
     async fn read(
         &self,
         filter: &KeyFilter,
@@ -132,14 +133,16 @@ impl WatchHub {
         registry.watchers.clear();
     }
 
-    /// How many watchers are registered for live events.
+    /// How many watchers are registered for live events (a dropped stream is counted until
+    /// the next batch with events is published).
     pub fn watchers(&self) -> usize {
         self.registry.lock().watchers.len()
     }
 
     /// A watch stream for `request` (validated by the caller, including its start revision
     /// against compaction, so those errors are returned up front), reading earlier events from
-    /// `history`.
+    /// `history`. History is read as the stream is polled, so a compaction that overtakes a
+    /// slow replay ends the stream with [`Error::Compacted`] as its terminal item.
     pub fn watch(
         self: &Arc<Self>,
         request: &WatchRequest,
@@ -155,17 +158,26 @@ impl WatchHub {
             limit: 0,
             live: None,
             pending: VecDeque::new(),
-            buffer: settings.buffer.max(1),
+            // tokio's channels hold at most this many messages.
+            buffer: settings
+                .buffer
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
             progress: request.progress_notify.then(|| {
                 let every = settings.progress_interval;
-                (every, Instant::now() + every)
+                (every, after(every))
             }),
             delivered: 0,
+            skip_through: request.start_revision.unwrap_or(0),
+            closed_at_start: false,
             done: false,
         };
         match request.start_revision {
             // "From now": register at once; everything after this revision is live.
-            None => cursor.pos = cursor.register().unwrap_or(0),
+            None => match cursor.register() {
+                Some(live_from) => cursor.pos = live_from,
+                // A closed hub: the stream's first item is the terminal error.
+                None => cursor.closed_at_start = true,
+            },
             Some(start) => cursor.pos = start,
         }
         Box::pin(futures::stream::unfold(cursor, |mut cursor| async move {
@@ -246,6 +258,12 @@ struct Cursor {
     progress: Option<(Duration, Instant)>,
     /// The revision of the last event returned (a progress event never reports less).
     delivered: Revision,
+    /// Live events at or below this revision were read from history or come before the
+    /// start: fixed at registration (`max(start, live_from)`), so several events sharing one
+    /// revision all pass.
+    skip_through: Revision,
+    /// The hub was closed before a "from now" watch could register.
+    closed_at_start: bool,
     done: bool,
 }
 
@@ -255,6 +273,7 @@ impl Cursor {
         let (live, live_from) = self.hub.register(self.filter.clone(), self.buffer)?;
         self.live = Some(live);
         self.limit = live_from;
+        self.skip_through = self.skip_through.max(live_from);
         Some(live_from)
     }
 
@@ -273,6 +292,9 @@ impl Cursor {
         loop {
             if self.done {
                 return None;
+            }
+            if self.closed_at_start {
+                return self.fail(Self::closed());
             }
             if let Some(event) = self.pending.pop_front() {
                 self.delivered = event.revision();
@@ -346,7 +368,7 @@ impl Cursor {
                 Some(received) => received,
                 None => {
                     if let Some((every, at)) = self.progress.as_mut() {
-                        *at = Instant::now() + *every;
+                        *at = after(*every);
                     }
                     // Everything published up to `published` is already in the channel:
                     // drain it first, so the progress event never overtakes an event.
@@ -365,7 +387,7 @@ impl Cursor {
             match received {
                 Some(event) => {
                     let revision = event.revision();
-                    if revision <= self.pos {
+                    if revision <= self.skip_through {
                         continue;
                     }
                     self.pos = revision;
@@ -396,13 +418,20 @@ impl Cursor {
         };
         loop {
             match live.receiver.try_recv() {
-                Ok(event) if event.revision() <= self.pos => continue,
+                Ok(event) if event.revision() <= self.skip_through => continue,
                 Ok(event) => return Drained::Event(event),
                 Err(TryRecvError::Empty) => return Drained::Empty,
                 Err(TryRecvError::Disconnected) => return Drained::Disconnected,
             }
         }
     }
+}
+
+/// `period` from now, or a year from now when that overflows (an absurd configured period).
+fn after(period: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(period)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// What [`Cursor::drain_one`] found.
@@ -608,5 +637,47 @@ mod tests {
             log.put(&hub, "/k");
         }
         assert_eq!(revisions(&mut stream, 2).await, [4, 5]);
+    }
+
+    /// Keys that expire together may share one revision: a watch delivers every event of it.
+    #[tokio::test]
+    async fn events_sharing_a_revision_all_arrive() {
+        let hub = Arc::new(WatchHub::new(0));
+        let log = Arc::new(Log::default());
+        let mut stream = hub.watch(&WatchRequest::prefix("/"), log, settings(8));
+        let expire = |key: &str| WatchEvent::Delete {
+            key: key.to_owned(),
+            revision: 1,
+            prev: KeyValue {
+                key: key.to_owned(),
+                value: bytes::Bytes::new(),
+                create_revision: 0,
+                mod_revision: 0,
+            },
+        };
+        hub.publish(&[expire("/a"), expire("/b")], 1);
+        let mut keys = Vec::new();
+        for _ in 0..2 {
+            let event = stream.next().await.unwrap().unwrap();
+            keys.push(event.key().unwrap().to_owned());
+        }
+        assert_eq!(keys, ["/a", "/b"]);
+    }
+
+    /// A "from now" watch on a closed hub ends at once instead of replaying history.
+    #[tokio::test]
+    async fn a_watch_on_a_closed_hub_fails_at_once() {
+        let hub = Arc::new(WatchHub::new(0));
+        let log = Arc::new(Log::default());
+        for _ in 0..(HISTORY_PAGE + 10) {
+            log.put(&hub, "/k");
+        }
+        hub.close();
+        let mut stream = hub.watch(&WatchRequest::prefix("/"), log, settings(8));
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(Error::Unavailable { .. }))
+        ));
+        assert!(stream.next().await.is_none());
     }
 }
