@@ -38,6 +38,31 @@ use apimachinery::selector::Fields;
 pub use codec::Codec;
 pub use watch::ObjectWatch;
 
+/// What a [`Storage::guaranteed_update_with`] callback decides for the object it is given.
+#[derive(Debug)]
+pub enum UpdateDecision<K, S> {
+    /// Write this object, with a TTL in seconds (`None`: none). An object that encodes to the
+    /// stored bytes is not written.
+    Write(K, Option<u64>),
+    /// Delete the object now, on condition that it is still at the revision the callback saw;
+    /// the given object is reported as its last state (for example with its last finalizer
+    /// removed).
+    Delete(K),
+    /// Write nothing and end, handing this value to the caller.
+    Stop(S),
+}
+
+/// How a [`Storage::guaranteed_update_with`] ended.
+#[derive(Debug)]
+pub enum UpdateOutcome<K, S> {
+    /// The object as stored: written, or unchanged because nothing changed.
+    Written(K),
+    /// The object was deleted (or was already gone); the callback's last state of it.
+    Deleted(K),
+    /// The callback stopped with this value.
+    Stopped(S),
+}
+
 /// Labels and fields of an object, as selectors see them.
 pub type AttrFunc<K> = Arc<dyn Fn(&K) -> (BTreeMap<String, String>, Fields) + Send + Sync>;
 
@@ -343,7 +368,7 @@ impl<K: Object> Storage<K> {
         }
     }
 
-    /// Kubernetes' `GuaranteedUpdate`: reads the object (or takes `cached` as a suggestion),
+    /// Kubernetes' `GuaranteedUpdate`: reads `key` (or starts from `cached`, a suggestion),
     /// applies `update`, and writes the result if the object did not change in between,
     /// retrying on conflict. Returns the object as stored.
     ///
@@ -351,7 +376,8 @@ impl<K: Object> Storage<K> {
     /// optional TTL in seconds (`None` writes without TTL). With `ignore_not_found` a missing key
     /// starts from an empty object and the write creates it. A result whose encoding equals the
     /// stored bytes is not written (the resourceVersion stays), unless the transformer reported
-    /// the stored data stale.
+    /// the stored data stale. [`Storage::guaranteed_update_with`] lets the callback also delete
+    /// the object or stop without writing.
     #[tracing::instrument(level = "debug", skip(self, update, cached))]
     pub async fn guaranteed_update<U>(
         &self,
@@ -363,6 +389,41 @@ impl<K: Object> Storage<K> {
     ) -> Result<K>
     where
         U: FnMut(K, ResponseMeta) -> Result<(K, Option<u64>)> + Send,
+    {
+        let outcome = self
+            .guaranteed_update_with::<_, std::convert::Infallible>(
+                key,
+                ignore_not_found,
+                preconditions,
+                |object, meta| {
+                    let (object, ttl) = update(object, meta)?;
+                    Ok(UpdateDecision::Write(object, ttl))
+                },
+                cached,
+            )
+            .await?;
+        match outcome {
+            UpdateOutcome::Written(object) | UpdateOutcome::Deleted(object) => Ok(object),
+            UpdateOutcome::Stopped(never) => match never {},
+        }
+    }
+
+    /// [`Storage::guaranteed_update`] whose callback decides, for each object it is given,
+    /// whether to write a new version, delete the object, or stop without writing (an error
+    /// aborts, as always). A delete is conditional on the revision the callback saw: if the
+    /// object changed meanwhile, the callback runs again on the newer one; if it is already
+    /// gone, the delete counts as done.
+    #[tracing::instrument(level = "debug", skip(self, update, cached))]
+    pub async fn guaranteed_update_with<U, S>(
+        &self,
+        key: &str,
+        ignore_not_found: bool,
+        preconditions: Option<&Preconditions>,
+        mut update: U,
+        cached: Option<K>,
+    ) -> Result<UpdateOutcome<K, S>>
+    where
+        U: FnMut(K, ResponseMeta) -> Result<UpdateDecision<K, S>> + Send,
     {
         let full = self.prepare_key(key)?;
         let mut state = match cached {
@@ -379,8 +440,8 @@ impl<K: Object> Storage<K> {
                 _ => Ok(()),
             }
             .and_then(|()| update(state.object.clone(), meta));
-            let (updated, ttl) = match attempt {
-                Ok(result) => result,
+            let decision = match attempt {
+                Ok(decision) => decision,
                 Err(error) => {
                     if state.live {
                         return Err(error);
@@ -391,6 +452,30 @@ impl<K: Object> Storage<K> {
                     }
                     state = live;
                     continue;
+                }
+            };
+            let (updated, ttl) = match decision {
+                UpdateDecision::Write(object, ttl) => (object, ttl),
+                UpdateDecision::Stop(stop) => return Ok(UpdateOutcome::Stopped(stop)),
+                UpdateDecision::Delete(last) => {
+                    if state.revision == 0 {
+                        // Nothing stored (an ignore_not_found start): nothing to delete.
+                        return Ok(UpdateOutcome::Deleted(last));
+                    }
+                    let deleted = self
+                        .store
+                        .delete(&full, Precondition::ModRevision(state.revision))
+                        .await;
+                    match deleted {
+                        Ok(_) | Err(storage_api::Error::NotFound { .. }) => {
+                            return Ok(UpdateOutcome::Deleted(last));
+                        }
+                        Err(storage_api::Error::Conflict { current, .. }) => {
+                            state = self.state_from_kv(&current)?;
+                            continue;
+                        }
+                        Err(other) => return Err(StorageError::from_backend(&full, other)),
+                    }
                 }
             };
             let plain = self.codec.encode(&updated)?;
@@ -405,7 +490,7 @@ impl<K: Object> Storage<K> {
                 }
                 let mut object = state.object;
                 Codec::<K>::set_resource_version(&mut object, state.revision);
-                return Ok(object);
+                return Ok(UpdateOutcome::Written(object));
             }
             let stored = self.codec.to_storage(&full, &plain)?;
             let ttl = ttl_duration(ttl.unwrap_or(0));
@@ -422,7 +507,12 @@ impl<K: Object> Storage<K> {
                     .await
             };
             match written {
-                Ok(revision) => return self.codec.decode_plain(&full, &plain, revision),
+                Ok(revision) => {
+                    return self
+                        .codec
+                        .decode_plain(&full, &plain, revision)
+                        .map(UpdateOutcome::Written);
+                }
                 Err(storage_api::Error::Conflict { current, .. }) => {
                     state = self.state_from_kv(&current)?;
                 }

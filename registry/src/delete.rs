@@ -4,11 +4,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Status};
 
 use super::strategy::GcPolicy;
 use super::validation::{FINALIZER_DELETE_DEPENDENTS, FINALIZER_ORPHAN_DEPENDENTS};
-use super::{AdmissionFn, Store, UpdateOptions, Updated, system};
+use super::{AdmissionFn, Store, system};
 use apimachinery::object::Object;
 use apimachinery::status::{ApiError, FieldError, GroupResource, Operation};
-use object_storage::StorageError;
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions, ResourceVersionMatch};
+use object_storage::{StorageError, UpdateDecision, UpdateOutcome};
 
 /// What a delete answers with, as Kubernetes does.
 #[allow(clippy::large_enum_variant)]
@@ -29,6 +29,33 @@ pub struct DeleteResult<K> {
     pub response: DeleteResponse<K>,
     /// Whether the object is gone (200) rather than marked for deletion (202).
     pub deleted: bool,
+}
+
+/// Why the graceful / finalizer update of a delete stopped without writing.
+#[derive(Debug)]
+enum MarkStop {
+    /// Another delete is already in progress.
+    AlreadyDeleting,
+    /// No finalizer and no grace period: the object is deleted at once.
+    DeleteNow,
+}
+
+/// What the attempts of the graceful / finalizer update found (upstream's
+/// `pendingFinalizers`, `lastGraceful` and `lastExisting`).
+struct Marking<K> {
+    pending_finalizers: bool,
+    last_graceful: i64,
+    last_existing: Option<K>,
+}
+
+impl<K> Default for Marking<K> {
+    fn default() -> Self {
+        Marking {
+            pending_finalizers: false,
+            last_graceful: 0,
+            last_existing: None,
+        }
+    }
 }
 
 /// How the graceful / finalizer update of a delete ended.
@@ -243,35 +270,29 @@ impl<K: Object> Store<K> {
         meta.deletion_grace_period_seconds = Some(0);
     }
 
-    /// One attempt of the graceful / finalizer update of a delete.
-    #[allow(clippy::too_many_arguments)]
+    /// One attempt of the graceful / finalizer update of a delete: the object to write
+    /// (marked for deletion), or a stop when the object is already being deleted or must be
+    /// deleted at once. What the attempts learn goes into `marking`.
     fn mark_step(
         &self,
         mut existing: K,
         options: &DeleteOptions,
         validation: Option<&AdmissionFn<K>>,
-        already: &mut bool,
-        delete_now: &mut bool,
-        pending_finalizers: &mut bool,
-        last_graceful: &mut i64,
-        last_existing: &mut Option<K>,
-    ) -> Result<(K, Option<u64>), ApiError> {
-        *already = false;
-        *delete_now = false;
+        marking: &mut Marking<K>,
+    ) -> Result<UpdateDecision<K, MarkStop>, ApiError> {
         if let Some(validate) = validation {
             validate(&existing, None)?;
         }
         let mut options = options.clone();
         let (graceful, pending) = self.before_delete(&mut existing, &mut options)?;
         if pending {
-            *already = true;
-            return Err(ApiError::internal("the object is already being deleted"));
+            return Ok(UpdateDecision::Stop(MarkStop::AlreadyDeleting));
         }
         let (changed, finalizers) = self.gc_finalizers(&existing, &options);
         if changed {
             existing.meta_mut().finalizers = (!finalizers.is_empty()).then_some(finalizers);
         }
-        *pending_finalizers = existing
+        marking.pending_finalizers = existing
             .meta()
             .finalizers
             .as_ref()
@@ -279,18 +300,17 @@ impl<K: Object> Store<K> {
         let ttl = self.strategy.ttl_seconds(&existing, 0, true);
         let ttl = (ttl > 0).then_some(ttl);
         if !graceful {
-            if *pending_finalizers {
+            if marking.pending_finalizers {
                 self.mark_as_deleting(&mut existing);
                 self.strategy.on_deletion_marked(&mut existing);
-                return Ok((existing, ttl));
+                return Ok(UpdateDecision::Write(existing, ttl));
             }
-            *delete_now = true;
-            return Err(ApiError::internal("delete now"));
+            return Ok(UpdateDecision::Stop(MarkStop::DeleteNow));
         }
-        *last_graceful = options.grace_period_seconds.unwrap_or(0);
+        marking.last_graceful = options.grace_period_seconds.unwrap_or(0);
         self.strategy.on_deletion_marked(&mut existing);
-        *last_existing = Some(existing.clone());
-        Ok((existing, ttl))
+        marking.last_existing = Some(existing.clone());
+        Ok(UpdateDecision::Write(existing, ttl))
     }
 
     /// `updateForGracefulDeletionAndFinalizers`.
@@ -302,12 +322,8 @@ impl<K: Object> Store<K> {
         preconditions: &Preconditions,
         validation: Option<&AdmissionFn<K>>,
     ) -> Result<Marked<K>, ApiError> {
-        let mut already = false;
-        let mut delete_now = false;
-        let mut pending_finalizers = false;
-        let mut last_graceful = 0i64;
-        let mut last_existing = None;
-        let result = if is_dry_run(options) {
+        let mut marking = Marking::default();
+        let outcome = if is_dry_run(options) {
             let current = self
                 .storage
                 .get(key, &GetOptions::default())
@@ -317,56 +333,52 @@ impl<K: Object> Store<K> {
             preconditions
                 .check(key, &current)
                 .map_err(|e| self.storage_error(e, Operation::Update, name))?;
-            self.mark_step(
-                current,
-                options,
-                validation,
-                &mut already,
-                &mut delete_now,
-                &mut pending_finalizers,
-                &mut last_graceful,
-                &mut last_existing,
-            )
-            .map(|(object, _)| object)
-            .map_err(StorageError::from)
+            match self.mark_step(current, options, validation, &mut marking)? {
+                UpdateDecision::Write(object, _) => UpdateOutcome::Written(object),
+                UpdateDecision::Delete(object) => UpdateOutcome::Deleted(object),
+                UpdateDecision::Stop(stop) => UpdateOutcome::Stopped(stop),
+            }
         } else {
             self.storage
-                .guaranteed_update(
+                .guaranteed_update_with(
                     key,
                     false,
                     Some(preconditions),
                     |existing, _| {
-                        self.mark_step(
-                            existing,
-                            options,
-                            validation,
-                            &mut already,
-                            &mut delete_now,
-                            &mut pending_finalizers,
-                            &mut last_graceful,
-                            &mut last_existing,
-                        )
-                        .map_err(StorageError::from)
+                        // As upstream, what an earlier attempt found (lastGraceful,
+                        // lastExisting) is kept across retries.
+                        self.mark_step(existing, options, validation, &mut marking)
+                            .map_err(StorageError::from)
                     },
                     None,
                 )
                 .await
+                .map_err(|error| self.storage_error(error, Operation::Update, name))?
         };
-        match result {
-            Ok(out) if pending_finalizers || last_graceful > 0 => Ok(Marked::Kept(out)),
-            Ok(out) => Ok(Marked::DeleteNow {
+        let Marking {
+            pending_finalizers,
+            last_graceful,
+            last_existing,
+        } = marking;
+        Ok(match outcome {
+            UpdateOutcome::Written(out) if pending_finalizers || last_graceful > 0 => {
+                Marked::Kept(out)
+            }
+            UpdateOutcome::Written(out) => Marked::DeleteNow {
                 out: Some(out),
                 last_existing,
                 ignore_not_found: true,
-            }),
-            Err(_) if delete_now => Ok(Marked::DeleteNow {
-                out: None,
-                last_existing,
-                ignore_not_found: false,
-            }),
-            Err(_) if already => Ok(Marked::AlreadyDeleting),
-            Err(error) => Err(self.storage_error(error, Operation::Update, name)),
-        }
+            },
+            // mark_step never deletes itself; a delete is the storage delete that follows.
+            UpdateOutcome::Deleted(_) | UpdateOutcome::Stopped(MarkStop::DeleteNow) => {
+                Marked::DeleteNow {
+                    out: None,
+                    last_existing,
+                    ignore_not_found: false,
+                }
+            }
+            UpdateOutcome::Stopped(MarkStop::AlreadyDeleting) => Marked::AlreadyDeleting,
+        })
     }
 
     /// Deletes the object `name` as Kubernetes does: preconditions (409), graceful deletion,
@@ -622,33 +634,6 @@ impl<K: Object> Store<K> {
             response: DeleteResponse::Object(marked),
             deleted: false,
         }))
-    }
-
-    /// `deleteWithoutFinalizers`: an update emptied the finalizers of an object being deleted,
-    /// so it is deleted instead; the request object is returned.
-    pub(super) async fn delete_without_finalizers(
-        &self,
-        key: &str,
-        name: &str,
-        object: K,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError> {
-        let done = Updated {
-            object,
-            created: false,
-        };
-        if options.dry_run {
-            return Ok(done);
-        }
-        match self
-            .storage
-            .delete(key, options.preconditions.as_ref(), |_| Ok(()), None)
-            .await
-        {
-            Ok(_) => Ok(done),
-            Err(error) if error.is_not_found() => Ok(done),
-            Err(error) => Err(self.storage_error(error, Operation::Delete, name)),
-        }
     }
 
     /// Deletes every object `list_options` selects in `namespace`, one by one with

@@ -22,6 +22,7 @@ pub mod strategy;
 pub mod system;
 pub mod validation;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -32,7 +33,7 @@ use apimachinery::resource_version::parse_resource_version;
 use apimachinery::selector::SelectionPredicate;
 use apimachinery::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operation};
 use object_storage::StorageError;
-use object_storage::{FromStorageError, ObjectWatch, Storage};
+use object_storage::{FromStorageError, ObjectWatch, Storage, UpdateDecision, UpdateOutcome};
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions};
 use patch::PatchSchema;
 
@@ -181,11 +182,16 @@ impl<K: Object> std::fmt::Debug for Store<K> {
     }
 }
 
-struct UpdateState<K> {
-    created: bool,
-    delete_instead: Option<K>,
+/// What every attempt of one update request shares.
+struct UpdateRequest<'a, K> {
+    strategy: &'a dyn Strategy<K>,
+    subresource: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    allow_create: bool,
     /// The namespace of the write is terminating: an update that would create is refused.
     namespace_terminating: bool,
+    options: &'a UpdateOptions<K>,
 }
 
 impl<K: Object> Store<K> {
@@ -950,11 +956,17 @@ impl<K: Object> Store<K> {
         let allow_create = strategy.allow_create_on_update() || options.force_allow_create;
         let namespace_terminating =
             self.admit_namespace(namespace).await? == Some(NamespacePhase::Terminating);
-        let mut state = UpdateState {
-            created: false,
-            delete_instead: None,
+        let request = UpdateRequest {
+            strategy: strategy.as_ref(),
+            subresource,
+            namespace,
+            name,
+            allow_create,
             namespace_terminating,
+            options,
         };
+        // Whether the last attempt created the object (it found none).
+        let mut created = false;
         if options.dry_run {
             let probe = GetOptions {
                 ignore_not_found: allow_create,
@@ -977,48 +989,34 @@ impl<K: Object> Store<K> {
                 }
                 None => (self.storage.codec().new_object(), 0),
             };
-            let step = self.update_step(
-                strategy.as_ref(),
-                subresource,
-                namespace,
-                name,
+            return match self.update_step(
+                &request,
                 &mut update,
                 existing,
                 revision,
-                allow_create,
-                options,
-                &mut state,
-            );
-            return match (step, state.delete_instead) {
-                (_, Some(object)) => Ok(Updated {
+                &mut created,
+            )? {
+                UpdateDecision::Write(object, _) => Ok(Updated { object, created }),
+                UpdateDecision::Delete(object) => Ok(Updated {
                     object,
                     created: false,
                 }),
-                (Ok((object, _)), None) => Ok(Updated {
-                    object,
-                    created: state.created,
-                }),
-                (Err(error), None) => Err(error),
+                UpdateDecision::Stop(never) => match never {},
             };
         }
         let result = self
             .storage
-            .guaranteed_update(
+            .guaranteed_update_with(
                 &key,
                 allow_create,
                 options.preconditions.as_ref(),
                 |existing, meta| {
                     self.update_step(
-                        strategy.as_ref(),
-                        subresource,
-                        namespace,
-                        name,
+                        &request,
                         &mut update,
                         existing,
                         meta.resource_version,
-                        allow_create,
-                        options,
-                        &mut state,
+                        &mut created,
                     )
                     .map_err(StorageError::from)
                 },
@@ -1026,17 +1024,15 @@ impl<K: Object> Store<K> {
             )
             .await;
         match result {
-            Ok(object) => Ok(Updated {
+            Ok(UpdateOutcome::Written(object)) => Ok(Updated { object, created }),
+            // The update removed the last finalizer of an object being deleted.
+            Ok(UpdateOutcome::Deleted(object)) => Ok(Updated {
                 object,
-                created: state.created,
+                created: false,
             }),
+            Ok(UpdateOutcome::Stopped(never)) => match never {},
             Err(error) => {
-                if let Some(object) = state.delete_instead.take() {
-                    return self
-                        .delete_without_finalizers(&key, name, object, options)
-                        .await;
-                }
-                let operation = if state.created {
+                let operation = if created {
                     Operation::Create
                 } else {
                     Operation::Update
@@ -1046,31 +1042,35 @@ impl<K: Object> Store<K> {
         }
     }
 
-    /// One attempt of the update callback inside `GuaranteedUpdate`.
-    #[allow(clippy::too_many_arguments)]
+    /// One attempt of the update callback inside `GuaranteedUpdate`: the object to write, or
+    /// the object to delete when the update removed the last finalizer of an object being
+    /// deleted (upstream's `ShouldDeleteDuringUpdate`).
     fn update_step<F>(
         &self,
-        strategy: &dyn Strategy<K>,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
+        request: &UpdateRequest<'_, K>,
         update: &mut F,
         existing: K,
         revision: u64,
-        allow_create: bool,
-        options: &UpdateOptions<K>,
-        state: &mut UpdateState<K>,
-    ) -> Result<(K, Option<u64>), ApiError>
+        created: &mut bool,
+    ) -> Result<UpdateDecision<K, Infallible>, ApiError>
     where
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
-        state.created = false;
-        state.delete_instead = None;
+        let UpdateRequest {
+            strategy,
+            subresource,
+            namespace,
+            name,
+            allow_create,
+            namespace_terminating,
+            options,
+        } = *request;
+        *created = false;
         if revision == 0 {
             if !allow_create {
                 return Err(ApiError::not_found(&self.resource, name));
             }
-            if state.namespace_terminating {
+            if namespace_terminating {
                 // An update that creates is admitted as a create.
                 return Err(lifecycle::namespace_terminating(
                     &self.resource,
@@ -1082,7 +1082,7 @@ impl<K: Object> Store<K> {
             if let Some(manager) = &options.field_manager {
                 object = self.track_update(None, object, manager, subresource)?;
             }
-            state.created = true;
+            *created = true;
             object.meta_mut().resource_version = None;
             if object.meta().name.as_deref().unwrap_or_default().is_empty() {
                 object.meta_mut().name = Some(name.to_owned());
@@ -1093,7 +1093,7 @@ impl<K: Object> Store<K> {
                 admit(&object, None)?;
             }
             let ttl = strategy.ttl_seconds(&object, 0, false);
-            return Ok((object, (ttl > 0).then_some(ttl)));
+            return Ok(UpdateDecision::Write(object, (ttl > 0).then_some(ttl)));
         }
         let mut object = update(Some(&existing))?;
         if let Some(manager) = &options.field_manager {
@@ -1130,16 +1130,13 @@ impl<K: Object> Store<K> {
         if should_delete_during_update(&object, &existing)
             && strategy.should_delete_during_update(&object, &existing)
         {
-            state.delete_instead = Some(object);
-            return Err(ApiError::internal(
-                "the update removed the last finalizer of an object being deleted",
-            ));
+            return Ok(UpdateDecision::Delete(object));
         }
         if let Some(admit) = &options.update_validation {
             admit(&object, Some(&existing))?;
         }
         let ttl = strategy.ttl_seconds(&object, 0, true);
-        Ok((object, (ttl > 0).then_some(ttl)))
+        Ok(UpdateDecision::Write(object, (ttl > 0).then_some(ttl)))
     }
 
     /// The column definitions of `as=Table`.
