@@ -182,6 +182,16 @@ fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<Ke
     })
 }
 
+/// The keys of one range read: `[start, end)` (`end` `None`: to the end of the keyspace), at
+/// most `limit` of them, or only their count.
+#[derive(Clone, Copy)]
+struct Page<'a> {
+    start: &'a str,
+    end: Option<&'a [u8]>,
+    limit: u64,
+    count_only: bool,
+}
+
 /// An ordered range read, and whether it was served from history (a past revision).
 /// `known_count`, when given, is the number of live keys from the start at that past revision,
 /// remembered from the previous page, and spares the count.
@@ -192,14 +202,15 @@ pub(crate) fn range(
 ) -> Result<(RangeResponse, bool)> {
     let snap = snapshot(tx)?;
     let at = snap.read_at(request.revision)?;
-    let start = match &request.start {
-        Some(start) if start.as_str() > request.prefix.as_str() => start.as_str(),
-        _ => request.prefix.as_str(),
-    };
     let end = prefix_range_end(request.prefix.as_bytes());
-    let limit = match request.limit {
-        Some(0) | None => u64::MAX,
-        Some(limit) => limit,
+    let page = Page {
+        start: request.first_key(),
+        end: end.as_deref(),
+        limit: match request.limit {
+            Some(0) | None => u64::MAX,
+            Some(limit) => limit,
+        },
+        count_only: request.count_only,
     };
     let mut response = RangeResponse {
         revision: at,
@@ -207,25 +218,9 @@ pub(crate) fn range(
     };
     let from_history = request.revision.is_some() && at != snap.current;
     if from_history {
-        range_at(
-            tx,
-            start,
-            end.as_deref(),
-            at,
-            limit,
-            request.count_only,
-            known_count,
-            &mut response,
-        )?;
+        range_at(tx, &page, at, known_count, &mut response)?;
     } else {
-        range_latest(
-            tx,
-            start,
-            end.as_deref(),
-            limit,
-            request.count_only,
-            &mut response,
-        )?;
+        range_latest(tx, &page, &mut response)?;
     }
     Ok((response, from_history))
 }
@@ -284,14 +279,13 @@ const VERSION_AT_SQL: &str = "SELECT rev, deleted, create_rev, value FROM log \
      WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1";
 
 /// Range at the latest revision: one scan of `current` in key order, joined by primary key.
-fn range_latest(
-    tx: &Transaction<'_>,
-    start: &str,
-    end: Option<&[u8]>,
-    limit: u64,
-    count_only: bool,
-    response: &mut RangeResponse,
-) -> Result<()> {
+fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeResponse) -> Result<()> {
+    let Page {
+        start,
+        end,
+        limit,
+        count_only,
+    } = *page;
     let count_sql = count_sql(end.is_some());
     if count_only {
         response.count = tx
@@ -341,17 +335,19 @@ fn range_latest(
 /// seek in `log_key_rev`, all inside SQLite. Keys compaction removed from `current` were deleted
 /// at every readable revision, so they cannot be missing from the answer. The page stops after
 /// `limit + 1` live rows; the count is a second statement only when more remain.
-#[allow(clippy::too_many_arguments)]
 fn range_at(
     tx: &Transaction<'_>,
-    start: &str,
-    end: Option<&[u8]>,
+    page: &Page<'_>,
     at: Revision,
-    limit: u64,
-    count_only: bool,
     known_count: Option<u64>,
     response: &mut RangeResponse,
 ) -> Result<()> {
+    let Page {
+        start,
+        end,
+        limit,
+        count_only,
+    } = *page;
     let count_sql = past_count_sql(end.is_some());
     let count = |tx: &Transaction<'_>| {
         if let Some(known) = known_count {

@@ -401,7 +401,26 @@ fn shape(value: &Value, kind: ListKind) -> Shape {
 
 /// Compares two versions of an object.
 pub fn compare(old: &Value, new: &Value, schema: &dyn PatchSchema) -> Comparison {
-    #[allow(clippy::too_many_arguments)]
+    let mut walker = CompareWalk {
+        path: Vec::new(),
+        names: Vec::new(),
+        schema,
+        out: Comparison::default(),
+    };
+    walker.walk(Some(old), Some(new));
+    walker.out
+}
+
+/// The state of [`compare`]'s walk: where it is, the field names above it (for list kinds
+/// from the schema), and what it found.
+struct CompareWalk<'s> {
+    path: Vec<PathElement>,
+    names: Vec<String>,
+    schema: &'s dyn PatchSchema,
+    out: Comparison,
+}
+
+impl CompareWalk<'_> {
     fn children(value: &Value, kind: ListKind) -> Vec<(PathElement, Option<String>, &Value)> {
         match value {
             Value::Object(map) => map
@@ -416,39 +435,38 @@ pub fn compare(old: &Value, new: &Value, schema: &dyn PatchSchema) -> Comparison
             _ => Vec::new(),
         }
     }
-    fn walk(
-        old: Option<&Value>,
-        new: Option<&Value>,
-        path: &mut Vec<PathElement>,
-        names: &mut Vec<String>,
-        schema: &dyn PatchSchema,
-        out: &mut Comparison,
-    ) {
-        let kind = if names.is_empty() {
+
+    fn walk(&mut self, old: Option<&Value>, new: Option<&Value>) {
+        let kind = if self.names.is_empty() {
             ListKind::Atomic
         } else {
-            list_kind(schema, names)
+            list_kind(self.schema, &self.names)
         };
         let old_shape = old.map(|v| shape(v, kind));
         let new_shape = new.map(|v| shape(v, kind));
-        if !path.is_empty() {
+        if !self.path.is_empty() {
+            let here = || FieldPath(self.path.clone());
             match (old, new) {
-                (None, Some(_)) => out.added.insert(FieldPath(path.clone())),
-                (Some(_), None) => out.removed.insert(FieldPath(path.clone())),
+                (None, Some(_)) => {
+                    self.out.added.insert(here());
+                }
+                (Some(_), None) => {
+                    self.out.removed.insert(here());
+                }
                 (Some(a), Some(b))
                     if (old_shape == Some(Shape::Leaf) || old_shape != new_shape) && a != b =>
                 {
-                    out.modified.insert(FieldPath(path.clone()));
+                    self.out.modified.insert(here());
                 }
                 _ => {}
             }
         }
         let old_children = match (old, old_shape) {
-            (Some(v), Some(s)) if s != Shape::Leaf => children(v, kind),
+            (Some(v), Some(s)) if s != Shape::Leaf => Self::children(v, kind),
             _ => Vec::new(),
         };
         let new_children = match (new, new_shape) {
-            (Some(v), Some(s)) if s != Shape::Leaf => children(v, kind),
+            (Some(v), Some(s)) if s != Shape::Leaf => Self::children(v, kind),
             _ => Vec::new(),
         };
         let same = old_shape == new_shape;
@@ -466,16 +484,7 @@ pub fn compare(old: &Value, new: &Value, schema: &dyn PatchSchema) -> Comparison
             } else {
                 None
             };
-            descend(
-                element,
-                name,
-                Some(*old_child),
-                new_child,
-                path,
-                names,
-                schema,
-                out,
-            );
+            self.descend(element, name, Some(*old_child), new_child);
         }
         for (element, name, new_child) in &new_children {
             let in_old = same && old_children.iter().any(|(e, _, _)| e == element);
@@ -483,49 +492,27 @@ pub fn compare(old: &Value, new: &Value, schema: &dyn PatchSchema) -> Comparison
                 continue;
             }
             seen.push(element);
-            descend(
-                element,
-                name,
-                None,
-                Some(*new_child),
-                path,
-                names,
-                schema,
-                out,
-            );
+            self.descend(element, name, None, Some(*new_child));
         }
     }
-    #[allow(clippy::too_many_arguments)]
+
     fn descend(
+        &mut self,
         element: &PathElement,
         name: &Option<String>,
         old: Option<&Value>,
         new: Option<&Value>,
-        path: &mut Vec<PathElement>,
-        names: &mut Vec<String>,
-        schema: &dyn PatchSchema,
-        out: &mut Comparison,
     ) {
-        path.push(element.clone());
+        self.path.push(element.clone());
         if let Some(name) = name {
-            names.push(name.clone());
+            self.names.push(name.clone());
         }
-        walk(old, new, path, names, schema, out);
+        self.walk(old, new);
         if name.is_some() {
-            names.pop();
+            self.names.pop();
         }
-        path.pop();
+        self.path.pop();
     }
-    let mut out = Comparison::default();
-    walk(
-        Some(old),
-        Some(new),
-        &mut Vec::new(),
-        &mut Vec::new(),
-        schema,
-        &mut out,
-    );
-    out
 }
 
 /// Removes the node at `path` from `value`, then any object or list that removal left empty.

@@ -11,15 +11,14 @@ use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions, Resourc
 use object_storage::{StorageError, UpdateDecision, UpdateOutcome};
 
 /// What a delete answers with, as Kubernetes does.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum DeleteResponse<K> {
     /// The object: still present (being deleted, waiting for finalizers or its grace period),
     /// or the deleted object when the store returns deleted objects.
     Object(K),
     /// `Status{status: Success, details: {name, group, kind: <resource>, uid}}` of a completed
-    /// delete.
-    Status(Status),
+    /// delete (boxed, so the response is no larger than the object variant needs).
+    Status(Box<Status>),
 }
 
 /// The result of [`Store::delete`].

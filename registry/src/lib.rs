@@ -1192,7 +1192,7 @@ impl<K: Object> Store<K> {
             return DeleteResponse::Object(object);
         }
         let meta = object.meta();
-        DeleteResponse::Status(Status {
+        DeleteResponse::Status(Box::new(Status {
             status: Some("Success".to_owned()),
             details: Some(
                 k8s_openapi::apimachinery::pkg::apis::meta::v1::StatusDetails {
@@ -1204,7 +1204,7 @@ impl<K: Object> Store<K> {
                 },
             ),
             ..Status::default()
-        })
+        }))
     }
 }
 

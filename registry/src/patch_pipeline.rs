@@ -252,6 +252,12 @@ fn status_writable(key: &str) -> bool {
     matches!(key, "apiVersion" | "kind" | "metadata" | "status")
 }
 
+/// A PATCH request's body and how to read it.
+struct PatchBody<'a> {
+    patch_type: PatchType,
+    body: &'a [u8],
+}
+
 impl<K: Object> Store<K> {
     /// Patches the object `name` in `namespace` (`""` for cluster-scoped kinds) with `body`, a
     /// patch of `patch_type` (from the request's `Content-Type`, see
@@ -270,7 +276,8 @@ impl<K: Object> Store<K> {
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
         let strategy = self.strategy.clone();
-        self.patch_through(strategy, "", namespace, name, patch_type, body, options)
+        let patch = PatchBody { patch_type, body };
+        self.patch_through(strategy, "", namespace, name, patch, options)
             .await
     }
 
@@ -291,23 +298,22 @@ impl<K: Object> Store<K> {
                 "patch status",
             ));
         };
-        self.patch_through(
-            strategy, "status", namespace, name, patch_type, body, options,
-        )
-        .await
+        let patch = PatchBody { patch_type, body };
+        self.patch_through(strategy, "status", namespace, name, patch, options)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The PATCH pipeline of the main resource or a subresource, through `strategy`.
     async fn patch_through(
         &self,
         strategy: Arc<dyn Strategy<K>>,
         subresource: &str,
         namespace: &str,
         name: &str,
-        patch_type: PatchType,
-        body: &[u8],
+        patch: PatchBody<'_>,
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
+        let PatchBody { patch_type, body } = patch;
         if patch_type == PatchType::StrategicMerge && !self.patch_schema.supports_strategic_merge()
         {
             // The same 415 (listing the accepted types) as for an unknown content type; the
