@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let mut builder = ServerBuilder::new(storage)?;
 
     // 2. Register kinds: the built-in namespaces (with their lifecycle) and ours.
-    builder.register_kind(
+    builder.register_namespaces(
         KindSpec::<Namespace>::new(
             builtin::namespaces(),
             Arc::new(TypedConverter::<Namespace>::new()),

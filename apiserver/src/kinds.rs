@@ -17,7 +17,7 @@ use scheme::{ResourceInfo, TypedConverter, builtin};
 use serde_json::Value;
 
 use crate::openapi;
-use crate::server::{KindSpec, ServerBuilder};
+use crate::server::{KindSpec, ServerBuilder, ServerError};
 
 /// The `leases` resource info (coordination.k8s.io/v1).
 pub fn leases_info() -> ResourceInfo {
@@ -29,13 +29,13 @@ pub fn leases_info() -> ResourceInfo {
 pub fn register_all(
     builder: &mut ServerBuilder,
     secret_transformer: Option<Arc<dyn ValueTransformer>>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     let schemas: BTreeMap<&str, fn() -> Value> = openapi::builtin_schemas();
     let schema_for = |kind: &'static str| -> crate::handler::SchemaFn {
         let f = schemas.get(kind).copied();
         Arc::new(move |_version: &str| f.map(|f| f()))
     };
-    builder.register_kind(
+    builder.register_namespaces(
         KindSpec::<Namespace>::new(
             builtin::namespaces(),
             Arc::new(TypedConverter::<Namespace>::new()),

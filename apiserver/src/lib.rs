@@ -57,4 +57,4 @@ pub use handler::{
     EncodedList, FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler,
     StoreHandler,
 };
-pub use server::{ApiServer, KindSpec, ServerBuilder, ServerState};
+pub use server::{ApiServer, KindSpec, ServerBuilder, ServerError, ServerState};

@@ -69,7 +69,7 @@ impl NamespaceLifecycle for NamespaceBinding {
 /// # Errors
 ///
 /// When the storage fails.
-pub async fn ensure_namespace(state: &ServerState, name: &str) -> anyhow::Result<()> {
+pub async fn ensure_namespace(state: &ServerState, name: &str) -> Result<(), ApiError> {
     let Some(store) = &state.namespaces else {
         return Ok(());
     };
@@ -86,7 +86,7 @@ pub async fn ensure_namespace(state: &ServerState, name: &str) -> anyhow::Result
     match store.create("", namespace, &CreateOptions::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("creating namespace {name}: {e}")),
+        Err(e) => Err(e),
     }
 }
 

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use apimachinery::Object;
+use apimachinery::status::ApiError;
 use axum::Router;
 use k8s_openapi::api::core::v1::Namespace;
 use object_storage::Storage;
@@ -12,7 +12,7 @@ use object_storage::transformer::ValueTransformer;
 use patch::KindSchema;
 use registry::Store;
 use registry::Strategy;
-use scheme::{Converter, GroupVersion, ResourceInfo, RestMapper, Scheme};
+use scheme::{Converter, GroupVersion, RegistrationError, ResourceInfo, RestMapper, Scheme};
 use storage_api::Interface;
 use tokio::sync::watch;
 
@@ -95,6 +95,33 @@ impl<K: Object + Default> KindSpec<K> {
     }
 }
 
+/// Why a server could not be built or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The Prometheus metrics could not be set up (a programming error).
+    #[error("setting up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// A kind could not be registered: already registered, or inconsistent names.
+    #[error("registering {plural}: {source}")]
+    Registration {
+        /// The plural resource name of the kind.
+        plural: String,
+        /// What the scheme refused.
+        #[source]
+        source: RegistrationError,
+    },
+    /// A namespace the server needs could not be created.
+    #[error("creating namespace {name}: {source}")]
+    Bootstrap {
+        /// The namespace.
+        name: String,
+        /// The API error of the create.
+        #[source]
+        source: ApiError,
+    },
+}
+
 type Factory =
     Box<dyn FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send>;
 
@@ -126,8 +153,8 @@ impl ServerBuilder {
     /// # Errors
     ///
     /// When the metrics cannot be set up.
-    pub fn new(storage: Arc<dyn Interface>) -> anyhow::Result<Self> {
-        let metrics = Metrics::new().context("setting up metrics")?;
+    pub fn new(storage: Arc<dyn Interface>) -> Result<Self, ServerError> {
+        let metrics = Metrics::new()?;
         let storage: Arc<dyn Interface> =
             Arc::new(InstrumentedStore::new(storage, metrics.clone()));
         Ok(ServerBuilder {
@@ -165,16 +192,47 @@ impl ServerBuilder {
     }
 
     /// Registers a kind served from a registry [`Store`] over this builder's storage. Namespaced
-    /// kinds check the namespace of their creates and updates against the `namespaces` kind
-    /// once it is registered (in any order; see [`registry::lifecycle`]).
+    /// kinds check the namespace of their creates and updates against the namespaces
+    /// registered with [`ServerBuilder::register_namespaces`] (in any order; see
+    /// [`registry::lifecycle`]).
     ///
     /// # Errors
     ///
     /// When the kind is already registered or its info is inconsistent.
-    pub fn register_kind<K: Object + Default>(&mut self, spec: KindSpec<K>) -> anyhow::Result<()> {
+    pub fn register_kind<K: Object + Default>(
+        &mut self,
+        spec: KindSpec<K>,
+    ) -> Result<(), ServerError> {
+        let (store, spec) = self.store_for(spec)?;
+        self.push_store_handler(store, spec);
+        Ok(())
+    }
+
+    /// Registers core `v1` namespaces: served like any kind, and also the store the namespace
+    /// lifecycle (admission of namespaced writes, the namespace controller, `default`) uses.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerBuilder::register_kind`].
+    pub fn register_namespaces(&mut self, spec: KindSpec<Namespace>) -> Result<(), ServerError> {
+        let (store, spec) = self.store_for(spec)?;
+        self.namespace_binding.bind(&store);
+        self.namespaces = Some(store.clone());
+        self.push_store_handler(store, spec);
+        Ok(())
+    }
+
+    /// Registers `spec` in the scheme and builds its store.
+    fn store_for<K: Object + Default>(
+        &mut self,
+        spec: KindSpec<K>,
+    ) -> Result<(Store<K>, KindSpec<K>), ServerError> {
         self.scheme
             .register(spec.info.clone(), spec.converter.clone())
-            .map_err(|e| anyhow::anyhow!("registering {}: {e}", spec.info.plural))?;
+            .map_err(|source| ServerError::Registration {
+                plural: spec.info.plural.clone(),
+                source,
+            })?;
         let mut storage = Storage::<K>::new(self.storage.clone(), Arc::new(K::default));
         if let Some(transformer) = &spec.transformer {
             storage = storage.with_transformer(transformer.clone());
@@ -200,14 +258,11 @@ impl ServerBuilder {
         if spec.info.namespaced {
             store = store.with_namespace_lifecycle(self.namespace_binding.clone());
         }
-        if spec.info.group.is_empty() && spec.info.plural == "namespaces" {
-            // The namespace lifecycle needs the typed store.
-            let typed: Box<dyn std::any::Any> = Box::new(store.clone());
-            if let Ok(ns) = typed.downcast::<Store<Namespace>>() {
-                self.namespace_binding.bind(&ns);
-                self.namespaces = Some(*ns);
-            }
-        }
+        Ok((store, spec))
+    }
+
+    /// Serves `store` with a [`StoreHandler`] once the scheme is complete.
+    fn push_store_handler<K: Object + Default>(&mut self, store: Store<K>, spec: KindSpec<K>) {
         let info = spec.info;
         let patch_schema = spec.patch_schema;
         let openapi = spec.openapi;
@@ -218,7 +273,6 @@ impl ServerBuilder {
             }
             Arc::new(handler)
         }));
-        Ok(())
     }
 
     /// Registers a resource served by a handler of your own. `converter` converts its versions
@@ -233,13 +287,16 @@ impl ServerBuilder {
         info: ResourceInfo,
         converter: Arc<dyn Converter>,
         make: F,
-    ) -> anyhow::Result<()>
+    ) -> Result<(), ServerError>
     where
         F: FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send + 'static,
     {
         self.scheme
             .register(info.clone(), converter)
-            .map_err(|e| anyhow::anyhow!("registering {}: {e}", info.plural))?;
+            .map_err(|source| ServerError::Registration {
+                plural: info.plural.clone(),
+                source,
+            })?;
         self.factories.push(Box::new(make));
         Ok(())
     }
@@ -248,8 +305,8 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// When the OpenAPI documents cannot be built.
-    pub fn build(self) -> anyhow::Result<ApiServer> {
+    /// None today; the `Result` leaves room for checks of the complete set of kinds.
+    pub fn build(self) -> Result<ApiServer, ServerError> {
         let scheme = Arc::new(self.scheme);
         let mut handlers = HashMap::new();
         let mut ordered = Vec::new();
@@ -344,8 +401,13 @@ impl ApiServer {
     /// # Errors
     ///
     /// When the storage fails.
-    pub async fn bootstrap(&self) -> anyhow::Result<()> {
-        crate::namespace::ensure_namespace(&self.inner, "default").await
+    pub async fn bootstrap(&self) -> Result<(), ServerError> {
+        crate::namespace::ensure_namespace(&self.inner, "default")
+            .await
+            .map_err(|source| ServerError::Bootstrap {
+                name: "default".to_owned(),
+                source,
+            })
     }
 
     /// Spawns the background controllers (the namespace lifecycle) on the current runtime;
