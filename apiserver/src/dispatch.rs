@@ -866,19 +866,10 @@ async fn serve_watch(
                 WatchEvent::Modified(o) => ("MODIFIED", o),
                 WatchEvent::Deleted(o) => ("DELETED", o),
                 WatchEvent::Bookmark(o) => ("BOOKMARK", o),
-                WatchEvent::Error(e) => {
-                    let error = ApiError {
-                        code: e.code,
-                        reason: e.reason,
-                        message: e.message,
-                        details: None,
-                        continue_token: None,
-                    };
-                    (
-                        "ERROR",
-                        serde_json::to_value(error.to_status()).unwrap_or(Value::Null),
-                    )
-                }
+                WatchEvent::Error(error) => (
+                    "ERROR",
+                    serde_json::to_value(error.to_status()).unwrap_or(Value::Null),
+                ),
             };
             let object = if as_table && kind != "ERROR" && kind != "BOOKMARK" {
                 let mut t = table(

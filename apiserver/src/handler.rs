@@ -531,11 +531,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let stream = watch.map(move |event| {
             let wrap = |object: K, f: fn(Value) -> WatchEvent<Value>| match convert(object) {
                 Ok(value) => f(value),
-                Err(error) => WatchEvent::Error(object_storage::WatchError {
-                    code: error.code,
-                    reason: error.reason,
-                    message: error.message,
-                }),
+                Err(error) => WatchEvent::Error(error),
             };
             match event {
                 WatchEvent::Added(o) => wrap(o, WatchEvent::Added),

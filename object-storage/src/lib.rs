@@ -21,12 +21,13 @@ pub use api_error::FromStorageError;
 pub use error::{Result, StorageError};
 pub use options::{
     GetOptions, INITIAL_EVENTS_END_ANNOTATION, ListOptions, ObjectList, Preconditions,
-    ResourceVersionMatch, ResponseMeta, Stats, WatchError, WatchEvent,
+    ResourceVersionMatch, ResponseMeta, Stats, WatchEvent,
 };
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use apimachinery::status::GroupResource;
 use bytes::Bytes;
 use storage_api::{Interface, KeyValue, Precondition, RangeRequest, Revision};
 
@@ -98,6 +99,8 @@ pub struct Storage<K: Object> {
     prefix: String,
     codec: Codec<K>,
     attrs: AttrFunc<K>,
+    /// The resource the objects are, for the Status of errors inside watch streams.
+    resource: GroupResource,
 }
 
 impl<K: Object> Clone for Storage<K> {
@@ -107,6 +110,7 @@ impl<K: Object> Clone for Storage<K> {
             prefix: self.prefix.clone(),
             codec: self.codec.clone(),
             attrs: self.attrs.clone(),
+            resource: self.resource.clone(),
         }
     }
 }
@@ -144,7 +148,15 @@ impl<K: Object> Storage<K> {
             prefix: "/registry/".to_owned(),
             codec: Codec::new(new, Arc::new(IdentityTransformer)),
             attrs: default_attrs(true),
+            resource: GroupResource::default(),
         }
+    }
+
+    /// This storage, naming `resource` in the Status of errors its watch streams end with
+    /// (upstream's watch errors name the resource, as REST errors do).
+    pub fn with_resource(mut self, resource: GroupResource) -> Self {
+        self.resource = resource;
+        self
     }
 
     /// This storage with another path prefix (normalised to start and end with `/`).

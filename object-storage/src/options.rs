@@ -3,6 +3,7 @@
 use crate::error::{Result, StorageError};
 use apimachinery::object::Object;
 use apimachinery::selector::SelectionPredicate;
+use apimachinery::status::ApiError;
 
 /// Options of [`crate::Storage::get`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -153,20 +154,9 @@ pub enum WatchEvent<K> {
     /// Progress: an empty object whose only content is a resourceVersion (and, for the end of
     /// initial events, the `k8s.io/initial-events-end` annotation).
     Bookmark(K),
-    /// The watch failed; nothing follows.
-    Error(WatchError),
-}
-
-/// The terminal error of a watch, ready to become a `metav1.Status`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchError {
-    /// HTTP code: 410 for a too-old resourceVersion, 500 for internal errors, 504 for a too
-    /// large one.
-    pub code: u16,
-    /// Status reason: `Expired`, `InternalError`, `Timeout`, `StorageReadError`, ...
-    pub reason: String,
-    /// Human-readable message.
-    pub message: String,
+    /// The watch failed; nothing follows. The Status the API sends as the ERROR event, mapped
+    /// from the storage error as a REST request's would be (with its details).
+    Error(ApiError),
 }
 
 /// The annotation on the bookmark that ends the initial events of a watch.

@@ -9,10 +9,13 @@ use tokio::sync::mpsc;
 
 use crate::codec_helpers::bookmark;
 use crate::error::{Result, StorageError};
-use crate::options::{ListOptions, WatchError, WatchEvent};
+use crate::options::{ListOptions, WatchEvent};
 use crate::{Storage, directory};
 use apimachinery::object::Object;
 use apimachinery::resource_version::parse_resource_version;
+use apimachinery::status::{ApiError, Operation};
+
+use crate::api_error::FromStorageError;
 
 /// A stream of object watch events. After an [`WatchEvent::Error`] the stream ends. Dropping it
 /// stops the watch.
@@ -65,6 +68,7 @@ impl<K: Object> Storage<K> {
         let (sender, receiver) = mpsc::channel(WATCH_BUFFER);
         let storage = self.clone();
         let options = options.clone();
+        let resource = self.resource.clone();
         tokio::spawn(async move {
             // A consumer that drops the stream is Kubernetes' cancelled context / Stop: the
             // backend watch must end now, not at the next event (a quiet key may never have
@@ -74,7 +78,8 @@ impl<K: Object> Storage<K> {
                 () = sender.closed() => Ok(()),
             };
             if let Err(error) = outcome {
-                let _ = sender.send(WatchEvent::Error(watch_error(&error))).await;
+                let status = ApiError::from_storage(error, Operation::Watch, &resource, "");
+                let _ = sender.send(WatchEvent::Error(status)).await;
             }
         });
         Ok(Box::pin(futures::stream::unfold(
@@ -253,25 +258,5 @@ impl<K: Object> Storage<K> {
                     .then_some(WatchEvent::Deleted(old))
             }
         })
-    }
-}
-
-/// The ERROR event for a failed watch.
-pub(crate) fn watch_error(error: &StorageError) -> WatchError {
-    let (code, reason) = match error {
-        StorageError::Expired { .. } => (410, "Expired"),
-        StorageError::TooLargeResourceVersion { .. } => (504, "Timeout"),
-        StorageError::Invalid { .. } => (422, "Invalid"),
-        StorageError::BadRequest(_) => (400, "BadRequest"),
-        _ => (500, "InternalError"),
-    };
-    let message = match error {
-        StorageError::Internal(message) => format!("Internal error occurred: {message}"),
-        other => other.to_string(),
-    };
-    WatchError {
-        code,
-        reason: reason.to_owned(),
-        message,
     }
 }

@@ -206,12 +206,15 @@ impl<K: Object> Store<K> {
         strategy: Arc<dyn Strategy<K>>,
     ) -> Self {
         let attrs = strategy.clone();
-        let storage = storage.with_attrs(Arc::new(move |object: &K| {
-            (
-                attrs.selectable_labels(object),
-                attrs.selectable_fields(object),
-            )
-        }));
+        let storage =
+            storage
+                .with_resource(resource.clone())
+                .with_attrs(Arc::new(move |object: &K| {
+                    (
+                        attrs.selectable_labels(object),
+                        attrs.selectable_fields(object),
+                    )
+                }));
         let key_root = format!("/{}", resource.resource);
         let kind = kind.into();
         let patch_schema: Arc<dyn PatchSchema> = match patch::builtin_schema(&resource.group, &kind)

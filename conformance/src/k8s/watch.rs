@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use apimachinery::status::ApiError;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use object_storage::transformer::PrefixTransformer;
-use object_storage::{ListOptions, ObjectWatch, Preconditions, Storage, WatchError, WatchEvent};
+use object_storage::{ListOptions, ObjectWatch, Preconditions, Storage, WatchEvent};
 use storage_api::{
     DeleteResponse, GetResponse, Interface, Precondition, RangeRequest, RangeResponse, Revision,
     Ttl, WatchRequest, WatchStream,
@@ -217,7 +218,7 @@ pub(super) fn pods_with_transformer(
 }
 
 /// Checks a watch ERROR status.
-fn error_of(event: &WatchEvent<Pod>) -> Option<&WatchError> {
+fn error_of(event: &WatchEvent<Pod>) -> Option<&ApiError> {
     match event {
         WatchEvent::Error(error) => Some(error),
         _ => None,
