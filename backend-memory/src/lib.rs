@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage_api::{
-    Capabilities, DeleteResponse, Error, GetResponse, HistoryPage, Interface, KeyFilter,
+    Capabilities, DeleteResponse, Error, GetResponse, HistoryPage, HistoryRead, Interface,
     Precondition, RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent, WatchHistory,
     WatchHub, WatchRequest, WatchSettings, WatchStream, validate_key,
 };
@@ -196,13 +196,7 @@ struct LogHistory {
 
 #[async_trait]
 impl WatchHistory for LogHistory {
-    async fn read(
-        &self,
-        filter: &KeyFilter,
-        after: Revision,
-        until: Revision,
-        budget: usize,
-    ) -> Result<HistoryPage> {
+    async fn read(&self, read: HistoryRead<'_>) -> Result<HistoryPage> {
         let shared = self
             .shared
             .upgrade()
@@ -210,7 +204,9 @@ impl WatchHistory for LogHistory {
         let state = shared.state.lock();
         state
             .mvcc
-            .events_between(after, until, budget, |key| filter.matches(key))
+            .events_between(read.after, read.until, read.budget, |key| {
+                read.filter.matches(key)
+            })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use storage_api::{Error, HistoryPage, KeyFilter, Result, Revision, WatchHistory};
+use storage_api::{Error, HistoryPage, HistoryRead, Result, WatchHistory};
 
 use crate::read;
 use crate::store::Shared;
@@ -17,18 +17,18 @@ pub(crate) struct LogHistory {
 
 #[async_trait]
 impl WatchHistory for LogHistory {
-    async fn read(
-        &self,
-        filter: &KeyFilter,
-        after: Revision,
-        until: Revision,
-        budget: usize,
-    ) -> Result<HistoryPage> {
+    async fn read(&self, read: HistoryRead<'_>) -> Result<HistoryPage> {
+        let HistoryRead {
+            after,
+            until,
+            budget,
+            ..
+        } = read;
         let shared: Arc<Shared> = self
             .shared
             .upgrade()
             .ok_or_else(|| Error::unavailable("the sled store was closed"))?;
-        let filter = filter.clone();
+        let filter = read.filter.clone();
         let (events, scanned_to) = tokio::task::spawn_blocking(move || {
             read::events(&shared, &filter, after, until, budget)
         })

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use storage_api::{HistoryPage, KeyFilter, Result, Revision, WatchHistory};
+use storage_api::{HistoryPage, HistoryRead, Result, WatchHistory};
 
 use crate::reader::{self, ReaderPool};
 
@@ -15,14 +15,14 @@ pub(crate) struct LogHistory {
 
 #[async_trait]
 impl WatchHistory for LogHistory {
-    async fn read(
-        &self,
-        filter: &KeyFilter,
-        after: Revision,
-        until: Revision,
-        budget: usize,
-    ) -> Result<HistoryPage> {
-        let filter = filter.clone();
+    async fn read(&self, read: HistoryRead<'_>) -> Result<HistoryPage> {
+        let HistoryRead {
+            after,
+            until,
+            budget,
+            ..
+        } = read;
+        let filter = read.filter.clone();
         self.readers
             .read(move |tx| reader::history(tx, &filter, after, until, budget as u64))
             .await

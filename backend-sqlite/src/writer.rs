@@ -727,12 +727,12 @@ mod tests {
     impl storage_api::WatchHistory for NoHistory {
         async fn read(
             &self,
-            _filter: &storage_api::KeyFilter,
-            after: Revision,
-            until: Revision,
-            _budget: usize,
+            read: storage_api::HistoryRead<'_>,
         ) -> Result<storage_api::HistoryPage> {
-            panic!("a watch from now read history ({after}, {until}]")
+            panic!(
+                "a watch from now read history ({}, {}]",
+                read.after, read.until
+            )
         }
     }
 

@@ -36,4 +36,6 @@ pub use types::{
     DeleteResponse, GetResponse, KeyFilter, KeyValue, Precondition, RangeRequest, RangeResponse,
     Revision, Ttl, WatchEvent, WatchRequest, WatchStream,
 };
-pub use watch_hub::{HISTORY_PAGE, HistoryPage, WatchHistory, WatchHub, WatchSettings};
+pub use watch_hub::{
+    HISTORY_PAGE, HistoryPage, HistoryRead, WatchHistory, WatchHub, WatchSettings,
+};

@@ -36,18 +36,25 @@ pub const HISTORY_PAGE: usize = 512;
 /// Where a watch reads the events committed before it registered: the backend's log.
 #[async_trait]
 pub trait WatchHistory: Send + Sync + 'static {
-    /// The events `filter` matches with revisions in `(after, until]`, in revision order,
-    /// scanning at most about `budget` log entries. Every revision up to `until` is committed
-    /// when this is called. A page ends between revisions: when several events share one
-    /// revision, all of them or none are in it. Fails with [`Error::Compacted`] when `after` is
-    /// below the compaction revision.
-    async fn read(
-        &self,
-        filter: &KeyFilter,
-        after: Revision,
-        until: Revision,
-        budget: usize,
-    ) -> Result<HistoryPage>;
+    /// The events `read.filter` matches with revisions in `(read.after, read.until]`, in
+    /// revision order, scanning at most about `read.budget` log entries. Every revision up to
+    /// `until` is committed when this is called. A page ends between revisions: when several
+    /// events share one revision, all of them or none are in it. Fails with
+    /// [`Error::Compacted`] when `after` is below the compaction revision.
+    async fn read(&self, read: HistoryRead<'_>) -> Result<HistoryPage>;
+}
+
+/// One page to read from a [`WatchHistory`].
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryRead<'a> {
+    /// The keys the watch wants.
+    pub filter: &'a KeyFilter,
+    /// Events after this revision (exclusive).
+    pub after: Revision,
+    /// Events up to this revision (inclusive).
+    pub until: Revision,
+    /// About how many log entries to scan at most.
+    pub budget: usize,
 }
 
 /// One page of history.
@@ -325,11 +332,13 @@ impl Cursor {
     /// Reads the next page of history in `(pos, until]` into `pending`.
     async fn read_history(&mut self, until: Revision) -> Result<()> {
         let after = self.pos;
-        let page = match self
-            .history
-            .read(&self.filter, after, until, HISTORY_PAGE)
-            .await
-        {
+        let read = HistoryRead {
+            filter: &self.filter,
+            after,
+            until,
+            budget: HISTORY_PAGE,
+        };
+        let page = match self.history.read(read).await {
             Ok(page) => page,
             Err(Error::Compacted { compacted, .. }) => {
                 return Err(Error::Compacted {
@@ -477,13 +486,13 @@ mod tests {
 
     #[async_trait]
     impl WatchHistory for Log {
-        async fn read(
-            &self,
-            filter: &KeyFilter,
-            after: Revision,
-            until: Revision,
-            budget: usize,
-        ) -> Result<HistoryPage> {
+        async fn read(&self, read: HistoryRead<'_>) -> Result<HistoryPage> {
+            let HistoryRead {
+                filter,
+                after,
+                until,
+                budget,
+            } = read;
             let events = self.events.lock();
             let scanned: Vec<&WatchEvent> = events
                 .iter()
