@@ -39,18 +39,20 @@
 // `ApiError` (the metav1.Status of a failure) is the error of every request path, as in the
 // registry crate; it is large but only built on the cold error path.
 
+// Public: what an embedder uses. Routing, dispatch, protobuf, OpenAPI and the namespace
+// lifecycle are how the server works, not API.
 pub mod auth;
 pub mod cli;
-pub mod dispatch;
-pub mod handler;
-pub mod http;
+mod dispatch;
+mod handler;
+mod http;
 pub mod kinds;
 pub mod metrics;
-pub mod namespace;
-pub mod openapi;
-pub mod protobuf;
-pub mod routes;
-pub mod server;
+mod namespace;
+mod openapi;
+mod protobuf;
+mod routes;
+mod server;
 mod strict;
 
 pub use handler::{

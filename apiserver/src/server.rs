@@ -362,7 +362,7 @@ pub struct ServerState {
     /// The namespaces store, when namespaces are served.
     pub namespaces: Option<Store<Namespace>>,
     /// Prebuilt OpenAPI documents.
-    pub openapi: crate::openapi::OpenApi,
+    pub(crate) openapi: crate::openapi::OpenApi,
     shutdown_tx: watch::Sender<bool>,
     /// Turns true when the server shuts down; watches end.
     pub shutdown_rx: watch::Receiver<bool>,
