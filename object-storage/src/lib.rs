@@ -11,14 +11,18 @@
 mod api_error;
 mod codec;
 mod codec_helpers;
+mod dry_run;
 mod error;
+mod interface;
 mod list;
 mod options;
 pub mod transformer;
 mod watch;
 
 pub use api_error::FromStorageError;
+pub use dry_run::DryRun;
 pub use error::{Result, StorageError};
+pub use interface::{ObjectStorage, UpdateFn, ValidateFn};
 pub use options::{
     GetOptions, INITIAL_EVENTS_END_ANNOTATION, ListOptions, ObjectList, Preconditions,
     ResourceVersionMatch, ResponseMeta, Stats, WatchEvent,

@@ -45,6 +45,8 @@ struct Marking<K> {
     pending_finalizers: bool,
     last_graceful: i64,
     last_existing: Option<K>,
+    /// Why the last attempt stopped without writing, if it did.
+    stop: Option<MarkStop>,
 }
 
 impl<K> Default for Marking<K> {
@@ -53,6 +55,7 @@ impl<K> Default for Marking<K> {
             pending_finalizers: false,
             last_graceful: 0,
             last_existing: None,
+            stop: None,
         }
     }
 }
@@ -278,14 +281,15 @@ impl<K: Object> Store<K> {
         options: &DeleteOptions,
         validation: Option<&AdmissionFn<K>>,
         marking: &mut Marking<K>,
-    ) -> Result<UpdateDecision<K, MarkStop>, ApiError> {
+    ) -> Result<UpdateDecision<K, ()>, ApiError> {
         if let Some(validate) = validation {
             validate(&existing, None)?;
         }
         let mut options = options.clone();
         let (graceful, pending) = self.before_delete(&mut existing, &mut options)?;
         if pending {
-            return Ok(UpdateDecision::Stop(MarkStop::AlreadyDeleting));
+            marking.stop = Some(MarkStop::AlreadyDeleting);
+            return Ok(UpdateDecision::Stop(()));
         }
         let (changed, finalizers) = self.gc_finalizers(&existing, &options);
         if changed {
@@ -304,7 +308,8 @@ impl<K: Object> Store<K> {
                 self.strategy.on_deletion_marked(&mut existing);
                 return Ok(UpdateDecision::Write(existing, ttl));
             }
-            return Ok(UpdateDecision::Stop(MarkStop::DeleteNow));
+            marking.stop = Some(MarkStop::DeleteNow);
+            return Ok(UpdateDecision::Stop(()));
         }
         marking.last_graceful = options.grace_period_seconds.unwrap_or(0);
         self.strategy.on_deletion_marked(&mut existing);
@@ -322,42 +327,27 @@ impl<K: Object> Store<K> {
         validation: Option<&AdmissionFn<K>>,
     ) -> Result<Marked<K>, ApiError> {
         let mut marking = Marking::default();
-        let outcome = if is_dry_run(options) {
-            let current = self
-                .storage
-                .get(key, &GetOptions::default())
-                .await
-                .map_err(|e| self.storage_error(e, Operation::Update, name))?
-                .ok_or_else(|| ApiError::not_found(&self.resource, name))?;
-            preconditions
-                .check(key, &current)
-                .map_err(|e| self.storage_error(e, Operation::Update, name))?;
-            match self.mark_step(current, options, validation, &mut marking)? {
-                UpdateDecision::Write(object, _) => UpdateOutcome::Written(object),
-                UpdateDecision::Delete(object) => UpdateOutcome::Deleted(object),
-                UpdateDecision::Stop(stop) => UpdateOutcome::Stopped(stop),
-            }
-        } else {
-            self.storage
-                .guaranteed_update_with(
-                    key,
-                    false,
-                    Some(preconditions),
-                    |existing, _| {
-                        // As upstream, what an earlier attempt found (lastGraceful,
-                        // lastExisting) is kept across retries.
-                        self.mark_step(existing, options, validation, &mut marking)
-                            .map_err(StorageError::from)
-                    },
-                    None,
-                )
-                .await
-                .map_err(|error| self.storage_error(error, Operation::Update, name))?
-        };
+        let outcome = self
+            .storage_for(is_dry_run(options))
+            .guaranteed_update(
+                key,
+                false,
+                Some(preconditions),
+                &mut |existing, _| {
+                    // As upstream, what an earlier attempt found (lastGraceful,
+                    // lastExisting) is kept across retries.
+                    self.mark_step(existing, options, validation, &mut marking)
+                        .map_err(StorageError::from)
+                },
+                None,
+            )
+            .await
+            .map_err(|error| self.storage_error(error, Operation::Update, name))?;
         let Marking {
             pending_finalizers,
             last_graceful,
             last_existing,
+            stop,
         } = marking;
         Ok(match outcome {
             UpdateOutcome::Written(out) if pending_finalizers || last_graceful > 0 => {
@@ -368,15 +358,15 @@ impl<K: Object> Store<K> {
                 last_existing,
                 ignore_not_found: true,
             },
-            // mark_step never deletes itself; a delete is the storage delete that follows.
-            UpdateOutcome::Deleted(_) | UpdateOutcome::Stopped(MarkStop::DeleteNow) => {
-                Marked::DeleteNow {
-                    out: None,
-                    last_existing,
-                    ignore_not_found: false,
-                }
+            UpdateOutcome::Stopped(()) if matches!(stop, Some(MarkStop::AlreadyDeleting)) => {
+                Marked::AlreadyDeleting
             }
-            UpdateOutcome::Stopped(MarkStop::AlreadyDeleting) => Marked::AlreadyDeleting,
+            // mark_step never deletes itself; a delete is the storage delete that follows.
+            UpdateOutcome::Deleted(_) | UpdateOutcome::Stopped(()) => Marked::DeleteNow {
+                out: None,
+                last_existing,
+                ignore_not_found: false,
+            },
         })
     }
 
@@ -482,30 +472,12 @@ impl<K: Object> Store<K> {
                 }
             }
         }
-        if dry_run {
-            let live = self
-                .storage
-                .get(&key, &GetOptions::default())
-                .await
-                .map_err(|e| self.storage_error(e, Operation::Delete, name))?
-                .ok_or_else(|| ApiError::not_found(&self.resource, name))?;
-            preconditions
-                .check(&key, &live)
-                .map_err(|e| self.storage_error(e, Operation::Delete, name))?;
-            if let Some(validate) = &validation {
-                validate(&live, None)?;
-            }
-            return Ok(DeleteResult {
-                response: self.finalize_delete(live),
-                deleted: true,
-            });
-        }
         let deleted = self
-            .storage
+            .storage_for(dry_run)
             .delete(
                 &key,
                 Some(&preconditions),
-                |object| match &validation {
+                &|object| match &validation {
                     Some(validate) => validate(object, None).map_err(StorageError::from),
                     None => Ok(()),
                 },
@@ -608,26 +580,26 @@ impl<K: Object> Store<K> {
             }
             Ok(existing)
         };
-        let marked = if is_dry_run(options) {
-            preconditions
-                .check(key, read)
-                .map_err(|e| self.storage_error(e, Operation::Update, name))?;
-            mark(read.clone())?
-        } else {
-            self.storage
-                .guaranteed_update(
-                    key,
-                    false,
-                    Some(&preconditions),
-                    |existing, _| {
-                        let ttl = self.strategy.ttl_seconds(&existing, 0, true);
-                        let marked = mark(existing).map_err(StorageError::from)?;
-                        Ok((marked, (ttl > 0).then_some(ttl)))
-                    },
-                    None,
-                )
-                .await
-                .map_err(|e| self.storage_error(e, Operation::Update, name))?
+        let outcome = self
+            .storage_for(is_dry_run(options))
+            .guaranteed_update(
+                key,
+                false,
+                Some(&preconditions),
+                &mut |existing, _| {
+                    let ttl = self.strategy.ttl_seconds(&existing, 0, true);
+                    let marked = mark(existing).map_err(StorageError::from)?;
+                    Ok(UpdateDecision::Write(marked, (ttl > 0).then_some(ttl)))
+                },
+                None,
+            )
+            .await
+            .map_err(|e| self.storage_error(e, Operation::Update, name))?;
+        let marked = match outcome {
+            UpdateOutcome::Written(object) | UpdateOutcome::Deleted(object) => object,
+            UpdateOutcome::Stopped(()) => {
+                return Err(ApiError::internal("marking for deletion stopped"));
+            }
         };
         Ok(Some(DeleteResult {
             response: DeleteResponse::Object(marked),

@@ -22,7 +22,6 @@ pub mod strategy;
 pub mod system;
 pub mod validation;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -33,7 +32,9 @@ use apimachinery::resource_version::parse_resource_version;
 use apimachinery::selector::SelectionPredicate;
 use apimachinery::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operation};
 use object_storage::StorageError;
-use object_storage::{FromStorageError, ObjectWatch, Storage, UpdateDecision, UpdateOutcome};
+use object_storage::{
+    DryRun, FromStorageError, ObjectStorage, ObjectWatch, Storage, UpdateDecision, UpdateOutcome,
+};
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions};
 use patch::PatchSchema;
 
@@ -136,9 +137,12 @@ pub struct Updated<K> {
     pub created: bool,
 }
 
-/// The REST semantics of one resource over a [`Storage<K>`].
+/// The REST semantics of one resource over object storage ([`ObjectStorage`], by default a
+/// [`Storage<K>`]).
 pub struct Store<K: Object> {
-    storage: Storage<K>,
+    storage: Arc<dyn ObjectStorage<K>>,
+    /// `storage` for dry-run requests: checks everything, writes nothing.
+    dry_run_storage: Arc<dyn ObjectStorage<K>>,
     resource: GroupResource,
     kind: String,
     strategy: Arc<dyn Strategy<K>>,
@@ -156,6 +160,7 @@ impl<K: Object> Clone for Store<K> {
     fn clone(&self) -> Self {
         Store {
             storage: self.storage.clone(),
+            dry_run_storage: self.dry_run_storage.clone(),
             resource: self.resource.clone(),
             kind: self.kind.clone(),
             strategy: self.strategy.clone(),
@@ -177,7 +182,6 @@ impl<K: Object> std::fmt::Debug for Store<K> {
             .field("resource", &self.resource)
             .field("kind", &self.kind)
             .field("key_root", &self.key_root)
-            .field("storage", &self.storage)
             .finish()
     }
 }
@@ -222,7 +226,9 @@ impl<K: Object> Store<K> {
             Some(schema) => Arc::new(*schema),
             None => Arc::new(patch::CUSTOM_RESOURCE),
         };
+        let storage: Arc<dyn ObjectStorage<K>> = Arc::new(storage);
         Store {
+            dry_run_storage: Arc::new(DryRun::new(storage.clone())),
             storage,
             resource,
             kind,
@@ -305,9 +311,18 @@ impl<K: Object> Store<K> {
         self
     }
 
-    /// The storage underneath.
-    pub fn storage(&self) -> &Storage<K> {
+    /// The object storage underneath.
+    pub fn storage(&self) -> &Arc<dyn ObjectStorage<K>> {
         &self.storage
+    }
+
+    /// The object storage a request uses: writes nothing for a dry run.
+    fn storage_for(&self, dry_run: bool) -> &dyn ObjectStorage<K> {
+        if dry_run {
+            self.dry_run_storage.as_ref()
+        } else {
+            self.storage.as_ref()
+        }
     }
 
     /// The resource served.
@@ -708,18 +723,8 @@ impl<K: Object> Store<K> {
         let name = object.meta().name.clone().unwrap_or_default();
         let key = self.key(namespace, &name)?;
         let ttl = self.strategy.ttl_seconds(&object, 0, false);
-        if options.dry_run {
-            let probe = GetOptions {
-                ignore_not_found: true,
-                resource_version: String::new(),
-            };
-            return match self.storage.get(&key, &probe).await {
-                Ok(Some(existing)) => Err(self.already_exists(&name, generated, Some(&existing))),
-                Ok(None) => Ok(object),
-                Err(error) => Err(self.storage_error(error, Operation::Create, &name)),
-            };
-        }
-        match self.storage.create(&key, &object, ttl).await {
+        let storage = self.storage_for(options.dry_run);
+        match storage.create(&key, &object, ttl).await {
             Ok(created) => Ok(created),
             Err(error) if error.is_exist() => {
                 let probe = GetOptions {
@@ -970,50 +975,13 @@ impl<K: Object> Store<K> {
         };
         // Whether the last attempt created the object (it found none).
         let mut created = false;
-        if options.dry_run {
-            let probe = GetOptions {
-                ignore_not_found: allow_create,
-                resource_version: String::new(),
-            };
-            let current = self
-                .storage
-                .get(&key, &probe)
-                .await
-                .map_err(|e| self.storage_error(e, Operation::Update, name))?;
-            let (existing, revision) = match current {
-                Some(object) => {
-                    let revision = revision_of(&object);
-                    if let Some(preconditions) = &options.preconditions {
-                        preconditions
-                            .check(&key, &object)
-                            .map_err(|e| self.storage_error(e, Operation::Update, name))?;
-                    }
-                    (object, revision)
-                }
-                None => (self.storage.codec().new_object(), 0),
-            };
-            return match self.update_step(
-                &request,
-                &mut update,
-                existing,
-                revision,
-                &mut created,
-            )? {
-                UpdateDecision::Write(object, _) => Ok(Updated { object, created }),
-                UpdateDecision::Delete(object) => Ok(Updated {
-                    object,
-                    created: false,
-                }),
-                UpdateDecision::Stop(never) => match never {},
-            };
-        }
         let result = self
-            .storage
-            .guaranteed_update_with(
+            .storage_for(options.dry_run)
+            .guaranteed_update(
                 &key,
                 allow_create,
                 options.preconditions.as_ref(),
-                |existing, meta| {
+                &mut |existing, meta| {
                     self.update_step(
                         &request,
                         &mut update,
@@ -1033,7 +1001,10 @@ impl<K: Object> Store<K> {
                 object,
                 created: false,
             }),
-            Ok(UpdateOutcome::Stopped(never)) => match never {},
+            // update_step never stops.
+            Ok(UpdateOutcome::Stopped(())) => Err(ApiError::internal(
+                "the update callback stopped without a decision",
+            )),
             Err(error) => {
                 let operation = if created {
                     Operation::Create
@@ -1055,7 +1026,7 @@ impl<K: Object> Store<K> {
         existing: K,
         revision: u64,
         created: &mut bool,
-    ) -> Result<UpdateDecision<K, Infallible>, ApiError>
+    ) -> Result<UpdateDecision<K, ()>, ApiError>
     where
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
@@ -1218,18 +1189,6 @@ fn should_delete_during_update<K: Object>(new: &K, old: &K) -> bool {
     new.meta().finalizers.as_ref().is_none_or(Vec::is_empty)
         && old_meta.deletion_timestamp.is_some()
         && old_meta.deletion_grace_period_seconds.unwrap_or(0) == 0
-}
-
-/// The object's resourceVersion as a number (0 when absent or malformed).
-fn revision_of<K: Object>(object: &K) -> u64 {
-    parse_resource_version(
-        object
-            .meta()
-            .resource_version
-            .as_deref()
-            .unwrap_or_default(),
-    )
-    .unwrap_or(0)
 }
 
 fn dedup(errors: Vec<FieldError>) -> Vec<FieldError> {

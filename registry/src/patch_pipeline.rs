@@ -392,7 +392,7 @@ impl<K: Object> Store<K> {
     /// type serializes with (typed kinds always do; dynamic ones when their constructor sets
     /// them).
     fn stored_view(&self) -> StoredView {
-        let probe = serde_json::to_value(self.storage.codec().new_object()).unwrap_or_default();
+        let probe = serde_json::to_value(self.storage.new_object()).unwrap_or_default();
         let field = |name: &str| {
             probe
                 .get(name)
