@@ -149,12 +149,16 @@ async fn route(
     if let Some(rest) = path.strip_prefix("/openapi/v3") {
         require_get(&method, &path)?;
         let query = parse_query(request.uri());
-        return state.openapi.serve(rest, query.contains_key("hash"));
+        return state
+            .kinds()
+            .openapi
+            .serve(rest, query.contains_key("hash"));
     }
     let accept = header_str(request.headers(), header::ACCEPT).to_owned();
     let Some(route) = routes::parse(&path) else {
         return Err(not_found());
     };
+    let kinds = state.kinds();
     match route {
         Route::CoreVersions => {
             if !read_only {
@@ -163,7 +167,7 @@ async fn route(
             if wants_aggregated(&accept) {
                 return Ok(json_response_typed(
                     StatusCode::OK,
-                    &state.mapper.aggregated_discovery(true),
+                    &kinds.mapper.aggregated_discovery(true),
                     AGGREGATED_DISCOVERY_CONTENT_TYPE,
                 ));
             }
@@ -171,7 +175,7 @@ async fn route(
                 StatusCode::OK,
                 &json!({
                     "kind": "APIVersions",
-                    "versions": state.mapper.core_versions(),
+                    "versions": kinds.mapper.core_versions(),
                     "serverAddressByClientCIDRs": [
                         {"clientCIDR": "0.0.0.0/0", "serverAddress": state.server_address}
                     ],
@@ -185,27 +189,27 @@ async fn route(
             if wants_aggregated(&accept) {
                 return Ok(json_response_typed(
                     StatusCode::OK,
-                    &state.mapper.aggregated_discovery(false),
+                    &kinds.mapper.aggregated_discovery(false),
                     AGGREGATED_DISCOVERY_CONTENT_TYPE,
                 ));
             }
             Ok(json_response(
                 StatusCode::OK,
-                &to_json(&state.mapper.api_group_list())?,
+                &to_json(&kinds.mapper.api_group_list())?,
             ))
         }
         Route::Group(group) => {
             if !read_only {
                 return Err(method_not_allowed(method.as_str(), &path));
             }
-            let group = state.mapper.api_group(&group).ok_or_else(not_found)?;
+            let group = kinds.mapper.api_group(&group).ok_or_else(not_found)?;
             Ok(json_response(StatusCode::OK, &to_json(&group)?))
         }
         Route::GroupVersion(group, version) => {
             if !read_only {
                 return Err(method_not_allowed(method.as_str(), &path));
             }
-            let list = state
+            let list = kinds
                 .mapper
                 .api_resource_list(&GroupVersion::new(group, version))
                 .ok_or_else(not_found)?;
@@ -501,10 +505,7 @@ async fn resource_request(
     labels: &mut Labels,
 ) -> Result<Response, ApiError> {
     let gv = GroupVersion::new(path.group.clone(), path.version.clone());
-    let handler = state
-        .handler(&gv, &path.resource)
-        .cloned()
-        .ok_or_else(not_found)?;
+    let handler = state.handler(&gv, &path.resource).ok_or_else(not_found)?;
     labels.resource = path.resource.clone();
     let info = handler.info().clone();
     if !info.namespaced && !path.namespace.is_empty() {

@@ -59,4 +59,4 @@ pub use handler::{
     EncodedList, FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler,
     StoreHandler,
 };
-pub use server::{ApiServer, KindSpec, ServerBuilder, ServerError, ServerState};
+pub use server::{ApiServer, KindSpec, ServedKinds, ServerBuilder, ServerError, ServerState};

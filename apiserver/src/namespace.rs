@@ -334,7 +334,8 @@ fn merge_conditions(
 /// what is left. Failures are collected per resource, the other resources still proceed.
 async fn delete_content(state: &ServerState, namespace: &str) -> Content {
     let mut content = Content::default();
-    for handler in &state.ordered {
+    let kinds = state.kinds();
+    for handler in &kinds.ordered {
         let info = handler.info();
         let can = |verb: &str| info.verbs.iter().any(|v| v == verb);
         if !info.namespaced || !can("delete") || !can("list") {

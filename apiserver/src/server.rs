@@ -1,10 +1,10 @@
 //! Building a server: register kinds (or whole handlers), then get an axum [`Router`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use apimachinery::Object;
-use apimachinery::status::ApiError;
+use apimachinery::status::{ApiError, GroupResource};
 use axum::Router;
 use k8s_openapi::api::core::v1::Namespace;
 use object_storage::Storage;
@@ -233,45 +233,14 @@ impl ServerBuilder {
                 plural: spec.info.plural.clone(),
                 source,
             })?;
-        let mut storage = Storage::<K>::new(self.storage.clone(), Arc::new(K::default));
-        if let Some(transformer) = &spec.transformer {
-            storage = storage.with_transformer(transformer.clone());
-        }
-        let mut store = Store::new(
-            storage,
-            spec.info.group_resource(),
-            spec.info.kind.clone(),
-            spec.strategy.clone(),
-        );
-        if !spec.info.group.is_empty() {
-            store = store.with_key_root(&format!("{}/{}", spec.info.group, spec.info.plural));
-        }
-        if let Some(status) = &spec.status_strategy {
-            store = store.with_status_strategy(status.clone());
-        }
-        for (subresource, strategy) in &spec.subresource_strategies {
-            store = store.with_subresource_strategy(subresource, strategy.clone());
-        }
-        if spec.return_deleted_object {
-            store = store.with_return_deleted_object(true);
-        }
-        if spec.info.namespaced {
-            store = store.with_namespace_lifecycle(self.namespace_binding.clone());
-        }
+        let store = build_store(&self.storage, &self.namespace_binding, &spec);
         Ok((store, spec))
     }
 
     /// Serves `store` with a [`StoreHandler`] once the scheme is complete.
     fn push_store_handler<K: Object + Default>(&mut self, store: Store<K>, spec: KindSpec<K>) {
-        let info = spec.info;
-        let patch_schema = spec.patch_schema;
-        let openapi = spec.openapi;
         self.factories.push(Box::new(move |scheme, _| {
-            let mut handler = StoreHandler::new(store, scheme.clone(), info, patch_schema);
-            if let Some(openapi) = openapi {
-                handler = handler.with_openapi(openapi);
-            }
-            Arc::new(handler)
+            store_handler(store, spec, scheme)
         }));
     }
 
@@ -308,33 +277,20 @@ impl ServerBuilder {
     /// None today; the `Result` leaves room for checks of the complete set of kinds.
     pub fn build(self) -> Result<ApiServer, ServerError> {
         let scheme = Arc::new(self.scheme);
-        let mut handlers = HashMap::new();
-        let mut ordered = Vec::new();
-        for factory in self.factories {
-            let handler = factory(&scheme, &self.storage);
-            let info = handler.info().clone();
-            for version in &info.versions {
-                handlers.insert(
-                    (info.group.clone(), version.clone(), info.plural.clone()),
-                    handler.clone(),
-                );
-            }
-            ordered.push(handler);
-        }
-        let mapper = scheme.rest_mapper();
-        let openapi = crate::openapi::OpenApi::build(&mapper, &ordered);
+        let ordered = self
+            .factories
+            .into_iter()
+            .map(|factory| factory(&scheme, &self.storage))
+            .collect();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         Ok(ApiServer {
             inner: Arc::new(ServerState {
-                scheme,
-                mapper,
-                handlers,
-                ordered,
+                kinds: RwLock::new(Arc::new(ServedKinds::new(scheme, ordered))),
                 storage: self.storage,
                 metrics: self.metrics,
                 auth: self.auth,
                 namespaces: self.namespaces,
-                openapi,
+                namespace_binding: self.namespace_binding,
                 shutdown_tx,
                 shutdown_rx,
                 server_address: self.server_address,
@@ -343,16 +299,104 @@ impl ServerBuilder {
     }
 }
 
-/// The shared state of a running server.
-pub struct ServerState {
+/// The registry Store of a kind over `storage`, with the namespace lifecycle for namespaced
+/// kinds.
+fn build_store<K: Object + Default>(
+    storage: &Arc<dyn Interface>,
+    namespace_binding: &Arc<NamespaceBinding>,
+    spec: &KindSpec<K>,
+) -> Store<K> {
+    let mut object_storage = Storage::<K>::new(storage.clone(), Arc::new(K::default));
+    if let Some(transformer) = &spec.transformer {
+        object_storage = object_storage.with_transformer(transformer.clone());
+    }
+    let mut store = Store::new(
+        object_storage,
+        spec.info.group_resource(),
+        spec.info.kind.clone(),
+        spec.strategy.clone(),
+    );
+    if !spec.info.group.is_empty() {
+        store = store.with_key_root(&format!("{}/{}", spec.info.group, spec.info.plural));
+    }
+    if let Some(status) = &spec.status_strategy {
+        store = store.with_status_strategy(status.clone());
+    }
+    for (subresource, strategy) in &spec.subresource_strategies {
+        store = store.with_subresource_strategy(subresource, strategy.clone());
+    }
+    if spec.return_deleted_object {
+        store = store.with_return_deleted_object(true);
+    }
+    if spec.info.namespaced {
+        store = store.with_namespace_lifecycle(namespace_binding.clone());
+    }
+    store
+}
+
+/// The handler serving `store` with the conversions of `scheme`.
+fn store_handler<K: Object + Default>(
+    store: Store<K>,
+    spec: KindSpec<K>,
+    scheme: &Arc<Scheme>,
+) -> Arc<dyn ResourceHandler> {
+    let mut handler = StoreHandler::new(store, scheme.clone(), spec.info, spec.patch_schema);
+    if let Some(openapi) = spec.openapi {
+        handler = handler.with_openapi(openapi);
+    }
+    Arc::new(handler)
+}
+
+/// The kinds a server serves at one moment: the scheme, discovery, the handlers and OpenAPI,
+/// always consistent with each other. A request works on one snapshot
+/// ([`ServerState::kinds`]); [`ApiServer::add_kind`] and [`ApiServer::remove_kind`] replace it.
+pub struct ServedKinds {
     /// The scheme of served kinds.
     pub scheme: Arc<Scheme>,
     /// Discovery and name resolution.
     pub mapper: RestMapper,
     /// Handlers by (group, version, plural).
-    pub handlers: HashMap<(String, String, String), Arc<dyn ResourceHandler>>,
+    handlers: HashMap<(String, String, String), Arc<dyn ResourceHandler>>,
     /// Handlers in registration order.
     pub ordered: Vec<Arc<dyn ResourceHandler>>,
+    /// Prebuilt OpenAPI documents.
+    pub(crate) openapi: crate::openapi::OpenApi,
+}
+
+impl ServedKinds {
+    fn new(scheme: Arc<Scheme>, ordered: Vec<Arc<dyn ResourceHandler>>) -> Self {
+        let mut handlers = HashMap::new();
+        for handler in &ordered {
+            let info = handler.info();
+            for version in &info.versions {
+                handlers.insert(
+                    (info.group.clone(), version.clone(), info.plural.clone()),
+                    handler.clone(),
+                );
+            }
+        }
+        let mapper = scheme.rest_mapper();
+        let openapi = crate::openapi::OpenApi::build(&mapper, &ordered);
+        ServedKinds {
+            scheme,
+            mapper,
+            handlers,
+            ordered,
+            openapi,
+        }
+    }
+
+    /// The handler of a resource at a group-version.
+    pub fn handler(&self, gv: &GroupVersion, resource: &str) -> Option<&Arc<dyn ResourceHandler>> {
+        self.handlers
+            .get(&(gv.group.clone(), gv.version.clone(), resource.to_owned()))
+    }
+}
+
+/// The shared state of a running server.
+pub struct ServerState {
+    /// The kinds served now; see [`ServerState::kinds`].
+    kinds: RwLock<Arc<ServedKinds>>,
     /// The (instrumented) storage backend.
     pub storage: Arc<dyn Interface>,
     /// Metrics.
@@ -361,8 +405,8 @@ pub struct ServerState {
     pub auth: Option<TokenAuth>,
     /// The namespaces store, when namespaces are served.
     pub namespaces: Option<Store<Namespace>>,
-    /// Prebuilt OpenAPI documents.
-    pub(crate) openapi: crate::openapi::OpenApi,
+    /// The namespace lifecycle of namespaced kinds, also those added while serving.
+    namespace_binding: Arc<NamespaceBinding>,
     shutdown_tx: watch::Sender<bool>,
     /// Turns true when the server shuts down; watches end.
     pub shutdown_rx: watch::Receiver<bool>,
@@ -371,10 +415,29 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// The handler of a resource at a group-version.
-    pub fn handler(&self, gv: &GroupVersion, resource: &str) -> Option<&Arc<dyn ResourceHandler>> {
-        self.handlers
-            .get(&(gv.group.clone(), gv.version.clone(), resource.to_owned()))
+    /// The kinds served now: a consistent snapshot for one request.
+    pub fn kinds(&self) -> Arc<ServedKinds> {
+        self.kinds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The handler of a resource at a group-version, in the current kinds.
+    pub fn handler(&self, gv: &GroupVersion, resource: &str) -> Option<Arc<dyn ResourceHandler>> {
+        self.kinds().handler(gv, resource).cloned()
+    }
+
+    /// Replaces the served kinds with what `change` makes of the current ones; `change` runs
+    /// under the write lock, so concurrent changes apply one after the other.
+    fn change_kinds<T>(
+        &self,
+        change: impl FnOnce(&ServedKinds) -> Result<(ServedKinds, T), ServerError>,
+    ) -> Result<T, ServerError> {
+        let mut kinds = self.kinds.write().unwrap_or_else(PoisonError::into_inner);
+        let (next, answer) = change(&kinds)?;
+        *kinds = Arc::new(next);
+        Ok(answer)
     }
 }
 
@@ -415,6 +478,51 @@ impl ApiServer {
     pub fn controllers(&self) -> tokio::task::JoinHandle<()> {
         let state = self.inner.clone();
         tokio::spawn(crate::namespace::run_controller(state))
+    }
+
+    /// Serves one more kind from now on, as [`ServerBuilder::register_kind`] would have:
+    /// discovery, OpenAPI and the REST paths of the kind appear at once; requests already
+    /// running keep the kinds they started with.
+    ///
+    /// # Errors
+    ///
+    /// When the kind is already served or its info is inconsistent.
+    pub fn add_kind<K: Object + Default>(&self, spec: KindSpec<K>) -> Result<(), ServerError> {
+        let state = &self.inner;
+        state.change_kinds(|current| {
+            let mut scheme = (*current.scheme).clone();
+            scheme
+                .register(spec.info.clone(), spec.converter.clone())
+                .map_err(|source| ServerError::Registration {
+                    plural: spec.info.plural.clone(),
+                    source,
+                })?;
+            let scheme = Arc::new(scheme);
+            let store = build_store(&state.storage, &state.namespace_binding, &spec);
+            let mut ordered = current.ordered.clone();
+            ordered.push(store_handler(store, spec, &scheme));
+            Ok((ServedKinds::new(scheme, ordered), ()))
+        })
+    }
+
+    /// Stops serving the kind `plural` of `group` (its stored objects stay). Returns whether
+    /// it was served.
+    pub fn remove_kind(&self, group: &str, plural: &str) -> bool {
+        let removed = self.inner.change_kinds(|current| {
+            let mut scheme = (*current.scheme).clone();
+            let removed = scheme.unregister(&GroupResource::new(group, plural));
+            let ordered = current
+                .ordered
+                .iter()
+                .filter(|handler| {
+                    let info = handler.info();
+                    !(info.group == group && info.plural == plural)
+                })
+                .cloned()
+                .collect();
+            Ok((ServedKinds::new(Arc::new(scheme), ordered), removed))
+        });
+        matches!(removed, Ok(true))
     }
 
     /// Signals shutdown: open watches end cleanly, controllers stop.

@@ -225,6 +225,16 @@ impl Scheme {
     pub fn new() -> Self {
         Scheme::default()
     }
+    /// Removes the kind serving `resource`; returns whether one was registered. Kinds can come
+    /// and go while a server runs (custom resources).
+    pub fn unregister(&mut self, resource: &GroupResource) -> bool {
+        let Some(gk) = self.resources.remove(resource) else {
+            return false;
+        };
+        self.kinds.remove(&gk);
+        self.order.retain(|registered| registered != &gk);
+        true
+    }
 
     /// Registers a kind: its resource info and its converter.
     ///
