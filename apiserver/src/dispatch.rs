@@ -152,7 +152,7 @@ async fn route(
         return state
             .kinds()
             .openapi
-            .serve(rest, query.contains_key("hash"));
+            .serve(rest, query.get("hash").map(String::as_str));
     }
     let accept = header_str(request.headers(), header::ACCEPT).to_owned();
     let Some(route) = routes::parse(&path) else {

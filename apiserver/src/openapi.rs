@@ -164,26 +164,40 @@ impl OpenApi {
         }
     }
 
-    /// Serves `/openapi/v3` + `rest`; `hashed` when the request named a `?hash=`.
+    /// Serves `/openapi/v3` + `rest`; `hash` is the request's `?hash=`, if any. As upstream's
+    /// kube-openapi handler: a hash that is not the document's current one is redirected
+    /// (301) to the current one, and only a matching hash is cacheable forever, since kinds
+    /// added or removed while serving change the documents.
     ///
     /// # Errors
     ///
     /// 404 for unknown documents.
-    pub fn serve(&self, rest: &str, hashed: bool) -> Result<Response, ApiError> {
+    pub fn serve(&self, rest: &str, hash: Option<&str>) -> Result<Response, ApiError> {
         let key = rest.trim_matches('/');
         if key.is_empty() {
             return Ok(crate::http::json_response(StatusCode::OK, &self.root));
         }
-        let (body, hash) = self.documents.get(key).ok_or_else(crate::http::not_found)?;
+        let (body, current) = self.documents.get(key).ok_or_else(crate::http::not_found)?;
+        if hash.is_some_and(|asked| asked != current.as_str()) {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            let location = format!("/openapi/v3/{key}?hash={current}");
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            return Ok(response);
+        }
+        let hashed = hash.is_some();
         let mut response = Response::new(Body::from(body.clone()));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Ok(etag) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{current}\"")) {
             headers.insert(header::ETAG, etag);
         }
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(if hashed {

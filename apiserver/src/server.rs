@@ -1,7 +1,7 @@
 //! Building a server: register kinds (or whole handlers), then get an axum [`Router`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use apimachinery::Object;
 use apimachinery::status::{ApiError, GroupResource};
@@ -203,6 +203,7 @@ impl ServerBuilder {
         &mut self,
         spec: KindSpec<K>,
     ) -> Result<(), ServerError> {
+        refuse_namespaces(&spec.info)?;
         let (store, spec) = self.store_for(spec)?;
         self.push_store_handler(store, spec);
         Ok(())
@@ -286,6 +287,7 @@ impl ServerBuilder {
         Ok(ApiServer {
             inner: Arc::new(ServerState {
                 kinds: RwLock::new(Arc::new(ServedKinds::new(scheme, ordered))),
+                kinds_change: Mutex::new(()),
                 storage: self.storage,
                 metrics: self.metrics,
                 auth: self.auth,
@@ -297,6 +299,22 @@ impl ServerBuilder {
             }),
         })
     }
+}
+
+/// Core `v1` namespaces drive the namespace lifecycle of every namespaced kind: they are
+/// registered with [`ServerBuilder::register_namespaces`] and cannot come or go while serving.
+fn refuse_namespaces(info: &ResourceInfo) -> Result<(), ServerError> {
+    if info.group.is_empty() && info.plural == "namespaces" {
+        return Err(ServerError::Registration {
+            plural: info.plural.clone(),
+            source: RegistrationError(
+                "namespaces drive the namespace lifecycle: register them with \
+                 ServerBuilder::register_namespaces, before the server is built"
+                    .to_owned(),
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The registry Store of a kind over `storage`, with the namespace lifecycle for namespaced
@@ -397,6 +415,8 @@ impl ServedKinds {
 pub struct ServerState {
     /// The kinds served now; see [`ServerState::kinds`].
     kinds: RwLock<Arc<ServedKinds>>,
+    /// Serialises changes of `kinds`, so the next snapshot is built without blocking readers.
+    kinds_change: Mutex<()>,
     /// The (instrumented) storage backend.
     pub storage: Arc<dyn Interface>,
     /// Metrics.
@@ -428,15 +448,19 @@ impl ServerState {
         self.kinds().handler(gv, resource).cloned()
     }
 
-    /// Replaces the served kinds with what `change` makes of the current ones; `change` runs
-    /// under the write lock, so concurrent changes apply one after the other.
+    /// Replaces the served kinds with what `change` makes of the current ones. Changes apply
+    /// one after the other; the next snapshot is built while requests keep reading the current
+    /// one, and the swap itself is all the write lock covers.
     fn change_kinds<T>(
         &self,
         change: impl FnOnce(&ServedKinds) -> Result<(ServedKinds, T), ServerError>,
     ) -> Result<T, ServerError> {
-        let mut kinds = self.kinds.write().unwrap_or_else(PoisonError::into_inner);
-        let (next, answer) = change(&kinds)?;
-        *kinds = Arc::new(next);
+        let _one_at_a_time = self
+            .kinds_change
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (next, answer) = change(&self.kinds())?;
+        *self.kinds.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
         Ok(answer)
     }
 }
@@ -488,6 +512,7 @@ impl ApiServer {
     ///
     /// When the kind is already served or its info is inconsistent.
     pub fn add_kind<K: Object + Default>(&self, spec: KindSpec<K>) -> Result<(), ServerError> {
+        refuse_namespaces(&spec.info)?;
         let state = &self.inner;
         state.change_kinds(|current| {
             let mut scheme = (*current.scheme).clone();
@@ -505,9 +530,14 @@ impl ApiServer {
         })
     }
 
-    /// Stops serving the kind `plural` of `group` (its stored objects stay). Returns whether
-    /// it was served.
+    /// Stops serving the kind `plural` of `group` and returns whether it was served. Its
+    /// stored objects stay (and are served again if the kind comes back); watches already
+    /// open on it run until they end; the namespace controller no longer sees it. Core
+    /// namespaces cannot be removed.
     pub fn remove_kind(&self, group: &str, plural: &str) -> bool {
+        if group.is_empty() && plural == "namespaces" {
+            return false;
+        }
         let removed = self.inner.change_kinds(|current| {
             let mut scheme = (*current.scheme).clone();
             let removed = scheme.unregister(&GroupResource::new(group, plural));

@@ -48,6 +48,11 @@ fn lease_spec() -> apiserver::KindSpec<Lease> {
 async fn a_kind_removed_and_added_while_serving() {
     let (server, client) = start().await;
     assert_eq!(get(&client, LEASES).await.status, StatusCode::OK);
+    let before = get(&client, "/openapi/v3").await.body;
+    let leases_doc = before["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("the coordination group's OpenAPI document")
+        .to_owned();
 
     assert!(server.remove_kind("coordination.k8s.io", "leases"));
     assert!(
@@ -84,5 +89,26 @@ async fn a_kind_removed_and_added_while_serving() {
     assert!(
         openapi.to_string().contains("apis/coordination.k8s.io/v1"),
         "{openapi}"
+    );
+    // Documents change while serving: only the current hash is served (as immutable);
+    // another one is redirected to it.
+    let current = openapi["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The leases added back carry no OpenAPI schema, so the group's document changed.
+    assert_ne!(current, leases_doc);
+    assert_eq!(get(&client, &current).await.status, StatusCode::OK);
+    let stale = get(&client, &leases_doc).await;
+    assert_eq!(stale.status, StatusCode::MOVED_PERMANENTLY, "{leases_doc}");
+}
+
+#[tokio::test]
+async fn namespaces_cannot_come_or_go_while_serving() {
+    let (server, client) = start().await;
+    assert!(!server.remove_kind("", "namespaces"));
+    assert_eq!(
+        get(&client, "/api/v1/namespaces/default").await.status,
+        StatusCode::OK
     );
 }

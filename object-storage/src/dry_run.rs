@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use apimachinery::object::Object;
+use apimachinery::resource_version::parse_resource_version;
 use async_trait::async_trait;
 
 use crate::error::{Result, StorageError};
@@ -68,8 +69,17 @@ impl<K: Object> ObjectStorage<K> for DryRun<K> {
         self.inner.watch(key, options).await
     }
 
-    /// An existing object is `KeyExists`; otherwise the object as given.
+    /// A resourceVersion on the object is refused as by a real create; an existing object is
+    /// `KeyExists`; otherwise the object as given.
     async fn create(&self, key: &str, object: &K, _ttl: u64) -> Result<K> {
+        let revision = object
+            .meta()
+            .resource_version
+            .as_deref()
+            .unwrap_or_default();
+        if parse_resource_version(revision).is_ok_and(|rv| rv != 0) {
+            return Err(StorageError::ResourceVersionSetOnCreate);
+        }
         match self.live(key).await? {
             Some(existing) => Err(StorageError::KeyExists {
                 key: key.to_owned(),
@@ -97,7 +107,7 @@ impl<K: Object> ObjectStorage<K> for DryRun<K> {
 
     /// One run of `update` on the live object (or an empty one at revision 0 when missing and
     /// `ignore_not_found`), after the preconditions; its decision is answered, not carried out.
-    async fn guaranteed_update(
+    async fn guaranteed_update_with(
         &self,
         key: &str,
         ignore_not_found: bool,

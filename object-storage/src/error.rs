@@ -88,7 +88,7 @@ pub enum StorageError {
         message: String,
     },
     /// The request is invalid in one field (Kubernetes' `storage.InvalidError`), such as an
-    /// unparsable resourceVersion. HTTP 400 for reads, 422 for watches.
+    /// unparsable resourceVersion. HTTP 400 (`FromStorageError`).
     #[error("{field}: Invalid value: {value:?}: {message}")]
     Invalid {
         /// The field path, such as `resourceVersion`.

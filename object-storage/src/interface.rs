@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions, ResponseMeta};
 use crate::{ObjectWatch, Storage, UpdateDecision, UpdateOutcome};
 
-/// The decision callback of [`ObjectStorage::guaranteed_update`]: a stop carries no value (the
+/// The decision callback of [`ObjectStorage::guaranteed_update_with`]: a stop carries no value (the
 /// caller keeps its reason in the state the callback captures).
 pub type UpdateFn<'a, K> = dyn FnMut(K, ResponseMeta) -> Result<UpdateDecision<K, ()>> + Send + 'a;
 
@@ -45,7 +45,7 @@ pub trait ObjectStorage<K: Object>: Send + Sync {
     ) -> Result<K>;
 
     /// [`Storage::guaranteed_update_with`].
-    async fn guaranteed_update(
+    async fn guaranteed_update_with(
         &self,
         key: &str,
         ignore_not_found: bool,
@@ -90,7 +90,7 @@ impl<K: Object> ObjectStorage<K> for Storage<K> {
         Storage::delete(self, key, preconditions, validate, cached).await
     }
 
-    async fn guaranteed_update(
+    async fn guaranteed_update_with(
         &self,
         key: &str,
         ignore_not_found: bool,
@@ -98,7 +98,7 @@ impl<K: Object> ObjectStorage<K> for Storage<K> {
         update: &mut UpdateFn<'_, K>,
         cached: Option<K>,
     ) -> Result<UpdateOutcome<K, ()>> {
-        self.guaranteed_update_with(key, ignore_not_found, preconditions, update, cached)
+        Storage::guaranteed_update_with(self, key, ignore_not_found, preconditions, update, cached)
             .await
     }
 

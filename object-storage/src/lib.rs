@@ -470,6 +470,17 @@ impl<K: Object> Storage<K> {
                     continue;
                 }
             };
+            // A stop or delete decided on a suggestion (a cached object) is only trusted once
+            // the suggestion is confirmed current, as upstream retries its 'already deleting'
+            // and 'delete now' errors on a state that is not.
+            if !state.live && !matches!(decision, UpdateDecision::Write(..)) {
+                let live = self.live_state(&full, ignore_not_found).await?;
+                if live.revision != state.revision || live.data != state.data {
+                    state = live;
+                    continue;
+                }
+                state.live = true;
+            }
             let (updated, ttl) = match decision {
                 UpdateDecision::Write(object, ttl) => (object, ttl),
                 UpdateDecision::Stop(stop) => return Ok(UpdateOutcome::Stopped(stop)),

@@ -13,7 +13,7 @@ use crate::options::{ListOptions, WatchEvent};
 use crate::{Storage, directory};
 use apimachinery::object::Object;
 use apimachinery::resource_version::parse_resource_version;
-use apimachinery::status::{ApiError, Operation};
+use apimachinery::status::{ApiError, GroupResource, Operation};
 
 use crate::api_error::FromStorageError;
 
@@ -78,8 +78,9 @@ impl<K: Object> Storage<K> {
                 () = sender.closed() => Ok(()),
             };
             if let Err(error) = outcome {
-                let status = ApiError::from_storage(error, Operation::Watch, &resource, "");
-                let _ = sender.send(WatchEvent::Error(status)).await;
+                let _ = sender
+                    .send(WatchEvent::Error(in_stream(error, &resource)))
+                    .await;
             }
         });
         Ok(Box::pin(futures::stream::unfold(
@@ -258,5 +259,23 @@ impl<K: Object> Storage<K> {
                     .then_some(WatchEvent::Deleted(old))
             }
         })
+    }
+}
+
+/// The Status of an error that ends a running watch. Expired, too large and invalid
+/// resourceVersions map as for REST requests (with their details); anything else is an
+/// internal error, as upstream's etcd3 watcher sends it, which clients answer by watching
+/// again from their last resourceVersion rather than re-listing.
+fn in_stream(error: StorageError, resource: &GroupResource) -> ApiError {
+    match error {
+        error @ (StorageError::Expired { .. }
+        | StorageError::TooLargeResourceVersion { .. }
+        | StorageError::Invalid { .. }
+        | StorageError::BadRequest(_)
+        | StorageError::Callback(_)) => {
+            ApiError::from_storage(error, Operation::Watch, resource, "")
+        }
+        StorageError::Internal(message) => ApiError::internal(message),
+        other => ApiError::internal(other.to_string()),
     }
 }

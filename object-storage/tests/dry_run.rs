@@ -52,6 +52,10 @@ async fn create_checks_existence_and_writes_nothing() {
         .await
         .unwrap_err();
     assert!(error.is_exist(), "{error}");
+    // A resourceVersion on a create is refused, as by a real create.
+    let mut versioned = config_map("c", "1");
+    versioned.metadata.resource_version = Some("7".to_owned());
+    assert!(dry.create("/configmaps/ns/c", &versioned, 0).await.is_err());
 }
 
 #[tokio::test]
@@ -60,7 +64,7 @@ async fn update_and_delete_check_the_live_object_and_write_nothing() {
     let key = "/configmaps/ns/b";
     let live = storage.create(key, &config_map("b", "1"), 0).await.unwrap();
     let outcome = dry
-        .guaranteed_update(
+        .guaranteed_update_with(
             key,
             false,
             None,
@@ -85,7 +89,7 @@ async fn update_and_delete_check_the_live_object_and_write_nothing() {
     );
     // A missing object is not found unless the update may create it.
     let missing = dry
-        .guaranteed_update(
+        .guaranteed_update_with(
             "/configmaps/ns/none",
             false,
             None,

@@ -282,6 +282,7 @@ impl<K: Object> Store<K> {
         validation: Option<&AdmissionFn<K>>,
         marking: &mut Marking<K>,
     ) -> Result<UpdateDecision<K, ()>, ApiError> {
+        marking.stop = None;
         if let Some(validate) = validation {
             validate(&existing, None)?;
         }
@@ -329,7 +330,7 @@ impl<K: Object> Store<K> {
         let mut marking = Marking::default();
         let outcome = self
             .storage_for(is_dry_run(options))
-            .guaranteed_update(
+            .guaranteed_update_with(
                 key,
                 false,
                 Some(preconditions),
@@ -358,15 +359,25 @@ impl<K: Object> Store<K> {
                 last_existing,
                 ignore_not_found: true,
             },
-            UpdateOutcome::Stopped(()) if matches!(stop, Some(MarkStop::AlreadyDeleting)) => {
-                Marked::AlreadyDeleting
-            }
-            // mark_step never deletes itself; a delete is the storage delete that follows.
-            UpdateOutcome::Deleted(_) | UpdateOutcome::Stopped(()) => Marked::DeleteNow {
-                out: None,
-                last_existing,
-                ignore_not_found: false,
+            UpdateOutcome::Stopped(()) => match stop {
+                Some(MarkStop::AlreadyDeleting) => Marked::AlreadyDeleting,
+                Some(MarkStop::DeleteNow) => Marked::DeleteNow {
+                    out: None,
+                    last_existing,
+                    ignore_not_found: false,
+                },
+                None => {
+                    return Err(ApiError::internal(
+                        "the deletion marking stopped without a reason",
+                    ));
+                }
             },
+            // mark_step never decides to delete; the storage delete follows the marking.
+            UpdateOutcome::Deleted(_) => {
+                return Err(ApiError::internal(
+                    "the deletion marking deleted the object",
+                ));
+            }
         })
     }
 
@@ -582,7 +593,7 @@ impl<K: Object> Store<K> {
         };
         let outcome = self
             .storage_for(is_dry_run(options))
-            .guaranteed_update(
+            .guaranteed_update_with(
                 key,
                 false,
                 Some(&preconditions),

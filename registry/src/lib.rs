@@ -977,7 +977,7 @@ impl<K: Object> Store<K> {
         let mut created = false;
         let result = self
             .storage_for(options.dry_run)
-            .guaranteed_update(
+            .guaranteed_update_with(
                 &key,
                 allow_create,
                 options.preconditions.as_ref(),

@@ -225,6 +225,7 @@ impl Scheme {
     pub fn new() -> Self {
         Scheme::default()
     }
+
     /// Removes the kind serving `resource`; returns whether one was registered. Kinds can come
     /// and go while a server runs (custom resources).
     pub fn unregister(&mut self, resource: &GroupResource) -> bool {
