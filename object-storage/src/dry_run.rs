@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use apimachinery::object::Object;
-use apimachinery::resource_version::parse_resource_version;
 use async_trait::async_trait;
 
 use crate::error::{Result, StorageError};
 use crate::interface::{ObjectStorage, UpdateFn, ValidateFn};
 use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions, ResponseMeta};
-use crate::{ObjectWatch, UpdateDecision, UpdateOutcome};
+use crate::{ObjectWatch, UpdateDecision, UpdateOutcome, check_create_has_no_resource_version};
 
 /// Wraps object storage for dry-run requests: reads go through; a create, delete or update
 /// runs every check against the live object (existence, preconditions, the deletion check,
@@ -72,14 +71,7 @@ impl<K: Object> ObjectStorage<K> for DryRun<K> {
     /// A resourceVersion on the object is refused as by a real create; an existing object is
     /// `KeyExists`; otherwise the object as given.
     async fn create(&self, key: &str, object: &K, _ttl: u64) -> Result<K> {
-        let revision = object
-            .meta()
-            .resource_version
-            .as_deref()
-            .unwrap_or_default();
-        if parse_resource_version(revision).is_ok_and(|rv| rv != 0) {
-            return Err(StorageError::ResourceVersionSetOnCreate);
-        }
+        check_create_has_no_resource_version(object)?;
         match self.live(key).await? {
             Some(existing) => Err(StorageError::KeyExists {
                 key: key.to_owned(),

@@ -43,6 +43,20 @@ use apimachinery::selector::Fields;
 pub use codec::Codec;
 pub use watch::ObjectWatch;
 
+/// A create must not carry a resourceVersion (Kubernetes' `ResourceVersionSetOnCreate`);
+/// shared by [`Storage::create`] and [`DryRun`]'s create.
+pub(crate) fn check_create_has_no_resource_version<K: Object>(object: &K) -> Result<()> {
+    let revision = object
+        .meta()
+        .resource_version
+        .as_deref()
+        .unwrap_or_default();
+    if parse_resource_version(revision).is_ok_and(|rv| rv != 0) {
+        return Err(StorageError::ResourceVersionSetOnCreate);
+    }
+    Ok(())
+}
+
 /// What a [`Storage::guaranteed_update_with`] callback decides for the object it is given.
 #[derive(Debug)]
 pub enum UpdateDecision<K, S> {
@@ -224,14 +238,7 @@ impl<K: Object> Storage<K> {
     /// and returns it as stored, with its resourceVersion.
     #[tracing::instrument(level = "debug", skip(self, object))]
     pub async fn create(&self, key: &str, object: &K, ttl: u64) -> Result<K> {
-        let revision = object
-            .meta()
-            .resource_version
-            .as_deref()
-            .unwrap_or_default();
-        if parse_resource_version(revision).is_ok_and(|rv| rv != 0) {
-            return Err(StorageError::ResourceVersionSetOnCreate);
-        }
+        check_create_has_no_resource_version(object)?;
         let full = self.prepare_key(key)?;
         let plain = self.codec.encode(object)?;
         let stored = self.codec.to_storage(&full, &plain)?;
