@@ -56,11 +56,24 @@ impl<K: Object> Codec<K> {
 
     /// The plain JSON stored for `object`: without resourceVersion and selfLink.
     pub fn encode(&self, object: &K) -> Result<Vec<u8>> {
-        let mut object = object.clone();
+        self.encode_for_write(object.clone())
+            .map(|(plain, _)| plain)
+    }
+
+    /// `object` prepared for writing (resourceVersion and selfLink cleared) and its plain
+    /// JSON. After the write, callers answer with this object and the new revision
+    /// ([`Codec::set_resource_version`]) instead of decoding what they just encoded. It is
+    /// what the bytes decode to, except where a field's JSON is coarser than its Rust value:
+    /// a `metav1.Time` holding fractions of a second (JSON keeps whole seconds) or a
+    /// `MicroTime` holding nanoseconds keeps them in the returned object; a read returns the
+    /// stored precision. Objects decoded from JSON and the Store's own timestamps never
+    /// carry the finer part.
+    pub fn encode_for_write(&self, mut object: K) -> Result<(Vec<u8>, K)> {
         object.meta_mut().resource_version = None;
         object.meta_mut().self_link = None;
-        serde_json::to_vec(&object)
-            .map_err(|e| StorageError::Internal(format!("cannot encode object: {e}")))
+        let plain = serde_json::to_vec(&object)
+            .map_err(|e| StorageError::Internal(format!("cannot encode object: {e}")))?;
+        Ok((plain, object))
     }
 
     /// Applies the value transformer for writing under `key`.

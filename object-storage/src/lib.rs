@@ -235,19 +235,21 @@ impl<K: Object> Storage<K> {
     }
 
     /// Creates the object at `key` if nothing lives there, with a TTL in seconds when `ttl > 0`,
-    /// and returns it as stored, with its resourceVersion.
+    /// and returns it as written, with its resourceVersion (see [`Codec::encode_for_write`]
+    /// for the one way that can differ from reading it back).
     #[tracing::instrument(level = "debug", skip(self, object))]
     pub async fn create(&self, key: &str, object: &K, ttl: u64) -> Result<K> {
         check_create_has_no_resource_version(object)?;
         let full = self.prepare_key(key)?;
-        let plain = self.codec.encode(object)?;
+        let (plain, mut written) = self.codec.encode_for_write(object.clone())?;
         let stored = self.codec.to_storage(&full, &plain)?;
         let revision = self
             .store
             .create(&full, stored, ttl_duration(ttl))
             .await
             .map_err(|e| StorageError::from_backend(&full, e))?;
-        self.codec.decode_plain(&full, &plain, revision)
+        Codec::<K>::set_resource_version(&mut written, revision);
+        Ok(written)
     }
 
     /// Reads the object at `key` (always the latest state), enforcing a not-older-than bound.
@@ -512,7 +514,7 @@ impl<K: Object> Storage<K> {
                     }
                 }
             };
-            let plain = self.codec.encode(&updated)?;
+            let (plain, mut prepared) = self.codec.encode_for_write(updated)?;
             if state.revision != 0 && !state.stale && plain == state.data {
                 if !state.live {
                     // Confirm the suggestion is current before skipping the write.
@@ -542,10 +544,8 @@ impl<K: Object> Storage<K> {
             };
             match written {
                 Ok(revision) => {
-                    return self
-                        .codec
-                        .decode_plain(&full, &plain, revision)
-                        .map(UpdateOutcome::Written);
+                    Codec::<K>::set_resource_version(&mut prepared, revision);
+                    return Ok(UpdateOutcome::Written(prepared));
                 }
                 Err(storage_api::Error::Conflict { current, .. }) => {
                     state = self.state_from_kv(&current)?;
