@@ -62,6 +62,14 @@ pub trait Converter: Send + Sync + 'static {
     /// [`ConversionError`] when the document does not decode or cannot be converted.
     fn convert_from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError>;
 
+    /// Whether applying the defaults of the hub version is exactly decoding the document into
+    /// the kind's Rust type (typed kinds without defaults of their own), so a caller that
+    /// decodes the document into that type anyway may skip [`Converter::default`] there
+    /// ([`Scheme::decode_typed`]).
+    fn defaults_by_decoding(&self) -> bool {
+        false
+    }
+
     /// The OpenAPI v3 schema of the kind at `version`, for `/openapi/v3` and `kubectl explain`.
     fn openapi_schema(&self, version: &str) -> Option<Value> {
         let _ = version;
@@ -118,6 +126,10 @@ where
 {
     fn hub_version(&self) -> &str {
         K::VERSION
+    }
+
+    fn defaults_by_decoding(&self) -> bool {
+        true
     }
 
     fn default(&self, version: &str, object: &mut Value) -> Result<(), ConversionError> {
@@ -394,7 +406,47 @@ impl Scheme {
     /// API version (..)`); or the body does not fit the version's schema
     /// (`X in version "v" cannot be handled as a X: ...`).
     pub fn decode(&self, expected: &GroupVersionKind, mut body: Value) -> Result<Value, ApiError> {
-        let object = as_object(&mut body)?;
+        let (actual, entry) = self.check_body_type(expected, &mut body)?;
+        Self::default_to_hub(&actual, &entry, body)
+    }
+
+    /// [`Scheme::decode_to_storage`] into the stored Rust type `K`: the one typed decode of a
+    /// request body. A body in the storage version of a kind whose defaulting is decoding
+    /// into its type ([`Converter::defaults_by_decoding`]) is decoded directly, once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scheme::decode`]; a storage document that does not fit `K` is 400 in the same
+    /// words (`X in version "v" cannot be handled as a X: ...`).
+    pub fn decode_typed<K: DeserializeOwned>(
+        &self,
+        expected: &GroupVersionKind,
+        mut body: Value,
+    ) -> Result<K, ApiError> {
+        let (actual, entry) = self.check_body_type(expected, &mut body)?;
+        let typed = |document: Value| {
+            serde_json::from_value(document)
+                .map_err(|e| cannot_handle(&actual, &ConversionError::Decode(e.to_string())))
+        };
+        let storage = &entry.info.storage_version;
+        if entry.converter.defaults_by_decoding()
+            && actual.version == entry.converter.hub_version()
+            && actual.version == *storage
+        {
+            return typed(body);
+        }
+        let hub = Self::default_to_hub(&actual, &entry, body)?;
+        typed(self.convert_from_hub(hub, storage)?)
+    }
+
+    /// Fills a missing `apiVersion`/`kind` of a body sent to `expected` and checks them (see
+    /// [`Scheme::decode`]): the body's kind and its registration.
+    fn check_body_type(
+        &self,
+        expected: &GroupVersionKind,
+        body: &mut Value,
+    ) -> Result<(GroupVersionKind, Entry), ApiError> {
+        let object = as_object(body)?;
         let mut actual = type_of(object)?;
         if actual.version.is_empty() && actual.group.is_empty() {
             actual.group.clone_from(&expected.group);
@@ -419,17 +471,27 @@ impl Scheme {
                 actual.kind, expected.kind
             )));
         }
+        let entry = entry.clone();
+        Ok((actual, entry))
+    }
+
+    /// A checked body with the defaults of its version, converted to the hub version.
+    fn default_to_hub(
+        actual: &GroupVersionKind,
+        entry: &Entry,
+        mut body: Value,
+    ) -> Result<Value, ApiError> {
         entry
             .converter
             .default(&actual.version, &mut body)
-            .map_err(|e| cannot_handle(&actual, &e))?;
+            .map_err(|e| cannot_handle(actual, &e))?;
         if actual.version == entry.converter.hub_version() {
             return Ok(body);
         }
         entry
             .converter
             .convert_to_hub(&actual.version, body)
-            .map_err(|e| cannot_handle(&actual, &e))
+            .map_err(|e| cannot_handle(actual, &e))
     }
 
     /// [`Scheme::decode`], then conversion to the kind's storage version: what the Store

@@ -155,6 +155,52 @@ impl GroupVersionKind {
     }
 }
 
+/// kube-rs names the same triple `kube_core::GroupVersionKind`; ours adds the ordering,
+/// default and upstream `Display` the Scheme and its messages need (which the orphan rule
+/// keeps us from adding to kube-core's), so the two convert into each other for free.
+impl From<kube_core::GroupVersionKind> for GroupVersionKind {
+    fn from(gvk: kube_core::GroupVersionKind) -> Self {
+        GroupVersionKind::new(gvk.group, gvk.version, gvk.kind)
+    }
+}
+
+impl From<GroupVersionKind> for kube_core::GroupVersionKind {
+    fn from(gvk: GroupVersionKind) -> Self {
+        kube_core::GroupVersionKind {
+            group: gvk.group,
+            version: gvk.version,
+            kind: gvk.kind,
+        }
+    }
+}
+
+impl From<kube_core::GroupVersion> for GroupVersion {
+    fn from(gv: kube_core::GroupVersion) -> Self {
+        GroupVersion::new(gv.group, gv.version)
+    }
+}
+
+impl From<GroupVersion> for kube_core::GroupVersion {
+    fn from(gv: GroupVersion) -> Self {
+        kube_core::GroupVersion {
+            group: gv.group,
+            version: gv.version,
+        }
+    }
+}
+
+impl From<kube_core::GroupVersionResource> for GroupVersionResource {
+    fn from(gvr: kube_core::GroupVersionResource) -> Self {
+        GroupVersionResource::new(gvr.group, gvr.version, gvr.resource)
+    }
+}
+
+impl From<GroupVersionResource> for kube_core::GroupVersionResource {
+    fn from(gvr: GroupVersionResource) -> Self {
+        kube_core::GroupVersionResource::gvr(&gvr.group, &gvr.version, &gvr.resource)
+    }
+}
+
 impl fmt::Display for GroupVersionKind {
     /// `apps.example.io/v1, Kind=Widget` (and `/v1, Kind=ConfigMap` for the core group, as
     /// Kubernetes prints it).
@@ -212,5 +258,27 @@ impl fmt::Display for GroupVersionResource {
             "{}/{}, Resource={}",
             self.group, self.version, self.resource
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_core_identifiers_convert_both_ways() {
+        let ours = GroupVersionKind::new("apps.example.io", "v1", "Widget");
+        let theirs: kube_core::GroupVersionKind = ours.clone().into();
+        assert_eq!(theirs.api_version(), "apps.example.io/v1");
+        assert_eq!(GroupVersionKind::from(theirs), ours);
+        let gv: kube_core::GroupVersion = GroupVersion::new("", "v1").into();
+        assert_eq!(GroupVersion::from(gv).api_version(), "v1");
+        let gvr: kube_core::GroupVersionResource =
+            GroupVersionResource::new("apps", "v1", "deployments").into();
+        assert_eq!(gvr.group, "apps");
+        assert_eq!(
+            GroupVersionResource::from(gvr),
+            GroupVersionResource::new("apps", "v1", "deployments")
+        );
     }
 }
