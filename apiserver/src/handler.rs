@@ -12,22 +12,21 @@ use std::sync::Arc;
 use apimachinery::Object;
 use apimachinery::status::ApiError;
 use async_trait::async_trait;
+use axum::body::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use object_storage::{ListOptions, Preconditions, WatchEvent};
-use patch::{
-    self, KindSchema, ManagerInfo, PatchSchema, PatchType, adopt_managed_fields,
-    update_managed_fields,
-};
+use object_storage::{ListOptions, WatchEvent};
+use patch::{self, KindSchema, PatchSchema, PatchType};
 use registry::Store;
 use registry::{
-    CreateOptions, DeleteResponse, PatchOptions, PatchView, SchemeView, TableColumn, UpdateOptions,
+    CreateOptions, DeleteResponse, PatchBody, PatchOptions, SchemeView, TableColumn, UpdateOptions,
+    VersionView,
 };
 use scheme::{ResourceInfo, Scheme};
 use serde_json::Value;
 
-use crate::strict::CheckedView;
+use crate::strict::{self, CheckedView};
 
 /// How the server treats fields a request body carries that the kind does not know
 /// (`fieldValidation`).
@@ -72,19 +71,28 @@ pub struct RequestContext {
     pub field_manager: String,
     /// `force` of apply patches.
     pub force: bool,
-    /// `fieldValidation`: what a patch does about fields of the patched document the kind
-    /// does not know (create and update bodies are checked before the handler is called).
+    /// `fieldValidation`: what a write does about fields of its body (or, for patches other
+    /// than apply, of the patched document) the kind does not know or that repeat.
     pub field_validation: FieldValidation,
 }
 
-/// What a patch produced.
+/// The body of a create or update, decoded from the wire once.
 #[derive(Clone, Debug)]
-pub struct PatchOutcome {
-    /// The patched (or, for apply, possibly created) object in the request version.
+pub struct RequestBody {
+    /// The bytes as sent (JSON or YAML), where `fieldValidation` finds repeated keys.
+    pub raw: Bytes,
+    /// The body as a document in the request version.
+    pub document: Value,
+}
+
+/// What a create, update or patch produced.
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    /// The object as written, in the request version.
     pub object: Value,
-    /// Whether the patch created the object (apply only).
+    /// Whether the write created the object (201).
     pub created: bool,
-    /// `fieldValidation=Warn` warnings about the patched document.
+    /// `fieldValidation=Warn` warnings about the body or the patched document.
     pub warnings: Vec<String>,
 }
 
@@ -165,13 +173,6 @@ pub trait ResourceHandler: Send + Sync + 'static {
     /// One table row for an object in the request version.
     fn table_cells(&self, ctx: &RequestContext, object: &Value) -> Vec<Value>;
 
-    /// `body` (in `ctx.version`) as the kind keeps it: decoded and encoded again, so the
-    /// fields it lacks are the ones the kind does not know (`fieldValidation`). `None` when
-    /// the handler does not check fields or the body does not decode (the write reports that).
-    fn round_trip(&self, _ctx: &RequestContext, _body: &Value) -> Option<Value> {
-        None
-    }
-
     /// Reads one object.
     async fn get(
         &self,
@@ -204,25 +205,30 @@ pub trait ResourceHandler: Send + Sync + 'static {
         options: &ListOptions,
     ) -> Result<ValueWatch, ApiError>;
 
-    /// Creates an object.
-    async fn create(&self, ctx: &RequestContext, body: Value) -> Result<Value, ApiError>;
+    /// Creates an object, applying `ctx.field_validation` to the body.
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError>;
 
-    /// Replaces an object (or its status); `true` when the update created it.
+    /// Replaces an object (or writes a subresource), applying `ctx.field_validation` to the
+    /// body; `created` when the update created it.
     async fn update(
         &self,
         ctx: &RequestContext,
         name: &str,
-        body: Value,
-    ) -> Result<(Value, bool), ApiError>;
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError>;
 
-    /// Patches an object (or its status); `true` when the patch created it (apply).
+    /// Patches an object (or its status); `created` when the patch created it (apply).
     async fn patch(
         &self,
         ctx: &RequestContext,
         name: &str,
         patch_type: PatchType,
         body: &[u8],
-    ) -> Result<PatchOutcome, ApiError>;
+    ) -> Result<WriteOutcome, ApiError>;
 
     /// Deletes an object: the response body and whether it is gone (200) rather than only
     /// marked for deletion (202).
@@ -320,75 +326,60 @@ impl<K: Object> StoreHandler<K> {
 
     /// The stored object as a document in `version`.
     fn to_version(&self, object: &K, version: &str) -> Result<Value, ApiError> {
-        let mut value = serde_json::to_value(object)
-            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
-        if let Some(map) = value.as_object_mut() {
-            let gvk = self.info.storage_gvk();
-            map.entry("apiVersion")
-                .or_insert_with(|| Value::from(gvk.api_version()));
-            map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
-        }
-        self.scheme.convert(value, version)
+        registry::view::encode_versioned(&self.scheme, &self.info, object, version)
     }
 
-    /// A request document in `version` as the stored type.
-    fn decode_version(&self, body: Value, version: &str) -> Result<K, ApiError> {
-        let storage = self
-            .scheme
-            .decode_to_storage(&self.info.gvk(version), body)?;
-        serde_json::from_value(storage).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{} in version {version:?} cannot be handled as a {}: {e}",
-                self.info.kind, self.info.kind
-            ))
-        })
+    /// The request's version as the Store sees it: documents in and out of `ctx.version`.
+    fn view(&self, ctx: &RequestContext) -> Arc<SchemeView> {
+        Arc::new(SchemeView::new(
+            self.scheme.clone(),
+            self.info.clone(),
+            ctx.version.clone(),
+        ))
     }
 
-    fn manager<'a>(&self, ctx: &'a RequestContext, time: &'a str) -> ManagerInfo<'a> {
-        ManagerInfo {
-            manager: &ctx.field_manager,
-            subresource: &ctx.subresource,
-            time,
-        }
-    }
-
-    async fn run_update<F>(
+    /// A create or update body decoded once into the stored type, with `fieldValidation`
+    /// applied to what the kind keeps of it: Strict fails with 400 naming the kind and version
+    /// the body could not be decoded as, as kube-apiserver's `transformDecodeError` does
+    /// (`ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error:
+    /// ...`); Warn returns the problems as warnings.
+    fn decode_body(
         &self,
         ctx: &RequestContext,
-        name: &str,
-        update: F,
-        options: &UpdateOptions<K>,
-    ) -> Result<(Value, bool), ApiError>
-    where
-        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
-    {
-        let updated = match self.target(ctx)? {
-            Target::Main => {
-                self.store
-                    .update_with(&ctx.namespace, name, update, options)
-                    .await?
-            }
-            Target::Status => {
-                self.store
-                    .update_status_with(&ctx.namespace, name, update, options)
-                    .await?
-            }
-            Target::UpdateOnly => {
-                self.store
-                    .update_subresource_with(
-                        &ctx.subresource,
-                        &ctx.namespace,
-                        name,
-                        update,
-                        options,
-                    )
-                    .await?
+        view: &SchemeView,
+        body: RequestBody,
+    ) -> Result<(K, Vec<String>), ApiError> {
+        let RequestBody { raw, document } = body;
+        let validation = ctx.field_validation;
+        let sent = (validation != FieldValidation::Ignore).then(|| document.clone());
+        let as_kind = |mut error: ApiError| {
+            let kind = &self.info.kind;
+            error.message = format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: {}",
+                ctx.version, error.message
+            );
+            error
+        };
+        let object: K = match view.decode(document) {
+            Ok(object) => object,
+            Err(error) => {
+                // A Strict body's repeated keys are reported before why it does not decode.
+                if sent.is_some() {
+                    let duplicates = strict::problems(&[], &strict::duplicate_fields(&raw));
+                    strict::enforce(validation, duplicates).map_err(as_kind)?;
+                }
+                return Err(error);
             }
         };
-        Ok((
-            self.to_version(&updated.object, &ctx.version)?,
-            updated.created,
-        ))
+        let warnings = match sent {
+            Some(sent) => {
+                let kept = VersionView::<K>::encode(view, &object)?;
+                strict::enforce(validation, strict::body_problems(&raw, &sent, &kept))
+                    .map_err(as_kind)?
+            }
+            None => Vec::new(),
+        };
+        Ok((object, warnings))
     }
 }
 
@@ -425,11 +416,6 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                     .unwrap_or(Value::Null),
             ],
         }
-    }
-
-    fn round_trip(&self, ctx: &RequestContext, body: &Value) -> Option<Value> {
-        let stored = self.decode_version(body.clone(), &ctx.version).ok()?;
-        self.to_version(&stored, &ctx.version).ok()
     }
 
     async fn get(
@@ -513,18 +499,10 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
     ) -> Result<ValueWatch, ApiError> {
         let watch = self.store.watch(&ctx.namespace, options).await?;
         let scheme = self.scheme.clone();
-        let gvk = self.info.storage_gvk();
+        let info = self.info.clone();
         let version = ctx.version.clone();
         let convert = move |object: K| -> Result<Value, ApiError> {
-            let mut value = serde_json::to_value(&object)
-                .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
-            if let Some(map) = value.as_object_mut() {
-                map.entry("apiVersion")
-                    .or_insert_with(|| Value::from(gvk.api_version()));
-                map.entry("kind")
-                    .or_insert_with(|| Value::from(gvk.kind.clone()));
-            }
-            scheme.convert(value, &version)
+            registry::view::encode_versioned(&scheme, &info, &object, &version)
         };
         let bookmark_kind = self.info.kind.clone();
         let bookmark_api_version = self.info.gvk(&ctx.version).api_version();
@@ -552,73 +530,61 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         Ok(stream.boxed())
     }
 
-    async fn create(&self, ctx: &RequestContext, body: Value) -> Result<Value, ApiError> {
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError> {
         if !ctx.subresource.is_empty() {
             return Err(ApiError::method_not_supported(
                 &self.info.group_resource(),
                 "create",
             ));
         }
-        let time = patch::now_rfc3339();
-        // Ownership is recorded on what the kind keeps, never on fields the decode drops.
-        let mut object = self.decode_version(body, &ctx.version)?;
-        let kept = self.to_version(&object, &ctx.version)?;
-        let tracked =
-            update_managed_fields(None, &kept, &self.manager(ctx, &time), self.patch_schema);
-        adopt_managed_fields(&mut object, &tracked)?;
+        let view = self.view(ctx);
+        let (object, warnings) = self.decode_body(ctx, &view, body)?;
         let options = CreateOptions {
             dry_run: ctx.dry_run,
             validation: None,
+            // Every create and update is tracked, as kube-apiserver's handlers do, under the
+            // manager derived from the user agent when the request names none (maybe "").
+            field_manager: Some(ctx.field_manager.clone()),
+            view: Some(view.clone()),
         };
         let created = self.store.create(&ctx.namespace, object, &options).await?;
-        self.to_version(&created, &ctx.version)
+        Ok(WriteOutcome {
+            object: VersionView::<K>::encode(view.as_ref(), &created)?,
+            created: true,
+            warnings,
+        })
     }
 
     async fn update(
         &self,
         ctx: &RequestContext,
         name: &str,
-        body: Value,
-    ) -> Result<(Value, bool), ApiError> {
-        let body_name = body
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if body_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        let mut options = UpdateOptions {
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError> {
+        self.target(ctx)?;
+        let view = self.view(ctx);
+        let (object, warnings) = self.decode_body(ctx, &view, body)?;
+        // The Store checks the body's name against the URL's, turns its uid into a
+        // precondition and records managedFields in the request's version.
+        let options = UpdateOptions {
             dry_run: ctx.dry_run,
+            field_manager: Some(ctx.field_manager.clone()),
+            view: Some(view.clone()),
             ..UpdateOptions::default()
         };
-        if let Some(uid) = body
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .filter(|u| !u.is_empty())
-        {
-            options.preconditions = Some(Preconditions::uid(uid));
-        }
-        let time = patch::now_rfc3339();
-        let version = ctx.version.clone();
-        // Ownership is recorded on what the kind keeps, never on fields the decode drops.
-        let decoded = self.decode_version(body, &version)?;
-        let kept = self.to_version(&decoded, &version)?;
-        let update = |old: Option<&K>| -> Result<K, ApiError> {
-            let old_value = old.map(|o| self.to_version(o, &version)).transpose()?;
-            let tracked = update_managed_fields(
-                old_value.as_ref(),
-                &kept,
-                &self.manager(ctx, &time),
-                self.patch_schema,
-            );
-            let mut new = decoded.clone();
-            adopt_managed_fields(&mut new, &tracked)?;
-            Ok(new)
-        };
-        self.run_update(ctx, name, update, &options).await
+        let updated = self
+            .store
+            .update(&ctx.namespace, name, &ctx.subresource, object, &options)
+            .await?;
+        Ok(WriteOutcome {
+            object: VersionView::<K>::encode(view.as_ref(), &updated.object)?,
+            created: updated.created,
+            warnings,
+        })
     }
 
     async fn patch(
@@ -627,23 +593,36 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         name: &str,
         patch_type: PatchType,
         body: &[u8],
-    ) -> Result<PatchOutcome, ApiError> {
-        // The Store runs the patch inside its update pipeline (retried on conflict, prepared,
-        // validated, admitted), records managedFields and checks the apply options.
-        let view: Arc<dyn PatchView<K>> = Arc::new(SchemeView::new(
-            self.scheme.clone(),
-            self.info.clone(),
-            ctx.version.clone(),
-        ));
-        // Apply configurations are checked as sent, by the router; other patch types on the
-        // patched document, as Kubernetes does.
+    ) -> Result<WriteOutcome, ApiError> {
+        let target = self.readable_target(ctx, "patch")?;
+        let view = self.view(ctx);
+        // Apply configurations are checked as sent; other patch types on the patched
+        // document, inside the Store's pipeline, as Kubernetes does.
+        let mut warnings = Vec::new();
+        if patch_type == PatchType::Apply {
+            let config = patch::decode_apply_patch(body)?;
+            let kept = VersionView::<K>::decode(view.as_ref(), config.clone())
+                .and_then(|object| VersionView::<K>::encode(view.as_ref(), &object))
+                .ok();
+            if let Some(kept) = &kept {
+                strict::reject_undeclared(&config, kept, ctx, name, &self.info)?;
+            }
+            if ctx.field_validation != FieldValidation::Ignore {
+                let problems = match &kept {
+                    Some(kept) => strict::body_problems(body, &config, kept),
+                    None => strict::problems(&[], &strict::duplicate_fields(body)),
+                };
+                warnings = strict::enforce(ctx.field_validation, problems)?;
+            }
+        }
+        let view: Arc<dyn VersionView<K>> = view;
         let checked = (patch_type != PatchType::Apply
             && ctx.field_validation != FieldValidation::Ignore)
             .then(|| {
                 Arc::new(CheckedView::new(
                     view.clone(),
                     ctx.field_validation,
-                    crate::strict::duplicate_fields(body),
+                    strict::duplicate_fields(body),
                 ))
             });
         let options = PatchOptions {
@@ -652,23 +631,32 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
             dry_run: ctx.dry_run,
             view: Some(match &checked {
                 Some(checked) => checked.clone(),
-                None => view,
+                None => view.clone(),
             }),
             ..PatchOptions::default()
         };
-        let updated = if self.readable_target(ctx, "patch")? == Target::Status {
-            self.store
-                .patch_status(&ctx.namespace, name, patch_type, body, &options)
-                .await?
+        let subresource = if target == Target::Status {
+            "status"
         } else {
-            self.store
-                .patch(&ctx.namespace, name, patch_type, body, &options)
-                .await?
+            ""
         };
-        Ok(PatchOutcome {
-            object: self.to_version(&updated.object, &ctx.version)?,
+        let updated = self
+            .store
+            .patch(
+                &ctx.namespace,
+                name,
+                subresource,
+                PatchBody::new(patch_type, body),
+                &options,
+            )
+            .await?;
+        if let Some(checked) = checked {
+            warnings.extend(checked.warnings());
+        }
+        Ok(WriteOutcome {
+            object: view.encode(&updated.object)?,
             created: updated.created,
-            warnings: checked.map(|c| c.warnings()).unwrap_or_default(),
+            warnings,
         })
     }
 

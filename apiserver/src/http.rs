@@ -2,7 +2,7 @@
 
 use apimachinery::status::ApiError;
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
 
@@ -78,6 +78,78 @@ pub fn json_response_typed(code: StatusCode, value: &Value, content_type: &str) 
         }
         Err(e) => error_response(&ApiError::internal(format!("encoding response: {e}"))),
     }
+}
+
+/// A `text/plain` response with `code`.
+pub fn text_response(code: StatusCode, body: &str) -> Response {
+    let mut response = Response::new(Body::from(body.to_owned()));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A `<Kind>List` response written from already encoded items (see
+/// [`ResourceHandler::list_encoded`](crate::ResourceHandler::list_encoded)): the list
+/// envelope is built as text around them.
+pub fn list_response(
+    kind: &str,
+    api_version: &str,
+    list: crate::handler::EncodedList,
+) -> Result<Response, ApiError> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(
+        "resourceVersion".into(),
+        Value::from(list.resource_version.to_string()),
+    );
+    if let Some(token) = list.continue_token {
+        metadata.insert("continue".into(), Value::from(token));
+    }
+    if let Some(remaining) = list.remaining_item_count {
+        metadata.insert("remainingItemCount".into(), Value::from(remaining));
+    }
+    let head = serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
+    let mut body =
+        serde_json::to_vec(&head).map_err(|e| ApiError::internal(format!("encoding list: {e}")))?;
+    // `head` is an object: replace its closing brace with the items and close again.
+    body.pop();
+    let size: usize = list.items.iter().map(|item| item.len() + 1).sum();
+    body.reserve(size + 12);
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in list.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// `response` with one `Warning: 299 - "<text>"` header per warning.
+pub fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+/// The value of header `name` as text, `""` when absent or not text.
+pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 /// The media type of a Content-Type header, lower-cased, without parameters.

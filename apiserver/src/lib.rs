@@ -44,6 +44,7 @@
 pub mod auth;
 pub mod cli;
 mod dispatch;
+mod endpoints;
 mod handler;
 mod http;
 pub mod kinds;
@@ -51,12 +52,16 @@ pub mod metrics;
 mod namespace;
 mod openapi;
 mod protobuf;
+mod query;
+mod request;
 mod routes;
 mod server;
 mod strict;
+mod table;
+mod watch;
 
 pub use handler::{
-    EncodedList, FieldValidation, ListResult, PatchOutcome, RequestContext, ResourceHandler,
-    StoreHandler,
+    EncodedList, FieldValidation, ListResult, RequestBody, RequestContext, ResourceHandler,
+    StoreHandler, WriteOutcome,
 };
 pub use server::{ApiServer, KindSpec, ServedKinds, ServerBuilder, ServerError, ServerState};

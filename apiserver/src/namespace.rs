@@ -429,9 +429,10 @@ async fn update_status(
     change: impl Fn(&mut NamespaceStatus) + Send + Sync,
 ) -> Result<(), ApiError> {
     store
-        .update_status_with(
+        .update_with(
             "",
             name,
+            "status",
             |current: Option<&Namespace>| {
                 let mut ns = current.cloned().ok_or_else(|| {
                     ApiError::not_found(&GroupResource::new("", "namespaces"), name)
@@ -452,10 +453,10 @@ async fn update_status(
 /// stored by them do not stay forever.
 async fn remove_finalizer(store: &Store<Namespace>, name: &str) -> Result<(), ApiError> {
     let result = store
-        .update_subresource_with(
-            "finalize",
+        .update_with(
             "",
             name,
+            "finalize",
             |current: Option<&Namespace>| {
                 let mut ns = current.cloned().ok_or_else(|| {
                     ApiError::not_found(&GroupResource::new("", "namespaces"), name)

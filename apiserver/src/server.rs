@@ -64,7 +64,7 @@ impl<K: Object + Default> KindSpec<K> {
     }
 
     /// Writes the update-only subresource `subresource` (such as `namespaces/finalize`; `info`
-    /// must list it) through `strategy`, with [`registry::Store::update_subresource`].
+    /// must list it) through `strategy`, with [`registry::Store::update`].
     pub fn with_subresource_strategy(
         mut self,
         subresource: &str,

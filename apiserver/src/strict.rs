@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use apimachinery::status::{ApiError, FieldError};
-use registry::PatchView;
+use registry::VersionView;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -276,12 +276,12 @@ impl<'de> Visitor<'de> for KeyWalk<'_, '_> {
     }
 }
 
-/// A [`PatchView`] that checks each patched document for fields the kind does not know before
+/// A [`VersionView`] that checks each patched document for fields the kind does not know before
 /// decoding it: Strict fails the patch with 400, Warn keeps the latest document's problems
 /// for the response's `Warning` headers (the pipeline may run the patch more than once on
 /// conflicts; only the attempt that lands counts).
 pub(crate) struct CheckedView<K> {
-    inner: Arc<dyn PatchView<K>>,
+    inner: Arc<dyn VersionView<K>>,
     validation: FieldValidation,
     duplicates: Vec<String>,
     warnings: Mutex<Vec<String>>,
@@ -291,7 +291,7 @@ impl<K> CheckedView<K> {
     /// Wraps `inner`; `duplicates` are the repeated keys of the patch body, reported with the
     /// unknown fields of every attempt.
     pub(crate) fn new(
-        inner: Arc<dyn PatchView<K>>,
+        inner: Arc<dyn VersionView<K>>,
         validation: FieldValidation,
         duplicates: Vec<String>,
     ) -> Self {
@@ -309,7 +309,7 @@ impl<K> CheckedView<K> {
     }
 }
 
-impl<K: Send + Sync> PatchView<K> for CheckedView<K> {
+impl<K: Send + Sync> VersionView<K> for CheckedView<K> {
     fn api_version(&self) -> String {
         self.inner.api_version()
     }

@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, Status};
 
 use super::strategy::GcPolicy;
 use super::validation::{FINALIZER_DELETE_DEPENDENTS, FINALIZER_ORPHAN_DEPENDENTS};
-use super::{AdmissionFn, Store, system};
+use super::{Store, system};
 use apimachinery::object::Object;
 use apimachinery::status::{ApiError, FieldError, GroupResource, Operation};
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions, ResourceVersionMatch};
@@ -279,13 +279,9 @@ impl<K: Object> Store<K> {
         &self,
         mut existing: K,
         options: &DeleteOptions,
-        validation: Option<&AdmissionFn<K>>,
         marking: &mut Marking<K>,
     ) -> Result<UpdateDecision<K, ()>, ApiError> {
         marking.stop = None;
-        if let Some(validate) = validation {
-            validate(&existing, None)?;
-        }
         let mut options = options.clone();
         let (graceful, pending) = self.before_delete(&mut existing, &mut options)?;
         if pending {
@@ -325,7 +321,6 @@ impl<K: Object> Store<K> {
         name: &str,
         options: &DeleteOptions,
         preconditions: &Preconditions,
-        validation: Option<&AdmissionFn<K>>,
     ) -> Result<Marked<K>, ApiError> {
         let mut marking = Marking::default();
         let outcome = self
@@ -337,7 +332,7 @@ impl<K: Object> Store<K> {
                 &mut |existing, _| {
                     // As upstream, what an earlier attempt found (lastGraceful,
                     // lastExisting) is kept across retries.
-                    self.mark_step(existing, options, validation, &mut marking)
+                    self.mark_step(existing, options, &mut marking)
                         .map_err(StorageError::from)
                 },
                 None,
@@ -392,19 +387,6 @@ impl<K: Object> Store<K> {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<DeleteResult<K>, ApiError> {
-        self.delete_with_validation(namespace, name, options, None)
-            .await
-    }
-
-    /// [`Store::delete`] with an admission check of the object about to be deleted.
-    #[tracing::instrument(level = "debug", skip(self, options, validation), fields(resource = %self.resource))]
-    pub async fn delete_with_validation(
-        &self,
-        namespace: &str,
-        name: &str,
-        options: &DeleteOptions,
-        validation: Option<AdmissionFn<K>>,
-    ) -> Result<DeleteResult<K>, ApiError> {
         let key = self.key(namespace, name)?;
         let mut options = options.clone();
         let dry_run = is_dry_run(&options);
@@ -416,7 +398,7 @@ impl<K: Object> Store<K> {
             .ok_or_else(|| ApiError::not_found(&self.resource, name))?;
         if let Some(pending) = self.strategy.spec_finalizers_pending(&read) {
             if let Some(result) = self
-                .delete_in_two_phases(&key, name, &read, pending, &options, validation.as_ref())
+                .delete_in_two_phases(&key, name, &read, pending, &options)
                 .await?
             {
                 return Ok(result);
@@ -447,7 +429,7 @@ impl<K: Object> Store<K> {
         let mut last_existing = None;
         if graceful || pending_finalizers || update_finalizers {
             match self
-                .mark_for_deletion(&key, name, &options, &preconditions, validation.as_ref())
+                .mark_for_deletion(&key, name, &options, &preconditions)
                 .await?
             {
                 Marked::Kept(object) => {
@@ -485,15 +467,7 @@ impl<K: Object> Store<K> {
         }
         let deleted = self
             .storage_for(dry_run)
-            .delete(
-                &key,
-                Some(&preconditions),
-                &|object| match &validation {
-                    Some(validate) => validate(object, None).map_err(StorageError::from),
-                    None => Ok(()),
-                },
-                None,
-            )
+            .delete(&key, Some(&preconditions), &|_| Ok(()), None)
             .await;
         match deleted {
             Ok(object) => Ok(DeleteResult {
@@ -528,7 +502,6 @@ impl<K: Object> Store<K> {
         read: &K,
         pending: bool,
         options: &DeleteOptions,
-        validation: Option<&AdmissionFn<K>>,
     ) -> Result<Option<DeleteResult<K>>, ApiError> {
         let errors = validate_delete_options(options);
         if !errors.is_empty() {
@@ -578,9 +551,6 @@ impl<K: Object> Store<K> {
             resource_version,
         };
         let mark = |mut existing: K| -> Result<K, ApiError> {
-            if let Some(validate) = validation {
-                validate(&existing, None)?;
-            }
             if existing.meta().deletion_timestamp.is_none() {
                 existing.meta_mut().deletion_timestamp = Some(system::now());
             }

@@ -5,8 +5,9 @@
 //! - [`validation`]: generic `ObjectMeta` validation and name rules.
 //! - [`strategy`]: the [`Strategy`] trait, table columns and the status-subresource wrapper.
 //! - [`patch_pipeline`]: PATCH through the Store ([`Store::patch`]): JSON, merge, strategic
-//!   merge and server-side apply inside the update pipeline, and `managedFields` of ordinary
-//!   writes.
+//!   merge and server-side apply inside the update pipeline, and the one `managedFields`
+//!   tracker of ordinary writes.
+//! - [`view`]: the version a request is written in ([`VersionView`], [`SchemeView`]).
 //!
 //! The built-in kinds' strategies live in the `builtin-kinds` crate, the example group in
 //! `example-widgets`.
@@ -21,11 +22,11 @@ pub mod patch_pipeline;
 pub mod strategy;
 pub mod system;
 pub mod validation;
+pub mod view;
 
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use serde_json::Value;
 
 use apimachinery::object::Object;
 use apimachinery::resource_version::parse_resource_version;
@@ -40,8 +41,9 @@ use patch::PatchSchema;
 
 pub use delete::{DeleteResponse, DeleteResult};
 pub use lifecycle::{NamespaceLifecycle, NamespacePhase};
-pub use patch_pipeline::{PatchOptions, PatchView, SchemeView};
+pub use patch_pipeline::{PatchBody, PatchOptions};
 pub use strategy::{GcPolicy, StatusStrategy, Strategy, TableColumn};
+pub use view::{SchemeView, VersionView};
 
 /// How many names a create with `generateName` tries before giving up (`RetryGenerateName`).
 pub const GENERATE_NAME_ATTEMPTS: usize = 8;
@@ -58,11 +60,21 @@ pub type AdmissionFn<K> = Arc<dyn Fn(&K, Option<&K>) -> Result<(), ApiError> + S
 pub type NameGenerator = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Options of [`Store::create`].
+// The derive asks `K: Clone`, which every stored kind (`Object`) is.
+#[derive(Clone)]
 pub struct CreateOptions<K> {
     /// Validate fully but persist nothing (`dryRun=All`).
     pub dry_run: bool,
     /// Admission validation of the prepared object.
     pub validation: Option<AdmissionFn<K>>,
+    /// The field manager of the write: when set, `metadata.managedFields` records it as the
+    /// owner of every field the object sets (operation `Update`), as a Kubernetes create with
+    /// `fieldManager` does. Longer than 128 bytes or holding control characters: 422 Invalid
+    /// on `CreateOptions`. `None` leaves managed fields as the object carries them.
+    pub field_manager: Option<String>,
+    /// The version the request is written in, which `managedFields` entries name; `None`:
+    /// the stored type's own JSON.
+    pub view: Option<Arc<dyn VersionView<K>>>,
 }
 
 impl<K> Default for CreateOptions<K> {
@@ -70,20 +82,15 @@ impl<K> Default for CreateOptions<K> {
         CreateOptions {
             dry_run: false,
             validation: None,
+            field_manager: None,
+            view: None,
         }
     }
 }
 
-impl<K> Clone for CreateOptions<K> {
-    fn clone(&self) -> Self {
-        CreateOptions {
-            dry_run: self.dry_run,
-            validation: self.validation.clone(),
-        }
-    }
-}
-
-/// Options of [`Store::update`], [`Store::update_status`] and [`Store::update_with`].
+/// Options of [`Store::update`] and [`Store::update_with`].
+// The derive asks `K: Clone`, which every stored kind (`Object`) is.
+#[derive(Clone)]
 pub struct UpdateOptions<K> {
     /// Validate fully but persist nothing (`dryRun=All`).
     pub dry_run: bool,
@@ -97,9 +104,13 @@ pub struct UpdateOptions<K> {
     pub update_validation: Option<AdmissionFn<K>>,
     /// The field manager of the write: when set, `metadata.managedFields` records the fields
     /// the update adds or changes as owned by this manager (operation `Update`), as
-    /// [`update_managed_fields`](patch::update_managed_fields) does. `None` leaves
-    /// managed fields as the new object carries them.
+    /// [`update_managed_fields`](patch::update_managed_fields) does. Longer than 128 bytes
+    /// or holding control characters: 422 Invalid on `UpdateOptions`. `None` leaves managed
+    /// fields as the new object carries them.
     pub field_manager: Option<String>,
+    /// The version the request is written in, which `managedFields` entries name; `None`:
+    /// the stored type's own JSON.
+    pub view: Option<Arc<dyn VersionView<K>>>,
 }
 
 impl<K> Default for UpdateOptions<K> {
@@ -111,19 +122,7 @@ impl<K> Default for UpdateOptions<K> {
             create_validation: None,
             update_validation: None,
             field_manager: None,
-        }
-    }
-}
-
-impl<K> Clone for UpdateOptions<K> {
-    fn clone(&self) -> Self {
-        UpdateOptions {
-            dry_run: self.dry_run,
-            force_allow_create: self.force_allow_create,
-            preconditions: self.preconditions.clone(),
-            create_validation: self.create_validation.clone(),
-            update_validation: self.update_validation.clone(),
-            field_manager: self.field_manager.clone(),
+            view: None,
         }
     }
 }
@@ -154,6 +153,8 @@ pub struct Store<K: Object> {
     return_deleted_object: bool,
     name_generator: NameGenerator,
     patch_schema: Arc<dyn PatchSchema>,
+    /// The stored type's own JSON: the version of requests that name none.
+    stored_view: Arc<dyn VersionView<K>>,
 }
 
 impl<K: Object> Clone for Store<K> {
@@ -172,6 +173,7 @@ impl<K: Object> Clone for Store<K> {
             return_deleted_object: self.return_deleted_object,
             name_generator: self.name_generator.clone(),
             patch_schema: self.patch_schema.clone(),
+            stored_view: self.stored_view.clone(),
         }
     }
 }
@@ -227,6 +229,7 @@ impl<K: Object> Store<K> {
             None => Arc::new(patch::CUSTOM_RESOURCE),
         };
         let storage: Arc<dyn ObjectStorage<K>> = Arc::new(storage);
+        let stored_view = view::StoredView::of(storage.new_object(), &kind);
         Store {
             dry_run_storage: Arc::new(DryRun::new(storage.clone())),
             storage,
@@ -241,6 +244,7 @@ impl<K: Object> Store<K> {
             return_deleted_object: false,
             name_generator: Arc::new(system::generate_name),
             patch_schema,
+            stored_view: Arc::new(stored_view),
         }
     }
 
@@ -265,7 +269,7 @@ impl<K: Object> Store<K> {
     }
 
     /// This store with another update-only subresource (such as `namespaces/finalize`) written
-    /// through `strategy` by [`Store::update_subresource`]. `status` is
+    /// through `strategy` by [`Store::update`] and [`Store::update_with`]. `status` is
     /// [`Store::with_status_strategy`]'s; registering a name again replaces its strategy.
     pub fn with_subresource_strategy(
         mut self,
@@ -350,14 +354,14 @@ impl<K: Object> Store<K> {
         self.status_strategy.is_some()
     }
 
-    /// The strategy writes to `subresource` go through: `status`'s or one registered with
-    /// [`Store::with_subresource_strategy`].
     /// Whether `subresource` can be written: `status` with a status strategy, or one added
     /// with [`Store::with_subresource_strategy`].
     pub fn has_subresource(&self, subresource: &str) -> bool {
         self.subresource_strategy(subresource).is_some()
     }
 
+    /// The strategy writes to `subresource` go through: `status`'s or one registered with
+    /// [`Store::with_subresource_strategy`].
     fn subresource_strategy(&self, subresource: &str) -> Option<Arc<dyn Strategy<K>>> {
         if subresource == "status" {
             return self.status_strategy.clone();
@@ -649,7 +653,8 @@ impl<K: Object> Store<K> {
     /// creationTimestamp, generation, a name from `generateName`), strategy preparation and
     /// validation (422), admission, then the write (409 AlreadyExists, also in its
     /// "object is being deleted" and generated-name variants). A `generateName` create retries
-    /// on name conflicts up to [`GENERATE_NAME_ATTEMPTS`] times.
+    /// on name conflicts up to [`GENERATE_NAME_ATTEMPTS`] times. With
+    /// [`CreateOptions::field_manager`], `metadata.managedFields` records the write.
     #[tracing::instrument(level = "debug", skip(self, object, options), fields(resource = %self.resource))]
     pub async fn create(
         &self,
@@ -657,6 +662,14 @@ impl<K: Object> Store<K> {
         object: K,
         options: &CreateOptions<K>,
     ) -> Result<K, ApiError> {
+        let object = match &options.field_manager {
+            Some(manager) => {
+                patch_pipeline::check_field_manager("CreateOptions", manager)?;
+                let view = self.view_or_stored(options.view.as_ref());
+                self.track_update(None, object, manager, "", view.as_ref())?
+            }
+            None => object,
+        };
         let meta = object.meta();
         let generated = meta.name.as_deref().unwrap_or_default().is_empty()
             && !meta.generate_name.as_deref().unwrap_or_default().is_empty();
@@ -692,22 +705,6 @@ impl<K: Object> Store<K> {
         Err(last.unwrap_or_else(|| ApiError::internal("no name generation attempt was made")))
     }
 
-    /// [`Store::create`] with a field manager: `metadata.managedFields` records
-    /// `field_manager` as the owner of every field the object sets (operation `Update`), as a
-    /// Kubernetes create with `fieldManager` does. A field manager longer than 128 bytes or
-    /// holding control characters is 422 Invalid on `CreateOptions`.
-    pub async fn create_with_manager(
-        &self,
-        namespace: &str,
-        object: K,
-        options: &CreateOptions<K>,
-        field_manager: &str,
-    ) -> Result<K, ApiError> {
-        patch_pipeline::check_field_manager("CreateOptions", field_manager)?;
-        let object = self.track_update(None, object, field_manager, "")?;
-        self.create(namespace, object, options).await
-    }
-
     async fn create_once(
         &self,
         namespace: &str,
@@ -738,155 +735,22 @@ impl<K: Object> Store<K> {
         }
     }
 
-    /// Replaces the object `name` with `object` (PUT). The body's name must equal `name`
-    /// (400); a non-empty `metadata.uid` becomes a precondition. See [`Store::update_with`].
+    /// Replaces the object `name` with `object` (PUT), or writes its `subresource` (`status`,
+    /// or one registered with [`Store::with_subresource_strategy`] such as
+    /// `namespaces/finalize`) through that subresource's strategy; `""` is the object itself.
+    /// The body's name must equal `name` (400) and a non-empty `metadata.uid` becomes a
+    /// precondition (409 on mismatch). A subresource the kind lacks is 405; subresources
+    /// never create. See [`Store::update_with`] for the rest.
     #[tracing::instrument(level = "debug", skip(self, object, options), fields(resource = %self.resource))]
     pub async fn update(
         &self,
         namespace: &str,
         name: &str,
+        subresource: &str,
         object: K,
         options: &UpdateOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
-        let strategy = self.strategy.clone();
-        self.replace(strategy, "", namespace, name, object, options)
-            .await
-    }
-
-    /// Writes the `status` subresource: like [`Store::update`] through the status strategy
-    /// (which keeps everything but status from the stored object). 405 when the kind has no
-    /// status subresource.
-    #[tracing::instrument(level = "debug", skip(self, object, options), fields(resource = %self.resource))]
-    pub async fn update_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        object: K,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError> {
-        let Some(strategy) = self.status_strategy.clone() else {
-            return Err(ApiError::method_not_supported(
-                &self.resource,
-                "update status",
-            ));
-        };
-        self.replace(strategy, "status", namespace, name, object, options)
-            .await
-    }
-
-    async fn replace(
-        &self,
-        strategy: Arc<dyn Strategy<K>>,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
-        object: K,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError> {
-        let options = self.replace_options(&object, name, options)?;
-        self.update_pipeline(
-            strategy,
-            subresource,
-            namespace,
-            name,
-            |_| Ok(object.clone()),
-            &options,
-        )
-        .await
-    }
-
-    /// Writes the update-only subresource `subresource` (`status`, or one registered with
-    /// [`Store::with_subresource_strategy`] such as `namespaces/finalize`): like
-    /// [`Store::update`] through that subresource's strategy. Subresources never create. 405
-    /// when the kind has no such subresource.
-    #[tracing::instrument(level = "debug", skip(self, object, options), fields(resource = %self.resource))]
-    pub async fn update_subresource(
-        &self,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
-        object: K,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError> {
-        let Some(strategy) = self.subresource_strategy(subresource) else {
-            return Err(ApiError::method_not_supported(
-                &self.resource,
-                &format!("update {subresource}"),
-            ));
-        };
-        let mut options = self.replace_options(&object, name, options)?;
-        options.force_allow_create = false;
-        self.subresource_pipeline(
-            strategy,
-            subresource,
-            namespace,
-            name,
-            |_| Ok(object.clone()),
-            &options,
-        )
-        .await
-    }
-
-    /// [`Store::update_with`] through the strategy of the update-only subresource
-    /// `subresource` (see [`Store::update_subresource`]).
-    pub async fn update_subresource_with<F>(
-        &self,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
-        update: F,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError>
-    where
-        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
-    {
-        let Some(strategy) = self.subresource_strategy(subresource) else {
-            return Err(ApiError::method_not_supported(
-                &self.resource,
-                &format!("update {subresource}"),
-            ));
-        };
-        let mut options = options.clone();
-        options.force_allow_create = false;
-        self.subresource_pipeline(strategy, subresource, namespace, name, update, &options)
-            .await
-    }
-
-    /// The update pipeline of a custom subresource: the desired object is prepared by the
-    /// subresource's strategy before `managedFields` are tracked, so the manager owns only what
-    /// the subresource writes (the strategy resets the rest, as upstream's reset fields).
-    async fn subresource_pipeline<F>(
-        &self,
-        strategy: Arc<dyn Strategy<K>>,
-        subresource: &str,
-        namespace: &str,
-        name: &str,
-        mut update: F,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError>
-    where
-        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
-    {
-        let prepare = strategy.clone();
-        let prepared = move |existing: Option<&K>| {
-            let mut object = update(existing)?;
-            if let Some(old) = existing {
-                prepare.prepare_for_update(&mut object, old);
-            }
-            Ok(object)
-        };
-        self.update_pipeline(strategy, subresource, namespace, name, prepared, options)
-            .await
-    }
-
-    /// The options of a replace (PUT) of `name` with `object`: the body's name must equal `name`
-    /// (400); a non-empty `metadata.uid` becomes a precondition.
-    fn replace_options(
-        &self,
-        object: &K,
-        name: &str,
-        options: &UpdateOptions<K>,
-    ) -> Result<UpdateOptions<K>, ApiError> {
+        self.write_strategy(subresource)?;
         let body_name = object.meta().name.clone().unwrap_or_default();
         if body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -900,48 +764,72 @@ impl<K: Object> Store<K> {
                 .get_or_insert_with(Preconditions::default)
                 .uid = Some(uid);
         }
-        Ok(options)
+        self.update_with(
+            namespace,
+            name,
+            subresource,
+            |_| Ok(object.clone()),
+            &options,
+        )
+        .await
     }
 
-    /// The update pipeline for PATCH, apply and custom verbs: `update` gets the stored object
-    /// (`None` when it does not exist and creation is allowed) and returns the desired object;
-    /// the result goes through the same resourceVersion rules, preparation, validation,
-    /// admission, `ShouldDeleteDuringUpdate` and no-op detection as [`Store::update`], inside
-    /// the storage's compare-and-swap loop, which calls `update` again on conflicts.
+    /// The update pipeline for read-modify-write callers (controllers, custom verbs): `update`
+    /// gets the stored object (`None` when it does not exist and creation is allowed) and
+    /// returns the desired object; the result goes through the resourceVersion rules,
+    /// strategy preparation, validation (422), admission, `ShouldDeleteDuringUpdate`, no-op
+    /// detection and `managedFields` tracking, inside the storage's compare-and-swap loop,
+    /// which calls `update` again on conflicts. `subresource` as in [`Store::update`]: a
+    /// custom subresource's strategy prepares the desired object before ownership is
+    /// tracked, so its manager owns only what the subresource writes.
     pub async fn update_with<F>(
         &self,
         namespace: &str,
         name: &str,
-        update: F,
+        subresource: &str,
+        mut update: F,
         options: &UpdateOptions<K>,
     ) -> Result<Updated<K>, ApiError>
     where
         F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
     {
-        let strategy = self.strategy.clone();
-        self.update_pipeline(strategy, "", namespace, name, update, options)
+        let strategy = self.write_strategy(subresource)?;
+        if subresource.is_empty() || subresource == "status" {
+            return self
+                .update_pipeline(strategy, subresource, namespace, name, update, options)
+                .await;
+        }
+        let mut options = options.clone();
+        options.force_allow_create = false;
+        let prepare = strategy.clone();
+        let prepared = move |existing: Option<&K>| {
+            let mut object = update(existing)?;
+            if let Some(old) = existing {
+                prepare.prepare_for_update(&mut object, old);
+            }
+            Ok(object)
+        };
+        self.update_pipeline(strategy, subresource, namespace, name, prepared, &options)
             .await
     }
 
-    /// [`Store::update_with`] through the status strategy.
-    pub async fn update_status_with<F>(
+    /// The strategy writes to `subresource` go through (`""`: the kind's own); 405 for a
+    /// subresource the kind lacks.
+    fn write_strategy(&self, subresource: &str) -> Result<Arc<dyn Strategy<K>>, ApiError> {
+        if subresource.is_empty() {
+            return Ok(self.strategy.clone());
+        }
+        self.subresource_strategy(subresource).ok_or_else(|| {
+            ApiError::method_not_supported(&self.resource, &format!("update {subresource}"))
+        })
+    }
+
+    /// `view`, or the stored type's own JSON.
+    pub(crate) fn view_or_stored(
         &self,
-        namespace: &str,
-        name: &str,
-        update: F,
-        options: &UpdateOptions<K>,
-    ) -> Result<Updated<K>, ApiError>
-    where
-        F: FnMut(Option<&K>) -> Result<K, ApiError> + Send,
-    {
-        let Some(strategy) = self.status_strategy.clone() else {
-            return Err(ApiError::method_not_supported(
-                &self.resource,
-                "update status",
-            ));
-        };
-        self.update_pipeline(strategy, "status", namespace, name, update, options)
-            .await
+        view: Option<&Arc<dyn VersionView<K>>>,
+    ) -> Arc<dyn VersionView<K>> {
+        view.unwrap_or(&self.stored_view).clone()
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(resource = %self.resource, namespace, name))]
@@ -1054,7 +942,8 @@ impl<K: Object> Store<K> {
             }
             let mut object = update(None)?;
             if let Some(manager) = &options.field_manager {
-                object = self.track_update(None, object, manager, subresource)?;
+                let view = self.view_or_stored(options.view.as_ref());
+                object = self.track_update(None, object, manager, subresource, view.as_ref())?;
             }
             *created = true;
             object.meta_mut().resource_version = None;
@@ -1071,7 +960,9 @@ impl<K: Object> Store<K> {
         }
         let mut object = update(Some(&existing))?;
         if let Some(manager) = &options.field_manager {
-            object = self.track_update(Some(&existing), object, manager, subresource)?;
+            let view = self.view_or_stored(options.view.as_ref());
+            let old = view.encode(&existing)?;
+            object = self.track_update(Some(&old), object, manager, subresource, view.as_ref())?;
         }
         let requested = object.meta().resource_version.clone().unwrap_or_default();
         let requested =
@@ -1116,48 +1007,6 @@ impl<K: Object> Store<K> {
     /// The column definitions of `as=Table`.
     pub fn table_columns(&self) -> Vec<TableColumn> {
         self.strategy.table_columns()
-    }
-
-    /// A `meta.k8s.io/v1` Table of `objects` (rows with cells and, when `include_object`, the
-    /// object itself), with the list's resourceVersion and continue token.
-    pub fn table(
-        &self,
-        objects: &[K],
-        resource_version: Option<String>,
-        continue_token: Option<String>,
-        include_object: bool,
-    ) -> Value {
-        let rows: Vec<Value> = objects
-            .iter()
-            .map(|object| {
-                let mut row = serde_json::Map::new();
-                row.insert(
-                    "cells".to_owned(),
-                    Value::from(self.strategy.table_cells(object)),
-                );
-                if include_object {
-                    row.insert(
-                        "object".to_owned(),
-                        serde_json::to_value(object).unwrap_or(Value::Null),
-                    );
-                }
-                Value::Object(row)
-            })
-            .collect();
-        let mut metadata = serde_json::Map::new();
-        if let Some(rv) = resource_version {
-            metadata.insert("resourceVersion".to_owned(), Value::from(rv));
-        }
-        if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
-            metadata.insert("continue".to_owned(), Value::from(token));
-        }
-        serde_json::json!({
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": metadata,
-            "columnDefinitions": self.table_columns(),
-            "rows": rows,
-        })
     }
 
     /// A `Status` of a completed delete, or the object when the store returns deleted objects.

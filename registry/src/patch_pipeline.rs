@@ -1,7 +1,7 @@
 //! PATCH through the [`Store`]: Kubernetes' `patchResource` over the update pipeline.
 //!
-//! [`Store::patch`] (and [`Store::patch_status`]) read the stored object, apply the patch with
-//! the [patch engine](crate::patch_pipeline), and write the result through the same pipeline as
+//! [`Store::patch`] (of the main resource or `status`) reads the stored object, applies the
+//! patch with the `patch` crate's engine, and writes the result through the same pipeline as
 //! [`Store::update`]: resourceVersion rules, strategy preparation and validation (422),
 //! admission, `ShouldDeleteDuringUpdate`, no-op detection, dry run. The patch runs inside the
 //! storage's compare-and-swap loop, so a patch that loses a race with another write is applied
@@ -15,7 +15,7 @@
 //!    `force` is for apply only, the manager is at most 128 printable bytes (422 `Invalid` on
 //!    `PatchOptions`).
 //! 3. Apply bodies: YAML or JSON (400 `error decoding YAML: ...`), whose `apiVersion` must be
-//!    the version of the [`PatchView`] (400 `Incorrect version specified in apply patch.
+//!    the version of the [`VersionView`] (400 `Incorrect version specified in apply patch.
 //!    Specified patch version: X, expected: Y`, as Kubernetes) and whose `kind` must be the
 //!    kind (400 `the kind in the data (X) does not match the expected kind (Y)`).
 //!    `metadata.managedFields` in the body is 400.
@@ -40,148 +40,32 @@
 //! of a store with a `status` subresource, `status` is dropped from an apply configuration and
 //! restored to the stored value in other patches before ownership is computed; through `status`,
 //! everything but `apiVersion`, `kind`, `metadata` and `status` is. So an applier of the main
-//! resource never owns `status`, and status writers never own the spec. [`Store::update`],
-//! [`Store::update_with`] and [`Store::create_with_manager`] record ownership the same way when
-//! [`UpdateOptions::field_manager`] (or the manager argument) is set.
+//! resource never owns `status`, and status writers never own the spec. [`Store::create`],
+//! [`Store::update`] and [`Store::update_with`] record ownership the same way, through this
+//! module's one tracker, when their options name a field manager.
 //!
 //! # Versions
 //!
-//! Patches apply to the object as a [`PatchView`] shows it. Without one, that is the stored
-//! type's own JSON (`K`'s serialization, the storage version). [`SchemeView`] shows it in a
-//! served version through the [`Scheme`] (stored version -> hub -> request version, and back
-//! with defaulting), as Kubernetes patches the versioned object of the request.
+//! Patches apply to the object as a [`VersionView`] shows it (see [`crate::view`]): by
+//! default the stored type's own JSON; with a [`SchemeView`](crate::SchemeView), the
+//! versioned object of the request, as Kubernetes patches it.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::{AdmissionFn, Store, Strategy, UpdateOptions, Updated};
+use crate::view::VersionView;
 use apimachinery::object::Object;
-use apimachinery::status::{ApiError, FieldError};
+use apimachinery::status::ApiError;
 use patch::{
     ManagerInfo, PatchType, adopt_managed_fields, apply_patch, decode_apply_patch, now_rfc3339,
     server_side_apply, update_managed_fields, validate_field_manager, validate_patch_options,
 };
-use scheme::{ResourceInfo, Scheme};
-
-/// The version a patch is written in: how the stored object is shown to the patch engine and
-/// how the patched document becomes a stored object again.
-pub trait PatchView<K>: Send + Sync {
-    /// The `apiVersion` of documents in this view, which apply bodies must name (`""`: not
-    /// checked).
-    fn api_version(&self) -> String;
-
-    /// The kind of documents in this view, which apply bodies must name (`""`: not checked).
-    fn kind(&self) -> String;
-
-    /// The stored object as a document of this view.
-    fn encode(&self, object: &K) -> Result<Value, ApiError>;
-
-    /// A patched document of this view as the stored type.
-    fn decode(&self, document: Value) -> Result<K, ApiError>;
-}
-
-/// The stored type's own JSON: the default view of [`Store::patch`].
-struct StoredView {
-    api_version: String,
-    kind: String,
-}
-
-impl<K: Object> PatchView<K> for StoredView {
-    fn api_version(&self) -> String {
-        self.api_version.clone()
-    }
-
-    fn kind(&self) -> String {
-        self.kind.clone()
-    }
-
-    fn encode(&self, object: &K) -> Result<Value, ApiError> {
-        serde_json::to_value(object)
-            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-    }
-
-    fn decode(&self, document: Value) -> Result<K, ApiError> {
-        serde_json::from_value(document.clone()).map_err(|e| {
-            ApiError::invalid(
-                "",
-                "",
-                "",
-                &[FieldError::invalid(
-                    "patch",
-                    document.to_string(),
-                    e.to_string(),
-                )],
-            )
-        })
-    }
-}
-
-/// A served version of a kind registered in a [`Scheme`]: patches see the stored object
-/// converted to `version` (through the hub) and their result is defaulted in `version` and
-/// converted to the storage version, as a request body would be
-/// ([`Scheme::decode_to_storage`]).
-#[derive(Clone)]
-pub struct SchemeView {
-    scheme: Arc<Scheme>,
-    info: ResourceInfo,
-    version: String,
-}
-
-impl SchemeView {
-    /// The view of the kind `info` describes at `version`.
-    pub fn new(scheme: Arc<Scheme>, info: ResourceInfo, version: impl Into<String>) -> Self {
-        SchemeView {
-            scheme,
-            info,
-            version: version.into(),
-        }
-    }
-}
-
-impl std::fmt::Debug for SchemeView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemeView")
-            .field("kind", &self.info.gvk(&self.version))
-            .finish()
-    }
-}
-
-impl<K: Object> PatchView<K> for SchemeView {
-    fn api_version(&self) -> String {
-        self.info.gvk(&self.version).api_version()
-    }
-
-    fn kind(&self) -> String {
-        self.info.kind.clone()
-    }
-
-    fn encode(&self, object: &K) -> Result<Value, ApiError> {
-        let mut value = serde_json::to_value(object)
-            .map_err(|e| ApiError::internal(format!("encoding object: {e}")))?;
-        if let Some(map) = value.as_object_mut() {
-            let gvk = self.info.storage_gvk();
-            map.entry("apiVersion")
-                .or_insert_with(|| Value::from(gvk.api_version()));
-            map.entry("kind").or_insert_with(|| Value::from(gvk.kind));
-        }
-        self.scheme.convert(value, &self.version)
-    }
-
-    fn decode(&self, document: Value) -> Result<K, ApiError> {
-        let stored = self
-            .scheme
-            .decode_to_storage(&self.info.gvk(&self.version), document)?;
-        serde_json::from_value(stored).map_err(|e| {
-            ApiError::bad_request(format!(
-                "{} in version {:?} cannot be handled as a {}: {e}",
-                self.info.kind, self.version, self.info.kind
-            ))
-        })
-    }
-}
 
 /// Options of [`Store::patch`] (Kubernetes' `PatchOptions` plus admission).
+// The derive asks `K: Clone`, which every stored kind (`Object`) is.
+#[derive(Clone)]
 pub struct PatchOptions<K> {
     /// The field manager (`fieldManager`). Required for apply; for other patch types, when
     /// set, `managedFields` records the fields the patch adds or changes (callers derive it
@@ -198,7 +82,7 @@ pub struct PatchOptions<K> {
     /// Admission validation of the patched object (new object, old object).
     pub update_validation: Option<AdmissionFn<K>>,
     /// The version the patch is written in; `None`: the stored type's own JSON.
-    pub view: Option<Arc<dyn PatchView<K>>>,
+    pub view: Option<Arc<dyn VersionView<K>>>,
 }
 
 impl<K> Default for PatchOptions<K> {
@@ -210,19 +94,6 @@ impl<K> Default for PatchOptions<K> {
             create_validation: None,
             update_validation: None,
             view: None,
-        }
-    }
-}
-
-impl<K> Clone for PatchOptions<K> {
-    fn clone(&self) -> Self {
-        PatchOptions {
-            field_manager: self.field_manager.clone(),
-            force: self.force,
-            dry_run: self.dry_run,
-            create_validation: self.create_validation.clone(),
-            update_validation: self.update_validation.clone(),
-            view: self.view.clone(),
         }
     }
 }
@@ -253,53 +124,54 @@ fn status_writable(key: &str) -> bool {
 }
 
 /// A PATCH request's body and how to read it.
-struct PatchBody<'a> {
-    patch_type: PatchType,
-    body: &'a [u8],
+#[derive(Clone, Copy, Debug)]
+pub struct PatchBody<'a> {
+    /// The patch type (from the request's `Content-Type`).
+    pub patch_type: PatchType,
+    /// The patch as sent.
+    pub body: &'a [u8],
+}
+
+impl<'a> PatchBody<'a> {
+    /// A patch of `patch_type`.
+    pub fn new(patch_type: PatchType, body: &'a [u8]) -> Self {
+        PatchBody { patch_type, body }
+    }
 }
 
 impl<K: Object> Store<K> {
-    /// Patches the object `name` in `namespace` (`""` for cluster-scoped kinds) with `body`, a
-    /// patch of `patch_type` (from the request's `Content-Type`, see
+    /// Patches the object `name` in `namespace` (`""` for cluster-scoped kinds), or its
+    /// `status` when `subresource` is `"status"` (through the status strategy, 405 when the
+    /// kind has none; only `status` and metadata change, and apply never creates), with
+    /// `body`, a patch of `patch_type` (from the request's `Content-Type`, see
     /// [`PatchType::from_content_type`]). Returns the object as stored (in the stored type;
     /// convert it for the response) and whether the patch created it (server-side apply on a
-    /// missing object: 201).
+    /// missing object: 201). Other subresources are 405.
     ///
     /// See the [module docs](self) for the steps and every error.
-    #[tracing::instrument(level = "debug", skip(self, body, options), fields(resource = %self.resource))]
+    #[tracing::instrument(level = "debug", skip(self, patch, options), fields(resource = %self.resource))]
     pub async fn patch(
         &self,
         namespace: &str,
         name: &str,
-        patch_type: PatchType,
-        body: &[u8],
+        subresource: &str,
+        patch: PatchBody<'_>,
         options: &PatchOptions<K>,
     ) -> Result<Updated<K>, ApiError> {
-        let strategy = self.strategy.clone();
-        let patch = PatchBody { patch_type, body };
-        self.patch_through(strategy, "", namespace, name, patch, options)
-            .await
-    }
-
-    /// [`Store::patch`] of the `status` subresource, through the status strategy (405 when the
-    /// kind has none). Only `status` (and metadata) changes; apply never creates here.
-    #[tracing::instrument(level = "debug", skip(self, body, options), fields(resource = %self.resource))]
-    pub async fn patch_status(
-        &self,
-        namespace: &str,
-        name: &str,
-        patch_type: PatchType,
-        body: &[u8],
-        options: &PatchOptions<K>,
-    ) -> Result<Updated<K>, ApiError> {
-        let Some(strategy) = self.status_strategy.clone() else {
-            return Err(ApiError::method_not_supported(
-                &self.resource,
-                "patch status",
-            ));
+        let strategy = match subresource {
+            "" => self.strategy.clone(),
+            "status" => self
+                .status_strategy
+                .clone()
+                .ok_or_else(|| ApiError::method_not_supported(&self.resource, "patch status"))?,
+            other => {
+                return Err(ApiError::method_not_supported(
+                    &self.resource,
+                    &format!("patch {other}"),
+                ));
+            }
         };
-        let patch = PatchBody { patch_type, body };
-        self.patch_through(strategy, "status", namespace, name, patch, options)
+        self.patch_through(strategy, subresource, namespace, name, patch, options)
             .await
     }
 
@@ -321,10 +193,7 @@ impl<K: Object> Store<K> {
             PatchType::from_content_type(patch_type.content_type(), false)?;
         }
         validate_patch_options(patch_type, options.field_manager.as_deref(), options.force)?;
-        let view: Arc<dyn PatchView<K>> = match &options.view {
-            Some(view) => view.clone(),
-            None => Arc::new(self.stored_view()),
-        };
+        let view = self.view_or_stored(options.view.as_ref());
         let apply = patch_type == PatchType::Apply;
         let config = if apply {
             let mut config = decode_apply_patch(body)?;
@@ -345,32 +214,34 @@ impl<K: Object> Store<K> {
             create_validation: options.create_validation.clone(),
             update_validation: options.update_validation.clone(),
             field_manager: None,
+            view: None,
         };
         let update = |current: Option<&K>| -> Result<K, ApiError> {
-            let info = ManagerInfo {
-                manager: &manager,
-                subresource,
-                time: &time,
-            };
             let current = current.map(|c| view.encode(c)).transpose()?;
             let mut result = match (&config, current) {
                 (Some(config), current) => {
+                    let info = ManagerInfo {
+                        manager: &manager,
+                        subresource,
+                        time: &time,
+                    };
                     server_side_apply(current.as_ref(), config, &info, force, schema.as_ref())?
                 }
                 (None, Some(current)) => {
                     let mut patched = apply_patch(&current, body, patch_type, schema.as_ref())?;
                     self.restore_reset_fields(subresource, &mut patched, Some(&current));
                     check_name(&mut patched, namespace, name)?;
-                    let mut object = view.decode(patched)?;
-                    if !manager.is_empty() {
-                        // Ownership of what the kind keeps: fields the decode dropped are
-                        // nobody's, or a later apply of them would conflict with a phantom.
-                        let kept = view.encode(&object)?;
-                        let tracked =
-                            update_managed_fields(Some(&current), &kept, &info, schema.as_ref());
-                        adopt_managed_fields(&mut object, &tracked)?;
+                    let object = view.decode(patched)?;
+                    if manager.is_empty() {
+                        return Ok(object);
                     }
-                    return Ok(object);
+                    return self.track_update(
+                        Some(&current),
+                        object,
+                        &manager,
+                        subresource,
+                        view.as_ref(),
+                    );
                 }
                 (None, None) => return Err(ApiError::not_found(&self.resource, name)),
             };
@@ -386,29 +257,6 @@ impl<K: Object> Store<K> {
             &update_options,
         )
         .await
-    }
-
-    /// The default view: `K`'s JSON, with the `apiVersion` and `kind` an empty object of the
-    /// type serializes with (typed kinds always do; dynamic ones when their constructor sets
-    /// them).
-    fn stored_view(&self) -> StoredView {
-        let probe = serde_json::to_value(self.storage.new_object()).unwrap_or_default();
-        let field = |name: &str| {
-            probe
-                .get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let kind = field("kind");
-        StoredView {
-            api_version: field("apiVersion"),
-            kind: if kind.is_empty() {
-                self.kind.clone()
-            } else {
-                kind
-            },
-        }
     }
 
     /// Removes from an apply configuration the fields the strategy resets, so the applier
@@ -447,29 +295,28 @@ impl<K: Object> Store<K> {
         }
     }
 
-    /// Records an ordinary write of `manager` in `new`'s `metadata.managedFields` (`old` is the
-    /// stored object, `None` on create), ignoring fields the strategy resets.
+    /// The one tracker of ordinary writes (create, update, non-apply patches): records
+    /// `manager`'s write of `new` in its `metadata.managedFields` (operation `Update`). `old`
+    /// is the stored object as a document of `view` (`None` on create). Ownership is computed
+    /// on `new` as `view` shows it, which is what the kind keeps (fields a decode dropped are
+    /// nobody's, or a later apply of them would conflict with a phantom), ignoring the
+    /// fields the strategy of `subresource` resets.
     pub(crate) fn track_update(
         &self,
-        old: Option<&K>,
+        old: Option<&Value>,
         new: K,
         manager: &str,
         subresource: &str,
+        view: &dyn VersionView<K>,
     ) -> Result<K, ApiError> {
-        let encode = |object: &K| {
-            serde_json::to_value(object)
-                .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
-        };
-        let old = old.map(encode).transpose()?;
-        let mut new_value = encode(&new)?;
-        self.restore_reset_fields(subresource, &mut new_value, old.as_ref());
+        let mut kept = view.encode(&new)?;
+        self.restore_reset_fields(subresource, &mut kept, old);
         let info = ManagerInfo {
             manager,
             subresource,
             time: &now_rfc3339(),
         };
-        let tracked =
-            update_managed_fields(old.as_ref(), &new_value, &info, self.patch_schema.as_ref());
+        let tracked = update_managed_fields(old, &kept, &info, self.patch_schema.as_ref());
         let mut new = new;
         adopt_managed_fields(&mut new, &tracked)?;
         Ok(new)
@@ -477,7 +324,7 @@ impl<K: Object> Store<K> {
 }
 
 /// The apply configuration must name the view's `apiVersion` and kind (400).
-fn check_apply_type<K>(config: &Value, view: &dyn PatchView<K>) -> Result<(), ApiError> {
+fn check_apply_type<K>(config: &Value, view: &dyn VersionView<K>) -> Result<(), ApiError> {
     let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
     let expected = view.api_version();
     if !expected.is_empty() && field("apiVersion") != expected {

@@ -454,6 +454,7 @@ async fn create_dry_run(b: Backend) {
                 ))
             },
         )),
+        ..CreateOptions::default()
     };
     assert_error(
         store.create("ns", configmap("ns", "d", &[]), &deny).await,

@@ -195,7 +195,7 @@ async fn delete_with_finalizers(b: Backend) {
     more.metadata.finalizers = Some(vec!["example.com/hold".into(), "example.com/more".into()]);
     assert_error(
         store
-            .update("ns", "g", more, &UpdateOptions::default())
+            .update("ns", "g", "", more, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -207,7 +207,7 @@ async fn delete_with_finalizers(b: Backend) {
     let mut undelete = store.get("ns", "g", "").await.unwrap();
     undelete.metadata.deletion_timestamp = None;
     let kept = store
-        .update("ns", "g", undelete, &UpdateOptions::default())
+        .update("ns", "g", "", undelete, &UpdateOptions::default())
         .await
         .unwrap();
     assert!(kept.object.metadata.deletion_timestamp.is_some());
@@ -215,7 +215,7 @@ async fn delete_with_finalizers(b: Backend) {
     let mut release = store.get("ns", "g", "").await.unwrap();
     release.metadata.finalizers = None;
     let out = store
-        .update("ns", "g", release, &UpdateOptions::default())
+        .update("ns", "g", "", release, &UpdateOptions::default())
         .await
         .unwrap();
     assert!(!out.created);
@@ -365,7 +365,7 @@ async fn delete_namespace_terminating(b: Backend) {
     let mut done = stored.clone();
     done.metadata.finalizers = None;
     store
-        .update("", "team", done, &UpdateOptions::default())
+        .update("", "team", "", done, &UpdateOptions::default())
         .await
         .unwrap();
     let stored = store.get("", "team", "").await.unwrap();
@@ -377,7 +377,7 @@ async fn delete_namespace_terminating(b: Backend) {
     let mut finalized = stored.clone();
     finalized.spec.as_mut().unwrap().finalizers = Some(Vec::new());
     store
-        .update_subresource("finalize", "", "team", finalized, &UpdateOptions::default())
+        .update("", "team", "finalize", finalized, &UpdateOptions::default())
         .await
         .unwrap();
     assert_error(
@@ -449,7 +449,7 @@ async fn delete_dry_run(b: Backend) {
         ..UpdateOptions::default()
     };
     store
-        .update("ns", "held", release, &dry_update)
+        .update("ns", "held", "", release, &dry_update)
         .await
         .unwrap();
     assert!(store.get("ns", "held", "").await.is_ok());

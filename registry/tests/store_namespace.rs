@@ -93,7 +93,7 @@ async fn create_sets_spec_finalizer_and_label(b: Backend) {
         finalizers: Some(Vec::new()),
     });
     let updated = store
-        .update("", "team", changed, &UpdateOptions::default())
+        .update("", "team", "", changed, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -106,7 +106,7 @@ async fn create_sets_spec_finalizer_and_label(b: Backend) {
         .get_or_insert_with(Default::default)
         .insert(LABEL_METADATA_NAME.to_owned(), "other".to_owned());
     let updated = store
-        .update("", "team", relabelled, &UpdateOptions::default())
+        .update("", "team", "", relabelled, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -186,7 +186,7 @@ async fn delete_is_two_phase(b: Backend) {
         .get_or_insert_with(Default::default)
         .insert("x".to_owned(), "y".to_owned());
     let labelled = store
-        .update("", "team", labelled, &UpdateOptions::default())
+        .update("", "team", "", labelled, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -199,10 +199,10 @@ async fn delete_is_two_phase(b: Backend) {
 
     // Emptying spec.finalizers through `finalize` deletes it.
     let finalized = store
-        .update_subresource(
-            "finalize",
+        .update(
             "",
             "team",
+            "finalize",
             with_spec_finalizers(labelled, &[]),
             &UpdateOptions::default(),
         )
@@ -303,7 +303,7 @@ async fn finalize_subresource(b: Backend) {
     let mut body = with_spec_finalizers(created.clone(), &[]);
     body.status.as_mut().unwrap().phase = Some("Terminating".to_owned());
     let updated = store
-        .update_subresource("finalize", "", "team", body, &UpdateOptions::default())
+        .update("", "team", "finalize", body, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -315,10 +315,10 @@ async fn finalize_subresource(b: Backend) {
     // Finalizer names are validated per index.
     assert_error(
         store
-            .update_subresource(
-                "finalize",
+            .update(
                 "",
                 "team",
+                "finalize",
                 with_spec_finalizers(updated.clone(), &["kubernetes", "bogus"]),
                 &UpdateOptions::default(),
             )
@@ -332,10 +332,10 @@ async fn finalize_subresource(b: Backend) {
     // Subresources never create; unknown ones are 405.
     assert_error(
         store
-            .update_subresource(
-                "finalize",
+            .update(
                 "",
                 "ghost",
+                "finalize",
                 namespace("ghost"),
                 &UpdateOptions::default(),
             )
@@ -346,10 +346,10 @@ async fn finalize_subresource(b: Backend) {
     );
     assert_error(
         store
-            .update_subresource(
-                "scale",
+            .update(
                 "",
                 "team",
+                "scale",
                 updated.clone(),
                 &UpdateOptions::default(),
             )
@@ -391,10 +391,10 @@ async fn metadata_finalizers_still_hold(b: Backend) {
     let marked = store.get("", "held", "").await.unwrap();
     // Finalize empties spec.finalizers; the metadata finalizer keeps the namespace.
     let finalized = store
-        .update_subresource(
-            "finalize",
+        .update(
             "",
             "held",
+            "finalize",
             with_spec_finalizers(marked, &[]),
             &UpdateOptions::default(),
         )
@@ -411,7 +411,7 @@ async fn metadata_finalizers_still_hold(b: Backend) {
     let mut released = stored.clone();
     released.metadata.finalizers = None;
     store
-        .update("", "held", released, &UpdateOptions::default())
+        .update("", "held", "", released, &UpdateOptions::default())
         .await
         .unwrap();
     assert_error(store.get("", "held", "").await, 404, "NotFound", &[]);
@@ -424,7 +424,7 @@ async fn status_phase_follows_deletion(b: Backend) {
     let mut no_status = created.clone();
     no_status.status = None;
     let updated = store
-        .update_status("", "team", no_status, &UpdateOptions::default())
+        .update("", "team", "status", no_status, &UpdateOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -436,7 +436,7 @@ async fn status_phase_follows_deletion(b: Backend) {
     terminating.status.as_mut().unwrap().phase = Some("Terminating".to_owned());
     assert_error(
         store
-            .update_status("", "team", terminating, &UpdateOptions::default())
+            .update("", "team", "status", terminating, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -453,7 +453,7 @@ async fn status_phase_follows_deletion(b: Backend) {
     active.status.as_mut().unwrap().phase = Some("Active".to_owned());
     assert_error(
         store
-            .update_status("", "team", active, &UpdateOptions::default())
+            .update("", "team", "status", active, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -461,7 +461,7 @@ async fn status_phase_follows_deletion(b: Backend) {
     );
     // A status write never deletes: spec.finalizers still holds the namespace.
     store
-        .update_status("", "team", marked, &UpdateOptions::default())
+        .update("", "team", "status", marked, &UpdateOptions::default())
         .await
         .unwrap();
     assert!(store.get("", "team", "").await.is_ok());
@@ -504,7 +504,13 @@ async fn namespaced_writes_check_their_namespace(b: Backend) {
     );
     let error = assert_error(
         events
-            .update("nope", "e1", event("nope", "e1"), &UpdateOptions::default())
+            .update(
+                "nope",
+                "e1",
+                "",
+                event("nope", "e1"),
+                &UpdateOptions::default(),
+            )
             .await,
         404,
         "NotFound",
@@ -527,7 +533,13 @@ async fn namespaced_writes_check_their_namespace(b: Backend) {
         .await
         .unwrap();
     let created = events
-        .update("ns1", "e1", event("ns1", "e1"), &UpdateOptions::default())
+        .update(
+            "ns1",
+            "e1",
+            "",
+            event("ns1", "e1"),
+            &UpdateOptions::default(),
+        )
         .await
         .unwrap();
     assert!(created.created);
@@ -597,7 +609,13 @@ async fn namespaced_writes_check_their_namespace(b: Backend) {
     // An update that would create is admitted as a create.
     assert_error(
         events
-            .update("ns1", "e2", event("ns1", "e2"), &UpdateOptions::default())
+            .update(
+                "ns1",
+                "e2",
+                "",
+                event("ns1", "e2"),
+                &UpdateOptions::default(),
+            )
             .await,
         403,
         "Forbidden",
@@ -607,13 +625,19 @@ async fn namespaced_writes_check_their_namespace(b: Backend) {
     );
     // Existing objects may still be updated (and deleted).
     let updated = events
-        .update("ns1", "e1", event("ns1", "e1"), &UpdateOptions::default())
+        .update(
+            "ns1",
+            "e1",
+            "",
+            event("ns1", "e1"),
+            &UpdateOptions::default(),
+        )
         .await
         .unwrap();
     assert!(!updated.created);
     let old = configmaps.get("ns1", "old", "").await.unwrap();
     configmaps
-        .update("ns1", "old", old, &UpdateOptions::default())
+        .update("ns1", "old", "", old, &UpdateOptions::default())
         .await
         .unwrap();
     assert!(

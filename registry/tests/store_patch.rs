@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use object_storage::Storage;
 use patch::PatchType;
-use registry::{CreateOptions, PatchOptions, SchemeView, Store, UpdateOptions};
+use registry::{CreateOptions, PatchBody, PatchOptions, SchemeView, Store, UpdateOptions};
 use scheme::Scheme;
 use serde_json::{Value, json};
 use store_support::*;
@@ -125,13 +125,7 @@ async fn patch_types_on_a_configmap(b: Backend) {
 
     // JSON patch (RFC 6902).
     let out = store
-        .patch(
-            "ns",
-            "c",
-            PatchType::Json,
-            br#"[{"op":"replace","path":"/data/a","value":"10"},{"op":"add","path":"/data/c","value":"3"}]"#,
-            &none(),
-        )
+        .patch("ns", "c", "", PatchBody::new(PatchType::Json, br#"[{"op":"replace","path":"/data/a","value":"10"},{"op":"add","path":"/data/c","value":"3"}]"#), &none())
         .await
         .unwrap();
     assert!(!out.created);
@@ -144,8 +138,11 @@ async fn patch_types_on_a_configmap(b: Backend) {
         .patch(
             "ns",
             "c",
-            PatchType::Merge,
-            br#"{"data":{"b":null,"d":"4"},"metadata":{"labels":{"app":"x"}}}"#,
+            "",
+            PatchBody::new(
+                PatchType::Merge,
+                br#"{"data":{"b":null,"d":"4"},"metadata":{"labels":{"app":"x"}}}"#,
+            ),
             &none(),
         )
         .await
@@ -158,8 +155,11 @@ async fn patch_types_on_a_configmap(b: Backend) {
         .patch(
             "ns",
             "c",
-            PatchType::StrategicMerge,
-            br#"{"data":{"c":null,"e":"5"},"metadata":{"labels":{"tier":"gold"}}}"#,
+            "",
+            PatchBody::new(
+                PatchType::StrategicMerge,
+                br#"{"data":{"c":null,"e":"5"},"metadata":{"labels":{"tier":"gold"}}}"#,
+            ),
             &none(),
         )
         .await
@@ -173,13 +173,7 @@ async fn patch_types_on_a_configmap(b: Backend) {
 
     // `$patch: replace` on a map, `$patch: delete` on a map.
     let out = store
-        .patch(
-            "ns",
-            "c",
-            PatchType::StrategicMerge,
-            br#"{"data":{"$patch":"replace","only":"1"},"metadata":{"labels":{"$patch":"delete"}}}"#,
-            &none(),
-        )
+        .patch("ns", "c", "", PatchBody::new(PatchType::StrategicMerge, br#"{"data":{"$patch":"replace","only":"1"},"metadata":{"labels":{"$patch":"delete"}}}"#), &none())
         .await
         .unwrap();
     assert_eq!(data(&out.object), json!({"only": "1"}));
@@ -204,18 +198,21 @@ async fn patch_types_on_a_configmap(b: Backend) {
     with_owners.metadata.owner_references = Some(vec![owner("u1"), owner("u2")]);
     with_owners.metadata.finalizers = Some(vec!["a.io/x".to_owned(), "a.io/y".to_owned()]);
     store
-        .update("ns", "c", with_owners, &UpdateOptions::default())
+        .update("ns", "c", "", with_owners, &UpdateOptions::default())
         .await
         .unwrap();
     let out = store
         .patch(
             "ns",
             "c",
-            PatchType::StrategicMerge,
-            br#"{"metadata":{
+            "",
+            PatchBody::new(
+                PatchType::StrategicMerge,
+                br#"{"metadata":{
                 "ownerReferences":[{"$patch":"delete","uid":"u1"},{"uid":"u2","name":"renamed"}],
                 "$deleteFromPrimitiveList/finalizers":["a.io/x"],
                 "finalizers":["a.io/z"]}}"#,
+            ),
             &none(),
         )
         .await
@@ -235,8 +232,8 @@ async fn patch_types_on_a_configmap(b: Backend) {
         .patch(
             "ns",
             "c",
-            PatchType::Merge,
-            br#"{"data":{"only":"1"}}"#,
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"data":{"only":"1"}}"#),
             &none(),
         )
         .await
@@ -248,8 +245,8 @@ async fn patch_types_on_a_configmap(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Merge,
-                br#"{"data":{"bad key":"x"}}"#,
+                "",
+                PatchBody::new(PatchType::Merge, br#"{"data":{"bad key":"x"}}"#),
                 &none(),
             )
             .await,
@@ -274,7 +271,13 @@ async fn patch_types_on_a_configmap(b: Backend) {
     };
     assert_error(
         store
-            .patch("ns", "c", PatchType::Merge, br#"{"data":{"z":"1"}}"#, &deny)
+            .patch(
+                "ns",
+                "c",
+                "",
+                PatchBody::new(PatchType::Merge, br#"{"data":{"z":"1"}}"#),
+                &deny,
+            )
             .await,
         403,
         "Forbidden",
@@ -286,12 +289,15 @@ async fn patch_types_on_a_configmap(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Merge,
-                format!(
-                    r#"{{"metadata":{{"resourceVersion":"{}"}},"data":{{"z":"1"}}}}"#,
-                    rv(&created)
-                )
-                .as_bytes(),
+                "",
+                PatchBody::new(
+                    PatchType::Merge,
+                    format!(
+                        r#"{{"metadata":{{"resourceVersion":"{}"}},"data":{{"z":"1"}}}}"#,
+                        rv(&created)
+                    )
+                    .as_bytes(),
+                ),
                 &none(),
             )
             .await,
@@ -310,7 +316,13 @@ async fn patch_types_on_a_configmap(b: Backend) {
         };
         assert_error(
             store
-                .patch("ns", "missing", patch_type, body, &none())
+                .patch(
+                    "ns",
+                    "missing",
+                    "",
+                    PatchBody::new(patch_type, body),
+                    &none(),
+                )
                 .await,
             404,
             "NotFound",
@@ -323,8 +335,11 @@ async fn patch_types_on_a_configmap(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Json,
-                br#"[{"op":"replace","path":"/metadata/name","value":"other"}]"#,
+                "",
+                PatchBody::new(
+                    PatchType::Json,
+                    br#"[{"op":"replace","path":"/metadata/name","value":"other"}]"#,
+                ),
                 &none(),
             )
             .await,
@@ -337,8 +352,11 @@ async fn patch_types_on_a_configmap(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Merge,
-                br#"{"metadata":{"namespace":"elsewhere"}}"#,
+                "",
+                PatchBody::new(
+                    PatchType::Merge,
+                    br#"{"metadata":{"namespace":"elsewhere"}}"#,
+                ),
                 &none(),
             )
             .await,
@@ -360,8 +378,11 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
                 .patch(
                     "ns",
                     name,
-                    PatchType::StrategicMerge,
-                    br#"{"spec":{"displayName":"Two"}}"#,
+                    "",
+                    PatchBody::new(
+                        PatchType::StrategicMerge,
+                        br#"{"spec":{"displayName":"Two"}}"#,
+                    ),
                     &none(),
                 )
                 .await,
@@ -379,8 +400,8 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
             .patch(
                 "ns",
                 "w",
-                PatchType::StrategicMerge,
-                b"{}",
+                "",
+                PatchBody::new(PatchType::StrategicMerge, b"{}"),
                 &PatchOptions {
                     force: Some(true),
                     ..PatchOptions::default()
@@ -403,7 +424,13 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
         .unwrap();
     assert_error(
         gadgets
-            .patch("ns", "g", PatchType::StrategicMerge, b"{}", &none())
+            .patch(
+                "ns",
+                "g",
+                "",
+                PatchBody::new(PatchType::StrategicMerge, b"{}"),
+                &none(),
+            )
             .await,
         415,
         "UnsupportedMediaType",
@@ -414,8 +441,8 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
         .patch(
             "ns",
             "w",
-            PatchType::Merge,
-            br#"{"spec":{"displayName":"Two"}}"#,
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"spec":{"displayName":"Two"}}"#),
             &none(),
         )
         .await
@@ -426,8 +453,11 @@ async fn strategic_merge_needs_a_builtin_kind(b: Backend) {
         .patch(
             "ns",
             "g",
-            PatchType::Json,
-            br#"[{"op":"replace","path":"/spec/size","value":2}]"#,
+            "",
+            PatchBody::new(
+                PatchType::Json,
+                br#"[{"op":"replace","path":"/spec/size","value":2}]"#,
+            ),
             &none(),
         )
         .await
@@ -441,7 +471,13 @@ async fn server_side_apply_lifecycle(b: Backend) {
     // Apply creates.
     let body = cm_apply("ac", &[("a", "1"), ("b", "2")]);
     let created = store
-        .patch("ns", "ac", PatchType::Apply, &body, &by("alice"))
+        .patch(
+            "ns",
+            "ac",
+            "",
+            PatchBody::new(PatchType::Apply, &body),
+            &by("alice"),
+        )
         .await
         .unwrap();
     assert!(created.created);
@@ -458,7 +494,13 @@ async fn server_side_apply_lifecycle(b: Backend) {
 
     // Re-applying the same configuration is a no-op: same resourceVersion, same timestamps.
     let again = store
-        .patch("ns", "ac", PatchType::Apply, &body, &by("alice"))
+        .patch(
+            "ns",
+            "ac",
+            "",
+            PatchBody::new(PatchType::Apply, &body),
+            &by("alice"),
+        )
         .await
         .unwrap();
     assert!(!again.created);
@@ -470,8 +512,8 @@ async fn server_side_apply_lifecycle(b: Backend) {
         .patch(
             "ns",
             "ac",
-            PatchType::Apply,
-            &cm_apply("ac", &[("a", "1")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("ac", &[("a", "1")])),
             &by("alice"),
         )
         .await
@@ -486,8 +528,8 @@ async fn server_side_apply_lifecycle(b: Backend) {
             .patch(
                 "ns",
                 "ac",
-                PatchType::Apply,
-                &cm_apply("ac", &[("a", "bob")]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("ac", &[("a", "bob")])),
                 &by("bob"),
             )
             .await,
@@ -517,8 +559,8 @@ async fn server_side_apply_lifecycle(b: Backend) {
         .patch(
             "ns",
             "ac",
-            PatchType::Apply,
-            &cm_apply("ac", &[("a", "1"), ("c", "3")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("ac", &[("a", "1"), ("c", "3")])),
             &by("carol"),
         )
         .await
@@ -533,8 +575,8 @@ async fn server_side_apply_lifecycle(b: Backend) {
         .patch(
             "ns",
             "ac",
-            PatchType::Apply,
-            &cm_apply("ac", &[("a", "bob")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("ac", &[("a", "bob")])),
             &forced("bob"),
         )
         .await
@@ -555,8 +597,8 @@ async fn server_side_apply_lifecycle(b: Backend) {
             .patch(
                 "ns",
                 "ac",
-                PatchType::Apply,
-                &cm_apply("ac", &[("a", "1")]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("ac", &[("a", "1")])),
                 &by("alice"),
             )
             .await,
@@ -570,11 +612,13 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
     let store = configmaps(&b);
     // A create and an update by a manager record Update entries.
     let created = store
-        .create_with_manager(
+        .create(
             "ns",
             configmap("ns", "cs", &[("k", "v1")]),
-            &CreateOptions::default(),
-            "editor",
+            &CreateOptions {
+                field_manager: Some("editor".to_owned()),
+                ..CreateOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -595,6 +639,7 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
         .update(
             "ns",
             "cs",
+            "",
             next,
             &UpdateOptions {
                 field_manager: Some("kubectl-edit".to_owned()),
@@ -630,8 +675,8 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
             .patch(
                 "ns",
                 "cs",
-                PatchType::Apply,
-                &cm_apply("cs", &[("k", "applied")]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("cs", &[("k", "applied")])),
                 &by("applier"),
             )
             .await,
@@ -646,8 +691,8 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
         .patch(
             "ns",
             "cs",
-            PatchType::Apply,
-            &cm_apply("cs", &[("k", "applied")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("cs", &[("k", "applied")])),
             &forced("applier"),
         )
         .await
@@ -659,8 +704,8 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
         .patch(
             "ns",
             "cs",
-            PatchType::Merge,
-            br#"{"data":{"k":"merged"}}"#,
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"data":{"k":"merged"}}"#),
             &by("patcher"),
         )
         .await
@@ -682,8 +727,8 @@ async fn client_side_update_then_apply_conflicts(b: Backend) {
             .patch(
                 "ns",
                 "plain",
-                PatchType::Apply,
-                &cm_apply("plain", &[("p", "2")]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("plain", &[("p", "2")])),
                 &by("applier"),
             )
             .await,
@@ -701,8 +746,11 @@ async fn apply_type_and_option_checks(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Apply,
-                b"apiVersion: v2\nkind: ConfigMap\nmetadata: {name: c}\n",
+                "",
+                PatchBody::new(
+                    PatchType::Apply,
+                    b"apiVersion: v2\nkind: ConfigMap\nmetadata: {name: c}\n",
+                ),
                 &by("a"),
             )
             .await,
@@ -715,8 +763,8 @@ async fn apply_type_and_option_checks(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Apply,
-                b"kind: ConfigMap\nmetadata: {name: c}\n",
+                "",
+                PatchBody::new(PatchType::Apply, b"kind: ConfigMap\nmetadata: {name: c}\n"),
                 &by("a"),
             )
             .await,
@@ -729,8 +777,11 @@ async fn apply_type_and_option_checks(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Apply,
-                b"apiVersion: v1\nkind: Secret\nmetadata: {name: c}\n",
+                "",
+                PatchBody::new(
+                    PatchType::Apply,
+                    b"apiVersion: v1\nkind: Secret\nmetadata: {name: c}\n",
+                ),
                 &by("a"),
             )
             .await,
@@ -740,13 +791,7 @@ async fn apply_type_and_option_checks(b: Backend) {
     );
     assert_error(
         store
-            .patch(
-                "ns",
-                "c",
-                PatchType::Apply,
-                b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  managedFields: [{manager: x}]\n",
-                &by("a"),
-            )
+            .patch("ns", "c", "", PatchBody::new(PatchType::Apply, b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  managedFields: [{manager: x}]\n"), &by("a"))
             .await,
         400,
         "BadRequest",
@@ -757,8 +802,8 @@ async fn apply_type_and_option_checks(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Apply,
-                &cm_apply("other", &[]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("other", &[])),
                 &by("a"),
             )
             .await,
@@ -769,7 +814,13 @@ async fn apply_type_and_option_checks(b: Backend) {
     // PatchOptions validation: 422 on PatchOptions.
     let error = assert_error(
         store
-            .patch("ns", "c", PatchType::Apply, &cm_apply("c", &[]), &none())
+            .patch(
+                "ns",
+                "c",
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("c", &[])),
+                &none(),
+            )
             .await,
         422,
         "Invalid",
@@ -787,7 +838,13 @@ async fn apply_type_and_option_checks(b: Backend) {
     };
     let error = assert_error(
         store
-            .patch("ns", "c", PatchType::Merge, b"{}", &force_on_merge)
+            .patch(
+                "ns",
+                "c",
+                "",
+                PatchBody::new(PatchType::Merge, b"{}"),
+                &force_on_merge,
+            )
             .await,
         422,
         "Invalid",
@@ -799,7 +856,13 @@ async fn apply_type_and_option_checks(b: Backend) {
     );
     assert_error(
         store
-            .patch("ns", "c", PatchType::Merge, b"{}", &by(&"m".repeat(129)))
+            .patch(
+                "ns",
+                "c",
+                "",
+                PatchBody::new(PatchType::Merge, b"{}"),
+                &by(&"m".repeat(129)),
+            )
             .await,
         422,
         "Invalid",
@@ -807,7 +870,13 @@ async fn apply_type_and_option_checks(b: Backend) {
     );
     assert_error(
         store
-            .patch("ns", "c", PatchType::Merge, b"{}", &by("bad\u{7}manager"))
+            .patch(
+                "ns",
+                "c",
+                "",
+                PatchBody::new(PatchType::Merge, b"{}"),
+                &by("bad\u{7}manager"),
+            )
             .await,
         422,
         "Invalid",
@@ -816,11 +885,13 @@ async fn apply_type_and_option_checks(b: Backend) {
     // Field managers of creates and updates are validated too.
     assert_error(
         store
-            .create_with_manager(
+            .create(
                 "ns",
                 configmap("ns", "x", &[]),
-                &CreateOptions::default(),
-                &"m".repeat(129),
+                &CreateOptions {
+                    field_manager: Some("m".repeat(129)),
+                    ..CreateOptions::default()
+                },
             )
             .await,
         422,
@@ -832,6 +903,7 @@ async fn apply_type_and_option_checks(b: Backend) {
             .update(
                 "ns",
                 "c",
+                "",
                 configmap("ns", "c", &[]),
                 &UpdateOptions {
                     field_manager: Some("m\n".to_owned()),
@@ -854,7 +926,13 @@ spec: {displayName: One}
 status: {phase: Running}
 ";
     let created = store
-        .patch("ns", "w", PatchType::Apply, body, &by("alice"))
+        .patch(
+            "ns",
+            "w",
+            "",
+            PatchBody::new(PatchType::Apply, body),
+            &by("alice"),
+        )
         .await
         .unwrap();
     assert!(created.created);
@@ -867,13 +945,7 @@ status: {phase: Running}
     assert!(fields["f:spec"].get("f:displayName").is_some());
     // A controller applies status through the subresource.
     let status = store
-        .patch_status(
-            "ns",
-            "w",
-            PatchType::Apply,
-            b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: w}\nspec: {displayName: Hijack}\nstatus: {phase: Running, observedGeneration: 1}\n",
-            &by("controller"),
-        )
+        .patch("ns", "w", "status", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: w}\nspec: {displayName: Hijack}\nstatus: {phase: Running, observedGeneration: 1}\n"), &by("controller"))
         .await
         .unwrap()
         .object;
@@ -894,13 +966,7 @@ status: {phase: Running}
     // The main applier re-applies a new spec (with a stale status): no conflict with the
     // controller, the status stays, the generation moves.
     let out = store
-        .patch(
-            "ns",
-            "w",
-            PatchType::Apply,
-            b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: w}\nspec: {displayName: Two}\nstatus: {phase: Pending}\n",
-            &by("alice"),
-        )
+        .patch("ns", "w", "", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: w}\nspec: {displayName: Two}\nstatus: {phase: Pending}\n"), &by("alice"))
         .await
         .unwrap()
         .object;
@@ -909,11 +975,14 @@ status: {phase: Running}
     assert_eq!(out.metadata.generation, Some(2));
     // Merge patches of status through the subresource; spec changes there are ignored.
     let out = store
-        .patch_status(
+        .patch(
             "ns",
             "w",
-            PatchType::Merge,
-            br#"{"spec":{"displayName":"Nope"},"status":{"observedGeneration":2}}"#,
+            "status",
+            PatchBody::new(
+                PatchType::Merge,
+                br#"{"spec":{"displayName":"Nope"},"status":{"observedGeneration":2}}"#,
+            ),
             &by("controller"),
         )
         .await
@@ -925,13 +994,7 @@ status: {phase: Running}
     // Apply through status never creates.
     assert_error(
         store
-            .patch_status(
-                "ns",
-                "ghost",
-                PatchType::Apply,
-                b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: ghost}\nstatus: {phase: Running}\n",
-                &by("controller"),
-            )
+            .patch("ns", "ghost", "status", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: ghost}\nstatus: {phase: Running}\n"), &by("controller"))
             .await,
         404,
         "NotFound",
@@ -940,13 +1003,7 @@ status: {phase: Running}
     // Validation of the applied object: 422 with causes (and nothing created).
     let error = assert_error(
         store
-            .patch(
-                "ns",
-                "bad",
-                PatchType::Apply,
-                b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {description: no name}\n",
-                &by("alice"),
-            )
+            .patch("ns", "bad", "", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {description: no name}\n"), &by("alice"))
             .await,
         422,
         "Invalid",
@@ -963,7 +1020,13 @@ status: {phase: Running}
     // Status patches of a kind without the subresource: 405.
     assert_error(
         configmaps(&b)
-            .patch_status("ns", "c", PatchType::Merge, b"{}", &none())
+            .patch(
+                "ns",
+                "c",
+                "status",
+                PatchBody::new(PatchType::Merge, b"{}"),
+                &none(),
+            )
             .await,
         405,
         "MethodNotAllowed",
@@ -986,13 +1049,7 @@ async fn patches_in_a_served_version(b: Backend) {
     };
     // Apply in v1beta1: creates a v1 object.
     let out = store
-        .patch(
-            "ns",
-            "old",
-            PatchType::Apply,
-            b"apiVersion: apps.example.io/v1beta1\nkind: Widget\nmetadata:\n  name: old\n  annotations: {widgets.apps.example.io/description: described}\nspec: {title: Old Title}\n",
-            &in_v1beta1("old-client"),
-        )
+        .patch("ns", "old", "", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1beta1\nkind: Widget\nmetadata:\n  name: old\n  annotations: {widgets.apps.example.io/description: described}\nspec: {title: Old Title}\n"), &in_v1beta1("old-client"))
         .await
         .unwrap();
     assert!(out.created);
@@ -1009,8 +1066,8 @@ async fn patches_in_a_served_version(b: Backend) {
         .patch(
             "ns",
             "old",
-            PatchType::Merge,
-            br#"{"spec":{"title":"New Title"}}"#,
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"spec":{"title":"New Title"}}"#),
             &in_v1beta1("old-client"),
         )
         .await
@@ -1022,13 +1079,7 @@ async fn patches_in_a_served_version(b: Backend) {
     // A v1 apply body against the v1beta1 endpoint, and the reverse.
     assert_error(
         store
-            .patch(
-                "ns",
-                "old",
-                PatchType::Apply,
-                b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: old}\nspec: {displayName: X}\n",
-                &in_v1beta1("old-client"),
-            )
+            .patch("ns", "old", "", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1\nkind: Widget\nmetadata: {name: old}\nspec: {displayName: X}\n"), &in_v1beta1("old-client"))
             .await,
         400,
         "BadRequest",
@@ -1036,13 +1087,7 @@ async fn patches_in_a_served_version(b: Backend) {
     );
     assert_error(
         store
-            .patch(
-                "ns",
-                "old",
-                PatchType::Apply,
-                b"apiVersion: apps.example.io/v1beta1\nkind: Widget\nmetadata: {name: old}\nspec: {title: X}\n",
-                &by("new-client"),
-            )
+            .patch("ns", "old", "", PatchBody::new(PatchType::Apply, b"apiVersion: apps.example.io/v1beta1\nkind: Widget\nmetadata: {name: old}\nspec: {title: X}\n"), &by("new-client"))
             .await,
         400,
         "BadRequest",
@@ -1058,7 +1103,13 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
         ..PatchOptions::default()
     };
     let out = store
-        .patch("ns", "c", PatchType::Merge, br#"{"data":{"a":"2"}}"#, &dry)
+        .patch(
+            "ns",
+            "c",
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"data":{"a":"2"}}"#),
+            &dry,
+        )
         .await
         .unwrap();
     assert_eq!(data(&out.object), json!({"a": "2"}));
@@ -1069,8 +1120,8 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Merge,
-                br#"{"data":{"bad key":"1"}}"#,
+                "",
+                PatchBody::new(PatchType::Merge, br#"{"data":{"bad key":"1"}}"#),
                 &dry,
             )
             .await,
@@ -1087,8 +1138,8 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
         .patch(
             "ns",
             "new",
-            PatchType::Apply,
-            &cm_apply("new", &[("x", "1")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("new", &[("x", "1")])),
             &dry_apply,
         )
         .await
@@ -1101,8 +1152,8 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
         .patch(
             "ns",
             "owned",
-            PatchType::Apply,
-            &cm_apply("owned", &[("x", "1")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("owned", &[("x", "1")])),
             &by("alice"),
         )
         .await
@@ -1117,8 +1168,8 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
             .patch(
                 "ns",
                 "owned",
-                PatchType::Apply,
-                &cm_apply("owned", &[("x", "2")]),
+                "",
+                PatchBody::new(PatchType::Apply, &cm_apply("owned", &[("x", "2")])),
                 &dry_bob,
             )
             .await,
@@ -1134,8 +1185,8 @@ async fn dry_run_patches_persist_nothing(b: Backend) {
         .patch(
             "ns",
             "owned",
-            PatchType::Apply,
-            &cm_apply("owned", &[("x", "2")]),
+            "",
+            PatchBody::new(PatchType::Apply, &cm_apply("owned", &[("x", "2")])),
             &dry_force,
         )
         .await
@@ -1162,6 +1213,7 @@ async fn patch_retries_when_racing_an_update(b: Backend) {
                             .update_with(
                                 "ns",
                                 "race",
+                                "",
                                 |current: Option<&ConfigMap>| {
                                     let mut next = current.cloned().unwrap();
                                     next.data
@@ -1184,8 +1236,8 @@ async fn patch_retries_when_racing_an_update(b: Backend) {
         .patch(
             "ns",
             "race",
-            PatchType::Merge,
-            br#"{"data":{"patched":"1"}}"#,
+            "",
+            PatchBody::new(PatchType::Merge, br#"{"data":{"patched":"1"}}"#),
             &options,
         )
         .await
@@ -1207,7 +1259,13 @@ async fn patch_retries_when_racing_an_update(b: Backend) {
         tasks.push(tokio::spawn(async move {
             let body = format!(r#"[{{"op":"add","path":"/data/k{i}","value":"{i}"}}]"#);
             store
-                .patch("ns", "race", PatchType::Json, body.as_bytes(), &none())
+                .patch(
+                    "ns",
+                    "race",
+                    "",
+                    PatchBody::new(PatchType::Json, body.as_bytes()),
+                    &none(),
+                )
                 .await
         }));
     }
@@ -1330,7 +1388,9 @@ async fn malformed_patch_bodies(b: Backend) {
         } else {
             none()
         };
-        let result = store.patch("ns", "c", patch_type, &body, &options).await;
+        let result = store
+            .patch("ns", "c", "", PatchBody::new(patch_type, &body), &options)
+            .await;
         let error = result.expect_err("malformed patch accepted");
         assert_eq!(
             (error.code, error.reason.as_str()),
@@ -1353,8 +1413,11 @@ async fn malformed_patch_bodies(b: Backend) {
             .patch(
                 "ns",
                 "c",
-                PatchType::Json,
-                serde_json::to_vec(&ops).unwrap().as_slice(),
+                "",
+                PatchBody::new(
+                    PatchType::Json,
+                    serde_json::to_vec(&ops).unwrap().as_slice(),
+                ),
                 &none(),
             )
             .await,

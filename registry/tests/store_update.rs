@@ -27,7 +27,7 @@ async fn update_resource_version_rules(b: Backend) {
     let mut next = created.clone();
     next.data = Some([("a".to_owned(), "2".to_owned())].into());
     let updated = store
-        .update("ns", "c", next.clone(), &UpdateOptions::default())
+        .update("ns", "c", "", next.clone(), &UpdateOptions::default())
         .await
         .unwrap();
     assert!(!updated.created);
@@ -38,7 +38,7 @@ async fn update_resource_version_rules(b: Backend) {
     // Stale resourceVersion: 409.
     let error = assert_error(
         store
-            .update("ns", "c", next.clone(), &UpdateOptions::default())
+            .update("ns", "c", "", next.clone(), &UpdateOptions::default())
             .await,
         409,
         "Conflict",
@@ -53,7 +53,7 @@ async fn update_resource_version_rules(b: Backend) {
     unconditional.metadata.resource_version = None;
     unconditional.data = Some([("a".to_owned(), "3".to_owned())].into());
     let out = store
-        .update("ns", "c", unconditional, &UpdateOptions::default())
+        .update("ns", "c", "", unconditional, &UpdateOptions::default())
         .await
         .unwrap();
     assert_eq!(out.object.data.unwrap()["a"], "3");
@@ -73,6 +73,7 @@ async fn update_resource_version_rules(b: Backend) {
             .update(
                 "ns",
                 "g",
+                "",
                 gadget("ns", "g", json!({"size": 2}), None),
                 &UpdateOptions::default(),
             )
@@ -95,7 +96,7 @@ async fn update_resource_version_rules(b: Backend) {
     // Name mismatch between body and URL: 400.
     assert_error(
         store
-            .update("ns", "other", next.clone(), &UpdateOptions::default())
+            .update("ns", "other", "", next.clone(), &UpdateOptions::default())
             .await,
         400,
         "BadRequest",
@@ -106,7 +107,7 @@ async fn update_resource_version_rules(b: Backend) {
     wrong_ns.metadata.namespace = Some("elsewhere".into());
     assert_error(
         store
-            .update("ns", "c", wrong_ns, &UpdateOptions::default())
+            .update("ns", "c", "", wrong_ns, &UpdateOptions::default())
             .await,
         400,
         "BadRequest",
@@ -117,7 +118,7 @@ async fn update_resource_version_rules(b: Backend) {
     wrong_uid.metadata.uid = Some("00000000-0000-4000-8000-000000000000".into());
     assert_error(
         store
-            .update("ns", "c", wrong_uid, &UpdateOptions::default())
+            .update("ns", "c", "", wrong_uid, &UpdateOptions::default())
             .await,
         409,
         "Conflict",
@@ -131,6 +132,7 @@ async fn update_resource_version_rules(b: Backend) {
             .update(
                 "ns",
                 "missing",
+                "",
                 configmap("ns", "missing", &[]),
                 &UpdateOptions::default(),
             )
@@ -156,7 +158,7 @@ async fn update_generation_and_noop(b: Backend) {
     let mut labelled = g.clone();
     labelled.metadata.labels = Some([("app".to_owned(), "x".to_owned())].into());
     let out = gadgets
-        .update("ns", "g", labelled, &UpdateOptions::default())
+        .update("ns", "g", "", labelled, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -166,14 +168,14 @@ async fn update_generation_and_noop(b: Backend) {
     spec.data["spec"] = json!({"size": 2});
     spec.metadata.generation = Some(42);
     let out = gadgets
-        .update("ns", "g", spec, &UpdateOptions::default())
+        .update("ns", "g", "", spec, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
     assert_eq!(out.metadata.generation, Some(2));
     // A no-op update keeps the resourceVersion.
     let again = gadgets
-        .update("ns", "g", out.clone(), &UpdateOptions::default())
+        .update("ns", "g", "", out.clone(), &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -186,7 +188,13 @@ async fn update_generation_and_noop(b: Backend) {
     let mut with_status = out.clone();
     with_status.data["status"] = json!({"phase": "Running"});
     let main = gadgets
-        .update("ns", "g", with_status.clone(), &UpdateOptions::default())
+        .update(
+            "ns",
+            "g",
+            "",
+            with_status.clone(),
+            &UpdateOptions::default(),
+        )
         .await
         .unwrap()
         .object;
@@ -199,7 +207,7 @@ async fn update_generation_and_noop(b: Backend) {
     let mut status_write = with_status.clone();
     status_write.data["spec"] = json!({"size": 99});
     let status = gadgets
-        .update_status("ns", "g", status_write, &UpdateOptions::default())
+        .update("ns", "g", "status", status_write, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -210,9 +218,10 @@ async fn update_generation_and_noop(b: Backend) {
     let configmaps = configmaps(&b);
     assert_error(
         configmaps
-            .update_status(
+            .update(
                 "ns",
                 "x",
+                "status",
                 configmap("ns", "x", &[]),
                 &UpdateOptions::default(),
             )
@@ -235,7 +244,7 @@ async fn update_immutable_metadata(b: Backend) {
     body.metadata.uid = None;
     body.data = Some([("k".to_owned(), "v".to_owned())].into());
     let out = store
-        .update("ns", "c", body, &UpdateOptions::default())
+        .update("ns", "c", "", body, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -250,6 +259,7 @@ async fn update_immutable_metadata(b: Backend) {
             .update_with(
                 "ns",
                 "c",
+                "",
                 |current| {
                     let mut next = current.cloned().unwrap();
                     next.metadata.uid = Some("changed".into());
@@ -272,7 +282,7 @@ async fn update_immutable_metadata(b: Backend) {
     let mut frozen = out.clone();
     frozen.immutable = Some(true);
     let frozen = store
-        .update("ns", "c", frozen, &UpdateOptions::default())
+        .update("ns", "c", "", frozen, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -280,7 +290,7 @@ async fn update_immutable_metadata(b: Backend) {
     thaw.data = Some([("k".to_owned(), "changed".to_owned())].into());
     let error = assert_error(
         store
-            .update("ns", "c", thaw, &UpdateOptions::default())
+            .update("ns", "c", "", thaw, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -314,7 +324,7 @@ async fn update_immutable_metadata(b: Backend) {
     );
     assert_error(
         secrets
-            .update("ns", "s", retyped, &UpdateOptions::default())
+            .update("ns", "s", "", retyped, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -344,6 +354,7 @@ async fn update_create_on_update(b: Backend) {
         .update(
             "ns",
             "e",
+            "",
             event("ns", "e", "Started"),
             &UpdateOptions::default(),
         )
@@ -355,6 +366,7 @@ async fn update_create_on_update(b: Backend) {
         .update(
             "ns",
             "e",
+            "",
             event("ns", "e", "Pulled"),
             &UpdateOptions::default(),
         )
@@ -379,14 +391,14 @@ async fn update_create_on_update(b: Backend) {
         ..UpdateOptions::default()
     };
     let out = store
-        .update("ns", "new", configmap("ns", "new", &[]), &forced)
+        .update("ns", "new", "", configmap("ns", "new", &[]), &forced)
         .await
         .unwrap();
     assert!(out.created);
     // Create-on-update runs create validation.
     assert_error(
         store
-            .update("ns", "Bad", configmap("ns", "Bad", &[]), &forced)
+            .update("ns", "Bad", "", configmap("ns", "Bad", &[]), &forced)
             .await,
         422,
         "Invalid",
@@ -412,6 +424,7 @@ async fn update_with_retries_on_conflict(b: Backend) {
                 .update_with(
                     "ns",
                     "counter",
+                    "",
                     |current: Option<&ConfigMap>| {
                         let mut next = current.cloned().unwrap();
                         let data = next.data.get_or_insert_with(Default::default);
@@ -439,7 +452,7 @@ async fn update_with_retries_on_conflict(b: Backend) {
     };
     assert_error(
         store
-            .update_with("ns", "counter", |c| Ok(c.cloned().unwrap()), &stale)
+            .update_with("ns", "counter", "", |c| Ok(c.cloned().unwrap()), &stale)
             .await,
         409,
         "Conflict",
@@ -451,6 +464,7 @@ async fn update_with_retries_on_conflict(b: Backend) {
             .update_with(
                 "ns",
                 "counter",
+                "",
                 |_| {
                     Err(apimachinery::status::ApiError::bad_request(
                         "patch does not apply",
@@ -481,7 +495,10 @@ async fn update_dry_run(b: Backend) {
         dry_run: true,
         ..UpdateOptions::default()
     };
-    let out = store.update("ns", "c", next.clone(), &dry).await.unwrap();
+    let out = store
+        .update("ns", "c", "", next.clone(), &dry)
+        .await
+        .unwrap();
     assert_eq!(out.object.data.as_ref().unwrap()["a"], "2");
     let stored = store.get("ns", "c", "").await.unwrap();
     assert_eq!(stored, created);
@@ -489,7 +506,7 @@ async fn update_dry_run(b: Backend) {
     let mut stale = next.clone();
     stale.metadata.resource_version = Some("999".into());
     assert_error(
-        store.update("ns", "c", stale, &dry).await,
+        store.update("ns", "c", "", stale, &dry).await,
         409,
         "Conflict",
         &["the object has been modified"],
@@ -497,7 +514,7 @@ async fn update_dry_run(b: Backend) {
     let mut bad = next.clone();
     bad.data = Some([("bad key".to_owned(), "x".to_owned())].into());
     assert_error(
-        store.update("ns", "c", bad, &dry).await,
+        store.update("ns", "c", "", bad, &dry).await,
         422,
         "Invalid",
         &["data[bad key]"],
@@ -508,6 +525,7 @@ async fn update_dry_run(b: Backend) {
         .update(
             "ns",
             "e",
+            "",
             event("ns", "e", "x"),
             &UpdateOptions {
                 dry_run: true,

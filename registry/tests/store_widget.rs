@@ -128,7 +128,7 @@ async fn widget_update_generation_rules(b: Backend) {
     let mut next = created.clone();
     next.spec.display_name = Some("Two".to_owned());
     let updated = store
-        .update("ns", "w", next, &UpdateOptions::default())
+        .update("ns", "w", "", next, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -139,7 +139,7 @@ async fn widget_update_generation_rules(b: Backend) {
     labelled.metadata.labels = Some([("tier".to_owned(), "gold".to_owned())].into());
     labelled.metadata.generation = Some(42);
     let labelled = store
-        .update("ns", "w", labelled, &UpdateOptions::default())
+        .update("ns", "w", "", labelled, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -153,7 +153,7 @@ async fn widget_update_generation_rules(b: Backend) {
     let mut status_only = labelled.clone();
     status_only.status = running();
     let out = store
-        .update("ns", "w", status_only, &UpdateOptions::default())
+        .update("ns", "w", "", status_only, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -163,7 +163,7 @@ async fn widget_update_generation_rules(b: Backend) {
     unconditional.metadata.resource_version = None;
     assert_error(
         store
-            .update("ns", "w", unconditional, &UpdateOptions::default())
+            .update("ns", "w", "", unconditional, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -172,7 +172,7 @@ async fn widget_update_generation_rules(b: Backend) {
     // ... and a current one.
     assert_error(
         store
-            .update("ns", "w", updated.clone(), &UpdateOptions::default())
+            .update("ns", "w", "", updated.clone(), &UpdateOptions::default())
             .await,
         409,
         "Conflict",
@@ -183,7 +183,13 @@ async fn widget_update_generation_rules(b: Backend) {
     // No create-on-update.
     assert_error(
         store
-            .update("ns", "nope", widget("nope", "x"), &UpdateOptions::default())
+            .update(
+                "ns",
+                "nope",
+                "",
+                widget("nope", "x"),
+                &UpdateOptions::default(),
+            )
             .await,
         404,
         "NotFound",
@@ -194,7 +200,7 @@ async fn widget_update_generation_rules(b: Backend) {
     moved.metadata.uid = Some("another-uid".to_owned());
     assert_error(
         store
-            .update("ns", "w", moved, &UpdateOptions::default())
+            .update("ns", "w", "", moved, &UpdateOptions::default())
             .await,
         409,
         "Conflict",
@@ -213,7 +219,7 @@ async fn widget_status_subresource(b: Backend) {
     body.status = running();
     body.spec.display_name = Some("Sneaky".to_owned());
     let out = store
-        .update_status("ns", "w", body, &UpdateOptions::default())
+        .update("ns", "w", "status", body, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -225,7 +231,7 @@ async fn widget_status_subresource(b: Backend) {
     next.spec.description = Some("changed".to_owned());
     next.status = v1::WidgetStatus::default();
     let main = store
-        .update("ns", "w", next, &UpdateOptions::default())
+        .update("ns", "w", "", next, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
@@ -237,7 +243,7 @@ async fn widget_status_subresource(b: Backend) {
     bad.status.observed_generation = Some(-1);
     let error = assert_error(
         store
-            .update_status("ns", "w", bad, &UpdateOptions::default())
+            .update("ns", "w", "status", bad, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -258,9 +264,10 @@ async fn widget_status_subresource(b: Backend) {
     // The status subresource of a missing widget.
     assert_error(
         store
-            .update_status(
+            .update(
                 "ns",
                 "ghost",
+                "status",
                 widget("ghost", "x"),
                 &UpdateOptions::default(),
             )
@@ -328,7 +335,7 @@ async fn widget_validation_failures(b: Backend) {
     bad.spec.description = Some("d".repeat(example_widgets::MAX_DESCRIPTION_LENGTH + 1));
     let error = assert_error(
         store
-            .update("ns", "ok", bad, &UpdateOptions::default())
+            .update("ns", "ok", "", bad, &UpdateOptions::default())
             .await,
         422,
         "Invalid",
@@ -457,21 +464,13 @@ async fn widget_table(b: Backend) {
     let mut status = created.clone();
     status.status = running();
     let out = store
-        .update_status("ns", "w", status, &UpdateOptions::default())
+        .update("ns", "w", "status", status, &UpdateOptions::default())
         .await
         .unwrap()
         .object;
     let columns: Vec<String> = store.table_columns().into_iter().map(|c| c.name).collect();
     assert_eq!(columns, ["Name", "Display Name", "Phase", "Age"]);
-    let table = store.table(
-        std::slice::from_ref(&out),
-        Some("7".to_owned()),
-        None,
-        false,
-    );
-    assert_eq!(table["kind"], "Table");
-    assert_eq!(table["metadata"]["resourceVersion"], "7");
-    let cells = &table["rows"][0]["cells"];
+    let cells = store.strategy().table_cells(&out);
     assert_eq!(cells[0], "w");
     assert_eq!(cells[1], "Shown");
     assert_eq!(cells[2], "Running");
