@@ -159,27 +159,64 @@ pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>
 
 /// The value `key` had at revision `at`, if it was live then.
 fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<KeyValue>> {
-    let mut stmt = tx.prepare_cached(VERSION_AT_SQL).map_err(sql_error)?;
-    let row = stmt
-        .query_row(rusqlite::params![key.as_bytes(), at], |row| {
-            Ok((
-                row.get::<_, Revision>(0)?,
-                row.get::<_, bool>(1)?,
-                row.get::<_, Revision>(2)?,
-                row.get::<_, Option<Vec<u8>>>(3)?,
-            ))
+    let newest: Option<Revision> = tx
+        .prepare_cached(NEWEST_SQL)
+        .and_then(|mut stmt| {
+            stmt.query_row([key.as_bytes()], |row| row.get(0))
+                .optional()
         })
-        .optional()
         .map_err(sql_error)?;
-    Ok(match row {
-        Some((rev, false, create_rev, value)) => Some(KeyValue {
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    match visible_at(tx, newest, at)? {
+        Some((rev, create_rev)) => Ok(Some(KeyValue {
             key: key.to_owned(),
-            value: Bytes::from(value.unwrap_or_default()),
+            value: value_of(tx, rev)?,
             create_revision: create_rev,
             mod_revision: rev,
-        }),
-        _ => None,
-    })
+        })),
+        None => Ok(None),
+    }
+}
+
+/// The live version of a key at revision `at` as `(mod_revision, create_revision)`: found by
+/// walking back from the key's newest log row (`newest`, from `current`) through `older_rev`
+/// to the first row at or below `at`. `None` when that row is a tombstone or the key had no
+/// row yet. Rows on the way are newer than `at`, which is at or above the compaction
+/// revision, so compaction has not removed them.
+fn visible_at(
+    tx: &Transaction<'_>,
+    newest: Revision,
+    at: Revision,
+) -> Result<Option<(Revision, Revision)>> {
+    let mut stmt = tx.prepare_cached(CHAIN_SQL).map_err(sql_error)?;
+    let mut rev = newest;
+    loop {
+        let row: Option<(bool, Revision, Option<Revision>)> = stmt
+            .query_row([rev], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()
+            .map_err(sql_error)?;
+        let Some((deleted, create_rev, older)) = row else {
+            return Ok(None);
+        };
+        if rev <= at {
+            return Ok((!deleted).then_some((rev, create_rev)));
+        }
+        match older {
+            Some(older) => rev = older,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The value stored at log row `rev`.
+fn value_of(tx: &Transaction<'_>, rev: Revision) -> Result<Bytes> {
+    let value: Option<Vec<u8>> = tx
+        .prepare_cached(VALUE_SQL)
+        .and_then(|mut stmt| stmt.query_row([rev], |row| row.get(0)))
+        .map_err(sql_error)?;
+    Ok(Bytes::from(value.unwrap_or_default()))
 }
 
 /// The keys of one range read: `[start, end)` (`end` `None`: to the end of the keyspace), at
@@ -251,32 +288,22 @@ fn latest_sql(bounded: bool) -> String {
     )
 }
 
-/// The version visible at revision `?3` of every key in `[?1, ?2)` (one index seek per key in
-/// `log_key_rev`), joined to its log row: the live ones, in key order, at most `?4`.
-fn past_sql(bounded: bool) -> String {
+/// Every key in `[?1, ?2)` that has history, with its newest revision, in key order.
+fn keys_sql(bounded: bool) -> String {
     format!(
-        "SELECT c.key, v.rev, v.create_rev, v.value FROM current c \
-         CROSS JOIN log v ON v.rev = \
-           (SELECT max(h.rev) FROM log h WHERE h.key = c.key AND h.rev <= ?3) \
-         WHERE {} AND v.deleted = 0 ORDER BY c.key LIMIT ?4",
+        "SELECT c.key, c.rev FROM current c WHERE {} ORDER BY c.key",
         bounds_sql(bounded)
     )
 }
 
-/// How many keys in `[?1, ?2)` were live at revision `?3`.
-fn past_count_sql(bounded: bool) -> String {
-    format!(
-        "SELECT count(*) FROM current c \
-         CROSS JOIN log v ON v.rev = \
-           (SELECT max(h.rev) FROM log h WHERE h.key = c.key AND h.rev <= ?3) \
-         WHERE {} AND v.deleted = 0",
-        bounds_sql(bounded)
-    )
-}
+/// The newest revision of key `?1`.
+const NEWEST_SQL: &str = "SELECT rev FROM current WHERE key = ?1";
 
-/// The newest version of key `?1` at or below revision `?2`.
-const VERSION_AT_SQL: &str = "SELECT rev, deleted, create_rev, value FROM log \
-     WHERE key = ?1 AND rev <= ?2 ORDER BY rev DESC LIMIT 1";
+/// One step of a key's chain of versions: the log row `?1`.
+const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev FROM log WHERE rev = ?1";
+
+/// The value of log row `?1`.
+const VALUE_SQL: &str = "SELECT value FROM log WHERE rev = ?1";
 
 /// Range at the latest revision: one scan of `current` in key order, joined by primary key.
 fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeResponse) -> Result<()> {
@@ -331,10 +358,11 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
     Ok(())
 }
 
-/// Range at a past revision: `current` in key order, each key's version at `at` found by one
-/// seek in `log_key_rev`, all inside SQLite. Keys compaction removed from `current` were deleted
-/// at every readable revision, so they cannot be missing from the answer. The page stops after
-/// `limit + 1` live rows; the count is a second statement only when more remain.
+/// Range at a past revision: `current` in key order, each key's version at `at` found by
+/// walking its chain of versions back from the newest ([`visible_at`]; keys unchanged since
+/// `at` take one step). Keys compaction removed from `current` were deleted at every readable
+/// revision, so they cannot be missing from the answer. The page stops after `limit + 1` live
+/// rows; counting the rest walks on without reading values, only when more remain.
 fn range_at(
     tx: &Transaction<'_>,
     page: &Page<'_>,
@@ -348,46 +376,40 @@ fn range_at(
         limit,
         count_only,
     } = *page;
-    let count_sql = past_count_sql(end.is_some());
-    let count = |tx: &Transaction<'_>| {
-        if let Some(known) = known_count {
-            return Ok(known);
-        }
-        tx.prepare_cached(&count_sql)
-            .and_then(|mut stmt| {
-                stmt.query_row(rusqlite::params![start.as_bytes(), end, at], |r| r.get(0))
-            })
-            .map_err(sql_error)
-    };
-    if count_only {
-        response.count = count(tx)?;
-        return Ok(());
-    }
-    let sql = past_sql(end.is_some());
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(-1);
+    let sql = keys_sql(end.is_some());
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt
-        .query(rusqlite::params![start.as_bytes(), end, at, fetch])
+        .query(rusqlite::params![start.as_bytes(), end])
         .map_err(sql_error)?;
+    let mut live = 0u64;
     while let Some(row) = rows.next().map_err(sql_error)? {
+        let newest: Revision = row.get(1).map_err(sql_error)?;
+        let Some((rev, create_rev)) = visible_at(tx, newest, at)? else {
+            continue;
+        };
+        live += 1;
+        if count_only || response.more {
+            if known_count.is_some() {
+                break;
+            }
+            continue;
+        }
         if response.kvs.len() as u64 >= limit {
             response.more = true;
-            break;
+            if known_count.is_some() {
+                break;
+            }
+            continue;
         }
         response.kvs.push(KeyValue {
             key: key_string(row.get(0).map_err(sql_error)?)?,
-            mod_revision: row.get(1).map_err(sql_error)?,
-            create_revision: row.get(2).map_err(sql_error)?,
-            value: Bytes::from(
-                row.get::<_, Option<Vec<u8>>>(3)
-                    .map_err(sql_error)?
-                    .unwrap_or_default(),
-            ),
+            mod_revision: rev,
+            create_revision: create_rev,
+            value: value_of(tx, rev)?,
         });
     }
-    drop(rows);
-    response.count = if response.more {
-        count(tx)?
+    response.count = if count_only || response.more {
+        known_count.unwrap_or(live)
     } else {
         response.kvs.len() as u64
     };
@@ -501,16 +523,13 @@ mod tests {
         let conn = schema::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
         let mut queries = vec![
             LATEST_SQL.to_owned(),
-            VERSION_AT_SQL.to_owned(),
+            NEWEST_SQL.to_owned(),
+            CHAIN_SQL.to_owned(),
+            VALUE_SQL.to_owned(),
             HISTORY_SQL.to_owned(),
         ];
         for bounded in [true, false] {
-            queries.extend([
-                count_sql(bounded),
-                latest_sql(bounded),
-                past_sql(bounded),
-                past_count_sql(bounded),
-            ]);
+            queries.extend([count_sql(bounded), latest_sql(bounded), keys_sql(bounded)]);
         }
         for sql in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

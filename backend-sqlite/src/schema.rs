@@ -1,22 +1,28 @@
-//! The on-disk schema, its version, and opening connections.
+//! The on-disk schema, its version, its migration, and opening connections.
 //!
 //! Tables:
 //!
 //! - `log`: the append-only revision log, one row per write, `rev` as the primary key (the
 //!   rowid). A put row holds the value; a delete row (`deleted = 1`) is a tombstone. `prev_rev`
 //!   names the live version the write replaced (NULL for a create), which gives watch events
-//!   their previous value. Index `log_key_rev (key, rev)` finds "the version of a key at
-//!   revision R" with one backwards index seek.
+//!   their previous value. `older_rev` names the key's previous row of any kind (the tombstone
+//!   a re-create follows, too; NULL for the key's first write): walking it back from the
+//!   newest row finds "the version of a key at revision R" without a second index ordered by
+//!   key, so a write touches one key-ordered b-tree (`current`) instead of two.
 //! - `current`: one row per key that has history, in key order (`WITHOUT ROWID`, key as primary
 //!   key): the revision of its newest write, whether that write is a delete, and its expiry
 //!   time. Latest get and ordered range at latest are index scans of it joined to `log` by
-//!   primary key; range at a past revision walks it in key order and seeks `log_key_rev` per
-//!   key. Partial index `current_expiry` finds keys whose TTL has run out.
+//!   primary key; range at a past revision walks it in key order and each key's `older_rev`
+//!   chain from there. Partial index `current_expiry` finds keys whose TTL has run out.
 //! - `meta`: named integers: `compact_rev` (oldest readable revision) and `compacted_through`
 //!   (how far physical deletion of superseded versions has got).
 //!
 //! The schema version is `PRAGMA user_version`; a file with a newer version than
-//! [`SCHEMA_VERSION`] is refused.
+//! [`SCHEMA_VERSION`] is refused, an older one is migrated in place when the writer opens it.
+//!
+//! Versions: 1 had an index `log_key_rev (key, rev)` for past versions and no `older_rev`;
+//! 2 replaces the index with `older_rev` (every write inserted into two key-ordered b-trees,
+//! and at many writers per commit those random pages were most of the WAL's bytes).
 
 use std::path::Path;
 
@@ -26,7 +32,7 @@ use crate::OpenError;
 use crate::options::SqliteOptions;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE log (
@@ -35,9 +41,9 @@ CREATE TABLE log (
     deleted    INTEGER NOT NULL,
     create_rev INTEGER NOT NULL,
     prev_rev   INTEGER,
-    value      BLOB
+    value      BLOB,
+    older_rev  INTEGER
 );
-CREATE INDEX log_key_rev ON log (key, rev);
 CREATE TABLE current (
     key        BLOB    PRIMARY KEY,
     rev        INTEGER NOT NULL,
@@ -80,6 +86,9 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
             "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
+    if version == 1 {
+        migrate_v1_to_v2(&conn)?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::NoWal(mode));
@@ -99,6 +108,21 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         return Err(OpenError::NotOurs);
     }
     Ok(conn)
+}
+
+/// Schema 1 to 2, in one transaction: every log row learns the key's previous row
+/// (`older_rev`, found with the old index while it still exists), then the index goes.
+fn migrate_v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
+    tracing::info!("migrating the SQLite schema from version 1 to 2");
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE log ADD COLUMN older_rev INTEGER;
+         UPDATE log SET older_rev = \
+           (SELECT max(h.rev) FROM log h WHERE h.key = log.key AND h.rev < log.rev);
+         DROP INDEX log_key_rev;
+         PRAGMA user_version = 2;
+         COMMIT;",
+    )
 }
 
 /// Opens one reader connection. It never writes (`query_only`).

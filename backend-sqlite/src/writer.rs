@@ -52,6 +52,16 @@ pub(crate) enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The TTL the write sets, if any.
+    fn ttl(&self) -> Ttl {
+        match self {
+            WriteOp::Create { ttl, .. } | WriteOp::Update { ttl, .. } => *ttl,
+            WriteOp::Delete { .. } => None,
+        }
+    }
+}
+
 /// What a successful write returns.
 #[derive(Debug)]
 pub(crate) enum Written {
@@ -323,6 +333,11 @@ impl Writer {
                 }
             }
             let now = now_millis();
+            // The next TTL deadline, kept without a query per transaction: new deadlines can
+            // only move it earlier; expiries, and updates or deletes while any deadline is
+            // pending (they may remove the earliest), make it read again.
+            let mut deadline = self.state.next_expiry;
+            let mut rescan = expire;
             for command in &batch {
                 match command {
                     Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
@@ -330,6 +345,10 @@ impl Writer {
                             rev += 1;
                             events.push(applied.event);
                             outcomes.push(Outcome::Write(Ok(applied.written)));
+                            rescan |= deadline.is_some() && !matches!(op, WriteOp::Create { .. });
+                            if let Some(at) = op.ttl().and_then(|ttl| expires_at(now, Some(ttl))) {
+                                deadline = Some(deadline.map_or(at, |d| d.min(at)));
+                            }
                         }
                         Err(error) => outcomes.push(Outcome::Write(Err(error))),
                     },
@@ -354,7 +373,11 @@ impl Writer {
                     }
                 }
             }
-            let next = next_expiry(&tx).map_err(sql_error)?;
+            let next = if rescan {
+                next_expiry(&tx).map_err(sql_error)?
+            } else {
+                deadline
+            };
             tx.commit().map_err(sql_error)?;
             Ok(next)
         })();
@@ -484,24 +507,28 @@ impl Writer {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows: Vec<(Revision, Vec<u8>, bool)> = {
+            let rows: Vec<(Revision, Vec<u8>, bool, Option<Revision>)> = {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT rev, key, deleted FROM log WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
+                    "SELECT rev, key, deleted, older_rev FROM log \
+                     WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
                 )?;
                 let rows = stmt.query_map([from, upto], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             {
-                let mut older = tx.prepare_cached("DELETE FROM log WHERE key = ?1 AND rev < ?2")?;
-                let mut itself = tx.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
+                // Each row supersedes the key's previous row; rows superseded earlier went
+                // with the batch of their successor.
+                let mut by_rev = tx.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
                 let mut current =
                     tx.prepare_cached("DELETE FROM current WHERE key = ?1 AND rev = ?2")?;
-                for (rev, key, deleted) in &rows {
-                    removed += older.execute(rusqlite::params![key, rev])? as u64;
+                for (rev, key, deleted, older) in &rows {
+                    if let Some(older) = older {
+                        removed += by_rev.execute([older])? as u64;
+                    }
                     if *deleted {
-                        removed += itself.execute([rev])? as u64;
+                        removed += by_rev.execute([rev])? as u64;
                         current.execute(rusqlite::params![key, rev])?;
                     }
                 }
@@ -567,10 +594,21 @@ fn set_meta(tx: &Transaction<'_>, name: &str, value: Revision) -> Result<()> {
 fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
     match op {
         WriteOp::Create { key, value, ttl } => {
-            if reader::latest(tx, key)?.is_some() {
-                return Ok(Err(Error::AlreadyExists { key: key.clone() }));
-            }
-            insert_log(tx, rev, key, false, rev, None, Some(value))?;
+            // Only `current` is read: whether the key lives, and the tombstone a re-create
+            // follows in the key's chain of versions.
+            let older = match newest(tx, key)? {
+                Some((_, false)) => return Ok(Err(Error::AlreadyExists { key: key.clone() })),
+                Some((tombstone, true)) => Some(tombstone),
+                None => None,
+            };
+            let row = LogRow {
+                rev,
+                deleted: false,
+                create_rev: rev,
+                prev_rev: None,
+                older_rev: older,
+            };
+            insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
@@ -595,15 +633,14 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 Ok(current) => current,
                 Err(error) => return Ok(Err(error)),
             };
-            insert_log(
-                tx,
+            let row = LogRow {
                 rev,
-                key,
-                false,
-                current.create_revision,
-                Some(current.mod_revision),
-                Some(value),
-            )?;
+                deleted: false,
+                create_rev: current.create_revision,
+                prev_rev: Some(current.mod_revision),
+                older_rev: Some(current.mod_revision),
+            };
+            insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
@@ -623,15 +660,14 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 Ok(current) => current,
                 Err(error) => return Ok(Err(error)),
             };
-            insert_log(
-                tx,
+            let row = LogRow {
                 rev,
-                key,
-                true,
-                current.create_revision,
-                Some(current.mod_revision),
-                None,
-            )?;
+                deleted: true,
+                create_rev: current.create_revision,
+                prev_rev: Some(current.mod_revision),
+                older_rev: Some(current.mod_revision),
+            };
+            insert_log(tx, &row, key, None)?;
             set_current(tx, key, rev, true, None)?;
             Ok(Ok(Applied {
                 written: Written::Deleted(DeleteResponse {
@@ -671,27 +707,41 @@ fn checked(
     Ok(Ok(current))
 }
 
-fn insert_log(
-    tx: &Transaction<'_>,
+/// The newest row of `key` in `current`: its revision and whether it is a tombstone.
+fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision, bool)>> {
+    tx.prepare_cached("SELECT rev, deleted FROM current WHERE key = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error)
+}
+
+/// The columns of one log row besides its key and value.
+struct LogRow {
     rev: Revision,
-    key: &str,
     deleted: bool,
     create_rev: Revision,
+    /// The live version this write replaced (the watch event's previous value).
     prev_rev: Option<Revision>,
-    value: Option<&Bytes>,
-) -> Result<()> {
+    /// The key's previous row of any kind (see the schema).
+    older_rev: Option<Revision>,
+}
+
+fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Bytes>) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value, older_rev) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
-            rev,
+            row.rev,
             key.as_bytes(),
-            deleted,
-            create_rev,
-            prev_rev,
+            row.deleted,
+            row.create_rev,
+            row.prev_rev,
             value.map(|v| v.as_ref()),
+            row.older_rev,
         ])
     })
     .map_err(sql_error)?;

@@ -1,0 +1,131 @@
+//! A data directory written by an earlier schema opens and is migrated in place.
+//!
+//! `fixtures/schema-v1.sqlite` was written by this backend at schema version 1 (commit
+//! e6591d7), with automatic compaction off and the WAL checkpointed into the file, by:
+//!
+//! | rev | write |
+//! |---|---|
+//! | 1, 2, 3 | create `/r/a` = a1, `/r/b` = b1, `/r/c` = c1 |
+//! | 4 | update `/r/a` = a2 |
+//! | 5 | delete `/r/b` |
+//! | 6 | create `/r/b` = b2 (a re-create after a delete) |
+//! | 7 | update `/r/a` = a3 |
+//! | 8 | delete `/r/c` |
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use backend_sqlite::{SqliteOptions, SqliteStore};
+use bytes::Bytes;
+use futures::StreamExt;
+use storage_api::{Interface, KeyValue, Precondition, RangeRequest, WatchEvent, WatchRequest};
+
+fn open_copy(dir: &Path) -> SqliteStore {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v1.sqlite");
+    let path = dir.join("db.sqlite");
+    std::fs::copy(&fixture, &path).unwrap();
+    let mut options = SqliteOptions::default();
+    options.auto_compaction = false;
+    SqliteStore::open(&path, options).unwrap()
+}
+
+fn value(kv: &Option<KeyValue>) -> Option<(&[u8], u64, u64)> {
+    kv.as_ref()
+        .map(|kv| (kv.value.as_ref(), kv.mod_revision, kv.create_revision))
+}
+
+#[tokio::test]
+async fn a_schema_1_file_opens_migrated_with_its_whole_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copy(dir.path());
+    assert_eq!(store.current_revision().await.unwrap(), 8);
+
+    // Latest state.
+    let (_, live) = storage_api::InterfaceExt::list_all(&store, "/r/")
+        .await
+        .unwrap();
+    let live: Vec<_> = live
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.as_ref()))
+        .collect();
+    assert_eq!(live, [("/r/a", &b"a3"[..]), ("/r/b", &b"b2"[..])]);
+
+    // Every version at every revision, across updates, a delete and a re-create.
+    let at = |key: &'static str, rev: u64| {
+        let store = &store;
+        async move { store.get(key, Some(rev)).await.unwrap().kv }
+    };
+    assert_eq!(value(&at("/r/a", 3).await), Some((&b"a1"[..], 1, 1)));
+    assert_eq!(value(&at("/r/a", 6).await), Some((&b"a2"[..], 4, 1)));
+    assert_eq!(value(&at("/r/a", 8).await), Some((&b"a3"[..], 7, 1)));
+    assert_eq!(value(&at("/r/b", 4).await), Some((&b"b1"[..], 2, 2)));
+    assert_eq!(value(&at("/r/b", 5).await), None);
+    assert_eq!(value(&at("/r/b", 6).await), Some((&b"b2"[..], 6, 6)));
+    assert_eq!(value(&at("/r/c", 7).await), Some((&b"c1"[..], 3, 3)));
+    assert_eq!(value(&at("/r/c", 8).await), None);
+    let past = store
+        .range(RangeRequest::prefix("/r/").at(5))
+        .await
+        .unwrap();
+    let past: Vec<_> = past.kvs.iter().map(|kv| kv.value.as_ref()).collect();
+    assert_eq!(past, [&b"a2"[..], &b"c1"[..]]);
+
+    // Watch history keeps previous values; a re-create has none.
+    let mut watch = store
+        .watch(WatchRequest::prefix("/r/").after(4))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match watch.next().await.unwrap().unwrap() {
+            WatchEvent::Put { kv, prev } => {
+                seen.push((kv.mod_revision, prev.map(|p| p.mod_revision)));
+            }
+            WatchEvent::Delete { revision, prev, .. } => {
+                seen.push((revision, Some(prev.mod_revision)));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, [(5, Some(2)), (6, None), (7, Some(4)), (8, Some(3))]);
+    drop(watch);
+
+    // New writes continue the history; compaction removes what they supersede.
+    let a3 = at("/r/a", 8).await.unwrap().mod_revision;
+    let rev = store
+        .update(
+            "/r/a",
+            Bytes::from_static(b"a4"),
+            Precondition::ModRevision(a3),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rev, 9);
+    store
+        .create("/r/c", Bytes::from_static(b"c2"), None)
+        .await
+        .unwrap();
+    assert_eq!(value(&at("/r/a", 8).await), Some((&b"a3"[..], 7, 1)));
+    assert_eq!(value(&at("/r/c", 9).await), None);
+    store.compact(9).await.unwrap();
+    assert_eq!(value(&at("/r/a", 9).await), Some((&b"a4"[..], 9, 1)));
+    assert_eq!(value(&at("/r/c", 10).await), Some((&b"c2"[..], 10, 10)));
+    drop(store);
+
+    // The file says schema 2 and lost its key-ordered log index.
+    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'log_key_rev'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 0);
+}
