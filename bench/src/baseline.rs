@@ -3,14 +3,29 @@
 //! [`crate::client::Client`] so that it runs the very same workload code as the backend.)
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rusqlite::{Connection, params};
+use storage_api::Interface;
 
 use crate::client::stamped_value;
 use crate::stats::{Recorder, now_stamp};
 use crate::workloads::Measured;
+
+/// Which keys a raw insert batch writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKeys {
+    /// One ascending sequence: a batch appends to one end of every key-ordered b-tree.
+    Sequential,
+    /// One ascending sequence per slot of the batch, as the create workload's clients write
+    /// them (`c<client>-<seq>`): a batch writes as many places of the key order as it has
+    /// inserts, the physical cost of that workload.
+    Interleaved,
+}
 
 /// Inserts into a fresh SQLite file in `dir` for `duration` with the SQLite backend's durability
 /// (WAL, `synchronous=FULL`), `batch` inserts per transaction. Each insert appends a log row and
@@ -20,6 +35,7 @@ use crate::workloads::Measured;
 pub fn sqlite_inserts(
     dir: &Path,
     batch: usize,
+    keys: RawKeys,
     value_size: usize,
     duration: Duration,
 ) -> Result<Measured> {
@@ -44,9 +60,12 @@ pub fn sqlite_inserts(
                 tx.prepare_cached("INSERT INTO log (rev, key, value) VALUES (?1, ?2, ?3)")?;
             let mut current =
                 tx.prepare_cached("INSERT INTO current (key, rev) VALUES (?1, ?2)")?;
-            for _ in 0..batch {
+            for slot in 0..batch {
                 rev += 1;
-                let key = format!("/b/c-{rev:09}");
+                let key = match keys {
+                    RawKeys::Sequential => format!("/b/c-{rev:09}"),
+                    RawKeys::Interleaved => format!("/b/c{slot:03}-{:09}", rev / batch as i64),
+                };
                 let value = stamped_value(now_stamp(), value_size);
                 log.execute(params![rev, key.as_bytes(), value.as_ref()])?;
                 current.execute(params![key.as_bytes(), rev])?;
@@ -60,10 +79,71 @@ pub fn sqlite_inserts(
         elapsed: start.elapsed(),
         ..Measured::default()
     };
+    let human = match keys {
+        RawKeys::Sequential => format!("WAL, synchronous=FULL, {batch} insert(s)/txn"),
+        RawKeys::Interleaved => {
+            format!("WAL, synchronous=FULL, {batch} insert(s)/txn, keys of {batch} clients")
+        }
+    };
+    measured.note("batch", batch, human);
+    Ok(measured)
+}
+
+/// Creates through the SQLite backend's own `Interface`, driven from the calling thread alone
+/// with `futures`' executor: no tokio, no task scheduling, `concurrency` creates in flight
+/// (each slot sends its next create as soon as its last is answered, the same keys as the
+/// create workload's clients). Next to the `sqlite` kv row (the same workload from tokio
+/// tasks) and the raw rusqlite rows, it separates the backend's own cost (channel hand-off,
+/// precondition read, statements, event publication, answers) from the benchmark's client
+/// side.
+pub fn sqlite_direct(
+    store: Arc<dyn Interface>,
+    prefix: &str,
+    concurrency: usize,
+    value_size: usize,
+    duration: Duration,
+) -> Result<Measured> {
+    let concurrency = concurrency.max(1);
+    let mut recorder = Recorder::new();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let create = |slot: usize, seq: u64| {
+        let store = store.clone();
+        let key = format!("{prefix}c{slot:03}-{seq:09}");
+        let value = stamped_value(now_stamp(), value_size);
+        async move {
+            let began = Instant::now();
+            let result = store.create(&key, value, None).await;
+            (slot, began, result)
+        }
+    };
+    futures::executor::block_on(async {
+        let mut next_seq = vec![0u64; concurrency];
+        let mut in_flight = FuturesUnordered::new();
+        for (slot, seq) in next_seq.iter_mut().enumerate() {
+            in_flight.push(create(slot, *seq));
+            *seq += 1;
+        }
+        while let Some((slot, began, result)) = in_flight.next().await {
+            match result {
+                Ok(_) => recorder.record_since(began),
+                Err(error) => recorder.error(error),
+            }
+            if Instant::now() < deadline {
+                in_flight.push(create(slot, next_seq[slot]));
+                next_seq[slot] += 1;
+            }
+        }
+    });
+    let mut measured = Measured {
+        recorder,
+        elapsed: start.elapsed(),
+        ..Measured::default()
+    };
     measured.note(
-        "batch",
-        batch,
-        format!("WAL, synchronous=FULL, {batch} insert(s)/txn"),
+        "driver",
+        "one thread",
+        "one thread, futures executor, no tokio".to_owned(),
     );
     Ok(measured)
 }
@@ -117,11 +197,35 @@ mod tests {
     #[test]
     fn raw_baselines_run() {
         let dir = tempfile::tempdir().unwrap();
-        let single = sqlite_inserts(dir.path(), 1, 64, Duration::from_millis(50)).unwrap();
+        let single = sqlite_inserts(
+            dir.path(),
+            1,
+            RawKeys::Sequential,
+            64,
+            Duration::from_millis(50),
+        )
+        .unwrap();
         assert!(single.recorder.count() > 0);
         let dir = tempfile::tempdir().unwrap();
-        let batched = sqlite_inserts(dir.path(), 8, 64, Duration::from_millis(50)).unwrap();
+        let batched = sqlite_inserts(
+            dir.path(),
+            8,
+            RawKeys::Sequential,
+            64,
+            Duration::from_millis(50),
+        )
+        .unwrap();
         assert_eq!(batched.recorder.count() % 8, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let spread = sqlite_inserts(
+            dir.path(),
+            8,
+            RawKeys::Interleaved,
+            64,
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        assert_eq!(spread.recorder.count() % 8, 0);
         let fsync = fsync_rate(dir.path(), Duration::from_millis(50)).unwrap();
         assert!(fsync.recorder.count() > 0);
     }

@@ -24,6 +24,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::baseline::RawKeys;
 use crate::cli::{Args, Baseline, Level, Workload};
 use crate::client::KvClient;
 use crate::report::KeyRatio;
@@ -37,7 +38,9 @@ enum Plan {
     /// The fsync floor of the data directory.
     Fsync,
     /// Raw rusqlite inserts, `batch` per transaction.
-    SqliteRaw { batch: usize },
+    SqliteRaw { batch: usize, keys: RawKeys },
+    /// The SQLite backend's creates driven from one thread without tokio.
+    SqliteDirect { concurrency: usize },
     /// The raw etcd-client transaction loop.
     EtcdRaw {
         workload: Workload,
@@ -56,7 +59,10 @@ impl Plan {
     fn label(&self, targets: &[Target]) -> String {
         match self {
             Plan::Fsync => "fsync floor".to_owned(),
-            Plan::SqliteRaw { batch } => format!("sqlite-raw, {batch} insert(s)/txn"),
+            Plan::SqliteRaw { batch, keys } => {
+                format!("sqlite-raw, {batch} insert(s)/txn, {keys:?}")
+            }
+            Plan::SqliteDirect { concurrency } => format!("sqlite-direct create c{concurrency}"),
             Plan::EtcdRaw {
                 workload,
                 concurrency,
@@ -101,9 +107,14 @@ fn plans(args: &Args, targets: &[Target], etcd_available: bool) -> Vec<Plan> {
         plans.push(Plan::Fsync);
     }
     let sqlite_raw = |plans: &mut Vec<Plan>| {
-        plans.push(Plan::SqliteRaw { batch: 1 });
+        plans.push(Plan::SqliteRaw {
+            batch: 1,
+            keys: RawKeys::Sequential,
+        });
         if max_c > 1 {
-            plans.push(Plan::SqliteRaw { batch: max_c });
+            for keys in [RawKeys::Sequential, RawKeys::Interleaved] {
+                plans.push(Plan::SqliteRaw { batch: max_c, keys });
+            }
         }
     };
     let sqlite_raw_wanted = wants(Baseline::SqliteRaw) && has_create && levels.contains(&Level::Kv);
@@ -130,6 +141,9 @@ fn plans(args: &Args, targets: &[Target], etcd_available: bool) -> Vec<Plan> {
                     && workload == Workload::Create
                 {
                     sqlite_raw(&mut plans);
+                    for &c in [1, max_c].iter().take(if max_c > 1 { 2 } else { 1 }) {
+                        plans.push(Plan::SqliteDirect { concurrency: c });
+                    }
                 }
                 for &c in &concurrency {
                     let raw = (etcd_raw_wanted
@@ -459,7 +473,15 @@ fn write_file(path: &PathBuf, contents: &str) -> Result<()> {
 fn failed_row(plan: &Plan, targets: &[Target], error: &anyhow::Error) -> Row {
     let (backend, level, workload, concurrency) = match plan {
         Plan::Fsync => ("fsync".to_owned(), "raw", "fsync", 1),
-        Plan::SqliteRaw { batch } => (raw_sqlite_name(*batch).to_owned(), "raw", "create", *batch),
+        Plan::SqliteRaw { batch, keys } => (
+            raw_sqlite_name(*batch, *keys).to_owned(),
+            "raw",
+            "create",
+            *batch,
+        ),
+        Plan::SqliteDirect { concurrency } => {
+            ("sqlite-direct".to_owned(), "kv", "create", *concurrency)
+        }
         Plan::EtcdRaw {
             workload,
             concurrency,
@@ -491,11 +513,11 @@ fn failed_row(plan: &Plan, targets: &[Target], error: &anyhow::Error) -> Row {
     )
 }
 
-fn raw_sqlite_name(batch: usize) -> &'static str {
-    if batch <= 1 {
-        "sqlite-raw"
-    } else {
-        "sqlite-raw-batch"
+fn raw_sqlite_name(batch: usize, keys: RawKeys) -> &'static str {
+    match keys {
+        _ if batch <= 1 => "sqlite-raw",
+        RawKeys::Sequential => "sqlite-raw-batch",
+        RawKeys::Interleaved => "sqlite-raw-interleaved",
     }
 }
 
@@ -545,22 +567,46 @@ async fn execute(
                 tokio::task::spawn_blocking(move || baseline::fsync_rate(&dir, duration)).await??;
             Ok(row_from("fsync", "raw", "fsync", 1, measured))
         }
-        Plan::SqliteRaw { batch } => {
+        Plan::SqliteRaw { batch, keys } => {
             let dir = tempfile::Builder::new()
                 .prefix("storage-bench-sqlite-raw-")
                 .tempdir_in(&env.data_dir)?;
             let path = dir.path().to_owned();
-            let (batch, value_size, duration) = (*batch, args.value_size, params.duration);
+            let (batch, keys, value_size, duration) =
+                (*batch, *keys, args.value_size, params.duration);
             let measured = tokio::task::spawn_blocking(move || {
-                baseline::sqlite_inserts(&path, batch, value_size, duration)
+                baseline::sqlite_inserts(&path, batch, keys, value_size, duration)
             })
             .await??;
             drop(dir);
             Ok(row_from(
-                raw_sqlite_name(batch),
+                raw_sqlite_name(batch, keys),
                 "raw",
                 "create",
                 batch,
+                measured,
+            ))
+        }
+        Plan::SqliteDirect { concurrency } => {
+            let dir = tempfile::Builder::new()
+                .prefix("storage-bench-sqlite-direct-")
+                .tempdir_in(&env.data_dir)?;
+            let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+            let store = storage::open(&url)
+                .await
+                .with_context(|| format!("opening {url}"))?;
+            let (concurrency, value_size, duration) =
+                (*concurrency, args.value_size, params.duration);
+            let measured = tokio::task::spawn_blocking(move || {
+                baseline::sqlite_direct(store, "/bench/", concurrency, value_size, duration)
+            })
+            .await??;
+            drop(dir);
+            Ok(row_from(
+                "sqlite-direct",
+                "kv",
+                "create",
+                concurrency,
                 measured,
             ))
         }

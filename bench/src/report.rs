@@ -131,6 +131,32 @@ pub fn key_ratios(rows: &[Row]) -> Vec<KeyRatio> {
         format!("sqlite-raw-batch/raw/create/c{max_c}"),
         None,
     );
+    push(
+        format!(
+            "SQLite backend creates at {max_c} vs raw rusqlite batches of {max_c} with the workload's interleaved keys"
+        ),
+        format!("sqlite/kv/create/c{max_c}"),
+        format!("sqlite-raw-interleaved/raw/create/c{max_c}"),
+        None,
+    );
+    push(
+        "SQLite backend fed from one thread (no tokio) vs raw rusqlite, 1 writer".to_owned(),
+        "sqlite-direct/kv/create/c1".to_owned(),
+        "sqlite-raw/raw/create/c1".to_owned(),
+        None,
+    );
+    push(
+        format!("SQLite backend fed from one thread (no tokio) vs raw rusqlite, {max_c} writers"),
+        format!("sqlite-direct/kv/create/c{max_c}"),
+        format!("sqlite-raw-batch/raw/create/c{max_c}"),
+        None,
+    );
+    push(
+        format!("SQLite backend: tokio clients vs one thread, creates at {max_c}"),
+        format!("sqlite/kv/create/c{max_c}"),
+        format!("sqlite-direct/kv/create/c{max_c}"),
+        None,
+    );
     let mut concurrencies: Vec<usize> = rows
         .iter()
         .filter(|r| r.backend == "etcd-raw")
