@@ -1,6 +1,6 @@
 //! The namespace lifecycle, as kube-apiserver runs it:
 //!
-//! - the `default` namespace at startup ([`ensure_namespace`]);
+//! - the [`BOOTSTRAP_NAMESPACES`] at startup ([`ensure_namespace`]);
 //! - the `NamespaceLifecycle` admission plugin: the immortal namespaces cannot be deleted
 //!   ([`admit_delete`]), and namespaced creates and updates are checked against their
 //!   namespace by the registry Store itself, through the [`NamespaceBinding`] every namespaced
@@ -32,6 +32,12 @@ use crate::server::ServerState;
 
 /// How often the controller looks for terminating namespaces.
 pub const RESYNC: Duration = Duration::from_millis(500);
+
+/// The namespaces the server creates when it starts: `default` (upstream's bootstrap
+/// controller) and the system namespaces of upstream's `systemnamespaces` controller
+/// (`pkg/controlplane/controller/systemnamespaces`).
+pub const BOOTSTRAP_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The namespaces that can never be deleted (the admission plugin's default immortal set).
 pub const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];

@@ -483,18 +483,22 @@ impl ApiServer {
         crate::dispatch::router(self.inner.clone())
     }
 
-    /// Creates the `default` namespace when namespaces are served and it does not exist.
+    /// Creates the namespaces kube-apiserver starts with (`default`, `kube-system`,
+    /// `kube-public`, `kube-node-lease`) when namespaces are served and they do not exist.
     ///
     /// # Errors
     ///
     /// When the storage fails.
     pub async fn bootstrap(&self) -> Result<(), ServerError> {
-        crate::namespace::ensure_namespace(&self.inner, "default")
-            .await
-            .map_err(|source| ServerError::Bootstrap {
-                name: "default".to_owned(),
-                source,
-            })
+        for name in crate::namespace::BOOTSTRAP_NAMESPACES {
+            crate::namespace::ensure_namespace(&self.inner, name)
+                .await
+                .map_err(|source| ServerError::Bootstrap {
+                    name: name.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Spawns the background controllers (the namespace lifecycle) on the current runtime;

@@ -114,6 +114,12 @@ async fn immortal_namespaces_and_discovery() {
     );
     assert!(default.body["metadata"].get("finalizers").is_none());
     assert!(default.body["metadata"].get("deletionTimestamp").is_none());
+    // The system namespaces kube-apiserver creates at start exist too.
+    for name in ["kube-system", "kube-public", "kube-node-lease"] {
+        let ns = send(&client, Method::GET, &format!("{NS}/{name}"), &Value::Null).await;
+        assert_eq!(ns.status, StatusCode::OK, "{name}: {:?}", ns.body);
+        assert_eq!(ns.body["status"]["phase"], "Active");
+    }
 
     // Discovery lists namespaces/finalize, update only.
     let resources = send(&client, Method::GET, "/api/v1", &Value::Null).await;

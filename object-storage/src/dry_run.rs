@@ -115,7 +115,13 @@ impl<K: Object> ObjectStorage<K> for DryRun<K> {
                 let revision = revision_of(&object);
                 (object, revision)
             }
-            None if ignore_not_found => (self.inner.new_object(), 0),
+            None if ignore_not_found => {
+                let empty = self.inner.new_object();
+                if let Some(preconditions) = preconditions {
+                    preconditions.check(key, &empty)?;
+                }
+                (empty, 0)
+            }
             None => return Err(not_found(key)),
         };
         let meta = ResponseMeta {

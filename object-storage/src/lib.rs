@@ -460,9 +460,12 @@ impl<K: Object> Storage<K> {
                 ttl: 0,
                 resource_version: state.revision,
             };
+            // A missing object is checked too, as the empty object upstream's GuaranteedUpdate
+            // holds for it: a uid or resourceVersion precondition fails (409), so a PUT naming
+            // the uid of an object since deleted does not create a new one.
             let attempt = match preconditions {
-                Some(p) if state.revision != 0 => p.check(&full, &state.object),
-                _ => Ok(()),
+                Some(p) => p.check(&full, &state.object),
+                None => Ok(()),
             }
             .and_then(|()| update(state.object.clone(), meta));
             let decision = match attempt {

@@ -375,6 +375,37 @@ async fn update_create_on_update(b: Backend) {
     assert!(!again.created);
     assert_eq!(again.object.reason.as_deref(), Some("Pulled"));
     assert_eq!(again.object.metadata.uid, out.object.metadata.uid);
+    // A body naming a uid is a precondition, also when nothing is stored (the uid of an
+    // object since deleted): 409, as upstream's GuaranteedUpdate checks the empty object, and
+    // nothing is created.
+    let mut stale = event("ns", "gone", "Started");
+    stale.metadata.uid = Some("0e7e3ad2-uid-of-a-deleted-event".into());
+    assert_error(
+        events
+            .update("ns", "gone", "", stale.clone(), &UpdateOptions::default())
+            .await,
+        409,
+        "Conflict",
+        &[
+            "Precondition failed: UID in precondition: 0e7e3ad2-uid-of-a-deleted-event, UID in object meta: ",
+        ],
+    );
+    let dry = UpdateOptions {
+        dry_run: true,
+        ..UpdateOptions::default()
+    };
+    assert_error(
+        events.update("ns", "gone", "", stale, &dry).await,
+        409,
+        "Conflict",
+        &["Precondition failed: UID in precondition"],
+    );
+    assert_error(
+        events.get("ns", "gone", "").await,
+        404,
+        "NotFound",
+        &["\"gone\" not found"],
+    );
     // Event validation: involved object namespace must match.
     let mut wrong = event("ns", "w", "x");
     wrong.involved_object.namespace = Some("other".into());
