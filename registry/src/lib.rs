@@ -865,9 +865,12 @@ impl<K: Object> Store<K> {
         let mut created = false;
         let result = self
             .storage_for(options.dry_run)
+            // Always from the empty object when nothing is stored, as upstream's Update: the
+            // preconditions are checked first (a uid names an object that is gone: 409), then
+            // update_step answers 404 unless the update may create.
             .guaranteed_update_with(
                 &key,
-                allow_create,
+                true,
                 options.preconditions.as_ref(),
                 &mut |existing, meta| {
                     self.update_step(

@@ -417,6 +417,32 @@ async fn update_create_on_update(b: Backend) {
     );
     // force_allow_create creates through update for kinds that do not allow it by default.
     let store = configmaps(&b);
+    // A kind that never creates on update: a missing object is 404, unless a uid
+    // precondition fails first (409), in upstream's order.
+    assert_error(
+        store
+            .update(
+                "ns",
+                "none",
+                "",
+                configmap("ns", "none", &[]),
+                &UpdateOptions::default(),
+            )
+            .await,
+        404,
+        "NotFound",
+        &["configmaps \"none\" not found"],
+    );
+    let mut with_uid = configmap("ns", "none", &[]);
+    with_uid.metadata.uid = Some("uid-of-a-deleted-configmap".into());
+    assert_error(
+        store
+            .update("ns", "none", "", with_uid, &UpdateOptions::default())
+            .await,
+        409,
+        "Conflict",
+        &["Precondition failed: UID in precondition: uid-of-a-deleted-configmap"],
+    );
     let forced = UpdateOptions {
         force_allow_create: true,
         ..UpdateOptions::default()
