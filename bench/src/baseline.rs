@@ -206,26 +206,13 @@ mod tests {
         )
         .unwrap();
         assert!(single.recorder.count() > 0);
+        for keys in [RawKeys::Sequential, RawKeys::Interleaved] {
+            let dir = tempfile::tempdir().unwrap();
+            let batched =
+                sqlite_inserts(dir.path(), 8, keys, 64, Duration::from_millis(50)).unwrap();
+            assert_eq!(batched.recorder.count() % 8, 0, "{keys:?}");
+        }
         let dir = tempfile::tempdir().unwrap();
-        let batched = sqlite_inserts(
-            dir.path(),
-            8,
-            RawKeys::Sequential,
-            64,
-            Duration::from_millis(50),
-        )
-        .unwrap();
-        assert_eq!(batched.recorder.count() % 8, 0);
-        let dir = tempfile::tempdir().unwrap();
-        let spread = sqlite_inserts(
-            dir.path(),
-            8,
-            RawKeys::Interleaved,
-            64,
-            Duration::from_millis(50),
-        )
-        .unwrap();
-        assert_eq!(spread.recorder.count() % 8, 0);
         let fsync = fsync_rate(dir.path(), Duration::from_millis(50)).unwrap();
         assert!(fsync.recorder.count() > 0);
     }
