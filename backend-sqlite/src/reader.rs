@@ -362,7 +362,8 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
 /// walking its chain of versions back from the newest ([`visible_at`]; keys unchanged since
 /// `at` take one step). Keys compaction removed from `current` were deleted at every readable
 /// revision, so they cannot be missing from the answer. The page stops after `limit + 1` live
-/// rows; counting the rest walks on without reading values, only when more remain.
+/// rows; the count, only when more remain and the caller does not know it, is one statement
+/// that walks every key's chain inside SQLite ([`past_count_sql`]).
 fn range_at(
     tx: &Transaction<'_>,
     page: &Page<'_>,
@@ -376,30 +377,33 @@ fn range_at(
         limit,
         count_only,
     } = *page;
+    let count = |tx: &Transaction<'_>| -> Result<u64> {
+        if let Some(known) = known_count {
+            return Ok(known);
+        }
+        tx.prepare_cached(&past_count_sql(end.is_some()))
+            .and_then(|mut stmt| {
+                stmt.query_row(rusqlite::params![start.as_bytes(), end, at], |r| r.get(0))
+            })
+            .map_err(sql_error)
+    };
+    if count_only {
+        response.count = count(tx)?;
+        return Ok(());
+    }
     let sql = keys_sql(end.is_some());
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt
         .query(rusqlite::params![start.as_bytes(), end])
         .map_err(sql_error)?;
-    let mut live = 0u64;
     while let Some(row) = rows.next().map_err(sql_error)? {
         let newest: Revision = row.get(1).map_err(sql_error)?;
         let Some((rev, create_rev)) = visible_at(tx, newest, at)? else {
             continue;
         };
-        live += 1;
-        if count_only || response.more {
-            if known_count.is_some() {
-                break;
-            }
-            continue;
-        }
         if response.kvs.len() as u64 >= limit {
             response.more = true;
-            if known_count.is_some() {
-                break;
-            }
-            continue;
+            break;
         }
         response.kvs.push(KeyValue {
             key: key_string(row.get(0).map_err(sql_error)?)?,
@@ -408,12 +412,28 @@ fn range_at(
             value: value_of(tx, rev)?,
         });
     }
-    response.count = if count_only || response.more {
-        known_count.unwrap_or(live)
+    drop(rows);
+    response.count = if response.more {
+        count(tx)?
     } else {
         response.kvs.len() as u64
     };
     Ok(())
+}
+
+/// How many keys in `[?1, ?2)` were live at revision `?3`: every key's chain of versions
+/// walked back from its newest row to the first at or below `?3`, inside SQLite.
+fn past_count_sql(bounded: bool) -> String {
+    format!(
+        "WITH RECURSIVE chain(rev, deleted, older) AS ( \
+           SELECT l.rev, l.deleted, l.older_rev FROM current c \
+           CROSS JOIN log l ON l.rev = c.rev WHERE {} \
+           UNION ALL \
+           SELECT l.rev, l.deleted, l.older_rev FROM chain \
+           CROSS JOIN log l ON l.rev = chain.older WHERE chain.rev > ?3) \
+         SELECT count(*) FROM chain WHERE rev <= ?3 AND deleted = 0",
+        bounds_sql(bounded)
+    )
 }
 
 /// The SQL of latest get.
@@ -529,7 +549,12 @@ mod tests {
             HISTORY_SQL.to_owned(),
         ];
         for bounded in [true, false] {
-            queries.extend([count_sql(bounded), latest_sql(bounded), keys_sql(bounded)]);
+            queries.extend([
+                count_sql(bounded),
+                latest_sql(bounded),
+                keys_sql(bounded),
+                past_count_sql(bounded),
+            ]);
         }
         for sql in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
