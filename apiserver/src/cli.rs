@@ -62,6 +62,16 @@ pub struct Args {
     /// Where to write the kubeconfig (default: <data-dir>/kubeconfig).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+
+    /// The most read requests (GET, HEAD) served at once; more get 429 with Retry-After.
+    /// Watches, health checks and /version are exempt. 0: no limit.
+    #[arg(long, default_value_t = crate::inflight::DEFAULT_MAX_REQUESTS_INFLIGHT)]
+    pub max_requests_inflight: usize,
+
+    /// The most mutating requests (POST, PUT, PATCH, DELETE) served at once; more get 429
+    /// with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = crate::inflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT)]
+    pub max_mutating_requests_inflight: usize,
 }
 
 impl Args {
@@ -175,7 +185,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage = storage::open(&url)
         .await
         .map_err(|e| anyhow::anyhow!("opening storage {url}: {e}"))?;
-    let mut builder = ServerBuilder::new(storage)?.with_server_address(args.bind.to_string());
+    let mut builder = ServerBuilder::new(storage)?
+        .with_server_address(args.bind.to_string())
+        .with_inflight_limits(crate::inflight::InFlightLimits::new(
+            args.max_requests_inflight,
+            args.max_mutating_requests_inflight,
+        ));
     if let Some(auth) = auth.clone() {
         builder = builder.with_auth(auth);
     }

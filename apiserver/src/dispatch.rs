@@ -43,9 +43,16 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
         verb: "other",
         resource: String::new(),
     };
-    let response = route(&state, request, &mut labels)
-        .instrument(span.clone())
-        .await;
+    let exempt = crate::inflight::is_exempt(&method, &path, request.uri().query());
+    let response = match state.inflight.admit(&method, exempt) {
+        // The slot is held until the response is built (watch streams are exempt).
+        Ok(_slot) => {
+            route(&state, request, &mut labels)
+                .instrument(span.clone())
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
     let response = match response {
         Ok(r) => r,
         Err(e) => error_response(&e),

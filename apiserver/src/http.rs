@@ -51,6 +51,18 @@ pub fn error_response(error: &ApiError) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    // A Status that names a retry delay says it in the header too, as upstream's
+    // `responsewriters.ErrorNegotiated` does.
+    if let Some(seconds) = error
+        .details
+        .as_ref()
+        .and_then(|d| d.retry_after_seconds)
+        .filter(|s| *s > 0)
+    {
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
     if error.code == 401 {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,

@@ -47,6 +47,7 @@ mod dispatch;
 mod endpoints;
 mod handler;
 mod http;
+pub mod inflight;
 pub mod kinds;
 pub mod metrics;
 mod namespace;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::auth::TokenAuth;
 use crate::handler::{ResourceHandler, SchemaFn, StoreHandler};
+use crate::inflight::InFlightLimits;
 use crate::metrics::{InstrumentedStore, Metrics};
 use crate::namespace::NamespaceBinding;
 
@@ -145,6 +146,7 @@ pub struct ServerBuilder {
     namespaces: Option<Store<Namespace>>,
     namespace_binding: Arc<NamespaceBinding>,
     server_address: String,
+    inflight: InFlightLimits,
 }
 
 impl ServerBuilder {
@@ -166,7 +168,15 @@ impl ServerBuilder {
             namespaces: None,
             namespace_binding: Arc::new(NamespaceBinding::default()),
             server_address: "127.0.0.1:6443".to_owned(),
+            inflight: InFlightLimits::default(),
         })
+    }
+
+    /// Limits on requests in flight (by default kube-apiserver's: 400 read, 200 mutating);
+    /// see [`InFlightLimits`].
+    pub fn with_inflight_limits(mut self, limits: InFlightLimits) -> Self {
+        self.inflight = limits;
+        self
     }
 
     /// Requires a bearer token from `auth` on every request but health and version checks.
@@ -296,6 +306,7 @@ impl ServerBuilder {
                 shutdown_tx,
                 shutdown_rx,
                 server_address: self.server_address,
+                inflight: self.inflight,
             }),
         })
     }
@@ -432,6 +443,8 @@ pub struct ServerState {
     pub shutdown_rx: watch::Receiver<bool>,
     /// The address reported in discovery.
     pub server_address: String,
+    /// Limits on requests in flight.
+    pub inflight: InFlightLimits,
 }
 
 impl ServerState {
