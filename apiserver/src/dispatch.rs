@@ -66,7 +66,8 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     response
 }
 
-fn is_public(path: &str) -> bool {
+/// Health checks and `/version`: open without a token, and exempt from the in-flight limits.
+pub(crate) fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
         || path.starts_with("/healthz/")
         || path.starts_with("/livez/")

@@ -48,7 +48,16 @@ impl Default for InFlightLimits {
 
 /// A slot held by an admitted request until it is dropped. Exempt requests hold none.
 #[derive(Debug)]
-pub struct InFlightSlot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+pub struct InFlightSlot {
+    /// Returned to its pool on drop.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl InFlightSlot {
+    fn held(permit: Option<OwnedSemaphorePermit>) -> Self {
+        InFlightSlot { _permit: permit }
+    }
+}
 
 impl InFlightLimits {
     /// At most `max_read` read and `max_mutating` mutating requests at once; 0 is no limit.
@@ -73,7 +82,7 @@ impl InFlightLimits {
     /// 429 TooManyRequests with `retryAfterSeconds: 1` when the pool is full.
     pub fn admit(&self, method: &Method, exempt: bool) -> Result<InFlightSlot, ApiError> {
         if exempt {
-            return Ok(InFlightSlot(None));
+            return Ok(InFlightSlot::held(None));
         }
         let pool = if method == Method::GET || method == Method::HEAD {
             &self.read
@@ -81,11 +90,11 @@ impl InFlightLimits {
             &self.mutating
         };
         match pool {
-            None => Ok(InFlightSlot(None)),
+            None => Ok(InFlightSlot::held(None)),
             Some(pool) => pool
                 .clone()
                 .try_acquire_owned()
-                .map(|permit| InFlightSlot(Some(permit)))
+                .map(|permit| InFlightSlot::held(Some(permit)))
                 .map_err(|_| ApiError::too_many_requests(TOO_MANY, 1)),
         }
     }
@@ -94,11 +103,7 @@ impl InFlightLimits {
 /// Whether a request is exempt from the limits: a watch (a GET with `watch=true` or `1`, or of
 /// a legacy `/watch/` path), a health check or `/version`.
 pub(crate) fn is_exempt(method: &Method, path: &str, query: Option<&str>) -> bool {
-    if matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
-        || ["/healthz/", "/livez/", "/readyz/"]
-            .iter()
-            .any(|prefix| path.starts_with(prefix))
-    {
+    if crate::dispatch::is_public(path) {
         return true;
     }
     if method != Method::GET && method != Method::HEAD {

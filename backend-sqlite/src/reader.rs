@@ -159,14 +159,7 @@ pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>
 
 /// The value `key` had at revision `at`, if it was live then.
 fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<KeyValue>> {
-    let newest: Option<Revision> = tx
-        .prepare_cached(NEWEST_SQL)
-        .and_then(|mut stmt| {
-            stmt.query_row([key.as_bytes()], |row| row.get(0))
-                .optional()
-        })
-        .map_err(sql_error)?;
-    let Some(newest) = newest else {
+    let Some((newest, _)) = newest(tx, key)? else {
         return Ok(None);
     };
     match visible_at(tx, newest, at)? {
@@ -178,6 +171,16 @@ fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<Ke
         })),
         None => Ok(None),
     }
+}
+
+/// The newest row of `key` in `current`: its revision and whether it is a tombstone.
+pub(crate) fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision, bool)>> {
+    tx.prepare_cached(NEWEST_SQL)
+        .and_then(|mut stmt| {
+            stmt.query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error)
 }
 
 /// The live version of a key at revision `at` as `(mod_revision, create_revision)`: found by
@@ -296,8 +299,8 @@ fn keys_sql(bounded: bool) -> String {
     )
 }
 
-/// The newest revision of key `?1`.
-const NEWEST_SQL: &str = "SELECT rev FROM current WHERE key = ?1";
+/// The newest revision of key `?1` and whether it is a tombstone.
+const NEWEST_SQL: &str = "SELECT rev, deleted FROM current WHERE key = ?1";
 
 /// One step of a key's chain of versions: the log row `?1`.
 const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev FROM log WHERE rev = ?1";

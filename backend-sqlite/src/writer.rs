@@ -596,7 +596,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
         WriteOp::Create { key, value, ttl } => {
             // Only `current` is read: whether the key lives, and the tombstone a re-create
             // follows in the key's chain of versions.
-            let older = match newest(tx, key)? {
+            let older = match reader::newest(tx, key)? {
                 Some((_, false)) => return Ok(Err(Error::AlreadyExists { key: key.clone() })),
                 Some((tombstone, true)) => Some(tombstone),
                 None => None,
@@ -705,16 +705,6 @@ fn checked(
         }
     }
     Ok(Ok(current))
-}
-
-/// The newest row of `key` in `current`: its revision and whether it is a tombstone.
-fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision, bool)>> {
-    tx.prepare_cached("SELECT rev, deleted FROM current WHERE key = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
-        })
-        .map_err(sql_error)
 }
 
 /// The columns of one log row besides its key and value.

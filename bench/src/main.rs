@@ -141,8 +141,9 @@ fn plans(args: &Args, targets: &[Target], etcd_available: bool) -> Vec<Plan> {
                     && workload == Workload::Create
                 {
                     sqlite_raw(&mut plans);
-                    for &c in [1, max_c].iter().take(if max_c > 1 { 2 } else { 1 }) {
-                        plans.push(Plan::SqliteDirect { concurrency: c });
+                    plans.push(Plan::SqliteDirect { concurrency: 1 });
+                    if max_c > 1 {
+                        plans.push(Plan::SqliteDirect { concurrency: max_c });
                     }
                 }
                 for &c in &concurrency {
