@@ -44,6 +44,13 @@ pub(crate) struct Inner {
     pub(crate) options: EtcdOptions,
     leases: LeaseManager,
     compactor: Option<tokio::task::JoinHandle<()>>,
+    /// Bumped by `request_progress`: every watch that wants progress asks its etcd stream for
+    /// it when it sees the change (a `WatchProgressRequest` is per gRPC stream, and each of our
+    /// watches has its own).
+    pub(crate) progress_requests: tokio::sync::watch::Sender<u64>,
+    /// Whether the cluster answers progress requests only once its watches have sent every
+    /// earlier event, from its version at connect time.
+    progress_requests_supported: bool,
 }
 
 impl Drop for Inner {
@@ -103,6 +110,7 @@ impl EtcdStore {
             Ok(Err(e)) => return Err(resolve_plain(classify("connect", e))),
             Err(_) => return Err(timed_out("connect", options.request_timeout)),
         };
+        let progress_requests_supported = probe_progress_requests(&client, &options).await;
         let leases = LeaseManager::new(options.lease_reuse_duration, options.lease_max_objects);
         let compaction_interval = options.compaction_interval;
         let compact_key = options.compact_rev_key.clone();
@@ -121,6 +129,8 @@ impl EtcdStore {
                 options,
                 leases,
                 compactor,
+                progress_requests: tokio::sync::watch::channel(0).0,
+                progress_requests_supported,
             }),
         })
     }
@@ -678,11 +688,78 @@ impl Interface for EtcdStore {
         self.inner.current_revision().await.map(|_| ())
     }
 
+    /// Refused (and the capability not reported) on etcd releases whose answer to a progress
+    /// request can overtake events not yet sent on the stream: see [`probe_progress_requests`].
+    async fn request_progress(&self) -> Result<()> {
+        let inner = &self.inner;
+        if !inner.progress_requests_supported {
+            return Err(Error::InvalidArgument(
+                "this etcd answers progress requests before it has sent every event (fixed in \
+                 etcd 3.4.31 and 3.5.13); upgrade etcd for consistent reads from a watch cache"
+                    .to_owned(),
+            ));
+        }
+        inner
+            .progress_requests
+            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        Ok(())
+    }
+
     /// TTLs (etcd leases), progress events (etcd's progress notifications, at the server's
-    /// `--experimental-watch-progress-notify-interval`) and compaction (etcd's, global to the
-    /// cluster): every optional capability.
+    /// `--experimental-watch-progress-notify-interval`), compaction (etcd's, global to the
+    /// cluster), and progress on request (etcd's `RequestProgress`) when the cluster's release
+    /// answers it correctly.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_progress_requests(self.inner.progress_requests_supported)
+    }
+}
+
+/// Asks the cluster its version: progress requests are used only where they are answered once
+/// every earlier event has been sent (etcd 3.4.31, 3.5.13 and later; before that a cache
+/// trusting the answer could serve stale reads as consistent). Upstream gates its consistent
+/// reads from cache the same way (`pkg/storage/feature/feature_support_checker.go`). A cluster
+/// that does not answer within the request timeout is taken not to support them.
+async fn probe_progress_requests(client: &Client, options: &EtcdOptions) -> bool {
+    let mut maintenance = client.maintenance_client();
+    match tokio::time::timeout(options.request_timeout, maintenance.status()).await {
+        Ok(Ok(status)) => {
+            let supported = answers_progress_requests(status.version());
+            tracing::debug!(
+                version = status.version(),
+                supported,
+                "etcd progress requests"
+            );
+            supported
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot read the etcd version; progress requests unused");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("etcd did not report its version in time; progress requests unused");
+            false
+        }
+    }
+}
+
+/// Whether an etcd server of `version` (such as `3.5.13`) answers a progress request only once
+/// its watches have sent every earlier event: 3.4.31 and later 3.4 releases, 3.5.13 and later,
+/// and every release from 3.6 on.
+fn answers_progress_requests(version: &str) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    let (major, minor, patch) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    match (major, minor) {
+        (3, 4) => patch >= 31,
+        (3, 5) => patch >= 13,
+        (3, minor) => minor >= 6,
+        (major, _) => major > 3,
     }
 }
 
@@ -698,5 +775,28 @@ fn conditional_failure(key: &str, precondition: Precondition, current: Option<Ke
             expected: expected_of(precondition),
             current: Box::new(current),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answers_progress_requests;
+
+    #[test]
+    fn progress_requests_are_trusted_from_the_fixed_releases_on() {
+        for (version, expected) in [
+            ("3.4.23", false),
+            ("3.4.31", true),
+            ("3.5.12", false),
+            ("3.5.13", true),
+            ("3.5.21", true),
+            ("3.6.0", true),
+            ("3.6.0-rc.1", true),
+            ("3.3.27", false),
+            ("4.0.0", true),
+            ("garbage", false),
+        ] {
+            assert_eq!(answers_progress_requests(version), expected, "{version}");
+        }
     }
 }

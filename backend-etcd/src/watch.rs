@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
+use etcd_client::{
+    EventType, GetOptions, WatchOptions, WatchRequestSender, WatchResponse, WatchResponseStream,
+};
 use storage_api::{Error, Result, Revision, WatchEvent, WatchRequest, WatchStream};
 use tokio::time::Instant;
 
@@ -28,7 +30,10 @@ struct State {
     key: Vec<u8>,
     range_end: Option<Vec<u8>>,
     progress: bool,
-    stream: Option<etcd_client::WatchStream>,
+    /// Progress requests ([`storage_api::Interface::request_progress`]), for watches that want
+    /// progress.
+    requests: Option<tokio::sync::watch::Receiver<u64>>,
+    stream: Option<(WatchRequestSender, WatchResponseStream)>,
     /// Every event up to this revision has been delivered (or precedes the watch).
     delivered: Revision,
     pending: VecDeque<WatchEvent>,
@@ -47,11 +52,15 @@ pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<Wa
         None
     };
     let key = if key.is_empty() { vec![0] } else { key };
+    let requests = request
+        .progress_notify
+        .then(|| inner.progress_requests.subscribe());
     let mut state = State {
         inner,
         key,
         range_end,
         progress: request.progress_notify,
+        requests,
         stream: None,
         delivered: 0,
         pending: VecDeque::new(),
@@ -63,11 +72,11 @@ pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<Wa
             check_start(&state.inner, after).await?;
             state.delivered = after;
             let stream = state.open(Some(after)).await?;
-            state.stream = Some(stream);
+            state.stream = Some(stream.split());
         }
         None => {
             let stream = state.open(None).await?;
-            state.stream = Some(stream);
+            state.stream = Some(stream.split());
         }
     }
     Ok(Box::pin(futures::stream::unfold(
@@ -276,23 +285,35 @@ impl State {
             if self.done {
                 return None;
             }
-            let outcome = match self.stream.as_mut() {
-                Some(stream) => match stream.message().await {
-                    Ok(Some(response)) => self.handle(response),
-                    Ok(None) => Outcome::Resume("etcd closed the watch stream".to_owned()),
-                    Err(e) => match resolve_plain(classify("watch", e)) {
-                        Error::Unavailable { message, .. } => Outcome::Resume(message),
-                        other => Outcome::End(other),
-                    },
+            let message = match self.stream.as_mut() {
+                Some((sender, responses)) => tokio::select! {
+                    message = responses.message() => Some(message),
+                    Ok(()) = requested(&mut self.requests) => {
+                        // etcd answers on this stream with a progress response (no events,
+                        // the header's revision) once its watch has caught up.
+                        match sender.request_progress().await {
+                            Ok(()) => None,
+                            Err(e) => Some(Err(e)),
+                        }
+                    }
                 },
-                None => Outcome::Resume("no watch stream".to_owned()),
+                None => Some(Ok(None)),
+            };
+            let outcome = match message {
+                None => Outcome::Continue,
+                Some(Ok(Some(response))) => self.handle(response),
+                Some(Ok(None)) => Outcome::Resume("etcd closed the watch stream".to_owned()),
+                Some(Err(e)) => match resolve_plain(classify("watch", e)) {
+                    Error::Unavailable { message, .. } => Outcome::Resume(message),
+                    other => Outcome::End(other),
+                },
             };
             match outcome {
                 Outcome::Continue => {}
                 Outcome::Resume(reason) => {
                     self.stream = None;
                     match self.resume(&reason).await {
-                        Ok(stream) => self.stream = Some(stream),
+                        Ok(stream) => self.stream = Some(stream.split()),
                         Err(e) => self.terminal = Some(e),
                     }
                 }
@@ -303,5 +324,15 @@ impl State {
                 }
             }
         }
+    }
+}
+
+/// The next progress request; never, for a watch that does not take them.
+async fn requested(
+    requests: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
+    match requests {
+        Some(requests) => requests.changed().await,
+        None => std::future::pending().await,
     }
 }

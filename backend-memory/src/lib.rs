@@ -299,8 +299,13 @@ impl Interface for MemoryStore {
         Ok(())
     }
 
-    /// TTLs (expiry task), progress events (`progress_interval`) and compaction (history is
-    /// dropped below the compaction revision): every optional capability.
+    async fn request_progress(&self) -> Result<()> {
+        self.shared.state.lock().hub.request_progress();
+        Ok(())
+    }
+
+    /// TTLs (expiry task), progress events (every `progress_interval` and on request) and
+    /// compaction (history is dropped below the compaction revision): every optional capability.
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
     }

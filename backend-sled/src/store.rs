@@ -510,6 +510,11 @@ impl Interface for SledStore {
         Ok(self.shared.compacted.load(Ordering::SeqCst))
     }
 
+    async fn request_progress(&self) -> Result<()> {
+        self.shared.hub.request_progress();
+        Ok(())
+    }
+
     async fn ready(&self) -> Result<()> {
         self.shared.check_failed()?;
         match &self.thread {
@@ -518,8 +523,9 @@ impl Interface for SledStore {
         }
     }
 
-    /// TTLs (expiring as deletes), progress events (`progress_interval`) and compaction (history
-    /// is dropped below the compaction revision): every optional capability.
+    /// TTLs (expiring as deletes), progress events (every `progress_interval` and on request)
+    /// and compaction (history is dropped below the compaction revision): every optional
+    /// capability.
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
     }

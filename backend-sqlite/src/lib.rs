@@ -492,6 +492,11 @@ impl Interface for SqliteStore {
         Ok(self.readers.read(reader::snapshot).await?.compacted)
     }
 
+    async fn request_progress(&self) -> Result<()> {
+        self.hub.request_progress();
+        Ok(())
+    }
+
     async fn ready(&self) -> Result<()> {
         if self
             .writer
@@ -503,9 +508,9 @@ impl Interface for SqliteStore {
         self.readers.read(reader::snapshot).await.map(|_| ())
     }
 
-    /// TTLs (stored expiry times, expiring as deletes), progress events (`progress_interval`)
-    /// and compaction (history is dropped below the compaction revision): every optional
-    /// capability.
+    /// TTLs (stored expiry times, expiring as deletes), progress events (every
+    /// `progress_interval` and on request) and compaction (history is dropped below the
+    /// compaction revision): every optional capability.
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
     }

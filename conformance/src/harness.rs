@@ -17,14 +17,17 @@ pub enum Capability {
     ProgressNotify,
     /// `compact` discards history.
     Compaction,
+    /// `request_progress` makes idle watches that asked for progress report it.
+    ProgressRequests,
 }
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 3] = [
+    pub const ALL: [Capability; 4] = [
         Capability::Ttl,
         Capability::ProgressNotify,
         Capability::Compaction,
+        Capability::ProgressRequests,
     ];
 
     /// Whether `capabilities`, as reported by a store, include this one.
@@ -33,6 +36,7 @@ impl Capability {
             Capability::Ttl => capabilities.ttl,
             Capability::ProgressNotify => capabilities.progress_notify,
             Capability::Compaction => capabilities.compaction,
+            Capability::ProgressRequests => capabilities.progress_requests,
         }
     }
 
@@ -42,6 +46,7 @@ impl Capability {
             Capability::Ttl => "ttl",
             Capability::ProgressNotify => "progress-notify",
             Capability::Compaction => "compaction",
+            Capability::ProgressRequests => "progress-requests",
         }
     }
 }

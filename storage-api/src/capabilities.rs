@@ -19,6 +19,10 @@ pub struct Capabilities {
     pub progress_notify: bool,
     /// [`crate::Interface::compact`] discards history older than the revision it is given.
     pub compaction: bool,
+    /// [`crate::Interface::request_progress`] makes every idle watch that asked for progress
+    /// report it promptly (etcd's `RequestProgress`): a watch cache learns it is current
+    /// without waiting for the periodic progress event.
+    pub progress_requests: bool,
 }
 
 impl Capabilities {
@@ -28,6 +32,7 @@ impl Capabilities {
             ttl: false,
             progress_notify: false,
             compaction: false,
+            progress_requests: false,
         }
     }
 
@@ -37,6 +42,7 @@ impl Capabilities {
             ttl: true,
             progress_notify: true,
             compaction: true,
+            progress_requests: true,
         }
     }
 
@@ -57,6 +63,12 @@ impl Capabilities {
         self.compaction = compaction;
         self
     }
+
+    /// These capabilities, with [`Capabilities::progress_requests`] set to `progress_requests`.
+    pub const fn with_progress_requests(mut self, progress_requests: bool) -> Self {
+        self.progress_requests = progress_requests;
+        self
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +82,8 @@ mod tests {
             Capabilities::none()
                 .with_ttl(true)
                 .with_progress_notify(true)
-                .with_compaction(true),
+                .with_compaction(true)
+                .with_progress_requests(true),
             Capabilities::all()
         );
         assert!(!Capabilities::all().with_compaction(false).compaction);

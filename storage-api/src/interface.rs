@@ -86,6 +86,16 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
     /// Succeeds when the store can serve requests (for `/readyz`).
     async fn ready(&self) -> Result<()>;
 
+    /// Asks every watch that wants progress events ([`crate::WatchRequest::progress_notify`])
+    /// to report its progress now, once it has delivered every event committed before the call
+    /// that it wants (etcd's `RequestProgress`). Returns once requested, not once reported.
+    ///
+    /// Stores with [`Capabilities::progress_requests`] implement it; the default does nothing
+    /// and succeeds, so a caller relies on it only where the capability says so.
+    async fn request_progress(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The optional parts of the contract this store implements. Cheap, and constant for the
     /// life of the store.
     ///
@@ -212,6 +222,14 @@ macro_rules! forward_through_pointer {
                 Self: 'f,
             {
                 (**self).ready()
+            }
+
+            fn request_progress<'s, 'f>(&'s self) -> BoxFuture<'f, Result<()>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).request_progress()
             }
 
             fn capabilities(&self) -> Capabilities {

@@ -43,11 +43,13 @@ pub enum Operation {
     CompactedRevision,
     /// [`Interface::ready`].
     Ready,
+    /// [`Interface::request_progress`].
+    RequestProgress,
 }
 
 impl Operation {
     /// Every operation, in the order of the [`Interface`] methods.
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 11] = [
         Operation::Create,
         Operation::Update,
         Operation::Delete,
@@ -58,11 +60,12 @@ impl Operation {
         Operation::CurrentRevision,
         Operation::CompactedRevision,
         Operation::Ready,
+        Operation::RequestProgress,
     ];
 
     /// The method's name, lowercase and stable (fit for a metric label or a log field):
     /// `create`, `update`, `delete`, `get`, `range`, `watch`, `compact`, `current_revision`,
-    /// `compacted_revision`, `ready`.
+    /// `compacted_revision`, `ready`, `request_progress`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",
@@ -75,6 +78,7 @@ impl Operation {
             Operation::CurrentRevision => "current_revision",
             Operation::CompactedRevision => "compacted_revision",
             Operation::Ready => "ready",
+            Operation::RequestProgress => "request_progress",
         }
     }
 }
@@ -305,6 +309,11 @@ impl<S: Interface, O: Observer> Interface for Observed<S, O> {
         pending.end(self.inner.ready().await)
     }
 
+    async fn request_progress(&self) -> Result<()> {
+        let pending = self.start(Operation::RequestProgress, None);
+        pending.end(self.inner.request_progress().await)
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
@@ -499,7 +508,8 @@ mod tests {
                 "compact",
                 "current_revision",
                 "compacted_revision",
-                "ready"
+                "ready",
+                "request_progress"
             ]
         );
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), names.len());

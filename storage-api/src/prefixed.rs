@@ -189,6 +189,10 @@ impl Interface for Prefixed {
         self.inner.ready().await
     }
 
+    async fn request_progress(&self) -> Result<()> {
+        self.inner.request_progress().await
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

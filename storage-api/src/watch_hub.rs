@@ -81,6 +81,9 @@ pub struct WatchSettings {
 pub struct WatchHub {
     registry: Mutex<Registry>,
     published: AtomicU64,
+    /// Bumped by [`WatchHub::request_progress`]; watches that want progress report it when
+    /// they see it change.
+    progress_requests: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -110,7 +113,16 @@ impl WatchHub {
         WatchHub {
             registry: Mutex::new(Registry::default()),
             published: AtomicU64::new(published),
+            progress_requests: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Makes every live watch that asked for progress events report its progress as soon as
+    /// it has delivered what is already handed to it ([`crate::Interface::request_progress`]
+    /// for backends built on the hub).
+    pub fn request_progress(&self) {
+        self.progress_requests
+            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
     }
 
     /// The newest revision whose events have been handed to the watchers: every write up to
@@ -173,6 +185,10 @@ impl WatchHub {
                 let every = settings.progress_interval;
                 (every, after(every))
             }),
+            progress_requests: request
+                .progress_notify
+                .then(|| self.progress_requests.subscribe()),
+            progress_owed: false,
             delivered: 0,
             skip_through: request.start_revision.unwrap_or(0),
             closed_at_start: false,
@@ -263,6 +279,10 @@ struct Cursor {
     buffer: usize,
     /// The progress period and when the next progress event is due.
     progress: Option<(Duration, Instant)>,
+    /// Progress requests, for watches that want progress events.
+    progress_requests: Option<tokio::sync::watch::Receiver<u64>>,
+    /// A progress event is due (period over, or requested) once the buffer is drained.
+    progress_owed: bool,
     /// The revision of the last event returned (a progress event never reports less).
     delivered: Revision,
     /// Live events at or below this revision were read from history or come before the
@@ -362,34 +382,43 @@ impl Cursor {
     /// The next live event, or a progress event when one is due and nothing is waiting.
     async fn next_live(&mut self) -> Option<Result<WatchEvent>> {
         loop {
-            let due = self.progress.map(|(_, at)| at);
-            let Some(live) = self.live.as_mut() else {
-                return self.fail(Self::closed());
-            };
-            let received = match due {
-                Some(at) => tokio::select! {
-                    received = live.receiver.recv() => Some(received),
-                    () = tokio::time::sleep_until(at) => None,
-                },
-                None => Some(live.receiver.recv().await),
-            };
-            let received = match received {
-                Some(received) => received,
-                None => {
-                    if let Some((every, at)) = self.progress.as_mut() {
-                        *at = after(*every);
+            let received = if self.progress_owed {
+                // Everything published up to `published` is already in the channel: drain it
+                // first, so the progress event never overtakes an event.
+                let published = self.hub.published();
+                match self.drain_one() {
+                    Drained::Event(event) => Some(event),
+                    Drained::Empty => {
+                        self.progress_owed = false;
+                        return Some(Ok(WatchEvent::Progress {
+                            revision: published.max(self.delivered),
+                        }));
                     }
-                    // Everything published up to `published` is already in the channel:
-                    // drain it first, so the progress event never overtakes an event.
-                    let published = self.hub.published();
-                    match self.drain_one() {
-                        Drained::Event(event) => Some(event),
-                        Drained::Empty => {
-                            return Some(Ok(WatchEvent::Progress {
-                                revision: published.max(self.delivered),
-                            }));
+                    Drained::Disconnected => None,
+                }
+            } else {
+                let due = self.progress.map(|(_, at)| at);
+                let Some(live) = self.live.as_mut() else {
+                    return self.fail(Self::closed());
+                };
+                let woke = match due {
+                    Some(at) => tokio::select! {
+                        received = live.receiver.recv() => Some(received),
+                        () = tokio::time::sleep_until(at) => None,
+                        Ok(()) = requested(&mut self.progress_requests) => None,
+                    },
+                    None => Some(live.receiver.recv().await),
+                };
+                match woke {
+                    Some(received) => received,
+                    None => {
+                        // A period ended or progress was requested: owed until nothing
+                        // published is waiting.
+                        if let Some((every, at)) = self.progress.as_mut() {
+                            *at = after(*every);
                         }
-                        Drained::Disconnected => None,
+                        self.progress_owed = true;
+                        continue;
                     }
                 }
             };
@@ -433,6 +462,16 @@ impl Cursor {
                 Err(TryRecvError::Disconnected) => return Drained::Disconnected,
             }
         }
+    }
+}
+
+/// The next progress request; never, for a watch that does not take them.
+async fn requested(
+    requests: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
+    match requests {
+        Some(requests) => requests.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -592,6 +631,34 @@ mod tests {
             stream.next().await.is_none(),
             "nothing after the terminal error"
         );
+    }
+
+    /// A progress request is answered at once, not at the next period, and never before the
+    /// events already handed to the watch.
+    #[tokio::test]
+    async fn progress_requests_are_answered_at_once_and_in_order() {
+        let hub = Arc::new(WatchHub::new(0));
+        let log = Arc::new(Log::default());
+        let mut watch = hub.watch(
+            &WatchRequest::prefix("/a/").with_progress(),
+            log.clone(),
+            WatchSettings {
+                buffer: 16,
+                progress_interval: Duration::from_secs(3600),
+            },
+        );
+        let first = log.put(&hub, "/a/1");
+        hub.request_progress();
+        let event = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("an answer long before the hour-long period");
+        assert!(
+            matches!(event, Some(Ok(WatchEvent::Put { ref kv, .. })) if kv.mod_revision == first)
+        );
+        match tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
+            Ok(Some(Ok(WatchEvent::Progress { revision }))) => assert_eq!(revision, first),
+            other => panic!("expected progress at {first}, got {other:?}"),
+        }
     }
 
     /// Progress events report the published revision once nothing older is waiting.

@@ -42,6 +42,11 @@ pub(super) fn cases() -> Vec<Case> {
             progress_events
         ),
         case!(
+            "kv::watch::progress_on_request",
+            [ProgressRequests],
+            progress_on_request
+        ),
+        case!(
             "kv::watch::compacted_start_revision",
             [Compaction],
             compacted_start
@@ -347,6 +352,44 @@ async fn progress_events(store: Store) -> anyhow::Result<()> {
         summary(&event)
     );
     Ok(())
+}
+
+/// `request_progress`: a watch that asked for progress reports at least the revision of every
+/// write made before the request, and only after delivering every event it wants up to it.
+async fn progress_on_request(store: Store) -> anyhow::Result<()> {
+    let mut watch = store
+        .watch(WatchRequest::prefix("/p/").with_progress())
+        .await?;
+    let mut written = Vec::new();
+    for i in 0..20 {
+        written.push(store.create(&format!("/p/{i}"), b("x"), None).await?);
+    }
+    let elsewhere = store.create("/q/a", b("x"), None).await?;
+    store.request_progress().await?;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let item = tokio::time::timeout_at(deadline, watch.next())
+            .await
+            .context("no progress after a progress request")?;
+        match item {
+            Some(Ok(WatchEvent::Progress { revision })) => {
+                let missing: Vec<_> = written
+                    .iter()
+                    .filter(|r| **r <= revision && !seen.contains(*r))
+                    .collect();
+                ensure!(
+                    missing.is_empty(),
+                    "progress {revision} came before the events at {missing:?}"
+                );
+                if revision >= elsewhere {
+                    return Ok(());
+                }
+            }
+            Some(Ok(event)) => seen.push(event.revision()),
+            other => bail!("watch yielded {other:?}"),
+        }
+    }
 }
 
 async fn compacted_start(store: Store) -> anyhow::Result<()> {
