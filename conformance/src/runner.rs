@@ -15,9 +15,32 @@ use crate::harness::{Capability, Harness};
 /// How long one case may take before it fails as hung.
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The body of a case: gets a fresh store, fails with a message that says what was expected.
+/// The body of a case: gets a fresh store and the layer to test over it, fails with a message
+/// that says what was expected.
 pub type CaseFn =
-    Arc<dyn Fn(Arc<dyn Interface>) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+    Arc<dyn Fn(Arc<dyn Interface>, Layer) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// What object-level cases run their objects through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layer {
+    /// `object_storage::Storage` directly over the store.
+    #[default]
+    Storage,
+    /// `object_storage::WatchCache` in front of that `Storage`.
+    WatchCache,
+}
+
+/// What a case body takes: the fresh store, or something built from it and the layer.
+pub trait CaseInput: Send + 'static {
+    /// Builds the input from a fresh store and the layer the case runs with.
+    fn from_store(store: Arc<dyn Interface>, layer: Layer) -> Self;
+}
+
+impl CaseInput for Arc<dyn Interface> {
+    fn from_store(store: Arc<dyn Interface>, _: Layer) -> Self {
+        store
+    }
+}
 
 /// One conformance case.
 #[derive(Clone)]
@@ -28,21 +51,42 @@ pub struct Case {
     pub needs: &'static [Capability],
     /// The case itself.
     pub body: CaseFn,
+    /// The layer the case runs its objects through.
+    pub layer: Layer,
+    /// Why the case does not apply to the watch cache, if it does not: its
+    /// [`Layer::WatchCache`] variant is reported ignored with this reason.
+    pub not_for_watch_cache: Option<&'static str>,
 }
 
 impl Case {
     /// A case from a name, the capabilities it needs and its body. Table-driven upstream tests
     /// become one case per row by capturing the row in `body`.
-    pub fn new<F, Fut>(name: impl Into<String>, needs: &'static [Capability], body: F) -> Self
+    pub fn new<F, I, Fut>(name: impl Into<String>, needs: &'static [Capability], body: F) -> Self
     where
-        F: Fn(Arc<dyn Interface>) -> Fut + Send + Sync + 'static,
+        F: Fn(I) -> Fut + Send + Sync + 'static,
+        I: CaseInput,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         Case {
             name: name.into(),
             needs,
-            body: Arc::new(move |store| Box::pin(body(store))),
+            body: Arc::new(move |store, layer| Box::pin(body(I::from_store(store, layer)))),
+            layer: Layer::Storage,
+            not_for_watch_cache: None,
         }
+    }
+
+    /// This case, marked as not applying to the watch cache, for `reason`.
+    pub fn not_for_watch_cache(mut self, reason: &'static str) -> Self {
+        self.not_for_watch_cache = Some(reason);
+        self
+    }
+
+    /// This case run through `layer`, named `<prefix>::<name>`.
+    pub fn through(mut self, layer: Layer, prefix: &str) -> Self {
+        self.name = format!("{prefix}::{}", self.name);
+        self.layer = layer;
+        self
     }
 }
 
@@ -51,6 +95,7 @@ impl std::fmt::Debug for Case {
         f.debug_struct("Case")
             .field("name", &self.name)
             .field("needs", &self.needs)
+            .field("layer", &self.layer)
             .finish()
     }
 }
@@ -138,6 +183,11 @@ fn not_runnable<H: Harness + ?Sized>(
     case: &Case,
     capabilities: &OnceLock<Result<Capabilities, String>>,
 ) -> Option<CaseOutcome> {
+    if let (Layer::WatchCache, Some(reason)) = (case.layer, case.not_for_watch_cache) {
+        return Some(CaseOutcome::Ignored(format!(
+            "not run through the watch cache: {reason}"
+        )));
+    }
     if case.needs.is_empty() {
         return None;
     }
@@ -202,7 +252,7 @@ fn run_case<H: Harness + ?Sized>(harness: &H, case: Case) -> CaseOutcome {
                 .open()
                 .await
                 .map_err(|e| e.context("opening a fresh store"))?;
-            (case.body)(store).await
+            (case.body)(store, case.layer).await
         };
         match tokio::time::timeout(CASE_TIMEOUT, AssertUnwindSafe(body).catch_unwind()).await {
             Err(_) => CaseOutcome::Failed(format!("case did not finish within {CASE_TIMEOUT:?}")),

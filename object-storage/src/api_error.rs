@@ -86,6 +86,13 @@ impl FromStorageError for ApiError {
                 _,
             ) => Self::bad_request(format!("{field}: Invalid value: {value:?}: {message}")),
             (StorageError::BadRequest(message), _) => Self::bad_request(message),
+            (
+                StorageError::TooManyRequests {
+                    message,
+                    retry_after_seconds,
+                },
+                _,
+            ) => Self::too_many_requests(message, retry_after_seconds),
             (StorageError::ResourceVersionSetOnCreate, _) => {
                 Self::bad_request("resourceVersion should not be set on objects to be created")
             }

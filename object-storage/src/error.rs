@@ -122,6 +122,15 @@ pub enum StorageError {
         /// The `Retry-After` seconds to suggest.
         retry_after_seconds: i32,
     },
+    /// The storage cannot take the request now and the client should retry after the given
+    /// seconds, such as a watch cache that is (re)initialising. HTTP 429.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is busy, as upstream words it ("storage is (re)initializing").
+        message: String,
+        /// The `Retry-After` seconds to suggest.
+        retry_after_seconds: i32,
+    },
     /// The object to create already carries a resourceVersion.
     #[error("resourceVersion should not be set on objects to be created")]
     ResourceVersionSetOnCreate,

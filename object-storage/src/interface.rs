@@ -1,12 +1,22 @@
 //! [`ObjectStorage`]: what the registry Store needs from object storage, as a trait, so that
-//! layers (dry run, and later the watch cache) can stand in front of [`Storage`].
+//! layers (dry run, the watch cache) can stand in front of [`Storage`].
 
 use apimachinery::object::Object;
 use async_trait::async_trait;
 
+use futures::StreamExt;
+
+use crate::cache::Shared;
 use crate::error::Result;
-use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions, ResponseMeta};
+use crate::options::{
+    GetOptions, ListOptions, ObjectList, Preconditions, ResponseMeta, WatchEvent,
+};
 use crate::{ObjectWatch, Storage, UpdateDecision, UpdateOutcome};
+
+/// A watch whose objects are [`Shared`]: a watch cache hands every watcher the same object,
+/// and each encoding of it is made once ([`ObjectStorage::watch_shared`]).
+pub type SharedWatch<K> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = WatchEvent<Shared<K>>> + Send>>;
 
 /// The decision callback of [`ObjectStorage::guaranteed_update_with`]: a stop carries no value (the
 /// caller keeps its reason in the state the callback captures).
@@ -31,6 +41,29 @@ pub trait ObjectStorage<K: Object>: Send + Sync {
 
     /// [`Storage::watch`].
     async fn watch(&self, key: &str, options: &ListOptions) -> Result<ObjectWatch<K>>;
+
+    /// [`ObjectStorage::watch`] with shared objects: what a server that encodes each event for
+    /// many watchers uses. By default each object of [`ObjectStorage::watch`] is wrapped.
+    async fn watch_shared(&self, key: &str, options: &ListOptions) -> Result<SharedWatch<K>> {
+        let events = self.watch(key, options).await?;
+        Ok(Box::pin(events.map(|event| event.map(Shared::new))))
+    }
+
+    /// [`ObjectStorage::get_list`] with shared objects, whose encodings are made once. By
+    /// default each object of [`ObjectStorage::get_list`] is wrapped.
+    async fn get_list_shared(
+        &self,
+        key: &str,
+        options: &ListOptions,
+    ) -> Result<ObjectList<Shared<K>>> {
+        let list = self.get_list(key, options).await?;
+        Ok(ObjectList {
+            items: list.items.into_iter().map(Shared::new).collect(),
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+            remaining_item_count: list.remaining_item_count,
+        })
+    }
 
     /// [`Storage::create`].
     async fn create(&self, key: &str, object: &K, ttl: u64) -> Result<K>;

@@ -9,6 +9,7 @@
 //! turns a [`StorageError`] into the `metav1.Status` the API answers for it.
 
 mod api_error;
+pub mod cache;
 mod codec;
 mod codec_helpers;
 mod dry_run;
@@ -20,9 +21,10 @@ pub mod transformer;
 mod watch;
 
 pub use api_error::FromStorageError;
+pub use cache::{Shared, WatchCache, WatchCacheConfig};
 pub use dry_run::DryRun;
 pub use error::{Result, StorageError};
-pub use interface::{ObjectStorage, UpdateFn, ValidateFn};
+pub use interface::{ObjectStorage, SharedWatch, UpdateFn, ValidateFn};
 pub use options::{
     GetOptions, INITIAL_EVENTS_END_ANNOTATION, ListOptions, ObjectList, Preconditions,
     ResourceVersionMatch, ResponseMeta, Stats, WatchEvent,

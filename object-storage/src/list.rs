@@ -23,13 +23,13 @@ consistent list result. You can start a new list without the continue parameter.
 
 /// Where and how a list reads, from `ValidateListOptions`.
 #[derive(Debug)]
-struct ListPlan {
+pub(crate) struct ListPlan {
     /// Read at this exact revision; `None` reads at the latest.
-    revision: Option<Revision>,
+    pub(crate) revision: Option<Revision>,
     /// First key to read (from a continue token).
-    continue_key: Option<String>,
+    pub(crate) continue_key: Option<String>,
     /// The not-older-than bound to enforce on the result.
-    minimum: Revision,
+    pub(crate) minimum: Revision,
 }
 
 impl<K: Object> Storage<K> {
@@ -188,12 +188,12 @@ impl<K: Object> Storage<K> {
     }
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Kubernetes' storage-level `ValidateListOptions`.
-fn plan(key_prefix: &str, options: &ListOptions, limit: u64) -> Result<ListPlan> {
+pub(crate) fn plan(key_prefix: &str, options: &ListOptions, limit: u64) -> Result<ListPlan> {
     let continue_token = options
         .predicate
         .continue_token

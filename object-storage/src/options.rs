@@ -159,5 +159,18 @@ pub enum WatchEvent<K> {
     Error(ApiError),
 }
 
+impl<K> WatchEvent<K> {
+    /// This event with its object (if any) turned into another form by `f`.
+    pub fn map<T>(self, f: impl FnOnce(K) -> T) -> WatchEvent<T> {
+        match self {
+            WatchEvent::Added(object) => WatchEvent::Added(f(object)),
+            WatchEvent::Modified(object) => WatchEvent::Modified(f(object)),
+            WatchEvent::Deleted(object) => WatchEvent::Deleted(f(object)),
+            WatchEvent::Bookmark(object) => WatchEvent::Bookmark(f(object)),
+            WatchEvent::Error(error) => WatchEvent::Error(error),
+        }
+    }
+}
+
 /// The annotation on the bookmark that ends the initial events of a watch.
 pub const INITIAL_EVENTS_END_ANNOTATION: &str = "k8s.io/initial-events-end";

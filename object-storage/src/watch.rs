@@ -266,7 +266,7 @@ impl<K: Object> Storage<K> {
 /// resourceVersions map as for REST requests (with their details); anything else is an
 /// internal error, as upstream's etcd3 watcher sends it, which clients answer by watching
 /// again from their last resourceVersion rather than re-listing.
-fn in_stream(error: StorageError, resource: &GroupResource) -> ApiError {
+pub(crate) fn in_stream(error: StorageError, resource: &GroupResource) -> ApiError {
     match error {
         error @ (StorageError::Expired { .. }
         | StorageError::TooLargeResourceVersion { .. }

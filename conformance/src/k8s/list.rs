@@ -22,10 +22,10 @@ use anyhow::{Context, bail, ensure};
 use apimachinery::continue_token::{decode_continue, encode_continue};
 use apimachinery::selector::{FieldSelector, SelectionPredicate};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use object_storage::{ListOptions, ObjectList, ResourceVersionMatch, Storage, StorageError};
+use object_storage::{ListOptions, ObjectList, ResourceVersionMatch, StorageError};
 
+use super::{Pods, Store};
 use super::{compaction, increase_rv, names, pod, pod_key, pods, recursive, rv};
-use crate::kv::Store;
 use crate::runner::Case;
 
 pub(super) fn cases() -> Vec<Case> {
@@ -82,10 +82,7 @@ impl Seed {
 }
 
 /// `seedMultiLevelData`, the `/pods/second` list giving `continueRV`, and the compaction to w1.
-pub(super) async fn seed_multi_level(
-    store: &Store,
-    storage: &Storage<Pod>,
-) -> anyhow::Result<Seed> {
+pub(super) async fn seed_multi_level(store: &Store, storage: &Pods) -> anyhow::Result<Seed> {
     let mut initial_rv = storage
         .get_list("/pods/", &recursive(""))
         .await

@@ -1,5 +1,7 @@
 //! The port of Kubernetes' shared storage test suite (`pkg/storage/testing`, v0.34.10) to
-//! `object_storage::Storage<K>`, run over every backend's byte-level store.
+//! `object_storage::Storage<K>`, run over every backend's byte-level store, and run a second
+//! time (`watch_cache::k8s::...`) with `object_storage::WatchCache` in front, as upstream runs
+//! its suite against the cacher (`pkg/storage/cacher/cacher_test.go`).
 //!
 //! Every upstream function becomes one or more cases named `k8s::<area>::<scenario>`; table
 //! rows become one case each. The backend-specific hooks of the upstream suite are written
@@ -12,6 +14,7 @@
 mod list;
 mod list_more;
 mod model;
+mod model_history;
 mod store;
 mod update;
 mod watch;
@@ -27,18 +30,48 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use object_storage::{AttrFunc, ListOptions, Storage};
 use storage_api::InterfaceExt;
 
-use crate::kv::Store;
-use crate::runner::Case;
+use crate::runner::{Case, CaseInput, Layer};
+
+mod pods;
+pub(crate) use pods::Pods;
 
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(store::cases());
     all.extend(model::cases());
+    all.extend(model_history::cases());
     all.extend(update::cases());
     all.extend(list::cases());
     all.extend(list_more::cases());
     all.extend(watch::cases());
+    let cached: Vec<Case> = all
+        .iter()
+        .map(|case| case.clone().through(Layer::WatchCache, "watch_cache"))
+        .collect();
+    all.extend(cached);
     all
+}
+
+/// What a case of this port gets: a fresh byte-level store (it dereferences to it, for the
+/// hooks that write to it directly) and the layer its pods go through.
+#[derive(Clone, Debug)]
+pub(crate) struct Store {
+    kv: crate::kv::Store,
+    layer: Layer,
+}
+
+impl CaseInput for Store {
+    fn from_store(kv: crate::kv::Store, layer: Layer) -> Self {
+        Store { kv, layer }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = crate::kv::Store;
+
+    fn deref(&self) -> &crate::kv::Store {
+        &self.kv
+    }
 }
 
 /// The path prefix objects are stored under, as in the upstream etcd3 tests' `/registry`.
@@ -69,11 +102,14 @@ pub(crate) fn pod_attrs(namespaced: bool) -> AttrFunc<Pod> {
     })
 }
 
-/// A `Storage<Pod>` under `/registry` with namespaced pod attributes.
-pub(crate) fn pods(store: &Store) -> Storage<Pod> {
-    Storage::new(store.clone(), Arc::new(Pod::default))
-        .with_prefix(PREFIX)
-        .with_attrs(pod_attrs(true))
+/// Pods under `/registry` with namespaced pod attributes, through the case's layer.
+pub(crate) fn pods(store: &Store) -> Pods {
+    Pods::new(
+        Storage::new(store.kv.clone(), Arc::new(Pod::default))
+            .with_prefix(PREFIX)
+            .with_attrs(pod_attrs(true)),
+        store.layer,
+    )
 }
 
 /// A pod with a namespace and a name.
@@ -109,7 +145,7 @@ pub(crate) fn pod_key(pod: &Pod) -> String {
 
 /// `testPropagateStore`: deletes whatever is at the pod's key, creates the pod, and returns
 /// the key and the stored object.
-pub(crate) async fn propagate(storage: &Storage<Pod>, pod: &Pod) -> anyhow::Result<(String, Pod)> {
+pub(crate) async fn propagate(storage: &Pods, pod: &Pod) -> anyhow::Result<(String, Pod)> {
     let key = pod_key(pod);
     match storage.delete(&key, None, |_| Ok(()), None).await {
         Ok(_) => {}
@@ -142,7 +178,7 @@ pub(crate) async fn increase_rv(store: &Store) -> anyhow::Result<u64> {
 }
 
 /// The `KeyValidation` hook: the raw stored value has no resourceVersion and no selfLink.
-pub(crate) async fn key_validation(storage: &Storage<Pod>, key: &str) -> anyhow::Result<()> {
+pub(crate) async fn key_validation(storage: &Pods, key: &str) -> anyhow::Result<()> {
     let full = storage.prepare_key(key)?;
     let kv = storage
         .interface()

@@ -14,11 +14,11 @@ use anyhow::{Context, bail, ensure};
 use apimachinery::selector::{LabelSelector, SelectionPredicate};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use object_storage::{ListOptions, Storage, WatchEvent};
+use object_storage::{ListOptions, WatchEvent};
 use proptest::prelude::*;
 
+use super::{Pods, Store};
 use super::{increase_rv, pod, pods, rv};
-use crate::kv::Store;
 use crate::model::{proptest_cases, run_proptest};
 use crate::runner::Case;
 
@@ -220,7 +220,7 @@ async fn run(store: Store, tasks: Vec<Vec<Op>>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_task(storage: &Storage<Pod>, ops: Vec<Op>) -> anyhow::Result<Vec<Seen>> {
+async fn run_task(storage: &Pods, ops: Vec<Op>) -> anyhow::Result<Vec<Seen>> {
     let mut seen = Vec::new();
     for op in ops {
         match op {
@@ -277,11 +277,7 @@ async fn run_task(storage: &Storage<Pod>, ops: Vec<Op>) -> anyhow::Result<Vec<Se
 }
 
 /// Reads every page of a list; all pages must report the first page's revision.
-async fn list_all(
-    storage: &Storage<Pod>,
-    limit: i64,
-    selector: Option<bool>,
-) -> anyhow::Result<Seen> {
+async fn list_all(storage: &Pods, limit: i64, selector: Option<bool>) -> anyhow::Result<Seen> {
     let label = match selector {
         Some(want) => LabelSelector::parse(&format!("flag={want}"))?,
         None => LabelSelector::everything(),

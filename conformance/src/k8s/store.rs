@@ -9,8 +9,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use object_storage::{GetOptions, ListOptions, Preconditions, StorageError, WatchEvent};
 
+use super::{Pods, Store};
 use super::{expect_equal, key_validation, pod, pods, propagate, rv};
-use crate::kv::Store;
 use crate::runner::Case;
 
 pub(super) fn cases() -> Vec<Case> {
@@ -344,11 +344,7 @@ async fn delete_with_suggestion(store: Store) -> anyhow::Result<()> {
     }
 }
 
-async fn update_label(
-    storage: &object_storage::Storage<Pod>,
-    key: &str,
-    value: &str,
-) -> anyhow::Result<Pod> {
+async fn update_label(storage: &Pods, key: &str, value: &str) -> anyhow::Result<Pod> {
     let value = value.to_owned();
     Ok(storage
         .guaranteed_update(

@@ -9,10 +9,10 @@ use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use object_storage::transformer::PrefixTransformer;
-use object_storage::{GetOptions, ListOptions, Preconditions, Storage, StorageError, WatchEvent};
+use object_storage::{GetOptions, ListOptions, Preconditions, StorageError, WatchEvent};
 
+use super::{Pods, Store};
 use super::{key_validation, pod, pod_key, pods, propagate, recursive};
-use crate::kv::Store;
 use crate::runner::Case;
 
 /// The prefix the upstream suite's transformer writes.
@@ -32,7 +32,10 @@ pub(super) fn cases() -> Vec<Case> {
             [],
             suggestion_and_conflict
         ),
-        case!("k8s::transformation_failure", [], transformation_failure),
+        case!("k8s::transformation_failure", [], transformation_failure).not_for_watch_cache(
+            "it swaps the transformer around one write, which the cache's own watch decodes at \
+             an unknown moment (upstream does not run it against the cacher either)",
+        ),
         case!("k8s::count::prefix_of_another_resource", [], count),
     ];
     for row in UpdateRow::ALL {
@@ -46,7 +49,7 @@ pub(super) fn cases() -> Vec<Case> {
 }
 
 /// Pods stored through a prefix transformer, with the transformer kept for swapping.
-fn transformed(store: &Store) -> (Storage<Pod>, Arc<PrefixTransformer>) {
+fn transformed(store: &Store) -> (Pods, Arc<PrefixTransformer>) {
     let transformer = Arc::new(PrefixTransformer::new(TEST_PREFIX.to_vec()));
     (
         pods(store).with_transformer(transformer.clone()),

@@ -30,8 +30,9 @@ use super::{
     PREFIX, compaction, expect_equal, increase_rv, pod, pod_attrs, pod_key, pods, propagate,
     recursive, rv,
 };
-use crate::kv::Store;
+use super::{Pods, Store};
 use crate::runner::Case;
+use crate::runner::Layer;
 
 /// `wait.ForeverTestTimeout`: how long an expected event may take.
 pub(super) const EVENT_WAIT: Duration = Duration::from_secs(30);
@@ -43,18 +44,27 @@ pub(super) const QUIET_IGNORING_BOOKMARKS: Duration = Duration::from_millis(150)
 /// A watch of pods.
 pub(super) type PodWatch = ObjectWatch<Pod>;
 
+/// Why the cases that plant data the transformer cannot read do not run through the watch
+/// cache: the cache's own watch cannot read it either, so the cache re-lists, and its watchers
+/// end and get 429 until the data is readable; upstream leaves these out of its cacher tests
+/// (`pkg/storage/cacher/cacher_test.go`: `WatchError` is empty, `WatchWithUnsafeDelete` and
+/// `WatchErrorIsBlockingFurtherEvents` are not run).
+const UNREADABLE_DATA: &str = "a value the transformer cannot read stops the cache's own \
+watch (upstream does not run it against the cacher either)";
+
 pub(super) fn cases() -> Vec<Case> {
     let mut cases = vec![
         case!("k8s::watch::from_zero", [Compaction], watch_from_zero),
         case!("k8s::watch::delete_trigger_watch", [], delete_trigger_watch),
         case!("k8s::watch::from_non_zero", [], watch_from_non_zero),
         case!("k8s::watch::delayed_delivery", [], delayed_watch_delivery),
-        case!("k8s::watch::error", [], watch_error),
+        case!("k8s::watch::error", [], watch_error).not_for_watch_cache(UNREADABLE_DATA),
         case!(
             "k8s::watch::with_unsafe_delete",
             [],
             watch_with_unsafe_delete
-        ),
+        )
+        .not_for_watch_cache(UNREADABLE_DATA),
         case!("k8s::watch::context_cancel", [], watch_context_cancel),
         case!("k8s::watch::watcher_timeout", [], watcher_timeout),
         case!(
@@ -76,7 +86,8 @@ pub(super) fn cases() -> Vec<Case> {
             "k8s::watch::error_is_blocking_further_events",
             [],
             error_blocks_further_events
-        ),
+        )
+        .not_for_watch_cache(UNREADABLE_DATA),
     ];
     cases.extend(super::watch_scoped::cases());
     cases.extend(super::watch_semantics::cases());
@@ -182,7 +193,7 @@ pub(super) async fn stop(mut watch: PodWatch, what: &str) -> anyhow::Result<()> 
 
 /// `GuaranteedUpdate(key, ignoreNotFound=true, SimpleUpdate(obj))`: writes `object` at `key`,
 /// creating it if missing, and returns it as stored.
-pub(super) async fn put(storage: &Storage<Pod>, key: &str, object: &Pod) -> anyhow::Result<Pod> {
+pub(super) async fn put(storage: &Pods, key: &str, object: &Pod) -> anyhow::Result<Pod> {
     let object = object.clone();
     storage
         .guaranteed_update(
@@ -210,10 +221,7 @@ pub(super) fn rv_of(pod: &Pod) -> String {
 }
 
 /// A pod storage whose values pass through `transformer` (`InterfaceWithPrefixTransformer`).
-pub(super) fn pods_with_transformer(
-    store: &Store,
-    transformer: &Arc<PrefixTransformer>,
-) -> Storage<Pod> {
+pub(super) fn pods_with_transformer(store: &Store, transformer: &Arc<PrefixTransformer>) -> Pods {
     pods(store).with_transformer(transformer.clone())
 }
 
@@ -261,6 +269,9 @@ async fn watch_from_zero(store: Store) -> anyhow::Result<()> {
     drop(watch);
 
     let new_out = put(&storage, &key, &pod("test-ns", "foo")).await?;
+    // Upstream's cacher variant of the hook (`compactWatch`) first waits for the cache to
+    // reach the revision it compacts to.
+    storage.catch_up().await?;
     compaction(&store, rv(&new_out)).await?;
 
     let mut watch = storage.watch(&key, &from_rv("0")).await?;
@@ -411,7 +422,7 @@ async fn watch_with_unsafe_delete(store: Store) -> anyhow::Result<()> {
 /// Counts the backend watches a store has open (streams not yet dropped).
 #[derive(Debug)]
 struct CountingWatches {
-    inner: Store,
+    inner: crate::kv::Store,
     /// Backend watch streams alive now.
     open: Arc<AtomicUsize>,
     /// Backend watch streams ever started.
@@ -491,12 +502,21 @@ impl Interface for CountingWatches {
 async fn watch_context_cancel(store: Store) -> anyhow::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
-    let counting: Store = Arc::new(CountingWatches {
-        inner: store.clone(),
-        open: open.clone(),
-        started: started.clone(),
-    });
+    let counting = Store {
+        kv: Arc::new(CountingWatches {
+            inner: store.kv.clone(),
+            open: open.clone(),
+            started: started.clone(),
+        }),
+        layer: store.layer,
+    };
     let storage = pods(&counting);
+    // A watch cache keeps one backend watch of its own for as long as it lives; what must be
+    // released is every watch opened for a client.
+    let own = match store.layer {
+        Layer::Storage => 0,
+        Layer::WatchCache => 1,
+    };
 
     // The call abandoned at its first suspension point (a cancelled context).
     let abandoned = storage
@@ -517,13 +537,13 @@ async fn watch_context_cancel(store: Store) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let still_open = open.load(Ordering::SeqCst);
-        if still_open == 0 {
+        if still_open == own {
             break;
         }
         ensure!(
             Instant::now() < deadline,
             "{still_open} of {} backend watch(es) still open 5s after their consumers went \
-             away",
+             away (expected {own}: the layer's own)",
             started.load(Ordering::SeqCst)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -687,9 +707,12 @@ async fn error_blocks_further_events(store: Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Kept for the scoped tables: a `Storage<Pod>` for cluster-scoped pods (keys `/pods/<name>`).
-pub(super) fn cluster_pods(store: &Store) -> Storage<Pod> {
-    Storage::new(store.clone(), Arc::new(Pod::default))
-        .with_prefix(PREFIX)
-        .with_attrs(pod_attrs(false))
+/// Kept for the scoped tables: a `Pods` for cluster-scoped pods (keys `/pods/<name>`).
+pub(super) fn cluster_pods(store: &Store) -> Pods {
+    Pods::new(
+        Storage::new(store.kv.clone(), Arc::new(Pod::default))
+            .with_prefix(PREFIX)
+            .with_attrs(pod_attrs(false)),
+        store.layer,
+    )
 }

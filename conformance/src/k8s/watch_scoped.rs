@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 
 use apimachinery::selector::{FieldSelector, LabelSelector, SelectionPredicate};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use object_storage::{ListOptions, Storage, WatchEvent};
+use object_storage::{ListOptions, WatchEvent};
 
 use super::watch::{cluster_pods, expect_event, put, stop};
+use super::{Pods, Store};
 use super::{pod, pod_on, pods, rv};
-use crate::kv::Store;
 use crate::runner::Case;
 
 pub(super) fn cases() -> Vec<Case> {
@@ -278,7 +278,7 @@ fn shaped(name: &str, namespace: &str, shape: Shape) -> Pod {
 
 /// `RunTestClusterScopedWatch` / `RunTestNamespaceScopedWatch`: one row.
 async fn scoped_watch(store: Store, row: ScopedRow, namespaced: bool) -> anyhow::Result<()> {
-    let storage: Storage<Pod> = if namespaced {
+    let storage: Pods = if namespaced {
         pods(&store)
     } else {
         cluster_pods(&store)

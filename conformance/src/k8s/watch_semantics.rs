@@ -23,8 +23,8 @@ use super::watch::{
     PodWatch, QUIET, QUIET_IGNORING_BOOKMARKS, describe, expect_event, expect_silence, from_rv,
     next_event, rv_of,
 };
+use super::{Pods, Store};
 use super::{increase_rv, pod, pod_key, pods, propagate, rv};
-use crate::kv::Store;
 use crate::runner::Case;
 
 pub(super) fn cases() -> Vec<Case> {
@@ -322,13 +322,16 @@ const SEMANTICS: [SemanticsRow; 18] = [
 /// a revision older than everything the case writes, whose history is still there. Our stores
 /// may start at revision 0 (then one unrelated write makes revision 1 the empty state, as on
 /// etcd) or, when shared, already have compacted history (then the oldest revision still
-/// readable stands in for 1; nothing under the row's namespace is older).
-async fn oldest_rv(store: &Store) -> anyhow::Result<String> {
+/// readable stands in for 1; nothing under the row's namespace is older). A watch cache
+/// serves history from the revision of its first list on, as upstream's cacher, which on a
+/// fresh etcd lists at revision 1.
+async fn oldest_rv(store: &Store, storage: &Pods) -> anyhow::Result<String> {
     if store.current_revision().await? == 0 {
         increase_rv(store).await?;
     }
     let compacted = store.compacted_revision().await?;
-    Ok(compacted.max(1).to_string())
+    let cached_from = storage.cache_listed_at().unwrap_or(0);
+    Ok(compacted.max(cached_from).max(1).to_string())
 }
 
 /// `RunWatchSemantics`: one scenario, in namespace `ns-<index>`.
@@ -336,7 +339,7 @@ async fn watch_semantics(store: Store, index: usize, row: SemanticsRow) -> anyho
     let storage = pods(&store);
     let namespace = format!("ns-{index}");
     let oldest = match row.resource_version {
-        Rv::One => Some(oldest_rv(&store).await?),
+        Rv::One => Some(oldest_rv(&store, &storage).await?),
         _ => None,
     };
 
