@@ -11,6 +11,7 @@ use object_storage::transformer::{AesGcmTransformer, ValueTransformer};
 
 use crate::auth::TokenAuth;
 use crate::server::ServerBuilder;
+use crate::watch_cache::WatchCacheSettings;
 
 /// A Kubernetes-style API server that kubectl and client libraries talk to as to
 /// kube-apiserver: core v1 namespaces, configmaps, secrets and events,
@@ -72,6 +73,17 @@ pub struct Args {
     /// with Retry-After. 0: no limit.
     #[arg(long, default_value_t = crate::inflight::DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT)]
     pub max_mutating_requests_inflight: usize,
+
+    /// Serve watches and most reads of every resource from a watch cache fed by one storage
+    /// watch per resource (--watch-cache=false: every request goes to storage).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub watch_cache: bool,
+
+    /// Per-resource watch cache sizes, comma separated: resource[.group]#size, such as
+    /// configmaps#1000 or leases.coordination.k8s.io#0. A size of 0 turns the cache off for
+    /// that resource; other sizes bound the events its ring keeps (default 100 to 102400).
+    #[arg(long, value_delimiter = ',')]
+    pub watch_cache_sizes: Vec<String>,
 }
 
 impl Args {
@@ -185,12 +197,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage = storage::open(&url)
         .await
         .map_err(|e| anyhow::anyhow!("opening storage {url}: {e}"))?;
+    let watch_cache = WatchCacheSettings::parse(args.watch_cache, &args.watch_cache_sizes)
+        .map_err(|e| anyhow::anyhow!("--watch-cache-sizes: {e}"))?;
     let mut builder = ServerBuilder::new(storage)?
         .with_server_address(args.bind.to_string())
         .with_inflight_limits(crate::inflight::InFlightLimits::new(
             args.max_requests_inflight,
             args.max_mutating_requests_inflight,
-        ));
+        ))
+        .with_watch_cache(watch_cache);
     if let Some(auth) = auth.clone() {
         builder = builder.with_auth(auth);
     }

@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use object_storage::{ListOptions, WatchEvent};
+use object_storage::{ListOptions, Shared, WatchEvent};
 use patch::{self, KindSchema, PatchSchema, PatchType};
 use registry::Store;
 use registry::{
@@ -114,8 +114,10 @@ pub struct ListResult {
 /// `serde_json::Value` per object.
 #[derive(Clone, Debug, Default)]
 pub struct EncodedList {
-    /// The JSON text of each object (with `apiVersion` and `kind`).
-    pub items: Vec<Vec<u8>>,
+    /// The JSON text of each object (with `apiVersion` and `kind`); shared with every other
+    /// response that sends the same object in the same version when it comes from a watch
+    /// cache.
+    pub items: Vec<Bytes>,
     /// The revision the list was read at.
     pub resource_version: u64,
     /// The token of the next page.
@@ -136,6 +138,7 @@ impl EncodedList {
             .iter()
             .map(|item| {
                 serde_json::to_vec(item)
+                    .map(Bytes::from)
                     .map_err(|e| ApiError::internal(format!("encoding object: {e}")))
             })
             .collect::<Result<_, _>>()?;
@@ -150,6 +153,10 @@ impl EncodedList {
 
 /// A stream of watch events carrying documents in the request version.
 pub type ValueWatch = BoxStream<'static, WatchEvent<Value>>;
+
+/// A stream of watch events whose objects are already JSON text in the request version (as
+/// the `object` of a `metav1.WatchEvent`).
+pub type EncodedWatch = BoxStream<'static, WatchEvent<Bytes>>;
 
 /// One served resource. All documents are in the request's group-version (`ctx.version`).
 #[async_trait]
@@ -204,6 +211,26 @@ pub trait ResourceHandler: Send + Sync + 'static {
         ctx: &RequestContext,
         options: &ListOptions,
     ) -> Result<ValueWatch, ApiError>;
+
+    /// Watches objects encoded as JSON text, for plain watch responses. The default encodes
+    /// [`ResourceHandler::watch`]'s documents; a handler may encode each object once for all
+    /// its watchers.
+    async fn watch_encoded(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<EncodedWatch, ApiError> {
+        let events = self.watch(ctx, options).await?;
+        Ok(events
+            .map(|event| {
+                try_map(event, |document| {
+                    serde_json::to_vec(&document)
+                        .map(Bytes::from)
+                        .map_err(encoding_failed)
+                })
+            })
+            .boxed())
+    }
 
     /// Creates an object, applying `ctx.field_validation` to the body.
     async fn create(
@@ -273,6 +300,96 @@ pub struct StoreHandler<K: Object> {
     openapi: Option<SchemaFn>,
 }
 
+/// `event` with its object turned into another form by `f`; a failure becomes an ERROR event.
+fn try_map<T, U>(event: WatchEvent<T>, f: impl FnOnce(T) -> Result<U, ApiError>) -> WatchEvent<U> {
+    match event {
+        WatchEvent::Added(object) => f(object).map_or_else(WatchEvent::Error, WatchEvent::Added),
+        WatchEvent::Modified(object) => {
+            f(object).map_or_else(WatchEvent::Error, WatchEvent::Modified)
+        }
+        WatchEvent::Deleted(object) => {
+            f(object).map_or_else(WatchEvent::Error, WatchEvent::Deleted)
+        }
+        WatchEvent::Bookmark(object) => {
+            f(object).map_or_else(WatchEvent::Error, WatchEvent::Bookmark)
+        }
+        WatchEvent::Error(error) => WatchEvent::Error(error),
+    }
+}
+
+fn encoding_failed(error: serde_json::Error) -> ApiError {
+    ApiError::internal(format!("encoding object: {error}"))
+}
+
+/// The BOOKMARK document of a watch in one version: only the kind, the version and the
+/// metadata (the resourceVersion, and the initial-events-end annotation).
+#[derive(Clone)]
+struct BookmarkDocument {
+    kind: String,
+    api_version: String,
+}
+
+impl BookmarkDocument {
+    fn new(info: &ResourceInfo, version: &str) -> Self {
+        BookmarkDocument {
+            kind: info.kind.clone(),
+            api_version: info.gvk(version).api_version(),
+        }
+    }
+
+    fn document<K: Object>(&self, object: &K) -> Value {
+        let meta = serde_json::to_value(object.meta()).unwrap_or(Value::Null);
+        serde_json::json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta})
+    }
+}
+
+/// Encodes objects of one kind as JSON text in one version, once per object: the bytes are
+/// remembered on the [`Shared`] object under the version's format name.
+struct ObjectEncoder<K: Object> {
+    scheme: Arc<Scheme>,
+    info: ResourceInfo,
+    version: String,
+    /// The format names the bytes of objects and of bookmarks are remembered under.
+    format: String,
+    bookmark_format: String,
+    /// In the storage version, an object whose own JSON starts by naming this version and
+    /// kind is its response document: it is encoded once, without a document in between.
+    /// Anything else (another version, a dynamic object stored at an older version, a type
+    /// that leaves its apiVersion out) goes through the Scheme.
+    direct_prefix: Option<String>,
+    bookmark: BookmarkDocument,
+    kind: std::marker::PhantomData<fn(&K)>,
+}
+
+impl<K: Object> ObjectEncoder<K> {
+    fn encode(&self, object: &Shared<K>) -> Result<Bytes, ApiError> {
+        object.encoded(&self.format, |object| self.encode_once(object))
+    }
+
+    /// A bookmark's document (only its metadata), once per bookmark.
+    fn encode_bookmark(&self, object: &Shared<K>) -> Result<Bytes, ApiError> {
+        object.encoded(&self.bookmark_format, |object| {
+            serde_json::to_vec(&self.bookmark.document(object))
+                .map(Bytes::from)
+                .map_err(encoding_failed)
+        })
+    }
+
+    fn encode_once(&self, object: &K) -> Result<Bytes, ApiError> {
+        if let Some(prefix) = &self.direct_prefix {
+            let direct = serde_json::to_vec(object).map_err(encoding_failed)?;
+            if direct.starts_with(prefix.as_bytes()) {
+                return Ok(Bytes::from(direct));
+            }
+        }
+        let document =
+            registry::view::encode_versioned(&self.scheme, &self.info, object, &self.version)?;
+        serde_json::to_vec(&document)
+            .map(Bytes::from)
+            .map_err(encoding_failed)
+    }
+}
+
 impl<K: Object> StoreHandler<K> {
     /// A handler for `store`, described by `info` (which must be registered in `scheme`),
     /// patching with `patch_schema` (see [`patch::builtin_schema`]).
@@ -327,6 +444,28 @@ impl<K: Object> StoreHandler<K> {
     /// The stored object as a document in `version`.
     fn to_version(&self, object: &K, version: &str) -> Result<Value, ApiError> {
         registry::view::encode_versioned(&self.scheme, &self.info, object, version)
+    }
+
+    /// The encoder of this kind's objects in `version`.
+    fn encoder(&self, version: &str) -> ObjectEncoder<K> {
+        let gvk = self.info.storage_gvk();
+        let direct_prefix = (gvk.version == version).then(|| {
+            format!(
+                "{{\"apiVersion\":{},\"kind\":{}",
+                Value::from(gvk.api_version()),
+                Value::from(gvk.kind.clone())
+            )
+        });
+        ObjectEncoder {
+            scheme: self.scheme.clone(),
+            info: self.info.clone(),
+            version: version.to_owned(),
+            format: format!("json;{}/{}", self.info.group, version),
+            bookmark_format: format!("bookmark;{}/{}", self.info.group, version),
+            direct_prefix,
+            bookmark: BookmarkDocument::new(&self.info, version),
+            kind: std::marker::PhantomData,
+        }
     }
 
     /// The request's version as the Store sees it: documents in and out of `ctx.version`.
@@ -437,33 +576,12 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         ctx: &RequestContext,
         options: &ListOptions,
     ) -> Result<EncodedList, ApiError> {
-        let list = self.store.list(&ctx.namespace, options).await?;
-        // In the storage version, an object whose own JSON starts by naming this version and
-        // kind is its response document: it is encoded once, without a document in between.
-        // Anything else (another version, a dynamic object stored at an older version, a type
-        // that leaves its apiVersion out) goes through the Scheme.
-        let gvk = self.info.storage_gvk();
-        let prefix = (gvk.version == ctx.version).then(|| {
-            format!(
-                "{{\"apiVersion\":{},\"kind\":{}",
-                Value::from(gvk.api_version()),
-                Value::from(gvk.kind.clone())
-            )
-        });
-        let encode = |object: &K| -> Result<Vec<u8>, ApiError> {
-            let failed = |e: serde_json::Error| ApiError::internal(format!("encoding object: {e}"));
-            if let Some(prefix) = &prefix {
-                let direct = serde_json::to_vec(object).map_err(failed)?;
-                if direct.starts_with(prefix.as_bytes()) {
-                    return Ok(direct);
-                }
-            }
-            serde_json::to_vec(&self.to_version(object, &ctx.version)?).map_err(failed)
-        };
+        let list = self.store.list_shared(&ctx.namespace, options).await?;
+        let encoder = self.encoder(&ctx.version);
         let items = list
             .items
             .iter()
-            .map(encode)
+            .map(|object| encoder.encode(object))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EncodedList {
             items,
@@ -501,31 +619,31 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let scheme = self.scheme.clone();
         let info = self.info.clone();
         let version = ctx.version.clone();
-        let convert = move |object: K| -> Result<Value, ApiError> {
-            registry::view::encode_versioned(&scheme, &info, &object, &version)
-        };
-        let bookmark_kind = self.info.kind.clone();
-        let bookmark_api_version = self.info.gvk(&ctx.version).api_version();
-        let stream = watch.map(move |event| {
-            let wrap = |object: K, f: fn(Value) -> WatchEvent<Value>| match convert(object) {
-                Ok(value) => f(value),
-                Err(error) => WatchEvent::Error(error),
-            };
-            match event {
-                WatchEvent::Added(o) => wrap(o, WatchEvent::Added),
-                WatchEvent::Modified(o) => wrap(o, WatchEvent::Modified),
-                WatchEvent::Deleted(o) => wrap(o, WatchEvent::Deleted),
-                WatchEvent::Bookmark(o) => {
-                    // Bookmarks carry only metadata; do not convert empty objects.
-                    let meta = serde_json::to_value(o.meta()).unwrap_or(Value::Null);
-                    WatchEvent::Bookmark(serde_json::json!({
-                        "kind": bookmark_kind,
-                        "apiVersion": bookmark_api_version,
-                        "metadata": meta,
-                    }))
-                }
-                WatchEvent::Error(e) => WatchEvent::Error(e),
-            }
+        let bookmark = BookmarkDocument::new(&self.info, &ctx.version);
+        let stream = watch.map(move |event| match event {
+            // Bookmarks carry only metadata; their empty objects are not converted.
+            WatchEvent::Bookmark(object) => WatchEvent::Bookmark(bookmark.document(&object)),
+            other => try_map(other, |object: K| {
+                registry::view::encode_versioned(&scheme, &info, &object, &version)
+            }),
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn watch_encoded(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<EncodedWatch, ApiError> {
+        let watch = self.store.watch_shared(&ctx.namespace, options).await?;
+        let encoder = self.encoder(&ctx.version);
+        // Each object is encoded once per version, whichever watcher gets to it first; from a
+        // watch cache, every other watcher of the event sends the same bytes.
+        let stream = watch.map(move |event| match event {
+            WatchEvent::Bookmark(object) => try_map(WatchEvent::Bookmark(object), |o| {
+                encoder.encode_bookmark(&o)
+            }),
+            other => try_map(other, |object| encoder.encode(&object)),
         });
         Ok(stream.boxed())
     }

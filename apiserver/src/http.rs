@@ -1,7 +1,7 @@
 //! HTTP helpers: `metav1.Status` error responses, JSON responses, request body decoding.
 
 use apimachinery::status::ApiError;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
@@ -123,26 +123,65 @@ pub fn list_response(
         metadata.insert("remainingItemCount".into(), Value::from(remaining));
     }
     let head = serde_json::json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
-    let mut body =
+    let mut head =
         serde_json::to_vec(&head).map_err(|e| ApiError::internal(format!("encoding list: {e}")))?;
     // `head` is an object: replace its closing brace with the items and close again.
-    body.pop();
-    let size: usize = list.items.iter().map(|item| item.len() + 1).sum();
-    body.reserve(size + 12);
-    body.extend_from_slice(b",\"items\":[");
-    for (i, item) in list.items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
-    }
-    body.extend_from_slice(b"]}");
-    let mut response = Response::new(Body::from(body));
+    head.pop();
+    head.extend_from_slice(b",\"items\":[");
+    let mut response = Response::new(Body::from_stream(futures::stream::iter(
+        ListChunks::new(head, list.items).map(Ok::<Bytes, std::convert::Infallible>),
+    )));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// The body of a list response in chunks of about [`LIST_CHUNK`] bytes (KEP-5116): each item
+/// is copied into the chunk being written, so the response is never built as one buffer.
+struct ListChunks {
+    next: Vec<u8>,
+    items: std::vec::IntoIter<Bytes>,
+    first: bool,
+    done: bool,
+}
+
+/// The size a list response chunk is filled to.
+const LIST_CHUNK: usize = 64 * 1024;
+
+impl ListChunks {
+    fn new(head: Vec<u8>, items: Vec<Bytes>) -> Self {
+        ListChunks {
+            next: head,
+            items: items.into_iter(),
+            first: true,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for ListChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        for item in self.items.by_ref() {
+            if !std::mem::take(&mut self.first) {
+                self.next.push(b',');
+            }
+            self.next.extend_from_slice(&item);
+            if self.next.len() >= LIST_CHUNK {
+                let full = std::mem::replace(&mut self.next, Vec::with_capacity(LIST_CHUNK));
+                return Some(Bytes::from(full));
+            }
+        }
+        self.done = true;
+        self.next.extend_from_slice(b"]}");
+        Some(Bytes::from(std::mem::take(&mut self.next)))
+    }
 }
 
 /// `response` with one `Warning: 299 - "<text>"` header per warning.

@@ -60,6 +60,7 @@ mod server;
 mod strict;
 mod table;
 mod watch;
+pub mod watch_cache;
 
 pub use handler::{
     EncodedList, FieldValidation, ListResult, RequestBody, RequestContext, ResourceHandler,

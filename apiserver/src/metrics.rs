@@ -22,6 +22,8 @@ pub struct Metrics {
     pub storage_duration: HistogramVec,
     /// `apiserver_open_watches`.
     pub open_watches: IntGauge,
+    /// The watch caches' metrics (`apiserver_watch_cache_*`).
+    pub watch_cache: Arc<crate::watch_cache::CacheMetrics>,
 }
 
 impl Metrics {
@@ -64,7 +66,9 @@ impl Metrics {
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(storage_duration.clone()))?;
         registry.register(Box::new(open_watches.clone()))?;
+        let watch_cache = Arc::new(crate::watch_cache::CacheMetrics::new(&registry)?);
         Ok(Metrics {
+            watch_cache,
             registry,
             requests,
             request_duration,
@@ -75,6 +79,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.watch_cache.refresh();
         let mut out = Vec::new();
         let encoder = TextEncoder::new();
         if encoder.encode(&self.registry.gather(), &mut out).is_err() {

@@ -21,6 +21,7 @@ use crate::handler::{ResourceHandler, SchemaFn, StoreHandler};
 use crate::inflight::InFlightLimits;
 use crate::metrics::{InstrumentedStore, Metrics};
 use crate::namespace::NamespaceBinding;
+use crate::watch_cache::{WatchCacheSettings, WatchCaching};
 
 /// Everything needed to serve one kind from a registry [`Store`].
 pub struct KindSpec<K: Object + Default> {
@@ -112,6 +113,15 @@ pub enum ServerError {
         #[source]
         source: RegistrationError,
     },
+    /// A watch cache could not be started (outside a Tokio runtime).
+    #[error("starting the watch cache of {resource}: {source}")]
+    WatchCache {
+        /// The resource.
+        resource: String,
+        /// Why.
+        #[source]
+        source: object_storage::StorageError,
+    },
     /// A namespace the server needs could not be created.
     #[error("creating namespace {name}: {source}")]
     Bootstrap {
@@ -123,8 +133,14 @@ pub enum ServerError {
     },
 }
 
-type Factory =
-    Box<dyn FnOnce(&Arc<Scheme>, &Arc<dyn Interface>) -> Arc<dyn ResourceHandler> + Send>;
+type Factory = Box<
+    dyn FnOnce(
+            &Arc<Scheme>,
+            &Arc<dyn Interface>,
+            &WatchCaching,
+        ) -> Result<Arc<dyn ResourceHandler>, ServerError>
+        + Send,
+>;
 
 /// Builds an [`ApiServer`]: a storage backend, the kinds served, authentication.
 ///
@@ -147,6 +163,7 @@ pub struct ServerBuilder {
     namespace_binding: Arc<NamespaceBinding>,
     server_address: String,
     inflight: InFlightLimits,
+    watch_cache: WatchCacheSettings,
 }
 
 impl ServerBuilder {
@@ -169,7 +186,16 @@ impl ServerBuilder {
             namespace_binding: Arc::new(NamespaceBinding::default()),
             server_address: "127.0.0.1:6443".to_owned(),
             inflight: InFlightLimits::default(),
+            watch_cache: WatchCacheSettings::default(),
         })
+    }
+
+    /// Which resources are served through a watch cache (by default all, with upstream's
+    /// ring sizes); see [`WatchCacheSettings`]. Applies to every kind, also those
+    /// registered before the call, and to kinds added while serving.
+    pub fn with_watch_cache(mut self, settings: WatchCacheSettings) -> Self {
+        self.watch_cache = settings;
+        self
     }
 
     /// Limits on requests in flight (by default kube-apiserver's: 400 read, 200 mutating);
@@ -250,8 +276,8 @@ impl ServerBuilder {
 
     /// Serves `store` with a [`StoreHandler`] once the scheme is complete.
     fn push_store_handler<K: Object + Default>(&mut self, store: Store<K>, spec: KindSpec<K>) {
-        self.factories.push(Box::new(move |scheme, _| {
-            store_handler(store, spec, scheme)
+        self.factories.push(Box::new(move |scheme, _, caching| {
+            Ok(store_handler(caching.wrap(store)?, spec, scheme))
         }));
     }
 
@@ -277,7 +303,9 @@ impl ServerBuilder {
                 plural: info.plural.clone(),
                 source,
             })?;
-        self.factories.push(Box::new(make));
+        self.factories.push(Box::new(move |scheme, storage, _| {
+            Ok(make(scheme, storage))
+        }));
         Ok(())
     }
 
@@ -285,14 +313,15 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// None today; the `Result` leaves room for checks of the complete set of kinds.
+    /// When a watch cache cannot start: build the server on a Tokio runtime.
     pub fn build(self) -> Result<ApiServer, ServerError> {
         let scheme = Arc::new(self.scheme);
+        let caching = WatchCaching::new(self.watch_cache, self.metrics.watch_cache.clone());
         let ordered = self
             .factories
             .into_iter()
-            .map(|factory| factory(&scheme, &self.storage))
-            .collect();
+            .map(|factory| factory(&scheme, &self.storage, &caching))
+            .collect::<Result<_, _>>()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         Ok(ApiServer {
             inner: Arc::new(ServerState {
@@ -307,6 +336,7 @@ impl ServerBuilder {
                 shutdown_rx,
                 server_address: self.server_address,
                 inflight: self.inflight,
+                watch_caching: caching,
             }),
         })
     }
@@ -445,6 +475,8 @@ pub struct ServerState {
     pub server_address: String,
     /// Limits on requests in flight.
     pub inflight: InFlightLimits,
+    /// The watch caches of kinds added while serving.
+    watch_caching: WatchCaching,
 }
 
 impl ServerState {
@@ -541,6 +573,7 @@ impl ApiServer {
                 })?;
             let scheme = Arc::new(scheme);
             let store = build_store(&state.storage, &state.namespace_binding, &spec);
+            let store = state.watch_caching.wrap(store)?;
             let mut ordered = current.ordered.clone();
             ordered.push(store_handler(store, spec, &scheme));
             Ok((ServedKinds::new(scheme, ordered), ()))

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_storage::{ListOptions, WatchEvent};
 use serde_json::{Value, json};
 
@@ -35,7 +36,32 @@ pub(crate) async fn serve(
     timeout: Duration,
     as_table: bool,
 ) -> Result<Response, ApiError> {
-    let events = handler.watch(&ctx, &options).await?;
+    let lines: BoxStream<'static, Vec<u8>> = if as_table {
+        let events = handler.watch(&ctx, &options).await?;
+        let mut first = true;
+        until_error(events)
+            .map(move |event| {
+                let event = match event {
+                    WatchEvent::Added(object) => {
+                        WatchEvent::Added(table_row(handler.as_ref(), &ctx, object, &mut first))
+                    }
+                    WatchEvent::Modified(object) => {
+                        WatchEvent::Modified(table_row(handler.as_ref(), &ctx, object, &mut first))
+                    }
+                    WatchEvent::Deleted(object) => {
+                        WatchEvent::Deleted(table_row(handler.as_ref(), &ctx, object, &mut first))
+                    }
+                    other => other,
+                };
+                encode_event(event)
+            })
+            .boxed()
+    } else {
+        // Objects arrive encoded (once per event and version, from a watch cache): each line
+        // is written around their bytes.
+        let events = handler.watch_encoded(&ctx, &options).await?;
+        until_error(events).map(encoded_line).boxed()
+    };
     state.metrics.open_watches.inc();
     let guard = WatchGuard(state.metrics.open_watches.clone());
     let mut shutdown = state.shutdown_rx.clone();
@@ -46,43 +72,48 @@ pub(crate) async fn serve(
             _ = shutdown.wait_for(|v| *v) => {}
         }
     };
-    let mut first = true;
-    let stream = events
-        .take_until(stop)
-        .scan(false, |ended, event| {
-            // Nothing follows an ERROR event.
-            if *ended {
-                return futures::future::ready(None);
-            }
-            if matches!(event, WatchEvent::Error(_)) {
-                *ended = true;
-            }
-            futures::future::ready(Some(event))
-        })
-        .map(move |event| {
-            let _alive = &guard;
-            let event = match event {
-                WatchEvent::Added(object) if as_table => {
-                    WatchEvent::Added(table_row(handler.as_ref(), &ctx, object, &mut first))
-                }
-                WatchEvent::Modified(object) if as_table => {
-                    WatchEvent::Modified(table_row(handler.as_ref(), &ctx, object, &mut first))
-                }
-                WatchEvent::Deleted(object) if as_table => {
-                    WatchEvent::Deleted(table_row(handler.as_ref(), &ctx, object, &mut first))
-                }
-                other => other,
-            };
-            let mut line = encode_event(event);
-            line.push(b'\n');
-            Ok::<Bytes, std::convert::Infallible>(Bytes::from(line))
-        });
+    let stream = lines.take_until(stop).map(move |mut line| {
+        let _alive = &guard;
+        line.push(b'\n');
+        Ok::<Bytes, std::convert::Infallible>(Bytes::from(line))
+    });
     let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// `events` up to and including the first ERROR event: nothing follows it.
+fn until_error<T: Send + 'static>(
+    events: BoxStream<'static, WatchEvent<T>>,
+) -> impl futures::Stream<Item = WatchEvent<T>> + Send {
+    events.scan(false, |ended, event| {
+        if *ended {
+            return futures::future::ready(None);
+        }
+        *ended = matches!(event, WatchEvent::Error(_));
+        futures::future::ready(Some(event))
+    })
+}
+
+/// One watch event whose object is already JSON text, as a line (without the newline).
+fn encoded_line(event: WatchEvent<Bytes>) -> Vec<u8> {
+    let (kind, object) = match event {
+        WatchEvent::Added(object) => ("ADDED", object),
+        WatchEvent::Modified(object) => ("MODIFIED", object),
+        WatchEvent::Deleted(object) => ("DELETED", object),
+        WatchEvent::Bookmark(object) => ("BOOKMARK", object),
+        WatchEvent::Error(error) => return encode_event(WatchEvent::Error(error)),
+    };
+    let mut line = Vec::with_capacity(object.len() + 40);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(&object);
+    line.push(b'}');
+    line
 }
 
 /// One watch event as a JSON line (without the newline). kube-core's `WatchEvent` has this
@@ -123,6 +154,22 @@ fn table_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_objects_are_written_as_they_are() {
+        let line = encoded_line(WatchEvent::Modified(Bytes::from_static(
+            br#"{"kind":"ConfigMap","data":{"a":"b"}}"#,
+        )));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&line).unwrap(),
+            json!({"type": "MODIFIED", "object": {"kind": "ConfigMap", "data": {"a": "b"}}})
+        );
+        let error = encoded_line(WatchEvent::Error(ApiError::gone("too old")));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&error).unwrap()["object"]["code"],
+            410
+        );
+    }
 
     #[test]
     fn events_in_wire_form() {

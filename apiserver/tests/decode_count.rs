@@ -76,7 +76,11 @@ const CMS: &str = "/api/v1/namespaces/default/configmaps";
 #[tokio::test]
 async fn typed_decodes_per_request() {
     let storage = storage::open("memory://").await.expect("storage");
-    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
+    // Counted is the request path: a watch cache decodes each event once more in the
+    // background, at its own moment, whatever the requests.
+    let mut builder = apiserver::ServerBuilder::new(storage)
+        .expect("builder")
+        .with_watch_cache(apiserver::watch_cache::WatchCacheSettings::disabled());
     builder
         .register_kind(apiserver::KindSpec::<Counted>::new(
             ResourceInfo::for_type::<ConfigMap>(),

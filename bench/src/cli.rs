@@ -52,9 +52,14 @@ pub enum Level {
     Kv,
     /// The object-level `object_storage::Storage<Pod>` over the same backend (feature `object`).
     Object,
+    /// The object level with `object_storage::WatchCache` in front (feature `object`).
+    ObjectCache,
     /// ConfigMaps through an in-process `apiserver` over the same backend, driven over loopback
-    /// HTTP/1.1 (feature `http`).
+    /// HTTP/1.1, with its watch cache off (feature `http`).
     Http,
+    /// The HTTP level with the API server's watch cache on, as it runs by default (feature
+    /// `http`).
+    HttpCache,
 }
 
 impl Level {
@@ -63,8 +68,15 @@ impl Level {
         match self {
             Level::Kv => "kv",
             Level::Object => "object",
+            Level::ObjectCache => "object-cache",
             Level::Http => "http",
+            Level::HttpCache => "http-cache",
         }
+    }
+
+    /// Whether the level goes through a watch cache.
+    pub fn cached(self) -> bool {
+        matches!(self, Level::ObjectCache | Level::HttpCache)
     }
 }
 

@@ -318,11 +318,12 @@ fn run(args: Args) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    if args.levels.iter().any(|l| l.0 == Level::Object) && !cfg!(feature = "object") {
-        bail!("--levels object needs the bench built with feature `object`");
+    let wants = |levels: &[Level]| args.levels.iter().any(|l| levels.contains(&l.0));
+    if wants(&[Level::Object, Level::ObjectCache]) && !cfg!(feature = "object") {
+        bail!("--levels object and object-cache need the bench built with feature `object`");
     }
-    if args.levels.iter().any(|l| l.0 == Level::Http) && !cfg!(feature = "http") {
-        bail!("--levels http needs the bench built with feature `http`");
+    if wants(&[Level::Http, Level::HttpCache]) && !cfg!(feature = "http") {
+        bail!("--levels http and http-cache need the bench built with feature `http`");
     }
     if args.concurrency.is_empty() {
         bail!("--concurrency needs at least one value");
@@ -633,14 +634,15 @@ async fn execute(
                     ));
                     workloads::run(client, *workload, *concurrency, params, progress).await?
                 }
-                Level::Object => {
+                Level::Object | Level::ObjectCache => {
                     #[cfg(feature = "object")]
                     {
                         let client = Arc::new(object::ObjectClient::new(
                             store,
                             &fresh.key_prefix,
                             args.value_size,
-                        ));
+                            level.cached(),
+                        )?);
                         workloads::run(client, *workload, *concurrency, params, progress).await?
                     }
                     #[cfg(not(feature = "object"))]
@@ -648,7 +650,7 @@ async fn execute(
                         bail!("the object level needs feature `object`")
                     }
                 }
-                Level::Http => {
+                Level::Http | Level::HttpCache => {
                     #[cfg(feature = "http")]
                     {
                         // A namespace no earlier run used, for `--url` stores that are not fresh.
@@ -656,6 +658,7 @@ async fn execute(
                             namespace: format!("storage-bench-{}-{n}", env.run_id),
                             value_size: args.value_size,
                             server_nodelay: args.http_nodelay,
+                            watch_cache: level.cached(),
                         };
                         http::measure(store, &setup, *workload, *concurrency, params, progress)
                             .await?

@@ -1,6 +1,6 @@
 //! The object level: `object_storage::Storage<Pod>` over a backend, doing what the byte-level client
 //! does with Pods (JSON encoding, resourceVersion injection, GuaranteedUpdate, continue tokens,
-//! object watches).
+//! object watches); at level `object-cache`, through an `object_storage::WatchCache` in front.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +9,10 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use object_storage::{GetOptions, ListOptions, ResourceVersionMatch, Storage, WatchEvent};
+use object_storage::{
+    GetOptions, ListOptions, ObjectStorage, ResourceVersionMatch, Storage, UpdateDecision,
+    UpdateOutcome, WatchCache, WatchCacheConfig, WatchEvent,
+};
 use storage_api::{Interface, Revision};
 
 use crate::client::{Client, Seen, SeenStream};
@@ -21,22 +24,50 @@ const PAD: &str = "bench.storage/pad";
 /// The namespace every object lives in.
 const NAMESPACE: &str = "bench";
 
-/// Pods in one namespace of a `Storage<Pod>`.
-#[derive(Debug)]
+/// Pods in one namespace of a `Storage<Pod>`, directly or through a watch cache.
 pub struct ObjectClient {
     storage: Storage<Pod>,
+    /// What reads, writes and watches go through: `storage`, or a watch cache in front of it.
+    objects: Arc<dyn ObjectStorage<Pod>>,
     pad: String,
 }
 
+impl std::fmt::Debug for ObjectClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectClient")
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ObjectClient {
-    /// Pods stored under `{key_prefix}registry/pods/bench/`, padded with `value_size` bytes.
-    pub fn new(store: Arc<dyn Interface>, key_prefix: &str, value_size: usize) -> Self {
+    /// Pods stored under `{key_prefix}registry/pods/bench/`, padded with `value_size` bytes;
+    /// through a watch cache of `/pods` when `cached` (started on the current runtime).
+    ///
+    /// # Errors
+    ///
+    /// When the watch cache cannot start (outside a Tokio runtime).
+    pub fn new(
+        store: Arc<dyn Interface>,
+        key_prefix: &str,
+        value_size: usize,
+        cached: bool,
+    ) -> Result<Self> {
         let storage = Storage::new(store, Arc::new(Pod::default))
             .with_prefix(&format!("{key_prefix}registry"));
-        ObjectClient {
+        let objects: Arc<dyn ObjectStorage<Pod>> = if cached {
+            Arc::new(
+                WatchCache::new(storage.clone(), "/pods", WatchCacheConfig::default())
+                    .context("starting the watch cache")?,
+            )
+        } else {
+            Arc::new(storage.clone())
+        };
+        Ok(ObjectClient {
             storage,
+            objects,
             pad: "x".repeat(value_size),
-        }
+        })
     }
 
     fn key(name: &str) -> String {
@@ -87,36 +118,40 @@ impl Client for ObjectClient {
 
     async fn create(&self, name: &str, stamp: u64) -> Result<Pod> {
         Ok(self
-            .storage
+            .objects
             .create(&Self::key(name), &self.pod(name, stamp), 0)
             .await?)
     }
 
     async fn update(&self, name: &str, version: &Pod, stamp: u64) -> Result<Pod> {
-        let updated = self
-            .storage
-            .guaranteed_update(
+        let mut stamped = move |mut pod: Pod, _meta| {
+            pod.metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(STAMP.to_owned(), stamp.to_string());
+            Ok(UpdateDecision::Write(pod, None))
+        };
+        let outcome = self
+            .objects
+            .guaranteed_update_with(
                 &Self::key(name),
                 false,
                 None,
-                move |mut pod: Pod, _meta| {
-                    pod.metadata
-                        .annotations
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(STAMP.to_owned(), stamp.to_string());
-                    Ok((pod, None))
-                },
+                &mut stamped,
                 // The last object this client wrote: the suggestion an API server takes from
                 // its watch cache, so an uncontended update is one write.
                 Some(version.clone()),
             )
             .await?;
-        Ok(updated)
+        match outcome {
+            UpdateOutcome::Written(pod) | UpdateOutcome::Deleted(pod) => Ok(pod),
+            UpdateOutcome::Stopped(()) => bail!("an update that only writes stopped"),
+        }
     }
 
     async fn get(&self, name: &str) -> Result<()> {
         let pod = self
-            .storage
+            .objects
             .get(&Self::key(name), &GetOptions::default())
             .await?;
         if pod.is_none() {
@@ -139,7 +174,7 @@ impl Client for ObjectClient {
         }
         let mut seen = 0;
         loop {
-            let list = self.storage.get_list(&Self::collection(), &options).await?;
+            let list = self.objects.get_list(&Self::collection(), &options).await?;
             seen += list.items.len();
             match list.continue_token {
                 Some(token) if !token.is_empty() => {
@@ -160,7 +195,7 @@ impl Client for ObjectClient {
             ..ListOptions::default()
         };
         let stream = self
-            .storage
+            .objects
             .watch(&Self::collection(), &options)
             .await
             .context("starting an object watch")?;

@@ -909,7 +909,17 @@ mod tests {
     async fn every_workload_runs_on_the_object_level() {
         every_workload(|| {
             let store: Arc<dyn storage_api::Interface> = Arc::new(backend_memory_store());
-            Arc::new(crate::object::ObjectClient::new(store, "/t/", 32))
+            Arc::new(crate::object::ObjectClient::new(store, "/t/", 32, false).unwrap())
+        })
+        .await;
+    }
+
+    #[cfg(feature = "object")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_workload_runs_on_the_object_level_with_a_watch_cache() {
+        every_workload(|| {
+            let store: Arc<dyn storage_api::Interface> = Arc::new(backend_memory_store());
+            Arc::new(crate::object::ObjectClient::new(store, "/t/", 32, true).unwrap())
         })
         .await;
     }
@@ -975,7 +985,7 @@ mod tests {
     async fn writes_racing_the_watch_start_arrive_in_revision_order() {
         let store: Arc<dyn storage_api::Interface> = Arc::new(backend_memory_store());
         let client = Arc::new(RacedWatchStart {
-            inner: Arc::new(crate::object::ObjectClient::new(store, "/t/", 32)),
+            inner: Arc::new(crate::object::ObjectClient::new(store, "/t/", 32, false).unwrap()),
             raced: std::sync::atomic::AtomicBool::new(false),
         });
         let progress: Progress = Arc::new(|_| {});

@@ -34,7 +34,8 @@ use apimachinery::selector::SelectionPredicate;
 use apimachinery::status::{ApiError, FieldError, FieldErrorType, GroupResource, Operation};
 use object_storage::StorageError;
 use object_storage::{
-    DryRun, FromStorageError, ObjectStorage, ObjectWatch, Storage, UpdateDecision, UpdateOutcome,
+    DryRun, FromStorageError, ObjectStorage, ObjectWatch, Shared, SharedWatch, Storage,
+    UpdateDecision, UpdateOutcome, WatchCache, WatchCacheConfig,
 };
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions};
 use patch::PatchSchema;
@@ -139,6 +140,9 @@ pub struct Updated<K> {
 /// The REST semantics of one resource over object storage ([`ObjectStorage`], by default a
 /// [`Storage<K>`]).
 pub struct Store<K: Object> {
+    /// The storage the store was built over (with the kind's attributes), which layers such
+    /// as the watch cache wrap.
+    base: Storage<K>,
     storage: Arc<dyn ObjectStorage<K>>,
     /// `storage` for dry-run requests: checks everything, writes nothing.
     dry_run_storage: Arc<dyn ObjectStorage<K>>,
@@ -160,6 +164,7 @@ pub struct Store<K: Object> {
 impl<K: Object> Clone for Store<K> {
     fn clone(&self) -> Self {
         Store {
+            base: self.base.clone(),
             storage: self.storage.clone(),
             dry_run_storage: self.dry_run_storage.clone(),
             resource: self.resource.clone(),
@@ -228,9 +233,11 @@ impl<K: Object> Store<K> {
             Some(schema) => Arc::new(*schema),
             None => Arc::new(patch::CUSTOM_RESOURCE),
         };
+        let base = storage.clone();
         let storage: Arc<dyn ObjectStorage<K>> = Arc::new(storage);
         let stored_view = view::StoredView::of(storage.new_object(), &kind);
         Store {
+            base,
             dry_run_storage: Arc::new(DryRun::new(storage.clone())),
             storage,
             resource,
@@ -313,6 +320,20 @@ impl<K: Object> Store<K> {
     pub fn with_name_generator(mut self, generator: NameGenerator) -> Self {
         self.name_generator = generator;
         self
+    }
+
+    /// This store with a [`WatchCache`] in front of its storage: watches and most reads are
+    /// served from memory, fed by one backend watch of the store's key root. Call it last (after
+    /// [`Store::with_key_root`]), on a Tokio runtime, which the cache's task runs on.
+    ///
+    /// # Errors
+    ///
+    /// Outside a Tokio runtime ([`StorageError::Internal`]).
+    pub fn with_watch_cache(mut self, config: WatchCacheConfig) -> Result<Self, StorageError> {
+        let cache = WatchCache::new(self.base.clone(), &self.key_root, config)?;
+        self.storage = Arc::new(cache);
+        self.dry_run_storage = Arc::new(DryRun::new(self.storage.clone()));
+        Ok(self)
     }
 
     /// The object storage underneath.
@@ -492,13 +513,13 @@ impl<K: Object> Store<K> {
         namespace: &str,
         options: &ListOptions,
     ) -> Result<ObjectList<K>, ApiError> {
-        let mut options = self.with_converted_fields(options)?;
-        let (key, recursive) = self.list_target(namespace, &options.predicate);
-        options.recursive = recursive;
-        self.storage
-            .get_list(&key, &options)
-            .await
-            .map_err(|error| self.storage_error(error, Operation::List, ""))
+        let list = self.list_shared(namespace, options).await?;
+        Ok(ObjectList {
+            items: list.items.into_iter().map(Shared::into_owned).collect(),
+            resource_version: list.resource_version,
+            continue_token: list.continue_token,
+            remaining_item_count: list.remaining_item_count,
+        })
     }
 
     /// Watches objects in `namespace`, narrowed like [`Store::list`]; events pass through.
@@ -508,11 +529,42 @@ impl<K: Object> Store<K> {
         namespace: &str,
         options: &ListOptions,
     ) -> Result<ObjectWatch<K>, ApiError> {
+        let events = self.watch_shared(namespace, options).await?;
+        Ok(Box::pin(futures::StreamExt::map(events, |event| {
+            event.map(Shared::into_owned)
+        })))
+    }
+
+    /// [`Store::list`] with [`Shared`] objects, whose encodings are made once (and, from a watch
+    /// cache, shared with every other reader).
+    #[tracing::instrument(level = "debug", skip(self, options), fields(resource = %self.resource))]
+    pub async fn list_shared(
+        &self,
+        namespace: &str,
+        options: &ListOptions,
+    ) -> Result<ObjectList<Shared<K>>, ApiError> {
         let mut options = self.with_converted_fields(options)?;
         let (key, recursive) = self.list_target(namespace, &options.predicate);
         options.recursive = recursive;
         self.storage
-            .watch(&key, &options)
+            .get_list_shared(&key, &options)
+            .await
+            .map_err(|error| self.storage_error(error, Operation::List, ""))
+    }
+
+    /// [`Store::watch`] with [`Shared`] objects: a server encodes each event once for all
+    /// the watchers that share it.
+    #[tracing::instrument(level = "debug", skip(self, options), fields(resource = %self.resource))]
+    pub async fn watch_shared(
+        &self,
+        namespace: &str,
+        options: &ListOptions,
+    ) -> Result<SharedWatch<K>, ApiError> {
+        let mut options = self.with_converted_fields(options)?;
+        let (key, recursive) = self.list_target(namespace, &options.predicate);
+        options.recursive = recursive;
+        self.storage
+            .watch_shared(&key, &options)
             .await
             .map_err(|error| self.storage_error(error, Operation::Watch, ""))
     }

@@ -26,6 +26,8 @@ pub struct Setup {
     pub value_size: usize,
     /// Set `TCP_NODELAY` on the server's accepted connections (`--http-nodelay`, default on).
     pub server_nodelay: bool,
+    /// Serve through the API server's watch cache (level `http-cache`).
+    pub watch_cache: bool,
 }
 
 /// Serves `store` on a loopback port and runs `workload` against it over HTTP with
@@ -49,7 +51,7 @@ pub async fn measure(
             "churn compacts the store, which the HTTP API does not expose; use --levels kv,object"
         );
     }
-    let server = server::LocalServer::start(store, setup.server_nodelay).await?;
+    let server = server::LocalServer::start(store, setup.server_nodelay, setup.watch_cache).await?;
     let client = Arc::new(
         client::HttpClient::connect(server.base_url(), setup.namespace.clone(), setup.value_size)
             .await?,
@@ -116,6 +118,7 @@ mod tests {
                     namespace: format!("bench-{concurrency}"),
                     value_size: 64,
                     server_nodelay: concurrency == 4,
+                    watch_cache: concurrency == 4,
                 };
                 let measured = measure(
                     store,
@@ -153,7 +156,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failures_are_counted_not_hidden() {
         let store: Arc<dyn Interface> = Arc::new(backend_memory::MemoryStore::default());
-        let server = server::LocalServer::start(store, false).await.unwrap();
+        let server = server::LocalServer::start(store, false, true)
+            .await
+            .unwrap();
         let client = client::HttpClient::connect(server.base_url(), "errs".to_owned(), 8)
             .await
             .unwrap();

@@ -28,14 +28,25 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Builds a server over `store` (every built-in kind, the `default` namespace, the namespace
     /// controller) and serves it with `axum::serve` on `127.0.0.1:0`, setting `TCP_NODELAY` on
-    /// accepted connections when `nodelay` (as the `apiserver` binary does).
+    /// accepted connections when `nodelay` (as the `apiserver` binary does), with every
+    /// resource behind a watch cache when `watch_cache` (the binary's default).
     ///
     /// # Errors
     ///
     /// When the server cannot be built or bootstrapped, or no port can be bound.
-    pub async fn start(store: Arc<dyn Interface>, nodelay: bool) -> Result<Self> {
-        let mut builder =
-            apiserver::ServerBuilder::new(store).context("creating the API server builder")?;
+    pub async fn start(
+        store: Arc<dyn Interface>,
+        nodelay: bool,
+        watch_cache: bool,
+    ) -> Result<Self> {
+        let settings = if watch_cache {
+            apiserver::watch_cache::WatchCacheSettings::default()
+        } else {
+            apiserver::watch_cache::WatchCacheSettings::disabled()
+        };
+        let mut builder = apiserver::ServerBuilder::new(store)
+            .context("creating the API server builder")?
+            .with_watch_cache(settings);
         apiserver::kinds::register_all(&mut builder, None)
             .context("registering the built-in kinds")?;
         let server = builder.build().context("building the API server")?;

@@ -21,6 +21,10 @@ const CACHED_RESOURCE: &str = "/pods";
 /// minute so that bookmark tests see them within their waits.
 const BOOKMARKS_EVERY: Duration = Duration::from_millis(500);
 
+/// How long a cache may take to catch up with the store (progress events come every second or
+/// less in the backends' suites).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a new cache may take to list.
 const READY_WAIT: Duration = Duration::from_secs(30);
 
@@ -91,15 +95,12 @@ impl Pods {
         Pods::new(self.storage.with_transformer(transformer), layer)
     }
 
-    /// Returns once a watch cache has caught up with every write made so far (through a
-    /// consistent read, which waits for it); nothing to wait for without a cache.
-    pub(crate) async fn catch_up(&self) -> object_storage::Result<()> {
+    /// Returns once a watch cache has caught up with every write made so far (from its events
+    /// or the backend's progress events); nothing to wait for without a cache.
+    pub(crate) async fn catch_up(&self) -> anyhow::Result<()> {
         if let Some(cache) = &self.cache {
-            let consistent = ListOptions {
-                recursive: true,
-                ..ListOptions::default()
-            };
-            cache.get_list(CACHED_RESOURCE, &consistent).await?;
+            let current = self.storage.interface().current_revision().await?;
+            cache.wait_until_fresh(current, CATCH_UP_WAIT).await?;
         }
         Ok(())
     }

@@ -227,6 +227,19 @@ impl<K: Object> WatchCache<K> {
             })
     }
 
+    /// Waits until the cache reflects `revision` (every event of its resource up to it, learnt
+    /// from events or progress) and returns its revision, or fails with
+    /// [`StorageError::TooLargeResourceVersion`] after `timeout`.
+    pub async fn wait_until_fresh(&self, revision: u64, timeout: Duration) -> Result<u64> {
+        self.wait_for(revision, timeout).await.map_err(|current| {
+            StorageError::TooLargeResourceVersion {
+                requested: revision,
+                current,
+                retry_after_seconds: 1,
+            }
+        })
+    }
+
     /// The revision the cache reflects; `None` until its first list completes.
     pub fn revision(&self) -> Option<u64> {
         *self.inner.revision.borrow()
@@ -611,7 +624,6 @@ impl<K: Object> WatchCache<K> {
                 current
             }
             Start::Now => current,
-            Start::After(revision) if revision >= current => revision,
             Start::After(revision) => match core.state.events_after(revision, &scope) {
                 Ok(events) => {
                     initial.extend(
@@ -623,6 +635,7 @@ impl<K: Object> WatchCache<K> {
                     current
                 }
                 Err(Window::TooOld { oldest }) => return Ok(Some(self.too_old(revision, oldest))),
+                // Ahead of the cache: the events after it are still to come.
                 Err(Window::TooNew { .. }) => revision,
             },
         };

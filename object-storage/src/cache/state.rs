@@ -254,14 +254,14 @@ impl<K: Object> CacheState<K> {
 
     /// Checks that the state at `revision` can be rebuilt.
     pub(crate) fn check_window(&self, revision: u64) -> Result<(), Window> {
+        let oldest = self.oldest.max(self.compacted);
+        if revision < oldest {
+            return Err(Window::TooOld { oldest });
+        }
         if revision > self.revision {
             return Err(Window::TooNew {
                 current: self.revision,
             });
-        }
-        let oldest = self.oldest.max(self.compacted);
-        if revision < oldest {
-            return Err(Window::TooOld { oldest });
         }
         Ok(())
     }
