@@ -28,7 +28,7 @@ use crate::baseline::RawKeys;
 use crate::cli::{Args, Baseline, Level, Workload};
 use crate::client::KvClient;
 use crate::report::KeyRatio;
-use crate::stats::{Row, dir_size, human_bytes, rss_bytes};
+use crate::stats::{Row, cpu_seconds, dir_size, human_bytes, rss_bytes};
 use crate::targets::{Env, Kind, Target};
 use crate::workloads::{Measured, Params, Progress};
 
@@ -625,6 +625,7 @@ async fn execute(
             let target = targets.get(*target).context("unknown target")?;
             let fresh = target.fresh(env, n).await?;
             let store = fresh.store.clone();
+            let cpu_before = cpu_seconds();
             let measured = match level {
                 Level::Kv => {
                     let client = Arc::new(KvClient::new(
@@ -676,7 +677,19 @@ async fn execute(
                 *concurrency,
                 measured,
             );
-            if *workload == Workload::Churn {
+            if *workload == Workload::Watch {
+                // Server and clients share this process (and the machine's cores).
+                if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
+                    let used = after - before;
+                    let cores = used / row.seconds.max(1e-9);
+                    row.add(
+                        "cpu_seconds",
+                        used,
+                        format!("process CPU {used:.1}s ({cores:.2} cores, server and clients)"),
+                    );
+                }
+            }
+            if matches!(*workload, Workload::Churn | Workload::Watch) {
                 if let Some((rss, peak)) = rss_bytes() {
                     row.add(
                         "rss_bytes",

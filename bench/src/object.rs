@@ -194,9 +194,11 @@ impl Client for ObjectClient {
             resource_version: after.to_string(),
             ..ListOptions::default()
         };
+        // Shared objects, as a server's watch handler takes them: every watcher of a cached
+        // event gets the same object, not a copy.
         let stream = self
             .objects
-            .watch(&Self::collection(), &options)
+            .watch_shared(&Self::collection(), &options)
             .await
             .context("starting an object watch")?;
         Ok(stream

@@ -1,6 +1,5 @@
 //! The workloads, written once over any [`Client`].
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -414,36 +413,92 @@ pub(crate) struct FirstFault {
 
 impl OrderFaults {
     /// Classifies every event whose revision is not greater than the one before it.
+    #[cfg(test)]
     pub(crate) fn of(revisions: &[Revision]) -> Self {
-        let mut faults = OrderFaults::default();
-        let mut seen = HashSet::with_capacity(revisions.len());
-        let mut highest: Option<Revision> = None;
-        for (index, &revision) in revisions.iter().enumerate() {
-            let fresh = seen.insert(revision);
-            if highest.is_some_and(|highest| revision <= highest) {
-                let duplicate = !fresh;
-                if duplicate {
-                    faults.duplicates += 1;
-                } else {
-                    faults.reorderings += 1;
-                }
-                if faults.first.is_none() {
-                    faults.first = Some(FirstFault {
-                        index,
-                        previous: revisions[index - 1],
-                        revision,
-                        duplicate,
-                    });
-                }
-            }
-            highest = highest.max(Some(revision));
+        let mut log = RevisionLog::new(0);
+        for &revision in revisions {
+            log.push(revision);
         }
-        faults
+        log.faults
     }
 
     /// Whether every revision was greater than the one before it.
     pub(crate) fn in_order(&self) -> bool {
         self.first.is_none()
+    }
+}
+
+/// The revisions one watcher received, in little memory: a bitset from the watch's start (a
+/// few KiB for a run's writes, where a list of them costs 8 bytes each, times every watcher),
+/// with its order faults counted as they come.
+pub(crate) struct RevisionLog {
+    base: Revision,
+    bits: Vec<u64>,
+    count: usize,
+    previous: Option<Revision>,
+    highest: Option<Revision>,
+    faults: OrderFaults,
+}
+
+impl RevisionLog {
+    /// An empty log of a watch that starts after `base`.
+    pub(crate) fn new(base: Revision) -> Self {
+        RevisionLog {
+            base,
+            bits: Vec::new(),
+            count: 0,
+            previous: None,
+            highest: None,
+            faults: OrderFaults::default(),
+        }
+    }
+
+    /// The bit of `revision`: its word and mask (revisions at or below the base share bit 0).
+    fn slot(&self, revision: Revision) -> (usize, u64) {
+        let offset = usize::try_from(revision.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        (offset / 64, 1 << (offset % 64))
+    }
+
+    /// Whether `revision` was received.
+    pub(crate) fn contains(&self, revision: Revision) -> bool {
+        let (word, mask) = self.slot(revision);
+        self.bits.get(word).is_some_and(|bits| bits & mask != 0)
+    }
+
+    /// Records one received event.
+    pub(crate) fn push(&mut self, revision: Revision) {
+        let (word, mask) = self.slot(revision);
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        let fresh = self.bits[word] & mask == 0;
+        self.bits[word] |= mask;
+        if self.highest.is_some_and(|highest| revision <= highest) {
+            let duplicate = !fresh;
+            if duplicate {
+                self.faults.duplicates += 1;
+            } else {
+                self.faults.reorderings += 1;
+            }
+            if self.faults.first.is_none() {
+                self.faults.first = Some(FirstFault {
+                    index: self.count,
+                    previous: self.previous.unwrap_or_default(),
+                    revision,
+                    duplicate,
+                });
+            }
+        }
+        self.highest = self.highest.max(Some(revision));
+        self.previous = Some(revision);
+        self.count += 1;
+    }
+
+    /// Whether the log is exactly `expected` (sorted), received in order.
+    fn is_exactly(&self, expected: &[Revision]) -> bool {
+        self.faults.in_order()
+            && self.count == expected.len()
+            && expected.iter().all(|revision| self.contains(*revision))
     }
 }
 
@@ -550,10 +605,20 @@ fn describe_problems(problems: &[WatcherProblem], acked: u64) -> String {
 
 /// What one watcher saw.
 struct WatcherReport {
-    latencies: Recorder,
-    revisions: Vec<Revision>,
+    revisions: RevisionLog,
     ended: Option<String>,
 }
+
+/// Delivery latencies are recorded in this many shared recorders (by watcher): one per watcher
+/// would cost each its own histogram, hundreds of KiB times thousands of watchers.
+const LATENCY_SHARDS: usize = 64;
+
+/// Of more than this many watchers, every [`LATENCY_SAMPLE`]th records delivery latencies (all
+/// are checked for order and completeness): reading the clock and recording every event of
+/// thousands of watchers costs the shared cores more than delivering it.
+const LATENCY_ALL_UP_TO: usize = 1000;
+/// See [`LATENCY_ALL_UP_TO`].
+const LATENCY_SAMPLE: usize = 16;
 
 async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -> Result<Measured> {
     let watchers = params.watchers.max(1);
@@ -569,19 +634,26 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
             .await
             .context("writing the start marker of the watch workload")?,
     );
+    let shards: Arc<Vec<std::sync::Mutex<Recorder>>> = Arc::new(
+        (0..LATENCY_SHARDS.min(watchers))
+            .map(|_| std::sync::Mutex::new(Recorder::new()))
+            .collect(),
+    );
+    let rss_before = crate::stats::rss_bytes().map(|(rss, _)| rss);
     let mut watcher_handles = Vec::new();
-    for _ in 0..watchers {
+    for index in 0..watchers {
         let mut stream = client.watch(start_revision).await?;
         let report = Arc::new(std::sync::Mutex::new(WatcherReport {
-            latencies: Recorder::new(),
-            revisions: Vec::new(),
+            revisions: RevisionLog::new(start_revision),
             ended: None,
         }));
         let shared = report.clone();
+        let shards = shards.clone();
+        let timed = watchers <= LATENCY_ALL_UP_TO || index % LATENCY_SAMPLE == 0;
         let handle = tokio::spawn(async move {
             loop {
                 let next = stream.next().await;
-                let now = now_stamp();
+                let now = if timed { now_stamp() } else { 0 };
                 let Ok(mut report) = shared.lock() else {
                     return;
                 };
@@ -596,9 +668,12 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
                     }
                     Some(Ok(seen)) if seen.stamp == END_STAMP => return,
                     Some(Ok(seen)) => {
-                        report
-                            .latencies
-                            .record(Duration::from_nanos(now.saturating_sub(seen.stamp)));
+                        if timed {
+                            if let Ok(mut latencies) = shards[index % shards.len()].lock() {
+                                latencies
+                                    .record(Duration::from_nanos(now.saturating_sub(seen.stamp)));
+                            }
+                        }
                         report.revisions.push(seen.revision);
                     }
                 }
@@ -607,6 +682,8 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
         watcher_handles.push((handle, report));
     }
 
+    // Every watch is established (its start returned); none has had an event yet.
+    let rss_idle = crate::stats::rss_bytes().map(|(rss, _)| rss);
     let deadline = Instant::now() + params.duration;
     let written = Arc::new(std::sync::Mutex::new(Vec::<Revision>::new()));
     // Each writer paces itself to its share of the rate.
@@ -673,8 +750,7 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
                 .lock()
                 .map_err(|_| anyhow::anyhow!("a watcher panicked"))?,
             WatcherReport {
-                latencies: Recorder::new(),
-                revisions: Vec::new(),
+                revisions: RevisionLog::new(start_revision),
                 ended: None,
             },
         );
@@ -682,23 +758,28 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     }
     let acked = writes.count();
     let mut latencies = Recorder::new();
+    for shard in shards.iter() {
+        if let Ok(mut shard) = shard.lock() {
+            latencies.merge(std::mem::take(&mut *shard));
+        }
+    }
     let mut complete = 0;
+    let mut delivered = 0;
     let mut problems = Vec::new();
     for (i, report) in reports.into_iter().enumerate() {
-        let order = OrderFaults::of(&report.revisions);
-        if order.in_order() && report.revisions == expected && report.ended.is_none() {
+        delivered += report.revisions.count;
+        if report.revisions.is_exactly(&expected) && report.ended.is_none() {
             complete += 1;
         } else {
-            let seen: HashSet<Revision> = report.revisions.iter().copied().collect();
+            let log = &report.revisions;
             problems.push(WatcherProblem {
                 watcher: i,
-                events: report.revisions.len(),
-                missing: expected.iter().filter(|r| !seen.contains(r)).count(),
-                order,
+                events: log.count,
+                missing: expected.iter().filter(|r| !log.contains(**r)).count(),
+                order: log.faults.clone(),
                 ended: report.ended,
             });
         }
-        latencies.merge(report.latencies);
     }
     let (write_p50, write_p99, _) = writes.summary_us();
     let (p50, p99, max) = latencies.summary_us();
@@ -731,7 +812,24 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
         },
     );
     measured.note("writes", acked, String::new());
-    let delivered = latencies.count();
+    if let (Some(before), Some(idle)) = (rss_before, rss_idle) {
+        let per_watcher = idle.saturating_sub(before) / watchers as u64;
+        measured.note(
+            "idle_watcher_bytes",
+            per_watcher,
+            format!(
+                "{} RSS per idle watcher",
+                crate::stats::human_bytes(per_watcher)
+            ),
+        );
+    }
+    if watchers > LATENCY_ALL_UP_TO {
+        measured.note(
+            "latency_sampled_every",
+            LATENCY_SAMPLE,
+            format!("latency of every {LATENCY_SAMPLE}th watcher"),
+        );
+    }
     let delivered_per_sec = delivered as f64 / elapsed.as_secs_f64().max(1e-9);
     measured.note(
         "events_delivered",

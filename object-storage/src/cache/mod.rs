@@ -34,7 +34,7 @@ use apimachinery::continue_token::encode_continue;
 use apimachinery::object::Object;
 use apimachinery::resource_version::parse_resource_version;
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, watch};
 
@@ -45,14 +45,15 @@ use crate::list::{ListPlan, plan, to_i64};
 use crate::options::{GetOptions, ListOptions, ObjectList, Preconditions, WatchEvent};
 use crate::{ObjectWatch, Storage, UpdateOutcome, directory};
 use state::{CacheState, Entry, Window};
-use watchers::{Delivery, Due, Watchers};
+use watchers::{Delivery, Due, Parcel, Watchers};
 
 /// How a [`WatchCache`] sizes its ring, feeds its watchers and waits for freshness.
 #[derive(Clone, Debug)]
 pub struct WatchCacheConfig {
     /// Events kept for watches that resume and exact reads.
     pub ring: RingLimits,
-    /// Events buffered per watcher beyond its initial events.
+    /// Parcels buffered per watcher beyond its initial events (a parcel is the watcher's
+    /// events of one dispatched batch: one event when the cache keeps up, more under load).
     pub watcher_buffer: usize,
     /// How often a watcher that allows bookmarks gets one (upstream: every minute).
     pub bookmark_interval: Duration,
@@ -79,7 +80,9 @@ impl Default for WatchCacheConfig {
     fn default() -> Self {
         WatchCacheConfig {
             ring: RingLimits::default(),
-            watcher_buffer: 100,
+            // Upstream's largest watcher buffer (for indexed watchers): a second of events at
+            // 1,000 writes/s while batches are single events, more once load makes them grow.
+            watcher_buffer: 1000,
             bookmark_interval: Duration::from_secs(60),
             freshness_timeout: Duration::from_secs(3),
             consistent_read_timeout: Duration::from_secs(3),
@@ -639,43 +642,93 @@ impl<K: Object> WatchCache<K> {
                 Err(Window::TooNew { .. }) => revision,
             },
         };
-        let id = core.watchers.add(
-            scope,
-            predicate.clone(),
-            after,
-            sender,
-            bookmarks,
-            Instant::now(),
-        );
+        let id = core
+            .watchers
+            .add(scope, predicate, sender, bookmarks, Instant::now());
         gauge(&config.stats.watchers, core.watchers.len());
         drop(core);
         let registration = Registration {
             cache: Arc::downgrade(&self.inner),
             id,
         };
-        let live = futures::stream::unfold(
-            (receiver, registration),
-            |(mut receiver, registration)| async move {
-                let event = receiver.recv().await?;
-                Some((event, (receiver, registration)))
-            },
-        );
+        let live = Live {
+            receiver,
+            _registration: registration,
+            parcel: None,
+            next: 0,
+            // A watcher that starts after a revision the cache has not reached skips what its
+            // group's parcels hold before it.
+            skip_through: (after > current).then_some(after),
+        };
+        let live = futures::stream::unfold(live, |mut live| async move {
+            let event = live.next().await?;
+            Some((event, live))
+        });
         Ok(Some(Box::pin(futures::stream::iter(initial).chain(live))))
     }
 }
 
-/// Hands `due` deliveries out: at once to watchers with room, then, within the time budget,
-/// to those without; a watcher still full when the budget runs out is ended (its stream closes
+/// The live part of a cache watch: the events of the parcels its group receives, one by one.
+struct Live<K: Object> {
+    receiver: mpsc::Receiver<Parcel<K>>,
+    /// Ends the registration when the watch is dropped.
+    _registration: Registration<K>,
+    parcel: Option<Parcel<K>>,
+    next: usize,
+    skip_through: Option<u64>,
+}
+
+impl<K: Object> Live<K> {
+    async fn next(&mut self) -> Option<Delivery<K>> {
+        loop {
+            if let Some(parcel) = &self.parcel {
+                if let Some(event) = parcel.get(self.next) {
+                    self.next += 1;
+                    if self
+                        .skip_through
+                        .is_some_and(|after| revision_of(event) <= after)
+                    {
+                        continue;
+                    }
+                    return Some(event.clone());
+                }
+            }
+            self.parcel = Some(self.receiver.recv().await?);
+            self.next = 0;
+        }
+    }
+}
+
+/// The resourceVersion an event carries (0 for an error).
+fn revision_of<K: Object>(event: &Delivery<K>) -> u64 {
+    let object = match event {
+        WatchEvent::Added(o)
+        | WatchEvent::Modified(o)
+        | WatchEvent::Deleted(o)
+        | WatchEvent::Bookmark(o) => o,
+        WatchEvent::Error(_) => return 0,
+    };
+    object
+        .meta()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Hands `due` parcels out: at once to watchers with room, then, within the time budget, to
+/// those without; a watcher still full when the budget runs out is ended (its stream closes
 /// after what it holds; the client resumes from its last revision).
 async fn dispatch<K: Object>(cache: &Cache<K>, due: Vec<Due<K>>, budget: &mut TimeBudget) {
     let stats = &cache.config.stats;
     let mut delivered = 0_u64;
     let mut blocked = Vec::new();
     let mut gone = Vec::new();
-    for Due { id, sender, event } in due {
-        match sender.try_send(event) {
-            Ok(()) => delivered += 1,
-            Err(mpsc::error::TrySendError::Full(event)) => blocked.push((id, sender, event)),
+    for Due { id, sender, parcel } in due {
+        let events = parcel.len() as u64;
+        match sender.try_send(parcel) {
+            Ok(()) => delivered += events,
+            Err(mpsc::error::TrySendError::Full(parcel)) => blocked.push((id, sender, parcel)),
             Err(mpsc::error::TrySendError::Closed(_)) => gone.push(id),
         }
     }
@@ -684,9 +737,10 @@ async fn dispatch<K: Object>(cache: &Cache<K>, due: Vec<Due<K>>, budget: &mut Ti
         let available = budget.take();
         let started = tokio::time::Instant::now();
         let deadline = started + available;
-        for (id, sender, event) in blocked {
-            match tokio::time::timeout_at(deadline, sender.send(event)).await {
-                Ok(Ok(())) => delivered += 1,
+        for (id, sender, parcel) in blocked {
+            let events = parcel.len() as u64;
+            match tokio::time::timeout_at(deadline, sender.send(parcel)).await {
+                Ok(Ok(())) => delivered += events,
                 Ok(Err(_)) => gone.push(id),
                 Err(_) => {
                     tracing::debug!(watcher = id, "ending a watcher too slow for its buffer");
@@ -876,16 +930,34 @@ async fn follow<K: Object>(
             }
         };
         loop {
-            let item = tokio::select! {
+            let first = tokio::select! {
                 item = events.next() => item,
                 _ = ticks.tick() => {
                     send_bookmarks(storage, cache).await;
                     continue;
                 }
             };
-            let event = match item {
-                Some(Ok(event)) => event,
-                Some(Err(storage_api::Error::Compacted { .. })) => {
+            // What is ready behind the first event joins its batch: under load one dispatch
+            // (and one parcel per watcher group) serves many events.
+            let mut batch = Vec::new();
+            let mut end = None;
+            match first {
+                Some(Ok(event)) => batch.push(event),
+                other => end = Some(other),
+            }
+            while end.is_none() && batch.len() < MAX_BATCH {
+                match events.next().now_or_never() {
+                    Some(Some(Ok(event))) => batch.push(event),
+                    Some(other) => end = Some(other),
+                    None => break,
+                }
+            }
+            if !batch.is_empty() {
+                revision = apply(storage, cache, batch, budget).await?;
+            }
+            match end {
+                None => {}
+                Some(Some(Err(storage_api::Error::Compacted { .. }))) => {
                     return Err(StorageError::Expired {
                         message: format!(
                             "the cache's watch after revision {revision} was compacted"
@@ -893,71 +965,81 @@ async fn follow<K: Object>(
                         continue_token: None,
                     });
                 }
-                Some(Err(error)) => {
+                Some(Some(Err(error))) => {
                     // A watch the backend ended (the cache fell behind, a lost connection):
                     // resume where it stopped; nothing is lost.
                     tracing::debug!(%error, prefix = root, "watch cache resumes its watch");
                     break;
                 }
-                None => break,
-            };
-            revision = apply(storage, cache, event, budget).await?;
+                Some(_) => break,
+            }
         }
     }
 }
 
-/// Applies one backend event and hands it to the watchers; returns the cache's revision.
+/// The most backend events applied and dispatched as one batch.
+const MAX_BATCH: usize = 1024;
+
+/// One backend event, decoded.
+struct Decoded<K> {
+    key: String,
+    revision: u64,
+    /// The new state; `None` for a delete.
+    current: Option<Entry<K>>,
+    /// A delete's last state, carrying the delete's revision.
+    deleted: Option<Entry<K>>,
+}
+
+/// Applies a batch of backend events and hands them to the watchers; returns the cache's
+/// revision.
 async fn apply<K: Object>(
     storage: &Storage<K>,
     cache: &Cache<K>,
-    event: storage_api::WatchEvent,
+    batch: Vec<storage_api::WatchEvent>,
     budget: &mut TimeBudget,
 ) -> Result<u64> {
     let stats = &cache.config.stats;
-    let (key, revision, current, deleted) = match event {
-        storage_api::WatchEvent::Progress { revision } => {
-            let revision = {
-                let mut core = cache.core.write();
-                core.state.progress(revision);
-                core.state.revision()
-            };
-            cache.revision.send_replace(Some(revision));
-            return Ok(revision);
+    let mut decoded = Vec::with_capacity(batch.len());
+    let mut progress = 0;
+    for event in batch {
+        match event {
+            storage_api::WatchEvent::Progress { revision } => progress = progress.max(revision),
+            storage_api::WatchEvent::Put { kv, .. } => {
+                let (object, _, _) = storage.codec().decode(&kv)?;
+                decoded.push(Decoded {
+                    key: kv.key.clone(),
+                    revision: kv.mod_revision,
+                    current: Some(entry(storage, kv.key, object)),
+                    deleted: None,
+                });
+            }
+            storage_api::WatchEvent::Delete { revision, prev, .. } => {
+                let (object, _, _) = storage
+                    .codec()
+                    .decode_at(&prev.key, &prev.value, revision)?;
+                decoded.push(Decoded {
+                    key: prev.key.clone(),
+                    revision,
+                    current: None,
+                    deleted: Some(entry(storage, prev.key, object)),
+                });
+            }
         }
-        storage_api::WatchEvent::Put { kv, .. } => {
-            let (object, _, _) = storage.codec().decode(&kv)?;
-            let revision = kv.mod_revision;
-            let key = kv.key;
-            (
-                key.clone(),
-                revision,
-                Some(entry(storage, key, object)),
-                None,
-            )
-        }
-        storage_api::WatchEvent::Delete { revision, prev, .. } => {
-            let (object, _, _) = storage
-                .codec()
-                .decode_at(&prev.key, &prev.value, revision)?;
-            let key = prev.key;
-            (
-                key.clone(),
-                revision,
-                None,
-                Some(entry(storage, key, object)),
-            )
-        }
-    };
-    CacheStats::add(&stats.events_received, 1);
+    }
+    CacheStats::add(&stats.events_received, decoded.len() as u64);
+    let now = Instant::now();
     let (due, revision) = {
         let mut core = cache.core.write();
-        let recorded = core
-            .state
-            .apply(key, revision, current, deleted, Instant::now());
-        let due = match &recorded {
-            Some(event) => core.watchers.deliveries(event),
-            None => Vec::new(),
-        };
+        let recorded: Vec<_> = decoded
+            .into_iter()
+            .filter_map(|event| {
+                core.state
+                    .apply(event.key, event.revision, event.current, event.deleted, now)
+            })
+            .collect();
+        // A progress event follows every event it covers.
+        core.state.progress(progress);
+        let due = core.watchers.deliveries(&recorded);
         let (objects, events) = core.state.sizes();
         gauge(&stats.objects, objects);
         gauge(&stats.events, events);
@@ -986,9 +1068,13 @@ async fn send_bookmarks<K: Object>(storage: &Storage<K>, cache: &Cache<K>) {
     if due.is_empty() {
         return;
     }
-    let mark = Shared::new(bookmark(storage.codec(), revision, false));
-    for (_, sender) in due {
-        let _ = sender.try_send(WatchEvent::Bookmark(mark.clone()));
+    let mark: Parcel<K> = Arc::from([WatchEvent::Bookmark(Shared::new(bookmark(
+        storage.codec(),
+        revision,
+        false,
+    )))]);
+    for sender in due {
+        let _ = sender.try_send(mark.clone());
     }
 }
 

@@ -1,9 +1,13 @@
-//! The watchers of one cache and how an event finds them: indexed by the key or directory they
-//! watch and by the trigger value their selector requires, so an event is tested only against
-//! watchers that can want it (upstream's `indexedWatchers` and `dispatchEvent`,
-//! `pkg/storage/cacher/cacher.go`).
+//! The watchers of one cache and how events find them (upstream's `indexedWatchers` and
+//! `dispatchEvent`, `pkg/storage/cacher/cacher.go`).
+//!
+//! Watchers that watch the same key or directory with the same selectors form a group: the
+//! events of a batch are filtered once per group, into one shared list every member receives.
+//! Groups are indexed by the key or directory they watch and by the trigger value their
+//! selector requires, so an event is tested only against groups that can want it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apimachinery::object::Object;
@@ -14,8 +18,12 @@ use super::shared::Shared;
 use super::state::{CachedEvent, Change, Entry};
 use crate::options::WatchEvent;
 
-/// What a cache watcher receives: events whose objects are shared with every other watcher.
+/// One event a cache watcher receives: its object is shared with every other watcher.
 pub(crate) type Delivery<K> = WatchEvent<Shared<K>>;
+
+/// What a watcher's buffer holds: the events of one dispatched batch for its group (shared by
+/// every member), or one bookmark.
+pub(crate) type Parcel<K> = Arc<[Delivery<K>]>;
 
 /// The attribute a kind declares for indexed dispatch (upstream's `TriggerPublisherFunc` and
 /// `IndexerFuncs`): watchers whose selector requires one value of it are only tested against
@@ -47,46 +55,54 @@ impl Trigger {
     }
 }
 
-/// One registered watcher.
-struct Watcher<K> {
+/// What makes watchers members of one group: the key or directory and the selectors.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GroupKey {
     /// The full key watched, or the directory (ending in `/`) for a recursive watch.
     scope: String,
-    predicate: SelectionPredicate,
-    /// The trigger value the predicate requires (the index entry it is filed under).
-    trigger: Option<String>,
-    sender: mpsc::Sender<Delivery<K>>,
-    /// When the next periodic bookmark is due; `None` for watchers that did not ask for them.
-    next_bookmark: Option<Instant>,
-    /// Events at or below this revision are not for this watcher (it starts after it).
-    after: u64,
+    label: String,
+    field: String,
 }
 
-/// The watchers filed under one scope.
+/// Watchers that see the same events.
+struct Group<K> {
+    key: GroupKey,
+    predicate: SelectionPredicate,
+    /// The trigger value the predicate requires (the index entry the group is filed under).
+    trigger: Option<String>,
+    members: HashMap<u64, Member<K>>,
+}
+
+/// One registered watcher.
+struct Member<K> {
+    sender: mpsc::Sender<Parcel<K>>,
+    /// When the next periodic bookmark is due; `None` for watchers that did not ask for them.
+    next_bookmark: Option<Instant>,
+}
+
+/// The groups filed under one scope.
 #[derive(Default)]
 struct ScopeIndex {
-    /// Watchers without a trigger value: tested against every event in the scope.
+    /// Groups without a trigger value: tested against every event in the scope.
     any: HashSet<u64>,
-    /// Watchers by the trigger value their selector requires.
+    /// Groups by the trigger value their selector requires.
     by_trigger: HashMap<String, HashSet<u64>>,
 }
 
-impl ScopeIndex {
-    fn is_empty(&self) -> bool {
-        self.any.is_empty() && self.by_trigger.is_empty()
-    }
-}
-
-/// A delivery due to one watcher.
+/// A parcel due to one watcher.
 pub(crate) struct Due<K> {
     pub(crate) id: u64,
-    pub(crate) sender: mpsc::Sender<Delivery<K>>,
-    pub(crate) event: Delivery<K>,
+    pub(crate) sender: mpsc::Sender<Parcel<K>>,
+    pub(crate) parcel: Parcel<K>,
 }
 
 /// Every watcher of one cache.
 pub(crate) struct Watchers<K> {
     next_id: u64,
-    watchers: HashMap<u64, Watcher<K>>,
+    groups: HashMap<u64, Group<K>>,
+    group_of_key: HashMap<GroupKey, u64>,
+    /// The group of each watcher.
+    member_of: HashMap<u64, u64>,
     scopes: HashMap<String, ScopeIndex>,
     trigger: Option<Trigger>,
     /// The cache's own directory: scopes below it are looked up for each event.
@@ -97,7 +113,9 @@ impl<K: Object> Watchers<K> {
     pub(crate) fn new(root: String, trigger: Option<Trigger>) -> Self {
         Watchers {
             next_id: 0,
-            watchers: HashMap::new(),
+            groups: HashMap::new(),
+            group_of_key: HashMap::new(),
+            member_of: HashMap::new(),
             scopes: HashMap::new(),
             trigger,
             root,
@@ -105,27 +123,54 @@ impl<K: Object> Watchers<K> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.watchers.len()
+        self.member_of.len()
     }
 
-    /// Files a watcher of `scope` (a key, or a directory ending in `/`) that wants the events
-    /// after revision `after`, and returns its id.
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Files a watcher of `scope` (a key, or a directory ending in `/`) and returns its id.
     pub(crate) fn add(
         &mut self,
         scope: String,
-        predicate: SelectionPredicate,
-        after: u64,
-        sender: mpsc::Sender<Delivery<K>>,
+        predicate: &SelectionPredicate,
+        sender: mpsc::Sender<Parcel<K>>,
         bookmarks: Option<Duration>,
         now: Instant,
     ) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+        let key = GroupKey {
+            scope,
+            label: predicate.label.to_string(),
+            field: predicate.field.to_string(),
+        };
+        let group = match self.group_of_key.get(&key) {
+            Some(group) => *group,
+            None => self.add_group(key, predicate),
+        };
+        let id = self.fresh_id();
+        if let Some(group) = self.groups.get_mut(&group) {
+            group.members.insert(
+                id,
+                Member {
+                    sender,
+                    next_bookmark: bookmarks.map(|every| now + every),
+                },
+            );
+        }
+        self.member_of.insert(id, group);
+        id
+    }
+
+    fn add_group(&mut self, key: GroupKey, predicate: &SelectionPredicate) -> u64 {
+        let id = self.fresh_id();
         let trigger = self
             .trigger
             .as_ref()
-            .and_then(|trigger| trigger.required_by(&predicate));
-        let index = self.scopes.entry(scope.clone()).or_default();
+            .and_then(|trigger| trigger.required_by(predicate));
+        let index = self.scopes.entry(key.scope.clone()).or_default();
         match &trigger {
             Some(value) => {
                 index
@@ -138,15 +183,18 @@ impl<K: Object> Watchers<K> {
                 index.any.insert(id);
             }
         }
-        self.watchers.insert(
+        self.group_of_key.insert(key.clone(), id);
+        self.groups.insert(
             id,
-            Watcher {
-                scope,
-                predicate,
+            Group {
+                key,
+                predicate: SelectionPredicate {
+                    label: predicate.label.clone(),
+                    field: predicate.field.clone(),
+                    ..SelectionPredicate::default()
+                },
                 trigger,
-                sender,
-                next_bookmark: bookmarks.map(|every| now + every),
-                after,
+                members: HashMap::new(),
             },
         );
         id
@@ -154,79 +202,105 @@ impl<K: Object> Watchers<K> {
 
     /// Unfiles a watcher (its sender is dropped: its stream ends after what it holds).
     pub(crate) fn remove(&mut self, id: u64) {
-        let Some(watcher) = self.watchers.remove(&id) else {
+        let Some(group_id) = self.member_of.remove(&id) else {
             return;
         };
-        if let Some(index) = self.scopes.get_mut(&watcher.scope) {
-            match &watcher.trigger {
+        let Some(group) = self.groups.get_mut(&group_id) else {
+            return;
+        };
+        group.members.remove(&id);
+        if !group.members.is_empty() {
+            return;
+        }
+        let Some(group) = self.groups.remove(&group_id) else {
+            return;
+        };
+        self.group_of_key.remove(&group.key);
+        if let Some(index) = self.scopes.get_mut(&group.key.scope) {
+            match &group.trigger {
                 Some(value) => {
                     if let Some(ids) = index.by_trigger.get_mut(value) {
-                        ids.remove(&id);
+                        ids.remove(&group_id);
                         if ids.is_empty() {
                             index.by_trigger.remove(value);
                         }
                     }
                 }
                 None => {
-                    index.any.remove(&id);
+                    index.any.remove(&group_id);
                 }
             }
-            if index.is_empty() {
-                self.scopes.remove(&watcher.scope);
+            if index.any.is_empty() && index.by_trigger.is_empty() {
+                self.scopes.remove(&group.key.scope);
             }
         }
     }
 
     /// Ends every watcher (the cache re-listed: they resume from their last revision).
     pub(crate) fn clear(&mut self) {
-        self.watchers.clear();
+        self.groups.clear();
+        self.group_of_key.clear();
+        self.member_of.clear();
         self.scopes.clear();
     }
 
-    /// What each watcher that wants `event` must receive.
-    pub(crate) fn deliveries(&self, event: &CachedEvent<K>) -> Vec<Due<K>> {
-        let key = event.current.key.as_str();
-        let values: Vec<&str> = match &self.trigger {
-            Some(trigger) => {
-                let mut values = Vec::with_capacity(2);
-                let entries = std::iter::once(&event.current).chain(event.prior.as_ref());
-                for entry in entries {
-                    if let Some(value) = trigger.value_of(&entry.labels, &entry.fields) {
-                        if !values.contains(&value) {
-                            values.push(value);
-                        }
-                    }
-                }
-                values
-            }
-            None => Vec::new(),
-        };
-        let mut due = Vec::new();
-        for scope in scopes_of(key, &self.root) {
-            let Some(index) = self.scopes.get(scope) else {
-                continue;
-            };
-            let triggered = values
-                .iter()
-                .filter_map(|value| index.by_trigger.get(*value))
-                .flatten();
-            for id in index.any.iter().chain(triggered) {
-                let Some(watcher) = self.watchers.get(id) else {
+    /// The parcels a batch of events makes: each group that wants any of them gets one list,
+    /// shared by its members.
+    pub(crate) fn deliveries(&self, events: &[Arc<CachedEvent<K>>]) -> Vec<Due<K>> {
+        let mut lists: HashMap<u64, Vec<Delivery<K>>> = HashMap::new();
+        for event in events {
+            for group_id in self.groups_for(event) {
+                let Some(group) = self.groups.get(&group_id) else {
                     continue;
                 };
-                if event.revision <= watcher.after {
-                    continue;
-                }
-                if let Some(delivery) = transition(&watcher.predicate, event) {
-                    due.push(Due {
-                        id: *id,
-                        sender: watcher.sender.clone(),
-                        event: delivery,
-                    });
+                if let Some(delivery) = transition(&group.predicate, event) {
+                    lists.entry(group_id).or_default().push(delivery);
                 }
             }
         }
+        let mut due = Vec::new();
+        for (group_id, list) in lists {
+            let Some(group) = self.groups.get(&group_id) else {
+                continue;
+            };
+            let parcel: Parcel<K> = list.into();
+            for (id, member) in &group.members {
+                due.push(Due {
+                    id: *id,
+                    sender: member.sender.clone(),
+                    parcel: parcel.clone(),
+                });
+            }
+        }
         due
+    }
+
+    /// The groups that may want `event`: filed under its key or a directory above it, without
+    /// a trigger value or with one the object had or has.
+    fn groups_for(&self, event: &CachedEvent<K>) -> HashSet<u64> {
+        let mut values: Vec<&str> = Vec::with_capacity(2);
+        if let Some(trigger) = &self.trigger {
+            for entry in std::iter::once(&event.current).chain(event.prior.as_ref()) {
+                if let Some(value) = trigger.value_of(&entry.labels, &entry.fields) {
+                    if !values.contains(&value) {
+                        values.push(value);
+                    }
+                }
+            }
+        }
+        let mut groups = HashSet::new();
+        for scope in scopes_of(&event.current.key, &self.root) {
+            let Some(index) = self.scopes.get(scope) else {
+                continue;
+            };
+            groups.extend(index.any.iter().copied());
+            for value in &values {
+                if let Some(ids) = index.by_trigger.get(*value) {
+                    groups.extend(ids.iter().copied());
+                }
+            }
+        }
+        groups
     }
 
     /// The watchers whose periodic bookmark is due at `now`, rescheduled `every` later.
@@ -234,13 +308,15 @@ impl<K: Object> Watchers<K> {
         &mut self,
         now: Instant,
         every: Duration,
-    ) -> Vec<(u64, mpsc::Sender<Delivery<K>>)> {
+    ) -> Vec<mpsc::Sender<Parcel<K>>> {
         let mut due = Vec::new();
-        for (id, watcher) in &mut self.watchers {
-            if let Some(at) = watcher.next_bookmark.as_mut() {
-                if *at <= now {
-                    *at = now + every;
-                    due.push((*id, watcher.sender.clone()));
+        for group in self.groups.values_mut() {
+            for member in group.members.values_mut() {
+                if let Some(at) = member.next_bookmark.as_mut() {
+                    if *at <= now {
+                        *at = now + every;
+                        due.push(member.sender.clone());
+                    }
                 }
             }
         }
