@@ -229,6 +229,14 @@ pub struct Args {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub http_nodelay: bool,
 
+    /// Drive `apiserver`s already running instead of one started in process over the fresh
+    /// store (which is then unused): `http=URL` for level `http` (start it with
+    /// `--watch-cache=false`) and `http-cache=URL` for level `http-cache`, comma separated, or
+    /// one URL for both. The client and each server get a process and a descriptor limit of
+    /// their own, as 10,000 watch connections need.
+    #[arg(long, value_delimiter = ',')]
+    pub http_server: Vec<String>,
+
     /// Print the results as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -240,6 +248,19 @@ pub struct Args {
     /// Worker threads of the tokio runtime (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+impl Args {
+    /// The running API server `--http-server` names for `level`, if any.
+    pub fn http_server_for(&self, level: Level) -> Option<String> {
+        self.http_server
+            .iter()
+            .find_map(|entry| match entry.split_once('=') {
+                Some((name, url)) if name == level.name() => Some(url.to_owned()),
+                Some(_) => None,
+                None => Some(entry.clone()),
+            })
+    }
 }
 
 /// `--levels` values (a wrapper so the default can be printed).

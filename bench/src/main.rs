@@ -660,6 +660,7 @@ async fn execute(
                             value_size: args.value_size,
                             server_nodelay: args.http_nodelay,
                             watch_cache: level.cached(),
+                            external: args.http_server_for(*level),
                         };
                         http::measure(store, &setup, *workload, *concurrency, params, progress)
                             .await?
@@ -678,14 +679,20 @@ async fn execute(
                 measured,
             );
             if *workload == Workload::Watch {
-                // Server and clients share this process (and the machine's cores).
+                // The clients, and the server unless it runs on its own (`--http-server`),
+                // share this process; all of them share the machine's cores.
+                let whose = if args.http_server_for(*level).is_some() {
+                    "clients"
+                } else {
+                    "server and clients"
+                };
                 if let (Some(before), Some(after)) = (cpu_before, cpu_seconds()) {
                     let used = after - before;
                     let cores = used / row.seconds.max(1e-9);
                     row.add(
                         "cpu_seconds",
                         used,
-                        format!("process CPU {used:.1}s ({cores:.2} cores, server and clients)"),
+                        format!("process CPU {used:.1}s ({cores:.2} cores, {whose})"),
                     );
                 }
             }

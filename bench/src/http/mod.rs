@@ -28,6 +28,8 @@ pub struct Setup {
     pub server_nodelay: bool,
     /// Serve through the API server's watch cache (level `http-cache`).
     pub watch_cache: bool,
+    /// A running API server to drive instead of one started here (`--http-server`).
+    pub external: Option<String>,
 }
 
 /// Serves `store` on a loopback port and runs `workload` against it over HTTP with
@@ -51,10 +53,19 @@ pub async fn measure(
             "churn compacts the store, which the HTTP API does not expose; use --levels kv,object"
         );
     }
-    let server = server::LocalServer::start(store, setup.server_nodelay, setup.watch_cache).await?;
+    let server = match &setup.external {
+        Some(_) => None,
+        None => {
+            Some(server::LocalServer::start(store, setup.server_nodelay, setup.watch_cache).await?)
+        }
+    };
+    let base = match (&setup.external, &server) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(server)) => server.base_url(),
+        (None, None) => bail!("no API server to drive"),
+    };
     let client = Arc::new(
-        client::HttpClient::connect(server.base_url(), setup.namespace.clone(), setup.value_size)
-            .await?,
+        client::HttpClient::connect(base, setup.namespace.clone(), setup.value_size).await?,
     );
     let measured = workloads::run(client.clone(), workload, concurrency, params, progress).await;
     // Close the pooled connections before the server goes away.
@@ -119,6 +130,7 @@ mod tests {
                     value_size: 64,
                     server_nodelay: concurrency == 4,
                     watch_cache: concurrency == 4,
+                    external: None,
                 };
                 let measured = measure(
                     store,
