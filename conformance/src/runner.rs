@@ -53,9 +53,9 @@ pub struct Case {
     pub body: CaseFn,
     /// The layer the case runs its objects through.
     pub layer: Layer,
-    /// Why the case does not apply to the watch cache, if it does not: its
-    /// [`Layer::WatchCache`] variant is reported ignored with this reason.
-    pub not_for_watch_cache: Option<&'static str>,
+    /// A layer the case does not apply to, and why: its variant of that layer is reported
+    /// ignored with the reason.
+    pub not_for: Option<(Layer, &'static str)>,
 }
 
 impl Case {
@@ -72,13 +72,19 @@ impl Case {
             needs,
             body: Arc::new(move |store, layer| Box::pin(body(I::from_store(store, layer)))),
             layer: Layer::Storage,
-            not_for_watch_cache: None,
+            not_for: None,
         }
     }
 
     /// This case, marked as not applying to the watch cache, for `reason`.
     pub fn not_for_watch_cache(mut self, reason: &'static str) -> Self {
-        self.not_for_watch_cache = Some(reason);
+        self.not_for = Some((Layer::WatchCache, reason));
+        self
+    }
+
+    /// This case, marked as applying only to the watch cache, for `reason`.
+    pub fn only_for_watch_cache(mut self, reason: &'static str) -> Self {
+        self.not_for = Some((Layer::Storage, reason));
         self
     }
 
@@ -183,9 +189,13 @@ fn not_runnable<H: Harness + ?Sized>(
     case: &Case,
     capabilities: &OnceLock<Result<Capabilities, String>>,
 ) -> Option<CaseOutcome> {
-    if let (Layer::WatchCache, Some(reason)) = (case.layer, case.not_for_watch_cache) {
+    if let Some((layer, reason)) = case.not_for.filter(|(layer, _)| *layer == case.layer) {
+        let through = match layer {
+            Layer::Storage => "Storage alone",
+            Layer::WatchCache => "the watch cache",
+        };
         return Some(CaseOutcome::Ignored(format!(
-            "not run through the watch cache: {reason}"
+            "not run through {through}: {reason}"
         )));
     }
     if case.needs.is_empty() {

@@ -24,7 +24,7 @@ use super::watch::{
     next_event, rv_of,
 };
 use super::{Pods, Store};
-use super::{increase_rv, pod, pod_key, pods, propagate, rv};
+use super::{increase_rv, pod, pod_key, pods, propagate, recursive, rv};
 use crate::runner::Case;
 
 pub(super) fn cases() -> Vec<Case> {
@@ -40,6 +40,15 @@ pub(super) fn cases() -> Vec<Case> {
             initial_events_extended
         ),
         case!("k8s::watch::list_match_single", [], watch_list_match_single),
+        case!(
+            "k8s::watch::optional_bookmarks_with_correct_resource_version",
+            [],
+            bookmarks_with_correct_resource_version
+        )
+        .only_for_watch_cache(
+            "periodic bookmarks are the watch cache's (upstream runs it against its cacher \
+             only: RunTestOptionalWatchBookmarksWithCorrectResourceVersion)",
+        ),
     ];
     for (index, allow) in [false, true].into_iter().enumerate() {
         cases.push(Case::new(
@@ -123,6 +132,64 @@ async fn dispatch_bookmark_events(store: Store, index: usize, allow: bool) -> an
         ),
         Ok(None) => bail!("the watch of {key} ended"),
     }
+}
+
+/// `RunTestOptionalWatchBookmarksWithCorrectResourceVersion`: while 100 pods are created 10 ms
+/// apart, a watch that allows bookmarks gets at least one within 3 s (upstream's context
+/// timeout); a bookmark is never older than the event before it, and an event is always
+/// newer than the bookmark before it.
+async fn bookmarks_with_correct_resource_version(store: Store) -> anyhow::Result<()> {
+    let storage = pods(&store);
+    let start = storage
+        .get_list("/pods", &recursive(""))
+        .await?
+        .resource_version;
+    let mut options = recursive(&start.to_string());
+    options.predicate.allow_watch_bookmarks = true;
+    let mut watch = storage.watch("/pods/test-ns", &options).await?;
+    let writer = {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            for i in 0..100 {
+                let object = pod("test-ns", &format!("foo-{i}"));
+                storage.create(&pod_key(&object), &object, 0).await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut bookmarks = 0;
+    let mut last = 0;
+    while let Ok(next) = tokio::time::timeout_at(deadline, watch.next()).await {
+        let Some(event) = next else {
+            bail!("the watch ended before its 3 s were over");
+        };
+        let (bookmark, object) = match &event {
+            WatchEvent::Bookmark(object) => (true, object),
+            WatchEvent::Added(object)
+            | WatchEvent::Modified(object)
+            | WatchEvent::Deleted(object) => (false, object),
+            WatchEvent::Error(error) => bail!("watch failed: {error}"),
+        };
+        let revision = rv(object);
+        if bookmark {
+            bookmarks += 1;
+            ensure!(
+                revision >= last,
+                "bookmark at {revision} after an event at {last}"
+            );
+        } else {
+            ensure!(
+                revision > last,
+                "event at {revision} not newer than the {last} before it"
+            );
+        }
+        last = revision;
+    }
+    writer.await??;
+    ensure!(bookmarks > 0, "no bookmark within 3 s");
+    Ok(())
 }
 
 /// `RunSendInitialEventsBackwardCompatibility`: sendInitialEvents=true with no
