@@ -47,7 +47,7 @@ pub(crate) struct Inner {
     /// Bumped by `request_progress`: every watch that wants progress asks its etcd stream for
     /// it when it sees the change (a `WatchProgressRequest` is per gRPC stream, and each of our
     /// watches has its own).
-    pub(crate) progress_requests: tokio::sync::watch::Sender<u64>,
+    pub(crate) progress_requests: storage_api::ProgressRequests,
     /// Whether the cluster answers progress requests only once its watches have sent every
     /// earlier event, from its version at connect time.
     progress_requests_supported: bool,
@@ -129,7 +129,7 @@ impl EtcdStore {
                 options,
                 leases,
                 compactor,
-                progress_requests: tokio::sync::watch::channel(0).0,
+                progress_requests: storage_api::ProgressRequests::default(),
                 progress_requests_supported,
             }),
         })
@@ -699,9 +699,7 @@ impl Interface for EtcdStore {
                     .to_owned(),
             ));
         }
-        inner
-            .progress_requests
-            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        inner.progress_requests.request();
         Ok(())
     }
 

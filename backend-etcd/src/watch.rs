@@ -32,7 +32,7 @@ struct State {
     progress: bool,
     /// Progress requests ([`storage_api::Interface::request_progress`]), for watches that want
     /// progress.
-    requests: Option<tokio::sync::watch::Receiver<u64>>,
+    requests: storage_api::ProgressSubscription,
     stream: Option<(WatchRequestSender, WatchResponseStream)>,
     /// Every event up to this revision has been delivered (or precedes the watch).
     delivered: Revision,
@@ -52,9 +52,7 @@ pub(crate) async fn start(inner: Arc<Inner>, request: WatchRequest) -> Result<Wa
         None
     };
     let key = if key.is_empty() { vec![0] } else { key };
-    let requests = request
-        .progress_notify
-        .then(|| inner.progress_requests.subscribe());
+    let requests = inner.progress_requests.subscribe(request.progress_notify);
     let mut state = State {
         inner,
         key,
@@ -288,7 +286,7 @@ impl State {
             let message = match self.stream.as_mut() {
                 Some((sender, responses)) => tokio::select! {
                     message = responses.message() => Some(message),
-                    Ok(()) = requested(&mut self.requests) => {
+                    () = self.requests.requested() => {
                         // etcd answers on this stream with a progress response (no events,
                         // the header's revision) once its watch has caught up.
                         match sender.request_progress().await {
@@ -324,15 +322,5 @@ impl State {
                 }
             }
         }
-    }
-}
-
-/// The next progress request; never, for a watch that does not take them.
-async fn requested(
-    requests: &mut Option<tokio::sync::watch::Receiver<u64>>,
-) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
-    match requests {
-        Some(requests) => requests.changed().await,
-        None => std::future::pending().await,
     }
 }

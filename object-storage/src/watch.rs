@@ -43,13 +43,7 @@ impl<K: Object> Storage<K> {
         } else {
             full
         };
-        let requested = parse_resource_version(&options.resource_version).map_err(|e| {
-            StorageError::Invalid {
-                field: "resourceVersion".to_owned(),
-                value: options.resource_version.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let requested = watch_resource_version(options)?;
         // Kubernetes' etcd3 watcher resolves "most recent" (resourceVersion "" or "0" with
         // sendInitialEvents=false) before Watch returns (getStartWatchResourceVersion), so
         // every write that completes after the call is delivered. Resolving it later, in the
@@ -260,6 +254,15 @@ impl<K: Object> Storage<K> {
             }
         })
     }
+}
+
+/// A watch's resourceVersion as a revision, or the field error Kubernetes answers for it.
+pub(crate) fn watch_resource_version(options: &ListOptions) -> Result<Revision> {
+    parse_resource_version(&options.resource_version).map_err(|e| StorageError::Invalid {
+        field: "resourceVersion".to_owned(),
+        value: options.resource_version.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// The Status of an error that ends a running watch. Expired, too large and invalid

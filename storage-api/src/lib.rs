@@ -23,6 +23,7 @@ mod interface;
 mod key;
 mod observed;
 mod prefixed;
+mod progress;
 mod types;
 mod watch_hub;
 
@@ -32,6 +33,7 @@ pub use interface::{Interface, InterfaceExt};
 pub use key::{prefix_range_end, validate_key, validate_prefix};
 pub use observed::{Finished, Observed, Observer, Operation, Outcome};
 pub use prefixed::Prefixed;
+pub use progress::{ProgressRequests, ProgressSubscription};
 pub use types::{
     DeleteResponse, GetResponse, KeyFilter, KeyValue, Precondition, RangeRequest, RangeResponse,
     Revision, Ttl, WatchEvent, WatchRequest, WatchStream,

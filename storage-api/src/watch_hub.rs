@@ -27,6 +27,7 @@ use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::progress::{ProgressRequests, ProgressSubscription};
 use crate::types::{KeyFilter, Revision, WatchEvent, WatchRequest, WatchStream};
 
 /// Log entries one history read scans at most, and the distance from `published` within
@@ -81,9 +82,8 @@ pub struct WatchSettings {
 pub struct WatchHub {
     registry: Mutex<Registry>,
     published: AtomicU64,
-    /// Bumped by [`WatchHub::request_progress`]; watches that want progress report it when
-    /// they see it change.
-    progress_requests: tokio::sync::watch::Sender<u64>,
+    /// Announces [`WatchHub::request_progress`] to the watches that want progress.
+    progress_requests: ProgressRequests,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +113,7 @@ impl WatchHub {
         WatchHub {
             registry: Mutex::new(Registry::default()),
             published: AtomicU64::new(published),
-            progress_requests: tokio::sync::watch::channel(0).0,
+            progress_requests: ProgressRequests::default(),
         }
     }
 
@@ -121,8 +121,7 @@ impl WatchHub {
     /// it has delivered what is already handed to it ([`crate::Interface::request_progress`]
     /// for backends built on the hub).
     pub fn request_progress(&self) {
-        self.progress_requests
-            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        self.progress_requests.request();
     }
 
     /// The newest revision whose events have been handed to the watchers: every write up to
@@ -185,9 +184,7 @@ impl WatchHub {
                 let every = settings.progress_interval;
                 (every, after(every))
             }),
-            progress_requests: request
-                .progress_notify
-                .then(|| self.progress_requests.subscribe()),
+            progress_requests: self.progress_requests.subscribe(request.progress_notify),
             progress_owed: false,
             delivered: 0,
             skip_through: request.start_revision.unwrap_or(0),
@@ -280,7 +277,7 @@ struct Cursor {
     /// The progress period and when the next progress event is due.
     progress: Option<(Duration, Instant)>,
     /// Progress requests, for watches that want progress events.
-    progress_requests: Option<tokio::sync::watch::Receiver<u64>>,
+    progress_requests: ProgressSubscription,
     /// A progress event is due (period over, or requested) once the buffer is drained.
     progress_owed: bool,
     /// The revision of the last event returned (a progress event never reports less).
@@ -405,7 +402,7 @@ impl Cursor {
                     Some(at) => tokio::select! {
                         received = live.receiver.recv() => Some(received),
                         () = tokio::time::sleep_until(at) => None,
-                        Ok(()) = requested(&mut self.progress_requests) => None,
+                        () = self.progress_requests.requested() => None,
                     },
                     None => Some(live.receiver.recv().await),
                 };
@@ -462,16 +459,6 @@ impl Cursor {
                 Err(TryRecvError::Disconnected) => return Drained::Disconnected,
             }
         }
-    }
-}
-
-/// The next progress request; never, for a watch that does not take them.
-async fn requested(
-    requests: &mut Option<tokio::sync::watch::Receiver<u64>>,
-) -> std::result::Result<(), tokio::sync::watch::error::RecvError> {
-    match requests {
-        Some(requests) => requests.changed().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -545,13 +545,7 @@ impl<K: Object> WatchCache<K> {
         } else {
             full
         };
-        let requested = parse_resource_version(&options.resource_version).map_err(|e| {
-            StorageError::Invalid {
-                field: "resourceVersion".to_owned(),
-                value: options.resource_version.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let requested = crate::watch::watch_resource_version(options)?;
         // The start as upstream's getWatchCacheResourceVersion and getAllEventsSinceLocked
         // decide it: only sendInitialEvents=true waits for a revision; other watches from a
         // revision the cache has not reached see the events after it as they come.
