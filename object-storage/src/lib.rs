@@ -7,6 +7,10 @@
 //! for encryption at rest ([`transformer`]). `K` is any [`Object`]: a typed `k8s_openapi`
 //! struct or a [`DynamicObject`](apimachinery::object::DynamicObject). [`FromStorageError`]
 //! turns a [`StorageError`] into the `metav1.Status` the API answers for it.
+//!
+//! [`ObjectStorage`] is that contract as a trait: [`Storage<K>`] implements it over bytes,
+//! [`WatchCache<K>`] stands in front of a `Storage<K>` and serves watches and most reads from
+//! memory ([`cache`]), and [`DryRun`] wraps any of them.
 
 mod api_error;
 pub mod cache;

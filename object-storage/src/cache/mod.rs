@@ -275,7 +275,7 @@ impl<K: Object> WatchCache<K> {
     /// else "Too large resource version" (retry after 1 s, as upstream).
     async fn fresh(&self, minimum: u64) -> std::result::Result<u64, Miss> {
         match self
-            .wait_for(minimum, self.inner.config.freshness_timeout)
+            .catch_up_to(minimum, self.inner.config.freshness_timeout)
             .await
         {
             Ok(current) => Ok(current),
@@ -288,38 +288,57 @@ impl<K: Object> WatchCache<K> {
         }
     }
 
+    /// Whether the backend answers progress requests (see [`Self::catch_up_to`]).
+    fn progress_on_request(&self) -> bool {
+        self.storage.interface().capabilities().progress_requests
+    }
+
+    /// Waits up to `timeout` for the cache to reach `revision`; `Err` with the cache's revision
+    /// (0 while not ready) when it does not. Where the backend answers progress requests they
+    /// are made every 100 ms meanwhile, as upstream's progress requester does, so a quiet
+    /// resource catches up at once rather than at the next periodic progress event; a request
+    /// can race the (re)start of the cache's own backend watch, hence the repeats.
+    async fn catch_up_to(&self, revision: u64, timeout: Duration) -> std::result::Result<u64, u64> {
+        if let Some(current) = self.revision().filter(|current| *current >= revision) {
+            return Ok(current);
+        }
+        let deadline = Instant::now() + timeout;
+        if self.progress_on_request() {
+            loop {
+                if let Err(error) = self.storage.interface().request_progress().await {
+                    tracing::debug!(%error, "progress request refused");
+                    break;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .wait_for(revision, left.min(PROGRESS_REQUEST_PERIOD))
+                    .await
+                {
+                    Ok(current) => return Ok(current),
+                    Err(current) if Instant::now() >= deadline => return Err(current),
+                    Err(_) => {}
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.wait_for(revision, left).await
+    }
+
     /// Waits until the cache has caught up with the backend's current revision (a consistent
-    /// read, KEP-2340); `None` when it does not in time and the backend must answer.
+    /// read, KEP-2340); `None` when it does not in time, or cannot learn it promptly, and the
+    /// backend must answer (upstream delegates then too).
     async fn consistent(&self) -> Result<Option<u64>> {
         let current = self.backend_revision().await?;
         if let Some(revision) = self.revision().filter(|revision| *revision >= current) {
             return Ok(Some(revision));
         }
-        // Without progress on request the cache may not learn it is current before the next
-        // event of its resource: the backend answers instead (upstream delegates too).
-        if !self.storage.interface().capabilities().progress_requests {
+        if !self.progress_on_request() {
             return Ok(None);
         }
-        // Asked again while waiting, as upstream's progress requester does every 100 ms: a
-        // request can race the (re)start of the cache's own backend watch.
-        let deadline = Instant::now() + self.inner.config.consistent_read_timeout;
-        loop {
-            if let Err(error) = self.storage.interface().request_progress().await {
-                // Without a trustworthy progress answer the backend reads instead.
-                tracing::debug!(%error, "progress request refused; reading from the backend");
-                return Ok(None);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Ok(revision) = self
-                .wait_for(current, left.min(PROGRESS_REQUEST_PERIOD))
-                .await
-            {
-                return Ok(Some(revision));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-        }
+        Ok(self
+            .catch_up_to(current, self.inner.config.consistent_read_timeout)
+            .await
+            .ok())
     }
 
     /// Follows the backend's compaction before a read of past history: upstream's cacher drops
@@ -423,6 +442,13 @@ impl<K: Object> WatchCache<K> {
             // ring when it is inside the window, else the backend decides (it may still have
             // it, or answers 410).
             Some(exact) => {
+                // Ahead of the cache, without progress on request to catch up promptly: the
+                // backend reads it (a continue token of a page it answered, for one).
+                if self.revision().is_some_and(|current| current < exact)
+                    && !self.progress_on_request()
+                {
+                    return Err(Miss::Delegate);
+                }
                 self.fresh(exact).await?;
                 self.sync_compaction().await.map_err(Miss::Fail)?;
             }
@@ -569,7 +595,7 @@ impl<K: Object> WatchCache<K> {
             Start::After(_) | Start::Now => 0,
         };
         match self
-            .wait_for(wait, self.inner.config.freshness_timeout)
+            .catch_up_to(wait, self.inner.config.freshness_timeout)
             .await
         {
             Ok(_) => {}
@@ -600,6 +626,14 @@ impl<K: Object> WatchCache<K> {
         let bookmarks = (predicate.allow_watch_bookmarks || options.progress_notify)
             .then_some(config.bookmark_interval);
         let mut core = self.inner.core.write();
+        if !core.state.is_ready() {
+            // Re-listing began after the wait above: registering now would follow a state the
+            // next list replaces without a word to this watcher.
+            return Err(StorageError::TooManyRequests {
+                message: "storage is (re)initializing".to_owned(),
+                retry_after_seconds: 1,
+            });
+        }
         let current = core.state.revision();
         let mut initial: Vec<Delivery<K>> = Vec::new();
         let after = match start {
@@ -961,8 +995,12 @@ async fn follow<K: Object>(
                 }
                 Some(Some(Err(error))) => {
                     // A watch the backend ended (the cache fell behind, a lost connection):
-                    // resume where it stopped; nothing is lost.
+                    // resume where it stopped; nothing is lost. A backend that fails at once
+                    // again is not hammered.
                     tracing::debug!(%error, prefix = root, "watch cache resumes its watch");
+                    if !matches!(error, storage_api::Error::Unavailable { .. }) {
+                        tokio::time::sleep(config.retry_delay).await;
+                    }
                     break;
                 }
                 Some(_) => break,

@@ -172,8 +172,9 @@ impl<K: Object> CacheState<K> {
     }
 
     /// Applies one event at `revision`: `object` is the new state (`None` for a delete, whose
-    /// last state is `deleted`). Returns the event as recorded, or `None` for an event at or
-    /// below the cache's revision (already applied) or a delete of a key the cache lacks.
+    /// last state is `deleted`). Returns the event as recorded, or `None` for an event below
+    /// the cache's revision (already applied) or a delete of a key the cache lacks. Events may
+    /// share a revision (keys whose TTL lease expires together are deleted in one write).
     pub(crate) fn apply(
         &mut self,
         key: String,
@@ -182,7 +183,7 @@ impl<K: Object> CacheState<K> {
         deleted: Option<Entry<K>>,
         now: Instant,
     ) -> Option<Arc<CachedEvent<K>>> {
-        if revision <= self.revision {
+        if revision < self.revision {
             return None;
         }
         let prior = self.objects.get(&key).cloned();
@@ -437,6 +438,38 @@ mod tests {
             .map(|e| e.revision)
             .collect();
         assert_eq!(after, [4, 5]);
+    }
+
+    #[test]
+    fn events_sharing_a_revision_are_all_applied() {
+        let now = Instant::now();
+        let mut state = CacheState::new(RingLimits::default());
+        state.replace(vec![entry("a", 1), entry("b", 2)], 2);
+        // Two keys of one expired lease, deleted in one write.
+        assert!(
+            state
+                .apply("/cm/a".into(), 3, None, Some(entry("a", 3)), now)
+                .is_some()
+        );
+        assert!(
+            state
+                .apply("/cm/b".into(), 3, None, Some(entry("b", 3)), now)
+                .is_some()
+        );
+        assert_eq!(
+            names(state.range_at("/cm/", "/cm/", 3).expect("in window")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(state.range_at("/cm/", "/cm/", 2).expect("in window")),
+            ["a@1", "b@2"]
+        );
+        // An event older than the cache's revision was applied before.
+        assert!(
+            state
+                .apply("/cm/c".into(), 2, Some(entry("c", 2)), None, now)
+                .is_none()
+        );
     }
 
     #[test]
