@@ -57,12 +57,7 @@ pub trait ObjectStorage<K: Object>: Send + Sync {
         options: &ListOptions,
     ) -> Result<ObjectList<Shared<K>>> {
         let list = self.get_list(key, options).await?;
-        Ok(ObjectList {
-            items: list.items.into_iter().map(Shared::new).collect(),
-            resource_version: list.resource_version,
-            continue_token: list.continue_token,
-            remaining_item_count: list.remaining_item_count,
-        })
+        Ok(list.map(Shared::new))
     }
 
     /// [`Storage::create`].

@@ -132,6 +132,18 @@ pub struct ObjectList<K> {
     pub remaining_item_count: Option<i64>,
 }
 
+impl<K> ObjectList<K> {
+    /// This list with each item turned into another form by `f` (the metadata unchanged).
+    pub fn map<T>(self, f: impl FnMut(K) -> T) -> ObjectList<T> {
+        ObjectList {
+            items: self.items.into_iter().map(f).collect(),
+            resource_version: self.resource_version,
+            continue_token: self.continue_token,
+            remaining_item_count: self.remaining_item_count,
+        }
+    }
+}
+
 /// Object count and average size for one resource ([`crate::Storage::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

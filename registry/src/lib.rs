@@ -514,12 +514,7 @@ impl<K: Object> Store<K> {
         options: &ListOptions,
     ) -> Result<ObjectList<K>, ApiError> {
         let list = self.list_shared(namespace, options).await?;
-        Ok(ObjectList {
-            items: list.items.into_iter().map(Shared::into_owned).collect(),
-            resource_version: list.resource_version,
-            continue_token: list.continue_token,
-            remaining_item_count: list.remaining_item_count,
-        })
+        Ok(list.map(Shared::into_owned))
     }
 
     /// Watches objects in `namespace`, narrowed like [`Store::list`]; events pass through.

@@ -1132,12 +1132,7 @@ impl<K: Object> ObjectStorage<K> for WatchCache<K> {
 
     async fn get_list(&self, key: &str, options: &ListOptions) -> Result<ObjectList<K>> {
         let list = self.get_list_shared(key, options).await?;
-        Ok(ObjectList {
-            items: list.items.into_iter().map(Shared::into_owned).collect(),
-            resource_version: list.resource_version,
-            continue_token: list.continue_token,
-            remaining_item_count: list.remaining_item_count,
-        })
+        Ok(list.map(Shared::into_owned))
     }
 
     async fn get_list_shared(
@@ -1154,12 +1149,7 @@ impl<K: Object> ObjectStorage<K> for WatchCache<K> {
             Err(Miss::Delegate) => {
                 self.count_read(false);
                 let list = self.storage.get_list(key, options).await?;
-                Ok(ObjectList {
-                    items: list.items.into_iter().map(Shared::new).collect(),
-                    resource_version: list.resource_version,
-                    continue_token: list.continue_token,
-                    remaining_item_count: list.remaining_item_count,
-                })
+                Ok(list.map(Shared::new))
             }
         }
     }
