@@ -452,9 +452,10 @@ impl<K: Object> WatchCache<K> {
                 self.fresh(exact).await?;
                 self.sync_compaction().await.map_err(Miss::Fail)?;
             }
-            // No revision asked (or a continue token of an inconsistent continuation, which
-            // carries none): a consistent read.
-            None if options.resource_version.is_empty() => {
+            // No revision asked, or a continue token of an inconsistent continuation (which
+            // carries none, whatever resourceVersion "0" says beside it): a consistent read,
+            // as upstream's ShouldDelegateContinue decides.
+            None if options.resource_version.is_empty() || plan.continue_key.is_some() => {
                 if self.consistent().await.map_err(Miss::Fail)?.is_none() {
                     return Err(Miss::Delegate);
                 }
