@@ -137,6 +137,9 @@ struct Cache<K> {
     /// The cache's revision, for waiters; `None` while not ready.
     revision: watch::Sender<Option<u64>>,
     config: WatchCacheConfig,
+    /// When the cache last asked the backend for progress: reads waiting together share one
+    /// request per period (upstream's progress requester is one per resource too).
+    progress_requested: parking_lot::Mutex<Option<Instant>>,
 }
 
 /// A watch cache over one resource of a [`Storage<K>`]: an [`ObjectStorage<K>`] that serves
@@ -194,6 +197,7 @@ impl<K: Object> WatchCache<K> {
             }),
             revision,
             config,
+            progress_requested: parking_lot::Mutex::new(None),
         });
         let reflector = runtime.spawn(reflect(
             storage.clone(),
@@ -288,6 +292,20 @@ impl<K: Object> WatchCache<K> {
         }
     }
 
+    /// Whether it is time to ask the backend for progress again (at most once a period,
+    /// however many reads wait), and if so, notes the request as made.
+    fn progress_due(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self.inner.progress_requested.lock();
+        match *last {
+            Some(at) if now.saturating_duration_since(at) < PROGRESS_REQUEST_PERIOD => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
     /// Whether the backend answers progress requests (see [`Self::catch_up_to`]).
     fn progress_on_request(&self) -> bool {
         self.storage.interface().capabilities().progress_requests
@@ -305,9 +323,11 @@ impl<K: Object> WatchCache<K> {
         let deadline = Instant::now() + timeout;
         if self.progress_on_request() {
             loop {
-                if let Err(error) = self.storage.interface().request_progress().await {
-                    tracing::debug!(%error, "progress request refused");
-                    break;
+                if self.progress_due() {
+                    if let Err(error) = self.storage.interface().request_progress().await {
+                        tracing::debug!(%error, "progress request refused");
+                        break;
+                    }
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 match self
@@ -485,6 +505,11 @@ impl<K: Object> WatchCache<K> {
         for entry in snapshot {
             if full_page {
                 remaining += 1;
+                // The count of what remains is only reported for unfiltered lists; otherwise
+                // one more key is all the continue token needs.
+                if !predicate.is_empty() {
+                    break;
+                }
                 continue;
             }
             if predicate.matches(&entry.labels, &entry.fields) {
