@@ -226,12 +226,7 @@ impl<K: Object> WatchCache<K> {
     /// its revision, or fails with [`StorageError::TooManyRequests`] when that takes longer
     /// than `timeout`.
     pub async fn wait_until_ready(&self, timeout: Duration) -> Result<u64> {
-        self.wait_for(0, timeout)
-            .await
-            .map_err(|_| StorageError::TooManyRequests {
-                message: "storage is (re)initializing".to_owned(),
-                retry_after_seconds: 1,
-            })
+        self.wait_for(0, timeout).await.map_err(|_| initializing())
     }
 
     /// Waits until the cache reflects `revision` (every event of its resource up to it, learnt
@@ -393,6 +388,15 @@ impl<K: Object> WatchCache<K> {
         );
     }
 
+    /// [`Self::cached_key`] for a read: a key outside the resource goes to the backend.
+    fn cached_key_or_miss(&self, key: &str) -> std::result::Result<String, Miss> {
+        match self.cached_key(key) {
+            Ok(Some(full)) => Ok(full),
+            Ok(None) => Err(Miss::Delegate),
+            Err(error) => Err(Miss::Fail(error)),
+        }
+    }
+
     /// The cached object at `key`, as a suggestion for a write.
     fn suggestion(&self, key: &str) -> Option<K> {
         let full = self.cached_key(key).ok()??;
@@ -412,11 +416,7 @@ impl<K: Object> WatchCache<K> {
         if options.resource_version.is_empty() {
             return Err(Miss::Delegate);
         }
-        let full = match self.cached_key(key) {
-            Ok(Some(full)) => full,
-            Ok(None) => return Err(Miss::Delegate),
-            Err(error) => return Err(Miss::Fail(error)),
-        };
+        let full = self.cached_key_or_miss(key)?;
         let minimum = parse_resource_version(&options.resource_version)
             .map_err(|e| Miss::Fail(StorageError::BadRequest(e.to_string())))?;
         let revision = self.fresh(minimum).await?;
@@ -442,11 +442,7 @@ impl<K: Object> WatchCache<K> {
         if !options.recursive {
             return Err(Miss::Delegate);
         }
-        let full = match self.cached_key(key) {
-            Ok(Some(full)) => directory(full),
-            Ok(None) => return Err(Miss::Delegate),
-            Err(error) => return Err(Miss::Fail(error)),
-        };
+        let full = directory(self.cached_key_or_miss(key)?);
         let limit = match options.predicate.limit {
             Some(limit) if limit < 0 => {
                 return Err(Miss::Fail(StorageError::BadRequest(
@@ -562,6 +558,21 @@ impl<K: Object> Drop for Registration<K> {
     }
 }
 
+/// The 429 of a request the cache cannot take while it (re)lists, worded as upstream's.
+fn initializing() -> StorageError {
+    StorageError::TooManyRequests {
+        message: "storage is (re)initializing".to_owned(),
+        retry_after_seconds: 1,
+    }
+}
+
+/// Records how many objects and events the cache holds.
+fn record_sizes<K: Object>(stats: &CacheStats, state: &CacheState<K>) {
+    let (objects, events) = state.sizes();
+    gauge(&stats.objects, objects);
+    gauge(&stats.events, events);
+}
+
 fn gauge(target: &AtomicU64, value: usize) {
     target.store(u64::try_from(value).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
@@ -626,10 +637,7 @@ impl<K: Object> WatchCache<K> {
         {
             Ok(_) => {}
             Err(0) => {
-                return Err(StorageError::TooManyRequests {
-                    message: "storage is (re)initializing".to_owned(),
-                    retry_after_seconds: 1,
-                });
+                return Err(initializing());
             }
             Err(current) => {
                 return Ok(Some(failed(crate::watch::in_stream(
@@ -655,10 +663,7 @@ impl<K: Object> WatchCache<K> {
         if !core.state.is_ready() {
             // Re-listing began after the wait above: registering now would follow a state the
             // next list replaces without a word to this watcher.
-            return Err(StorageError::TooManyRequests {
-                message: "storage is (re)initializing".to_owned(),
-                retry_after_seconds: 1,
-            });
+            return Err(initializing());
         }
         let current = core.state.revision();
         let mut initial: Vec<Delivery<K>> = Vec::new();
@@ -932,9 +937,7 @@ async fn list<K: Object>(storage: &Storage<K>, root: &str, cache: &Cache<K>) -> 
     {
         let mut core = cache.core.write();
         core.state.replace(entries, revision);
-        let (objects, events) = core.state.sizes();
-        gauge(&stats.objects, objects);
-        gauge(&stats.events, events);
+        record_sizes(stats, &core.state);
     }
     CacheStats::add(&stats.initializations, 1);
     cache.revision.send_replace(Some(revision));
@@ -1098,9 +1101,7 @@ async fn apply<K: Object>(
         // A progress event follows every event it covers.
         core.state.progress(progress);
         let due = core.watchers.deliveries(&recorded);
-        let (objects, events) = core.state.sizes();
-        gauge(&stats.objects, objects);
-        gauge(&stats.events, events);
+        record_sizes(stats, &core.state);
         (due, core.state.revision())
     };
     cache.revision.send_replace(Some(revision));
