@@ -312,7 +312,12 @@ impl ApiError {
     }
 
     /// 403 Forbidden.
+    /// With no resource (a non-resource path), the message is `forbidden: <detail>`, as
+    /// upstream's `NewForbidden`.
     pub fn forbidden(resource: &GroupResource, name: &str, detail: impl fmt::Display) -> Self {
+        if resource.resource.is_empty() && resource.group.is_empty() {
+            return Self::new(403, "Forbidden", format!("forbidden: {detail}"));
+        }
         let what = if name.is_empty() {
             resource.to_string()
         } else {

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine;
 use clap::Parser;
 use object_storage::transformer::{AesGcmTransformer, ValueTransformer};
 
-use crate::auth::TokenAuth;
+use auth::TokenAuthenticators;
+use auth::token_file::TokenFile;
+
+use crate::access::{Authentication, AuthorizationMode};
 use crate::server::ServerBuilder;
 use crate::watch_cache::WatchCacheSettings;
 
@@ -23,8 +27,9 @@ use crate::watch_cache::WatchCacheSettings;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "apiserver", version)]
 pub struct Args {
-    /// Address to listen on. Binding a non-loopback address needs --tls-cert/--tls-key and
-    /// --token-auth-file, or --allow-insecure-non-loopback. Port 0 picks a free port.
+    /// Address to listen on. Binding a non-loopback address needs --tls-cert/--tls-key,
+    /// --token-auth-file and --authorization-mode with RBAC (without AlwaysAllow), or
+    /// --allow-insecure-non-loopback. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub bind: SocketAddr,
 
@@ -51,12 +56,45 @@ pub struct Args {
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
 
+    /// Ordered list of authorizers, comma separated: AlwaysAllow, AlwaysDeny, RBAC. Members
+    /// of system:masters are always allowed.
+    #[arg(long, default_value = "AlwaysAllow")]
+    pub authorization_mode: String,
+
+    /// Treat requests without credentials as system:anonymous (group
+    /// system:unauthenticated) instead of refusing them with 401. As upstream, it is turned
+    /// off when AlwaysAllow is in --authorization-mode and an authenticator is configured;
+    /// health checks and /version always accept anonymous requests.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+
+    /// PEM bundle of the CAs whose client certificates authenticate users: the common name
+    /// is the user, each organization a group. Needs TLS (given or generated).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// The issuer (`iss`) of service account tokens, and the audience they are for unless a
+    /// TokenRequest names others.
+    #[arg(long, default_value = "https://kubernetes.default.svc.cluster.local")]
+    pub service_account_issuer: String,
+
+    /// PKCS#8 PEM private key (ECDSA P-256/P-384, RSA or Ed25519) service account tokens are
+    /// signed with. Default, when the server authenticates: generated in
+    /// <data-dir>/tls/service-account.key at first start.
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// PEM public keys that also verify service account tokens (besides the signing key's
+    /// own); repeatable.
+    #[arg(long)]
+    pub service_account_key_file: Vec<PathBuf>,
+
     /// Encrypt secrets at rest with AES-GCM, keys read from this file (see
     /// object_storage::transformer::AesGcmTransformer::from_key_file).
     #[arg(long)]
     pub encryption_key_file: Option<PathBuf>,
 
-    /// Allow binding a non-loopback address without TLS and token authentication.
+    /// Allow binding a non-loopback address without TLS, token authentication and RBAC.
     #[arg(long)]
     pub allow_insecure_non_loopback: bool,
 
@@ -101,17 +139,177 @@ impl Args {
     ///
     /// When the bind address would expose an unauthenticated or plain-text server.
     pub fn check(&self) -> anyhow::Result<()> {
-        let secure = self.tls_cert.is_some() && self.token_auth_file.is_some();
+        let modes = self.authorization_modes()?;
+        let rbac = modes.contains(&AuthorizationMode::Rbac)
+            && !modes.contains(&AuthorizationMode::AlwaysAllow);
+        // TLS comes with authentication: given, or generated (see `crate::tls`).
+        let secure = self.token_auth_file.is_some() && rbac;
         if !self.bind.ip().is_loopback() && !secure && !self.allow_insecure_non_loopback {
             anyhow::bail!(
-                "refusing to serve {} without TLS (--tls-cert/--tls-key) and authentication \
-                 (--token-auth-file): the address is not loopback; pass \
-                 --allow-insecure-non-loopback to do it anyway",
+                "refusing to serve {} without authentication (--token-auth-file, served over \
+                 TLS) and authorization (--authorization-mode=RBAC): the address is not \
+                 loopback; pass --allow-insecure-non-loopback to do it anyway",
                 self.bind
             );
         }
         Ok(())
     }
+
+    /// The parsed `--authorization-mode`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown, repeated or missing mode.
+    pub fn authorization_modes(&self) -> anyhow::Result<Vec<AuthorizationMode>> {
+        AuthorizationMode::parse_list(&self.authorization_mode)
+            .map_err(|e| anyhow::anyhow!("--authorization-mode: {e}"))
+    }
+
+    /// Whether the server authenticates: a token file or client CA is given, or RBAC is in
+    /// the chain (which needs someone to be an administrator).
+    pub fn authenticates(&self) -> anyhow::Result<bool> {
+        Ok(self.token_auth_file.is_some()
+            || self.client_ca_file.is_some()
+            || self.service_account_signing_key_file.is_some()
+            || self
+                .authorization_modes()?
+                .contains(&AuthorizationMode::Rbac))
+    }
+
+    /// The issuer of service account tokens, when the server authenticates: the signing key
+    /// given, or one generated in `<data-dir>/tls/` at first start.
+    ///
+    /// # Errors
+    ///
+    /// Keys that cannot be read, written or used.
+    pub fn token_issuer(&self) -> anyhow::Result<Option<auth::service_account::TokenIssuer>> {
+        if !self.authenticates()? {
+            return Ok(None);
+        }
+        let signing_pem = match &self.service_account_signing_key_file {
+            Some(path) => std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading --service-account-signing-key-file {}",
+                    path.display()
+                )
+            })?,
+            None => crate::tls::service_account_key(&self.data_dir.join("tls"))?,
+        };
+        let public = self
+            .service_account_key_file
+            .iter()
+            .map(|path| {
+                std::fs::read_to_string(path).with_context(|| {
+                    format!("reading --service-account-key-file {}", path.display())
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        auth::service_account::TokenIssuer::new(
+            self.service_account_issuer.clone(),
+            vec![self.service_account_issuer.clone()],
+            &signing_pem,
+            &public,
+        )
+        .map(Some)
+        .context("service account token keys")
+    }
+
+    /// The authentication the flags ask for, and the token the generated kubeconfig carries:
+    /// a `system:masters` token of the token file, else the generated administrator's (see
+    /// [`admin_token`]), else the file's first token.
+    ///
+    /// # Errors
+    ///
+    /// A token file that cannot be read or parsed, or an administrator token that cannot be
+    /// written.
+    pub fn authentication(&self) -> anyhow::Result<(Authentication, Option<String>)> {
+        let mut tokens = TokenAuthenticators::new();
+        let token_file = self
+            .token_auth_file
+            .as_deref()
+            .map(TokenFile::from_file)
+            .transpose()?;
+        let mut kubeconfig_token = token_file
+            .as_ref()
+            .and_then(TokenFile::superuser_token)
+            .map(str::to_owned);
+        if let Some(file) = &token_file {
+            tokens.push(Arc::new(file.clone()));
+        }
+        if self.authenticates()? {
+            let admin = admin_token(&self.data_dir)?;
+            tokens.push(Arc::new(TokenFile::single(
+                &admin,
+                auth::UserInfo::authenticated(
+                    ADMIN_USER,
+                    ADMIN_USER,
+                    vec![auth::user::SYSTEM_MASTERS.to_owned()],
+                ),
+            )));
+            kubeconfig_token.get_or_insert(admin);
+        }
+        if kubeconfig_token.is_none() {
+            kubeconfig_token = token_file
+                .as_ref()
+                .and_then(TokenFile::first_token)
+                .map(str::to_owned);
+        }
+        let configured = !tokens.is_empty();
+        let always_allow = self
+            .authorization_modes()?
+            .contains(&AuthorizationMode::AlwaysAllow);
+        // Upstream's `ApplyAuthorization`: anonymous requests and AlwaysAllow do not go
+        // together. With no authenticator at all, every request is anonymous (the
+        // zero-configuration single-user mode).
+        let anonymous = if !configured {
+            true
+        } else if self.anonymous_auth && always_allow {
+            tracing::warn!(
+                "anonymous requests are not allowed with the AlwaysAllow authorizer: \
+                 requests without credentials get 401; use another authorizer"
+            );
+            false
+        } else {
+            self.anonymous_auth
+        };
+        Ok((Authentication::new(tokens, anonymous), kubeconfig_token))
+    }
+}
+
+/// The user of the generated administrator token.
+pub const ADMIN_USER: &str = "system:admin";
+
+/// The administrator token of a server that authenticates, in `<data-dir>/admin-token`
+/// (owner-only), created at first start: it authenticates `system:admin` in
+/// `system:masters`, and the generated kubeconfig carries it.
+///
+/// # Errors
+///
+/// When the file cannot be read or written.
+pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim();
+        if !token.is_empty() {
+            return Ok(token.to_owned());
+        }
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("generating a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(token.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
 }
 
 /// Writes a kubeconfig for `server` (with `token` when given).
@@ -127,8 +325,9 @@ pub fn write_kubeconfig(
 ) -> anyhow::Result<()> {
     let mut cluster = format!("    server: {server}\n");
     if let Some(ca) = ca {
-        let ca = std::fs::canonicalize(ca).unwrap_or_else(|_| ca.to_path_buf());
-        cluster.push_str(&format!("    certificate-authority: {}\n", ca.display()));
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let data = base64::engine::general_purpose::STANDARD.encode(pem);
+        cluster.push_str(&format!("    certificate-authority-data: {data}\n"));
     }
     let user = match token {
         Some(token) => format!("    token: {token}\n"),
@@ -175,11 +374,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     args.check()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-    let auth = args
-        .token_auth_file
-        .as_deref()
-        .map(TokenAuth::from_file)
-        .transpose()?;
+    let (authentication, kubeconfig_token) = args.authentication()?;
+    // kubectl sends tokens only over HTTPS: a server that authenticates without a certificate
+    // of its own serves one from a CA it generates.
+    let generated_tls = if args.tls_cert.is_none() && args.authenticates()? {
+        Some(crate::tls::ensure(
+            &args.data_dir.join("tls"),
+            &crate::tls::serving_hosts(args.bind.ip()),
+        )?)
+    } else {
+        None
+    };
+    let (tls_cert, tls_key) = match (&generated_tls, &args.tls_cert, &args.tls_key) {
+        (Some(generated), _, _) => (
+            Some(generated.serving_cert.clone()),
+            Some(generated.serving_key.clone()),
+        ),
+        (None, cert, key) => (cert.clone(), key.clone()),
+    };
+    let kubeconfig_ca = generated_tls
+        .as_ref()
+        .map(|g| g.ca_cert.clone())
+        .or_else(|| args.tls_cert.clone());
     let transformer: Option<Arc<dyn ValueTransformer>> = match &args.encryption_key_file {
         Some(path) => Some(Arc::new(AesGcmTransformer::from_key_file(path).map_err(
             |e| anyhow::anyhow!("encryption key file {}: {e}", path.display()),
@@ -205,9 +421,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.max_requests_inflight,
             args.max_mutating_requests_inflight,
         ))
-        .with_watch_cache(watch_cache);
-    if let Some(auth) = auth.clone() {
-        builder = builder.with_auth(auth);
+        .with_watch_cache(watch_cache)
+        .with_authentication(authentication)
+        .with_authorization(args.authorization_modes()?);
+    if let Some(issuer) = args.token_issuer()? {
+        builder = builder.with_token_issuer(Arc::new(issuer));
     }
     crate::kinds::register_all(&mut builder, transformer)?;
     let server = builder.build()?;
@@ -216,15 +434,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let app = server.router();
 
     let handle = axum_server::Handle::new();
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            Some(
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .context("loading TLS certificate and key")?,
-            )
-        }
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some(axum_server::tls_rustls::RustlsConfig::from_config(
+            crate::tls::server_config(cert, key, args.client_ca_file.as_deref())?,
+        )),
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -237,9 +450,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let plain = axum_server::accept::NoDelayAcceptor::new();
         match tls {
             Some(config) => {
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(plain);
                 axum_server::bind(bind)
-                    .acceptor(acceptor)
+                    .acceptor(crate::tls::ClientCertAcceptor::new(config))
                     .handle(serve_handle)
                     .serve(service)
                     .await
@@ -271,8 +483,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     write_kubeconfig(
         &kubeconfig,
         &server_url,
-        auth.as_ref().and_then(TokenAuth::first_token),
-        args.tls_cert.as_deref(),
+        kubeconfig_token.as_deref(),
+        kubeconfig_ca.as_deref(),
     )?;
     tracing::info!(%server_url, storage = %url, "serving");
     println!("apiserver listening on {server_url} (storage {url})");

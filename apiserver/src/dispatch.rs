@@ -1,6 +1,6 @@
-//! The entry of every request: authentication, then the non-resource paths (health, version,
-//! metrics, discovery, OpenAPI) here, and resource requests through
-//! [`endpoints::serve`](crate::endpoints::serve).
+//! The entry of every request: authentication and authorization ([`crate::access`]), then
+//! the non-resource paths (health, version, metrics, discovery, OpenAPI) here, and resource
+//! requests through [`endpoints::serve`](crate::endpoints::serve).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -66,7 +66,8 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     response
 }
 
-/// Health checks and `/version`: open without a token, and exempt from the in-flight limits.
+/// Health checks and `/version`: open to anonymous requests (still authorized), and exempt
+/// from the in-flight limits.
 pub(crate) fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
         || path.starts_with("/healthz/")
@@ -76,19 +77,31 @@ pub(crate) fn is_public(path: &str) -> bool {
 
 async fn route(
     state: &Arc<ServerState>,
-    request: Request,
+    mut request: Request,
     labels: &mut RequestLabels,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().to_owned();
-    if let Some(auth) = &state.auth {
-        if !is_public(&path) {
-            let header = header_str(request.headers(), header::AUTHORIZATION);
-            let token = header.strip_prefix("Bearer ").unwrap_or_default().trim();
-            if auth.authenticate(token).is_none() {
-                return Err(ApiError::unauthorized("Unauthorized"));
-            }
-        }
+    let peer = request
+        .extensions()
+        .get::<crate::access::PeerCertificates>()
+        .cloned();
+    let user = state
+        .access
+        .authenticate(request.headers(), &path, peer.as_ref())
+        .await?;
+    let parsed = routes::parse(&path);
+    let attributes = crate::access::request_attributes(
+        user.clone(),
+        request.method(),
+        &path,
+        parsed.as_ref(),
+        &Query::parse(request.uri()),
+    );
+    let verdict = state.access.authorize(&attributes);
+    if !verdict.allowed() {
+        return Err(crate::access::forbidden(&attributes, &verdict.reason));
     }
+    request.extensions_mut().insert(user);
     let method = request.method().clone();
     let read_only = method == Method::GET || method == Method::HEAD;
     match path.as_str() {
@@ -127,7 +140,7 @@ async fn route(
         return state.kinds().openapi.serve(rest, query.optional("hash"));
     }
     let accept = header_str(request.headers(), header::ACCEPT).to_owned();
-    let Some(route) = routes::parse(&path) else {
+    let Some(route) = parsed else {
         return Err(not_found());
     };
     let kinds = state.kinds();

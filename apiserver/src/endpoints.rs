@@ -39,6 +39,8 @@ pub(crate) struct RequestLabels {
 /// A resource request after routing: everything the verb handlers read, parsed once.
 struct ResourceRequest {
     handler: Arc<dyn ResourceHandler>,
+    /// Who sends it (authenticated by the dispatcher).
+    user: Arc<auth::UserInfo>,
     info: RequestInfo,
     query: Query,
     headers: HeaderMap,
@@ -59,6 +61,7 @@ impl ResourceRequest {
             namespace: path.namespace.clone(),
             version: path.version.clone(),
             subresource: path.subresource.clone(),
+            user: self.user.clone(),
             ..RequestContext::default()
         }
     }
@@ -158,9 +161,14 @@ pub(crate) async fn serve(
     let info = RequestInfo::new(request.method(), path, &query, &uri_path, &mut |verb| {
         labels.verb = verb.as_str();
     })?;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let user = parts
+        .extensions
+        .remove::<Arc<auth::UserInfo>>()
+        .unwrap_or_else(|| Arc::new(auth::UserInfo::anonymous()));
     let request = ResourceRequest {
         handler,
+        user,
         info,
         query,
         headers: parts.headers,
@@ -232,9 +240,20 @@ async fn watch(state: &Arc<ServerState>, request: ResourceRequest) -> Result<Res
 }
 
 async fn create(mut request: ResourceRequest) -> Result<Response, ApiError> {
-    request.require_verb("")?;
+    let subresource = request.info.path.subresource.clone();
+    request.require_verb(&subresource)?;
     let ctx = request.write_context("CreateOptions")?;
     let body = request.write_body().await?;
+    if !subresource.is_empty() {
+        let created = request
+            .handler
+            .create_subresource(&ctx, &request.info.path.name, body)
+            .await?;
+        return Ok(with_warnings(
+            json_response(StatusCode::CREATED, &created.object),
+            &created.warnings,
+        ));
+    }
     // NamespaceLifecycle admission runs in the Store.
     let created = request.handler.create(&ctx, body).await?;
     Ok(with_warnings(

@@ -74,6 +74,31 @@ pub struct RequestContext {
     /// `fieldValidation`: what a write does about fields of its body (or, for patches other
     /// than apply, of the patched document) the kind does not know or that repeat.
     pub field_validation: FieldValidation,
+    /// Who sends the request (anonymous when the server authenticates no one).
+    pub user: Arc<auth::UserInfo>,
+}
+
+/// A subresource created by POST that is not part of the stored object, such as
+/// `serviceaccounts/<name>/token` (TokenRequest): it reads the object through the kind's store
+/// and answers with a kind of its own.
+#[async_trait]
+pub trait SubresourceCreate<K: Object>: Send + Sync {
+    /// Answers a POST to the subresource of object `name`.
+    async fn create(
+        &self,
+        ctx: &RequestContext,
+        store: &Store<K>,
+        name: &str,
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError>;
+}
+
+/// Admission of writes that depends on the request, such as who writes it (RBAC's
+/// escalation checks): run on the object about to be written, after the kind's validation,
+/// for creates, updates and patches, dry runs included.
+pub trait Admission<K>: Send + Sync {
+    /// Accepts `new` (replacing `old`, if any) or refuses it with the Status to answer.
+    fn admit(&self, ctx: &RequestContext, new: &K, old: Option<&K>) -> Result<(), ApiError>;
 }
 
 /// The body of a create or update, decoded from the wire once.
@@ -239,6 +264,25 @@ pub trait ResourceHandler: Send + Sync + 'static {
         body: RequestBody,
     ) -> Result<WriteOutcome, ApiError>;
 
+    /// Creates through the subresource `ctx.subresource` of object `name` (a POST such as
+    /// `serviceaccounts/<name>/token`). By default no subresource takes creates: 405.
+    async fn create_subresource(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError> {
+        let _ = (name, body);
+        let info = self.info();
+        Err(ApiError::method_not_supported(
+            &apimachinery::status::GroupResource::new(
+                info.group.clone(),
+                format!("{}/{}", info.plural, ctx.subresource),
+            ),
+            "create",
+        ))
+    }
+
     /// Replaces an object (or writes a subresource), applying `ctx.field_validation` to the
     /// body; `created` when the update created it.
     async fn update(
@@ -298,6 +342,8 @@ pub struct StoreHandler<K: Object> {
     info: ResourceInfo,
     patch_schema: &'static KindSchema,
     openapi: Option<SchemaFn>,
+    admission: Option<Arc<dyn Admission<K>>>,
+    subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
 }
 
 /// `event` with its object turned into another form by `f`; a failure becomes an ERROR event.
@@ -405,13 +451,41 @@ impl<K: Object> StoreHandler<K> {
             info,
             patch_schema,
             openapi: None,
+            admission: None,
+            subresource_creates: Vec::new(),
         }
+    }
+
+    /// This handler answering POSTs to `subresource` with `create`.
+    pub fn with_subresource_create(
+        mut self,
+        subresource: &str,
+        create: Arc<dyn SubresourceCreate<K>>,
+    ) -> Self {
+        self.subresource_creates
+            .push((subresource.to_owned(), create));
+        self
     }
 
     /// This handler with an OpenAPI schema function for `kubectl explain`.
     pub fn with_openapi(mut self, schema: SchemaFn) -> Self {
         self.openapi = Some(schema);
         self
+    }
+
+    /// This handler with `admission` run on every write.
+    pub fn with_admission(mut self, admission: Arc<dyn Admission<K>>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// The admission function of one request, if the kind has admission.
+    fn admission_for(&self, ctx: &RequestContext) -> Option<registry::AdmissionFn<K>> {
+        let admission = self.admission.clone()?;
+        let ctx = ctx.clone();
+        Some(Arc::new(move |new: &K, old: Option<&K>| {
+            admission.admit(&ctx, new, old)
+        }))
     }
 
     /// The store underneath.
@@ -663,7 +737,7 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let (object, warnings) = self.decode_body(ctx, &view, body)?;
         let options = CreateOptions {
             dry_run: ctx.dry_run,
-            validation: None,
+            validation: self.admission_for(ctx),
             // Every create and update is tracked, as kube-apiserver's handlers do, under the
             // manager derived from the user agent when the request names none (maybe "").
             field_manager: Some(ctx.field_manager.clone()),
@@ -677,6 +751,26 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         })
     }
 
+    async fn create_subresource(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        body: RequestBody,
+    ) -> Result<WriteOutcome, ApiError> {
+        let creator = self
+            .subresource_creates
+            .iter()
+            .find(|(subresource, _)| *subresource == ctx.subresource)
+            .map(|(_, creator)| creator.clone());
+        match creator {
+            Some(creator) => creator.create(ctx, &self.store, name, body).await,
+            None => Err(ApiError::method_not_supported(
+                &self.info.group_resource(),
+                "create",
+            )),
+        }
+    }
+
     async fn update(
         &self,
         ctx: &RequestContext,
@@ -688,10 +782,13 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         let (object, warnings) = self.decode_body(ctx, &view, body)?;
         // The Store checks the body's name against the URL's, turns its uid into a
         // precondition and records managedFields in the request's version.
+        let admission = self.admission_for(ctx);
         let options = UpdateOptions {
             dry_run: ctx.dry_run,
             field_manager: Some(ctx.field_manager.clone()),
             view: Some(view.clone()),
+            create_validation: admission.clone(),
+            update_validation: admission,
             ..UpdateOptions::default()
         };
         let updated = self
@@ -743,7 +840,10 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                     strict::duplicate_fields(body),
                 ))
             });
+        let admission = self.admission_for(ctx);
         let options = PatchOptions {
+            create_validation: admission.clone(),
+            update_validation: admission,
             field_manager: Some(ctx.field_manager.clone()).filter(|m| !m.is_empty()),
             force: ctx.force.then_some(true),
             dry_run: ctx.dry_run,
@@ -751,7 +851,6 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
                 Some(checked) => checked.clone(),
                 None => view.clone(),
             }),
-            ..PatchOptions::default()
         };
         let subresource = if target == Target::Status {
             "status"

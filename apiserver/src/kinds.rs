@@ -1,5 +1,6 @@
-//! The kinds the `apiserver` binary serves: core `v1` namespaces, configmaps, secrets and
-//! events, `coordination.k8s.io/v1` leases, and the example group's `widgets` (with the
+//! The kinds the `apiserver` binary serves: core `v1` namespaces, configmaps, secrets,
+//! events and serviceaccounts, `coordination.k8s.io/v1` leases, the RBAC kinds and the
+//! authorization and authentication reviews, and the example group's `widgets` (with the
 //! `example-widgets` crate's [`example_widgets::WidgetStrategy`]).
 
 use std::collections::BTreeMap;
@@ -85,6 +86,9 @@ pub fn register_all(
         )
         .with_openapi(schema_for("Lease")),
     )?;
+    crate::service_accounts::register(builder, schema_for("ServiceAccount"))?;
+    builder.register_rbac()?;
+    builder.register_reviews()?;
     builder.register_kind(
         KindSpec::<Widget>::new(
             example_widgets::widget_resource_info(),

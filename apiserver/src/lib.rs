@@ -41,7 +41,7 @@
 
 // Public: what an embedder uses. Routing, dispatch, protobuf, OpenAPI and the namespace
 // lifecycle are how the server works, not API.
-pub mod auth;
+pub mod access;
 pub mod cli;
 mod dispatch;
 mod endpoints;
@@ -54,16 +54,20 @@ mod namespace;
 mod openapi;
 mod protobuf;
 mod query;
+pub mod rbac;
 mod request;
+pub mod reviews;
 mod routes;
 mod server;
+pub mod service_accounts;
 mod strict;
 mod table;
+pub mod tls;
 mod watch;
 pub mod watch_cache;
 
 pub use handler::{
-    EncodedList, FieldValidation, ListResult, RequestBody, RequestContext, ResourceHandler,
-    StoreHandler, WriteOutcome,
+    Admission, EncodedList, FieldValidation, ListResult, RequestBody, RequestContext,
+    ResourceHandler, StoreHandler, WriteOutcome,
 };
 pub use server::{ApiServer, KindSpec, ServedKinds, ServerBuilder, ServerError, ServerState};

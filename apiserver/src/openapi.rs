@@ -322,6 +322,86 @@ fn lease() -> Value {
     )
 }
 
+fn string_list(description: &str) -> Value {
+    json!({"description": description, "type": "array", "items": {"type": "string"}})
+}
+
+fn policy_rules() -> Value {
+    json!({"description": "Rules holds all the PolicyRules for this Role", "type": "array", "items": {
+        "description": "PolicyRule holds information that describes a policy rule, but does not contain information about who the rule applies to or which namespace the rule applies to.",
+        "type": "object",
+        "required": ["verbs"],
+        "properties": {
+            "apiGroups": string_list("APIGroups is the name of the APIGroup that contains the resources. If multiple API groups are specified, any action requested against one of the enumerated resources in any API group will be allowed. \"\" represents the core API group and \"*\" represents all API groups."),
+            "resources": string_list("Resources is a list of resources this rule applies to. '*' represents all resources."),
+            "resourceNames": string_list("ResourceNames is an optional white list of names that the rule applies to. An empty set means that everything is allowed."),
+            "nonResourceURLs": string_list("NonResourceURLs is a set of partial urls that a user should have access to. *s are allowed, but only as the full, final step in the path."),
+            "verbs": string_list("Verbs is a list of Verbs that apply to ALL the ResourceKinds contained in this rule. '*' represents all verbs."),
+        }
+    }})
+}
+
+fn role() -> Value {
+    envelope(
+        "Role is a namespaced, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding.",
+        json!({"rules": policy_rules()}),
+    )
+}
+
+fn cluster_role() -> Value {
+    envelope(
+        "ClusterRole is a cluster level, logical grouping of PolicyRules that can be referenced as a unit by a RoleBinding or ClusterRoleBinding.",
+        json!({
+            "rules": policy_rules(),
+            "aggregationRule": {"description": "AggregationRule is an optional field that describes how to build the Rules for this ClusterRole. If AggregationRule is set, then the Rules are controller managed and direct changes to Rules will be stomped by the controller.", "type": "object", "properties": {
+                "clusterRoleSelectors": {"description": "ClusterRoleSelectors holds a list of selectors which will be used to find ClusterRoles and create the rules.", "type": "array", "items": {"type": "object"}}
+            }},
+        }),
+    )
+}
+
+fn binding(description: &str) -> Value {
+    envelope(
+        description,
+        json!({
+            "roleRef": {"description": "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. This field is immutable.", "type": "object", "required": ["apiGroup", "kind", "name"], "properties": {
+                "apiGroup": string("APIGroup is the group for the resource being referenced"),
+                "kind": string("Kind is the type of resource being referenced"),
+                "name": string("Name is the name of resource being referenced"),
+            }},
+            "subjects": {"description": "Subjects holds references to the objects the role applies to.", "type": "array", "items": {"type": "object", "required": ["kind", "name"], "properties": {
+                "apiGroup": string("APIGroup holds the API group of the referenced subject. Defaults to \"\" for ServiceAccount subjects. Defaults to \"rbac.authorization.k8s.io\" for User and Group subjects."),
+                "kind": string("Kind of object being referenced. Values defined by this API group are \"User\", \"Group\", and \"ServiceAccount\"."),
+                "name": string("Name of the object being referenced."),
+                "namespace": string("Namespace of the referenced object."),
+            }}},
+        }),
+    )
+}
+
+fn role_binding() -> Value {
+    binding(
+        "RoleBinding references a role, but does not contain it. It can reference a Role in the same namespace or a ClusterRole in the global namespace.",
+    )
+}
+
+fn cluster_role_binding() -> Value {
+    binding(
+        "ClusterRoleBinding references a ClusterRole, but not contain it. It can reference a ClusterRole in the global namespace, and adds who information via Subject.",
+    )
+}
+
+fn service_account() -> Value {
+    envelope(
+        "ServiceAccount binds together: * a name, understood by users, and perhaps by peripheral systems, for an identity * a principal that can be authenticated and authorized * a set of secrets",
+        json!({
+            "secrets": {"description": "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.", "type": "array", "items": {"type": "object"}},
+            "imagePullSecrets": {"description": "ImagePullSecrets is a list of references to secrets in the same namespace to use for pulling any images in pods that reference this ServiceAccount.", "type": "array", "items": {"type": "object"}},
+            "automountServiceAccountToken": {"description": "AutomountServiceAccountToken indicates whether pods running as this service account should have an API token automatically mounted.", "type": "boolean"},
+        }),
+    )
+}
+
 /// Hand-written schemas of the built-in kinds served, by kind.
 pub fn builtin_schemas() -> BTreeMap<&'static str, fn() -> Value> {
     let mut map: BTreeMap<&'static str, fn() -> Value> = BTreeMap::new();
@@ -330,5 +410,10 @@ pub fn builtin_schemas() -> BTreeMap<&'static str, fn() -> Value> {
     map.insert("Namespace", namespace);
     map.insert("Event", event);
     map.insert("Lease", lease);
+    map.insert("Role", role);
+    map.insert("ClusterRole", cluster_role);
+    map.insert("RoleBinding", role_binding);
+    map.insert("ClusterRoleBinding", cluster_role_binding);
+    map.insert("ServiceAccount", service_account);
     map
 }

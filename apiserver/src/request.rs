@@ -59,7 +59,7 @@ pub(crate) struct RequestInfo {
 impl Verb {
     /// The verb `method` asks for on `path` (`watch`: the query's `watch` flag), before
     /// checking that the path can take it; `None` for a method no verb uses.
-    fn of(method: &Method, path: &ResourcePath, watch: bool) -> Option<Verb> {
+    pub(crate) fn of(method: &Method, path: &ResourcePath, watch: bool) -> Option<Verb> {
         let named = !path.name.is_empty();
         Some(match *method {
             Method::GET | Method::HEAD if path.legacy_watch || watch => Verb::Watch,
@@ -74,7 +74,8 @@ impl Verb {
         })
     }
 
-    /// Whether the verb can address `path`: creates go to collections, updates and patches
+    /// Whether the verb can address `path`: creates go to collections (or to subresources of
+    /// objects), updates and patches
     /// to objects, only main resources are watched and deleted, and legacy `/watch/` paths
     /// only watch.
     fn fits(self, path: &ResourcePath) -> bool {
@@ -83,7 +84,9 @@ impl Verb {
         match self {
             Verb::Get | Verb::List => true,
             Verb::Watch => !sub,
-            Verb::Create => !named && !sub && !path.legacy_watch,
+            // A collection, or a subresource of an object that takes creates
+            // (`serviceaccounts/<name>/token`).
+            Verb::Create => named == sub && !path.legacy_watch,
             Verb::Update | Verb::Patch => named && !path.legacy_watch,
             Verb::Delete | Verb::DeleteCollection => !sub && !path.legacy_watch,
         }
@@ -147,6 +150,7 @@ mod tests {
         assert_eq!(verb(Method::GET, path("", ""), "watch=maybe"), Err(400));
         assert_eq!(verb(Method::POST, path("", ""), ""), Ok(Verb::Create));
         assert_eq!(verb(Method::POST, path("a", ""), ""), Err(405));
+        assert_eq!(verb(Method::POST, path("a", "token"), ""), Ok(Verb::Create));
         assert_eq!(verb(Method::PUT, path("", ""), ""), Err(405));
         assert_eq!(verb(Method::PUT, path("a", "status"), ""), Ok(Verb::Update));
         assert_eq!(verb(Method::PATCH, path("a", ""), ""), Ok(Verb::Patch));

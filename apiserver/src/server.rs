@@ -16,11 +16,12 @@ use scheme::{Converter, GroupVersion, RegistrationError, ResourceInfo, RestMappe
 use storage_api::Interface;
 use tokio::sync::watch;
 
-use crate::auth::TokenAuth;
-use crate::handler::{ResourceHandler, SchemaFn, StoreHandler};
+use crate::access::{Access, Authentication, AuthorizationMode};
+use crate::handler::{Admission, ResourceHandler, SchemaFn, StoreHandler, SubresourceCreate};
 use crate::inflight::InFlightLimits;
 use crate::metrics::{InstrumentedStore, Metrics};
 use crate::namespace::NamespaceBinding;
+use crate::rbac::RbacStores;
 use crate::watch_cache::{WatchCacheSettings, WatchCaching};
 
 /// Everything needed to serve one kind from a registry [`Store`].
@@ -34,6 +35,8 @@ pub struct KindSpec<K: Object + Default> {
     patch_schema: &'static KindSchema,
     openapi: Option<SchemaFn>,
     transformer: Option<Arc<dyn ValueTransformer>>,
+    admission: Option<Arc<dyn Admission<K>>>,
+    subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
 }
 
 impl<K: Object + Default> KindSpec<K> {
@@ -56,7 +59,27 @@ impl<K: Object + Default> KindSpec<K> {
             patch_schema,
             openapi: None,
             transformer: None,
+            admission: None,
+            subresource_creates: Vec::new(),
         }
+    }
+
+    /// Answers POSTs to the subresource `subresource` (which `info` must list with the
+    /// `create` verb) with `create`.
+    pub fn with_subresource_create(
+        mut self,
+        subresource: &str,
+        create: Arc<dyn SubresourceCreate<K>>,
+    ) -> Self {
+        self.subresource_creates
+            .push((subresource.to_owned(), create));
+        self
+    }
+
+    /// Runs `admission` on every create, update and patch of the kind (see [`Admission`]).
+    pub fn with_admission(mut self, admission: Arc<dyn Admission<K>>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// Serves the `status` subresource through `strategy` (`info` must list it).
@@ -131,6 +154,9 @@ pub enum ServerError {
         #[source]
         source: ApiError,
     },
+    /// The bootstrap RBAC policy could not be written.
+    #[error("writing the bootstrap RBAC policy: {0}")]
+    BootstrapPolicy(#[source] ApiError),
 }
 
 type Factory = Box<
@@ -158,8 +184,9 @@ pub struct ServerBuilder {
     scheme: Scheme,
     factories: Vec<Factory>,
     metrics: Metrics,
-    auth: Option<TokenAuth>,
+    access: Arc<Access>,
     namespaces: Option<Store<Namespace>>,
+    rbac: Option<RbacStores>,
     namespace_binding: Arc<NamespaceBinding>,
     server_address: String,
     inflight: InFlightLimits,
@@ -181,8 +208,9 @@ impl ServerBuilder {
             scheme: Scheme::new(),
             factories: Vec::new(),
             metrics,
-            auth: None,
+            access: Arc::new(Access::new()),
             namespaces: None,
+            rbac: None,
             namespace_binding: Arc::new(NamespaceBinding::default()),
             server_address: "127.0.0.1:6443".to_owned(),
             inflight: InFlightLimits::default(),
@@ -205,10 +233,101 @@ impl ServerBuilder {
         self
     }
 
-    /// Requires a bearer token from `auth` on every request but health and version checks.
-    pub fn with_auth(mut self, auth: TokenAuth) -> Self {
-        self.auth = Some(auth);
+    /// How requests are authenticated (by default: no authenticators, every request is
+    /// `system:anonymous`). Set once; later calls are ignored.
+    pub fn with_authentication(self, authentication: Authentication) -> Self {
+        if !self.access.set_authentication(authentication) {
+            tracing::warn!("authentication set twice: keeping the first");
+        }
         self
+    }
+
+    /// The authorization chain after the `system:masters` link (by default `AlwaysAllow`).
+    /// Set once, before serving; later calls are ignored.
+    pub fn with_authorization(self, modes: Vec<AuthorizationMode>) -> Self {
+        if !self.access.set_modes(modes) {
+            tracing::warn!("authorization modes set twice: keeping the first");
+        }
+        self
+    }
+
+    /// An authorizer of your own, asked after the `system:masters` link and before the
+    /// `--authorization-mode` links. Set once, before serving.
+    pub fn with_authorizer(self, authorizer: Arc<dyn auth::Authorizer>) -> Self {
+        if !self.access.set_custom_authorizer(authorizer) {
+            tracing::warn!("custom authorizer set twice: keeping the first");
+        }
+        self
+    }
+
+    /// Issues service account tokens with `issuer` (`serviceaccounts/<name>/token`) and
+    /// accepts them. Set before the service accounts are registered; only the first counts.
+    pub fn with_token_issuer(self, issuer: Arc<auth::service_account::TokenIssuer>) -> Self {
+        if !self.access.set_token_issuer(issuer) {
+            tracing::warn!("token issuer set twice: keeping the first");
+        }
+        self
+    }
+
+    /// The authentication and authorization of this server.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// Serves the RBAC kinds (roles, clusterroles, rolebindings, clusterrolebindings), whose
+    /// objects the `RBAC` authorization mode enforces; the bootstrap policy is written at
+    /// [`ApiServer::bootstrap`] and the RBAC controller runs with [`ApiServer::controllers`].
+    ///
+    /// # Errors
+    ///
+    /// When a kind is already registered.
+    pub fn register_rbac(&mut self) -> Result<(), ServerError> {
+        let stores = crate::rbac::register(self)?;
+        self.rbac = Some(stores);
+        Ok(())
+    }
+
+    /// Serves the authorization and authentication review kinds (SelfSubjectAccessReview,
+    /// SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectRulesReview,
+    /// SelfSubjectReview, TokenReview), answered by this server's authorizer and
+    /// authenticators.
+    ///
+    /// # Errors
+    ///
+    /// When a kind is already registered.
+    pub fn register_reviews(&mut self) -> Result<(), ServerError> {
+        use crate::reviews::{Review, ReviewHandler};
+        macro_rules! converter {
+            ($review:expr) => {
+                match $review {
+                    Review::SelfSubjectAccess => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authorization::v1::SelfSubjectAccessReview,
+                    >::new()) as Arc<dyn Converter>,
+                    Review::SubjectAccess => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authorization::v1::SubjectAccessReview,
+                    >::new()),
+                    Review::LocalSubjectAccess => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authorization::v1::LocalSubjectAccessReview,
+                    >::new()),
+                    Review::SelfSubjectRules => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authorization::v1::SelfSubjectRulesReview,
+                    >::new()),
+                    Review::SelfSubject => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authentication::v1::SelfSubjectReview,
+                    >::new()),
+                    Review::Token => Arc::new(scheme::TypedConverter::<
+                        k8s_openapi::api::authentication::v1::TokenReview,
+                    >::new()),
+                }
+            };
+        }
+        for review in Review::ALL {
+            let access = self.access.clone();
+            self.register_handler(review.info(), converter!(review), move |_, _| {
+                Arc::new(ReviewHandler::new(review, access))
+            })?;
+        }
+        Ok(())
     }
 
     /// The address reported in `/api` (`serverAddressByClientCIDRs`).
@@ -257,6 +376,18 @@ impl ServerBuilder {
         self.namespaces = Some(store.clone());
         self.push_store_handler(store, spec);
         Ok(())
+    }
+
+    /// [`ServerBuilder::register_kind`], returning the kind's store (without its watch cache)
+    /// for the server's own controllers.
+    pub(crate) fn register_kind_store<K: Object + Default>(
+        &mut self,
+        spec: KindSpec<K>,
+    ) -> Result<Store<K>, ServerError> {
+        refuse_namespaces(&spec.info)?;
+        let (store, spec) = self.store_for(spec)?;
+        self.push_store_handler(store.clone(), spec);
+        Ok(store)
     }
 
     /// Registers `spec` in the scheme and builds its store.
@@ -329,8 +460,9 @@ impl ServerBuilder {
                 kinds_change: Mutex::new(()),
                 storage: self.storage,
                 metrics: self.metrics,
-                auth: self.auth,
+                access: self.access,
                 namespaces: self.namespaces,
+                rbac: self.rbac,
                 namespace_binding: self.namespace_binding,
                 shutdown_tx,
                 shutdown_rx,
@@ -403,6 +535,12 @@ fn store_handler<K: Object + Default>(
     if let Some(openapi) = spec.openapi {
         handler = handler.with_openapi(openapi);
     }
+    if let Some(admission) = spec.admission {
+        handler = handler.with_admission(admission);
+    }
+    for (subresource, create) in spec.subresource_creates {
+        handler = handler.with_subresource_create(&subresource, create);
+    }
     Arc::new(handler)
 }
 
@@ -462,10 +600,12 @@ pub struct ServerState {
     pub storage: Arc<dyn Interface>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Bearer token authentication, when enabled.
-    pub auth: Option<TokenAuth>,
+    /// Authentication and authorization.
+    pub access: Arc<Access>,
     /// The namespaces store, when namespaces are served.
     pub namespaces: Option<Store<Namespace>>,
+    /// The RBAC stores, when the RBAC kinds are served.
+    pub(crate) rbac: Option<RbacStores>,
     /// The namespace lifecycle of namespaced kinds, also those added while serving.
     namespace_binding: Arc<NamespaceBinding>,
     shutdown_tx: watch::Sender<bool>,
@@ -543,14 +683,24 @@ impl ApiServer {
                     source,
                 })?;
         }
+        if let Some(stores) = &self.inner.rbac {
+            crate::rbac::bootstrap(stores)
+                .await
+                .map_err(ServerError::BootstrapPolicy)?;
+        }
         Ok(())
     }
 
-    /// Spawns the background controllers (the namespace lifecycle) on the current runtime;
-    /// they stop at [`ApiServer::shutdown`].
+    /// Spawns the background controllers (the namespace lifecycle, and the RBAC controller
+    /// when the RBAC kinds are served) on the current runtime; they stop at
+    /// [`ApiServer::shutdown`].
     pub fn controllers(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.inner.clone();
-        tokio::spawn(crate::namespace::run_controller(state))
+        let namespaces = tokio::spawn(crate::namespace::run_controller(self.inner.clone()));
+        let rbac = tokio::spawn(crate::rbac::run_controller(self.inner.clone()));
+        tokio::spawn(async move {
+            let _ = namespaces.await;
+            let _ = rbac.await;
+        })
     }
 
     /// Serves one more kind from now on, as [`ServerBuilder::register_kind`] would have:

@@ -1,24 +1,25 @@
-//! The binary's security flags: bearer tokens (401 without one), TLS with the generated
-//! kubeconfig, refusing non-loopback binds, and HTTP-level errors (404/405/413/400).
+//! The binary's security flags: bearer tokens (401 without one) over the TLS it generates,
+//! TLS with a certificate of one's own and the generated kubeconfig, refusing non-loopback
+//! binds, and HTTP-level errors (404/405/413/400).
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 
-use common::ServerProcess;
+use common::{ServerProcess, tls_connect};
 
-/// Sends one raw HTTP/1.1 request and returns (status code, body).
+/// Sends one raw HTTP/1.1 request over TLS (trusting the server's generated CA) and returns
+/// (status code, body).
 fn raw(
-    url: &str,
+    server: &ServerProcess,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let host = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect");
+    let mut stream = tls_connect(&server.url, &server.data_dir.join("tls/ca.crt"));
+    let host = server.url.trim_start_matches("https://");
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -43,9 +44,14 @@ fn raw(
 
 /// Sends a POST whose headers declare `length` body bytes, without the body, and returns the
 /// status code of the answer.
-fn declared_length_only(url: &str, path: &str, headers: &[(&str, &str)], length: usize) -> u16 {
-    let host = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).expect("connect");
+fn declared_length_only(
+    server: &ServerProcess,
+    path: &str,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> u16 {
+    let mut stream = tls_connect(&server.url, &server.data_dir.join("tls/ca.crt"));
+    let host = server.url.trim_start_matches("https://");
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {length}\r\n"
     );
@@ -78,11 +84,11 @@ fn token_auth_and_http_errors() {
             "memory://",
         ],
     );
-    let (code, body) = raw(&server.url, "GET", "/api/v1/namespaces", &[], b"");
+    let (code, body) = raw(&server, "GET", "/api/v1/namespaces", &[], b"");
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("\"reason\":\"Unauthorized\""), "{body}");
     let (code, _) = raw(
-        &server.url,
+        &server,
         "GET",
         "/api/v1/namespaces",
         &[("Authorization", "Bearer nope")],
@@ -90,19 +96,19 @@ fn token_auth_and_http_errors() {
     );
     assert_eq!(code, 401);
     let auth = [("Authorization", "Bearer s3cret")];
-    let (code, body) = raw(&server.url, "GET", "/api/v1/namespaces", &auth, b"");
+    let (code, body) = raw(&server, "GET", "/api/v1/namespaces", &auth, b"");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"kind\":\"NamespaceList\""));
-    assert_eq!(raw(&server.url, "GET", "/readyz", &[], b"").0, 200);
+    assert_eq!(raw(&server, "GET", "/readyz", &[], b"").0, 200);
     let kubeconfig = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
     assert!(kubeconfig.contains("token: s3cret"));
 
     // HTTP-level errors, all as metav1.Status.
-    let (code, body) = raw(&server.url, "GET", "/no/such/path", &auth, b"");
+    let (code, body) = raw(&server, "GET", "/no/such/path", &auth, b"");
     assert_eq!(code, 404);
     assert!(body.contains("\"kind\":\"Status\""));
     let (code, body) = raw(
-        &server.url,
+        &server,
         "PUT",
         "/api/v1/namespaces/default/configmaps",
         &auth,
@@ -114,7 +120,7 @@ fn token_auth_and_http_errors() {
         ("Content-Type", "application/json"),
     ];
     let (code, body) = raw(
-        &server.url,
+        &server,
         "POST",
         "/api/v1/namespaces/default/configmaps",
         &json,
@@ -125,21 +131,21 @@ fn token_auth_and_http_errors() {
     // Only the headers of an oversized body: the server answers 413 from Content-Length, and a
     // client still writing megabytes after that answer would race the server's close.
     let code = declared_length_only(
-        &server.url,
+        &server,
         "/api/v1/namespaces/default/configmaps",
         &json,
         3 * 1024 * 1024 + 10,
     );
     assert_eq!(code, 413);
     let (code, body) = raw(
-        &server.url,
+        &server,
         "GET",
         "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(",
         &auth,
         b"",
     );
     assert_eq!(code, 400, "{body}");
-    let (code, body) = raw(&server.url, "GET", "/metrics", &auth, b"");
+    let (code, body) = raw(&server, "GET", "/metrics", &auth, b"");
     assert_eq!(code, 200);
     assert!(body.contains("apiserver_request_total"));
     assert!(body.contains("apiserver_storage_operation_duration_seconds"));
@@ -167,40 +173,17 @@ fn refuses_non_loopback_without_tls_and_auth() {
 
 #[test]
 fn tls_with_generated_kubeconfig() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("openssl not found: skipping the TLS test (apt-get install openssl)");
-        return;
-    }
     let temp = tempfile::tempdir().expect("tempdir");
     let cert = temp.path().join("tls.crt");
     let key = temp.path().join("tls.key");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    // A certificate of one's own, self-signed: the kubeconfig must trust it as its CA.
+    let pair = rcgen::KeyPair::generate().expect("key");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("params");
+    let own = params.self_signed(&pair).expect("certificate");
+    std::fs::write(&cert, own.pem()).expect("write certificate");
+    std::fs::write(&key, pair.serialize_pem()).expect("write key");
     let tokens = temp.path().join("tokens.csv");
     std::fs::write(&tokens, "tok,admin,1\n").expect("tokens");
     let server = ServerProcess::start(

@@ -9,37 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::ServerProcess;
-
-/// The kubectl to drive: `$KUBECTL`, else the pinned `kubectl.1.32` next to the `kubectl` on
-/// PATH (gcloud installs ship pinned binaries), else `kubectl` on PATH.
-fn kubectl_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("kubectl"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_default();
-    let Some(kubectl) = on_path else {
-        panic!(
-            "kubectl not found: install it with `apt-get install kubectl` (Kubernetes apt \
-             repository) or download it from https://dl.k8s.io/release/v1.32.0/bin/linux/amd64/kubectl \
-             and put it on PATH (or set KUBECTL=/path/to/kubectl)"
-        );
-    };
-    let real = std::fs::canonicalize(&kubectl).unwrap_or(kubectl.clone());
-    if let Some(dir) = real.parent() {
-        let pinned = dir.join("kubectl.1.32");
-        if pinned.is_file() {
-            return pinned;
-        }
-    }
-    kubectl
-}
+use common::{ServerProcess, kubectl_binary};
 
 struct Kubectl {
     binary: PathBuf,

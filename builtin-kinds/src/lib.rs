@@ -1,5 +1,13 @@
 //! Strategies of the built-in kinds the API server serves, with Kubernetes' validation of the
-//! fields that matter, and [`GenericStrategy`] for custom (dynamic) kinds.
+//! fields that matter, and [`GenericStrategy`] for custom (dynamic) kinds. The RBAC kinds and
+//! service accounts are in [`rbac`].
+
+pub mod rbac;
+
+pub use rbac::{
+    ClusterRoleBindingStrategy, ClusterRoleStrategy, RoleBindingStrategy, RoleStrategy,
+    ServiceAccountStrategy,
+};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;

@@ -62,7 +62,7 @@ use apimachinery::status::{ApiError, FieldError};
 pub use managed::{ManagerInfo, adopt_managed_fields, server_side_apply, update_managed_fields};
 pub use schema::{
     CONFIG_MAP, CUSTOM_RESOURCE, EVENT, KindSchema, LEASE, ListKind, ListRule, METADATA_ONLY,
-    NAMESPACE, PatchSchema, SECRET, WIDGET, builtin_schema,
+    NAMESPACE, PatchSchema, RBAC, SECRET, SERVICE_ACCOUNT, WIDGET, builtin_schema,
 };
 
 /// The most operations one JSON patch may hold, as in Kubernetes.

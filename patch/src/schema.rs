@@ -93,6 +93,23 @@ pub const EVENT: KindSchema = METADATA_ONLY;
 /// `coordination.k8s.io` `Lease`.
 pub const LEASE: KindSchema = METADATA_ONLY;
 
+/// `rbac.authorization.k8s.io` Role, ClusterRole, RoleBinding and ClusterRoleBinding: their
+/// `rules` and `subjects` are atomic (no patch strategy upstream).
+pub const RBAC: KindSchema = METADATA_ONLY;
+
+/// Core `ServiceAccount`: `secrets` merges on `name` (`patchMergeKey=name`).
+pub const SERVICE_ACCOUNT: KindSchema = KindSchema {
+    strategic_merge: true,
+    lists: &[
+        FINALIZERS,
+        OWNER_REFERENCES,
+        ListRule {
+            path: &["secrets"],
+            kind: ListKind::Map(&["name"]),
+        },
+    ],
+};
+
 /// Core `Namespace`: `spec.finalizers` is atomic (no patch strategy), `status.conditions` merges
 /// on `type`.
 pub const NAMESPACE: KindSchema = KindSchema {
@@ -121,6 +138,11 @@ pub fn builtin_schema(group: &str, kind: &str) -> Option<&'static KindSchema> {
         ("", "Event") => Some(&EVENT),
         ("", "Namespace") => Some(&NAMESPACE),
         ("coordination.k8s.io", "Lease") => Some(&LEASE),
+        ("", "ServiceAccount") => Some(&SERVICE_ACCOUNT),
+        (
+            "rbac.authorization.k8s.io",
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
+        ) => Some(&RBAC),
         ("apps.example.io", "Widget") => Some(&WIDGET),
         _ => None,
     }

@@ -1,13 +1,17 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) for
 //! the built-in kinds served: core `v1` ConfigMap, Secret, Namespace and Event, and
-//! `coordination.k8s.io/v1` Lease. kubectl's typed commands send them from kubectl 1.32 on
-//! (`kubectl create configmap|secret|namespace`), client-go components for events and leases.
+//! `coordination.k8s.io/v1` Lease, and ([`access`]) core `v1` ServiceAccount and the
+//! `authentication.k8s.io/v1`, `authorization.k8s.io/v1` and `rbac.authorization.k8s.io/v1`
+//! kinds clients create. kubectl's typed commands send them from kubectl 1.32 on
+//! (`kubectl create configmap|secret|namespace|serviceaccount|token|role|rolebinding`,
+//! `kubectl auth can-i|whoami`), client-go components for events, leases and reviews.
 //! The body is the `k8s\0` envelope holding a `runtime.Unknown` with the object.
 //!
 //! The messages ([`messages`]) are declared with prost rather than taken from `k8s-pb`, which
-//! compiles every Kubernetes proto for the five kinds read here. Decoded objects become JSON
+//! compiles every Kubernetes proto for the few kinds read here. Decoded objects become JSON
 //! documents and go through the normal path; responses stay JSON.
 
+mod access;
 mod messages;
 
 use std::collections::BTreeMap;
@@ -47,6 +51,12 @@ impl Doc {
             self.0.insert(key.to_owned(), v);
         }
         self
+    }
+
+    /// A list, absent when empty (`omitempty`, or a nil slice).
+    fn list<T: Into<Value>>(&mut self, key: &str, items: Vec<T>) -> &mut Self {
+        let items: Vec<Value> = items.into_iter().map(Into::into).collect();
+        self.value(key, (!items.is_empty()).then_some(Value::Array(items)))
     }
 
     fn strings(&mut self, key: &str, map: BTreeMap<String, String>) -> &mut Self {
@@ -171,7 +181,11 @@ fn reference_json(reference: ObjectReference) -> Value {
 /// # Errors
 ///
 /// 400 BadRequest when the envelope or the object does not decode; 415 for kinds other than
-/// ConfigMap, Secret, Namespace and Event of core `v1` and Lease of `coordination.k8s.io/v1`.
+/// ConfigMap, Secret, Namespace, Event and ServiceAccount of core `v1`, Lease of
+/// `coordination.k8s.io/v1`, TokenRequest, TokenReview and SelfSubjectReview of
+/// `authentication.k8s.io/v1`, SubjectAccessReview, LocalSubjectAccessReview,
+/// SelfSubjectAccessReview and SelfSubjectRulesReview of `authorization.k8s.io/v1`, and Role,
+/// ClusterRole, RoleBinding and ClusterRoleBinding of `rbac.authorization.k8s.io/v1`.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let Some(rest) = body.strip_prefix(MAGIC.as_slice()) else {
         return Err(bad("missing the k8s protobuf envelope prefix"));
@@ -262,6 +276,26 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                 doc.value("spec", Some(spec));
             }
         }
+        ("v1", "ServiceAccount") => access::service_account(&raw, &mut doc)?,
+        ("authentication.k8s.io/v1", "TokenRequest") => access::token_request(&raw, &mut doc)?,
+        ("authentication.k8s.io/v1", "TokenReview") => access::token_review(&raw, &mut doc)?,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            access::self_subject_review(&raw, &mut doc)?;
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            access::subject_access_review(&raw, &mut doc)?;
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            access::self_subject_access_review(&raw, &mut doc)?;
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            access::self_subject_rules_review(&raw, &mut doc)?;
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => access::role(&raw, &mut doc)?,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => access::cluster_role(&raw, &mut doc)?,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => {
+            access::role_binding(&raw, &mut doc)?;
+        }
         _ => {
             // As kube-apiserver for kinds without protobuf (custom resources).
             tracing::debug!(%api_version, %kind, "protobuf body of a kind without protobuf");
@@ -278,7 +312,7 @@ mod tests {
     use super::messages::*;
     use super::*;
 
-    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    pub(super) fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
         let unknown = Unknown {
             type_meta: Some(TypeMeta {
                 api_version: Some(api_version.into()),

@@ -150,3 +150,56 @@ pub async fn start_memory() -> (ServerProcess, kube::Client, tempfile::TempDir) 
     let client = kube::Client::try_from(config).expect("client");
     (server, client, dir)
 }
+
+/// A blocking HTTPS connection to `url` (`https://host:port`) trusting only the CA in
+/// `ca_pem` (for the raw requests of tests that need exact bytes on the wire).
+pub fn tls_connect(
+    url: &str,
+    ca_pem: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).expect("read CA") {
+        roots.add(cert.expect("CA certificate")).expect("add CA");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = url.trim_start_matches("https://");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client");
+    let tcp = std::net::TcpStream::connect(host).expect("connect");
+    rustls::StreamOwned::new(connection, tcp)
+}
+
+/// The kubectl to drive: `$KUBECTL`, else the pinned `kubectl.1.32` next to the `kubectl` on
+/// PATH (gcloud installs ship pinned binaries), else `kubectl` on PATH.
+pub fn kubectl_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("kubectl"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    let Some(kubectl) = on_path else {
+        panic!(
+            "kubectl not found: install it with `apt-get install kubectl` (Kubernetes apt \
+             repository) or download it from https://dl.k8s.io/release/v1.32.0/bin/linux/amd64/kubectl \
+             and put it on PATH (or set KUBECTL=/path/to/kubectl)"
+        );
+    };
+    let real = std::fs::canonicalize(&kubectl).unwrap_or(kubectl.clone());
+    if let Some(dir) = real.parent() {
+        let pinned = dir.join("kubectl.1.32");
+        if pinned.is_file() {
+            return pinned;
+        }
+    }
+    kubectl
+}

@@ -1,28 +1,22 @@
-//! Static bearer tokens (`--token-auth-file`, Kubernetes' CSV format).
+//! Static bearer tokens (`--token-auth-file`, Kubernetes' CSV format, as upstream's
+//! `staging/src/k8s.io/apiserver/plugin/pkg/authenticator/token/tokenfile`).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
+use async_trait::async_trait;
 
-/// Who a token authenticates.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    /// User name.
-    pub name: String,
-    /// User id.
-    pub uid: String,
-    /// Groups.
-    pub groups: Vec<String>,
-}
+use crate::authn::{TokenAuthenticator, TokenOutcome};
+use crate::user::UserInfo;
 
 /// The tokens of a token file.
 #[derive(Clone, Debug, Default)]
-pub struct TokenAuth {
-    tokens: HashMap<String, User>,
+pub struct TokenFile {
+    tokens: HashMap<String, UserInfo>,
 }
 
-impl TokenAuth {
+impl TokenFile {
     /// Parses `token,user,uid[,"group1,group2"]` lines (blank lines and `#` comments skipped).
     ///
     /// # Errors
@@ -56,16 +50,12 @@ impl TokenAuth {
                         .collect()
                 })
                 .unwrap_or_default();
-            let user = User {
-                name: fields[1].clone(),
-                uid: fields[2].clone(),
-                groups,
-            };
+            let user = UserInfo::authenticated(fields[1].clone(), fields[2].clone(), groups);
             if tokens.insert(fields[0].clone(), user).is_some() {
                 anyhow::bail!("token file line {}: duplicate token", number + 1);
             }
         }
-        Ok(TokenAuth { tokens })
+        Ok(TokenFile { tokens })
     }
 
     /// Reads and parses a token file.
@@ -79,19 +69,43 @@ impl TokenAuth {
         Self::parse(&text).with_context(|| format!("parsing token file {}", path.display()))
     }
 
-    /// The user of `token`, if it is valid.
-    pub fn authenticate(&self, token: &str) -> Option<&User> {
+    /// The user of `token`, if it is one of the file's.
+    pub fn user(&self, token: &str) -> Option<&UserInfo> {
         if token.is_empty() {
             return None;
         }
         self.tokens.get(token)
     }
 
-    /// The first token of the file (written into the generated kubeconfig).
+    /// One token for one user.
+    pub fn single(token: &str, user: UserInfo) -> Self {
+        TokenFile {
+            tokens: HashMap::from([(token.to_owned(), user)]),
+        }
+    }
+
+    /// The first token of the file in byte order.
     pub fn first_token(&self) -> Option<&str> {
-        let mut tokens: Vec<&String> = self.tokens.keys().collect();
-        tokens.sort();
-        tokens.first().map(|t| t.as_str())
+        self.tokens.keys().min().map(String::as_str)
+    }
+
+    /// The first token, in byte order, of a `system:masters` member.
+    pub fn superuser_token(&self) -> Option<&str> {
+        self.tokens
+            .iter()
+            .filter(|(_, user)| user.is_superuser())
+            .map(|(token, _)| token.as_str())
+            .min()
+    }
+}
+
+#[async_trait]
+impl TokenAuthenticator for TokenFile {
+    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
+        match self.user(token) {
+            Some(user) => TokenOutcome::Authenticated(user.clone()),
+            None => TokenOutcome::NotMine,
+        }
     }
 }
 
@@ -122,12 +136,15 @@ mod tests {
 
     #[test]
     fn parses_token_files() {
-        let auth = TokenAuth::parse("# c\nsecret,alice,1,\"admins,dev\"\nt2,bob,2\n").unwrap();
-        let alice = auth.authenticate("secret").unwrap();
+        let auth = TokenFile::parse("# c\nsecret,alice,1,\"admins,dev\"\nt2,bob,2\n").unwrap();
+        let alice = auth.user("secret").unwrap();
         assert_eq!(alice.name, "alice");
-        assert_eq!(alice.groups, vec!["admins", "dev"]);
-        assert!(auth.authenticate("nope").is_none());
-        assert!(auth.authenticate("").is_none());
-        assert!(TokenAuth::parse("only,two").is_err());
+        assert_eq!(alice.groups, vec!["admins", "dev", "system:authenticated"]);
+        assert!(auth.user("nope").is_none());
+        assert!(auth.user("").is_none());
+        assert!(TokenFile::parse("only,two").is_err());
+        let both = TokenFile::parse("a,bob,2\nz,root,1,system:masters\n").unwrap();
+        assert_eq!(both.first_token(), Some("a"));
+        assert_eq!(both.superuser_token(), Some("z"));
     }
 }

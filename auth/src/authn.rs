@@ -1,0 +1,85 @@
+//! Authentication of bearer tokens: the [`TokenAuthenticator`] trait and the union of several
+//! (upstream's `staging/src/k8s.io/apiserver/pkg/authentication/token/union`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::user::UserInfo;
+
+/// What a token authenticator says of a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOutcome {
+    /// The token is valid and names this user.
+    Authenticated(UserInfo),
+    /// The token is not one this authenticator knows; another may.
+    NotMine,
+    /// The token is this authenticator's kind but invalid (expired, wrong audience, revoked);
+    /// the message says why, for logs and TokenReview.
+    Invalid(String),
+}
+
+/// Turns a bearer token into a user.
+#[async_trait]
+pub trait TokenAuthenticator: Send + Sync {
+    /// Authenticates `token` (never empty).
+    async fn authenticate_token(&self, token: &str) -> TokenOutcome;
+}
+
+#[async_trait]
+impl<T: TokenAuthenticator + ?Sized> TokenAuthenticator for Arc<T> {
+    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
+        (**self).authenticate_token(token).await
+    }
+}
+
+/// Several authenticators asked in order: the first that authenticates the token wins; when
+/// none does, the token is invalid with every reason given.
+#[derive(Clone, Default)]
+pub struct TokenAuthenticators {
+    authenticators: Vec<Arc<dyn TokenAuthenticator>>,
+}
+
+impl std::fmt::Debug for TokenAuthenticators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuthenticators")
+            .field("count", &self.authenticators.len())
+            .finish()
+    }
+}
+
+impl TokenAuthenticators {
+    /// No authenticators: every token is [`TokenOutcome::NotMine`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `authenticator` after the others.
+    pub fn push(&mut self, authenticator: Arc<dyn TokenAuthenticator>) {
+        self.authenticators.push(authenticator);
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.authenticators.is_empty()
+    }
+}
+
+#[async_trait]
+impl TokenAuthenticator for TokenAuthenticators {
+    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
+        let mut reasons = Vec::new();
+        for authenticator in &self.authenticators {
+            match authenticator.authenticate_token(token).await {
+                TokenOutcome::Authenticated(user) => return TokenOutcome::Authenticated(user),
+                TokenOutcome::NotMine => {}
+                TokenOutcome::Invalid(reason) => reasons.push(reason),
+            }
+        }
+        if reasons.is_empty() {
+            TokenOutcome::NotMine
+        } else {
+            TokenOutcome::Invalid(reasons.join(", "))
+        }
+    }
+}
