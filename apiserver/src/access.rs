@@ -3,6 +3,7 @@
 //! before routing, as upstream's `WithAuthentication` and `WithAuthorization` filters
 //! (`staging/src/k8s.io/apiserver/pkg/endpoints/filters/`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use apimachinery::status::{ApiError, GroupResource};
@@ -111,6 +112,8 @@ pub struct Access {
     custom: OnceLock<Arc<dyn Authorizer>>,
     chain: OnceLock<AuthorizerChain>,
     rbac: Arc<RbacAuthorizer>,
+    /// Whether the RBAC controller has published an index of every RBAC kind.
+    rbac_synced: AtomicBool,
 }
 
 impl std::fmt::Debug for Access {
@@ -140,6 +143,7 @@ impl Access {
             custom: OnceLock::new(),
             chain: OnceLock::new(),
             rbac: Arc::new(RbacAuthorizer::new()),
+            rbac_synced: AtomicBool::new(false),
         }
     }
 
@@ -256,6 +260,21 @@ impl Access {
     /// when RBAC is not in the chain).
     pub fn rbac(&self) -> &Arc<RbacAuthorizer> {
         &self.rbac
+    }
+
+    /// Whether RBAC is in the chain.
+    pub fn enforces_rbac(&self) -> bool {
+        self.modes().contains(&AuthorizationMode::Rbac)
+    }
+
+    /// Records that the RBAC index holds every role and binding (listed once).
+    pub fn mark_rbac_synced(&self) {
+        self.rbac_synced.store(true, Ordering::Release);
+    }
+
+    /// Whether the RBAC index holds every role and binding.
+    pub fn rbac_synced(&self) -> bool {
+        self.rbac_synced.load(Ordering::Acquire)
     }
 
     /// The chain: `system:masters`, an embedder's authorizer if any, then the modes.

@@ -89,6 +89,11 @@ pub struct Args {
     #[arg(long)]
     pub service_account_key_file: Vec<PathBuf>,
 
+    /// Write an audit event (audit.k8s.io/v1, Metadata level) for every request to this
+    /// file, one JSON line each; `-` writes to standard output.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+
     /// Encrypt secrets at rest with AES-GCM, keys read from this file (see
     /// object_storage::transformer::AesGcmTransformer::from_key_file).
     #[arg(long)]
@@ -427,6 +432,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(issuer) = args.token_issuer()? {
         builder = builder.with_token_issuer(Arc::new(issuer));
     }
+    if let Some(path) = &args.audit_log_path {
+        builder = builder.with_audit_log(crate::audit::AuditLog::open(path)?);
+    }
     crate::kinds::register_all(&mut builder, transformer)?;
     let server = builder.build()?;
     server.bootstrap().await?;
@@ -444,7 +452,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let serve_handle = handle.clone();
     let bind = args.bind;
     let serving = tokio::spawn(async move {
-        let service = app.into_make_service();
+        // The client's address reaches the audit log.
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
         // TCP_NODELAY: watch events and small responses go out at once instead of waiting
         // for Nagle's algorithm (up to ~40 ms behind a delayed ACK).
         let plain = axum_server::accept::NoDelayAcceptor::new();

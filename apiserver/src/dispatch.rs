@@ -15,6 +15,7 @@ use scheme::{AGGREGATED_DISCOVERY_CONTENT_TYPE, GroupVersion};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
+use crate::audit::AuditEvent;
 use crate::endpoints::RequestLabels;
 use crate::http::{
     error_response, header_str, json_response, json_response_typed, method_not_allowed, not_found,
@@ -36,8 +37,20 @@ pub fn router(state: Arc<ServerState>) -> Router {
 /// Entry point of every request.
 async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let started = Instant::now();
+    let received = k8s_openapi::jiff::Timestamp::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // What the audit log needs of the request, taken before it is consumed.
+    let audited = state.audit.as_ref().map(|_| {
+        let uri = request.uri().to_string();
+        let user_agent = header_str(request.headers(), header::USER_AGENT).to_owned();
+        let source = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0);
+        (uri, user_agent, source)
+    });
+    let mut decided = Decided::default();
     let span = tracing::info_span!("request", %method, %path, code = tracing::field::Empty);
     let mut labels = RequestLabels {
         verb: "other",
@@ -47,7 +60,7 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     let response = match state.inflight.admit(&method, exempt) {
         // The slot is held until the response is built (watch streams are exempt).
         Ok(_slot) => {
-            route(&state, request, &mut labels)
+            route(&state, request, &mut labels, &mut decided)
                 .instrument(span.clone())
                 .await
         }
@@ -63,7 +76,29 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     state
         .metrics
         .observe_request(labels.verb, &labels.resource, code, started);
+    if let (Some(log), Some((uri, user_agent, source))) = (&state.audit, &audited) {
+        log.record(&AuditEvent {
+            received,
+            uri,
+            method: method.as_str(),
+            user: decided.user.as_ref(),
+            attributes: decided.attributes.as_ref(),
+            verdict: decided.verdict.as_ref(),
+            source: *source,
+            user_agent,
+            code,
+            streaming: labels.verb == "watch" && code < 300,
+        });
+    }
     response
+}
+
+/// Who sent a request and what authorization made of it, as far as it got.
+#[derive(Default)]
+struct Decided {
+    user: Option<Arc<auth::UserInfo>>,
+    attributes: Option<auth::Attributes>,
+    verdict: Option<auth::Verdict>,
 }
 
 /// Health checks and `/version`: open to anonymous requests (still authorized), and exempt
@@ -79,6 +114,7 @@ async fn route(
     state: &Arc<ServerState>,
     mut request: Request,
     labels: &mut RequestLabels,
+    decided: &mut Decided,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path().to_owned();
     let peer = request
@@ -98,8 +134,13 @@ async fn route(
         &Query::parse(request.uri()),
     );
     let verdict = state.access.authorize(&attributes);
-    if !verdict.allowed() {
-        return Err(crate::access::forbidden(&attributes, &verdict.reason));
+    let refused =
+        (!verdict.allowed()).then(|| crate::access::forbidden(&attributes, &verdict.reason));
+    decided.user = Some(user.clone());
+    decided.attributes = Some(attributes);
+    decided.verdict = Some(verdict);
+    if let Some(refused) = refused {
+        return Err(refused);
     }
     request.extensions_mut().insert(user);
     let method = request.method().clone();
@@ -111,13 +152,21 @@ async fn route(
         }
         "/readyz" => {
             require_get(&method, &path)?;
-            return Ok(match state.storage.ready().await {
-                Ok(()) => text(StatusCode::OK, "ok"),
-                Err(e) => text(
+            if let Err(e) = state.storage.ready().await {
+                return Ok(text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("[-]storage failed: {e}\nreadyz check failed"),
-                ),
-            });
+                ));
+            }
+            // As upstream's `rbac/bootstrap-roles` check: under RBAC, not ready before the
+            // authorizer has seen every role and binding once.
+            if state.access.enforces_rbac() && !state.access.rbac_synced() {
+                return Ok(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "[-]poststarthook/rbac/bootstrap-roles failed: not finished\nreadyz check failed",
+                ));
+            }
+            return Ok(text(StatusCode::OK, "ok"));
         }
         "/version" => {
             require_get(&method, &path)?;

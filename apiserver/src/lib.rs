@@ -42,6 +42,7 @@
 // Public: what an embedder uses. Routing, dispatch, protobuf, OpenAPI and the namespace
 // lifecycle are how the server works, not API.
 pub mod access;
+pub mod audit;
 pub mod cli;
 mod dispatch;
 mod endpoints;

@@ -50,7 +50,7 @@ pub fn register(builder: &mut ServerBuilder) -> Result<RbacStores, ServerError> 
         KindSpec::<Role>::new(
             ResourceInfo::for_type::<Role>(),
             Arc::new(TypedConverter::<Role>::new()),
-            Arc::new(RoleStrategy),
+            Arc::new(RoleStrategy::default()),
             &patch::RBAC,
         )
         .with_openapi(schema("Role"))
@@ -60,7 +60,7 @@ pub fn register(builder: &mut ServerBuilder) -> Result<RbacStores, ServerError> 
         KindSpec::<ClusterRole>::new(
             ResourceInfo::for_type::<ClusterRole>(),
             Arc::new(TypedConverter::<ClusterRole>::new()),
-            Arc::new(ClusterRoleStrategy),
+            Arc::new(ClusterRoleStrategy::default()),
             &patch::RBAC,
         )
         .with_openapi(schema("ClusterRole"))
@@ -70,7 +70,7 @@ pub fn register(builder: &mut ServerBuilder) -> Result<RbacStores, ServerError> 
         KindSpec::<RoleBinding>::new(
             ResourceInfo::for_type::<RoleBinding>(),
             Arc::new(TypedConverter::<RoleBinding>::new()),
-            Arc::new(RoleBindingStrategy),
+            Arc::new(RoleBindingStrategy::default()),
             &patch::RBAC,
         )
         .with_openapi(schema("RoleBinding"))
@@ -80,7 +80,7 @@ pub fn register(builder: &mut ServerBuilder) -> Result<RbacStores, ServerError> 
         KindSpec::<ClusterRoleBinding>::new(
             ResourceInfo::for_type::<ClusterRoleBinding>(),
             Arc::new(TypedConverter::<ClusterRoleBinding>::new()),
-            Arc::new(ClusterRoleBindingStrategy),
+            Arc::new(ClusterRoleBindingStrategy::default()),
             &patch::RBAC,
         )
         .with_openapi(schema("ClusterRoleBinding"))
@@ -490,6 +490,9 @@ pub async fn run_controller(state: Arc<ServerState>) {
             next = rx.try_recv().ok();
         }
         state.access.rbac().publish(policy.index());
+        if listed.len() == 4 {
+            state.access.mark_rbac_synced();
+        }
         // Aggregation waits until every ClusterRole has been listed once.
         if listed.contains(&PolicyKind::ClusterRole) {
             aggregate(&policy, &stores.cluster_roles).await;

@@ -18,7 +18,7 @@ use k8s_openapi::api::authentication::v1::{
 use k8s_openapi::api::authorization::v1::{
     LocalSubjectAccessReview, NonResourceAttributes, NonResourceRule, ResourceAttributes,
     ResourceRule, SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
-    SubjectAccessReviewStatus, SubjectRulesReviewStatus,
+    SubjectAccessReviewSpec, SubjectAccessReviewStatus, SubjectRulesReviewStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use object_storage::ListOptions;
@@ -170,6 +170,53 @@ impl ReviewHandler {
         }
     }
 
+    /// The answer to a SubjectAccessReview, or to a LocalSubjectAccessReview of `namespace`
+    /// (`ValidateSubjectAccessReviewSpec`, `ValidateLocalSubjectAccessReview`).
+    fn subject_access(
+        &self,
+        spec: &SubjectAccessReviewSpec,
+        namespace: Option<&str>,
+    ) -> Result<SubjectAccessReviewStatus, ApiError> {
+        let resource = spec.resource_attributes.as_ref();
+        let non_resource = spec.non_resource_attributes.as_ref();
+        let mut errors = match (namespace, resource, non_resource) {
+            (Some(_), _, Some(n)) => vec![FieldError::invalid(
+                "spec.nonResourceAttributes",
+                serde_json::to_value(n).unwrap_or(Value::Null),
+                "disallowed on this kind of request",
+            )],
+            (Some(namespace), Some(r), None)
+                if r.namespace.as_deref().unwrap_or_default() != namespace =>
+            {
+                vec![FieldError::invalid(
+                    "spec.resourceAttributes.namespace",
+                    Value::from(r.namespace.clone().unwrap_or_default()),
+                    "must match metadata.namespace",
+                )]
+            }
+            _ => self.one_kind_of_attributes(resource, non_resource),
+        };
+        if spec.user.as_deref().unwrap_or_default().is_empty()
+            && spec.groups.as_deref().unwrap_or_default().is_empty()
+        {
+            errors.push(FieldError::invalid(
+                "spec.user",
+                Value::from(""),
+                "at least one of user or group must be specified",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(self.invalid(&errors));
+        }
+        let user = subject_user(
+            spec.user.as_ref(),
+            spec.uid.as_ref(),
+            spec.groups.as_ref(),
+            spec.extra.as_ref(),
+        );
+        Ok(self.access_status(review_attributes(user, resource, non_resource)))
+    }
+
     async fn answer(&self, ctx: &RequestContext, body: RequestBody) -> Result<Value, ApiError> {
         match self.review {
             Review::SelfSubjectAccess => {
@@ -192,79 +239,12 @@ impl ReviewHandler {
             }
             Review::SubjectAccess => {
                 let mut review: SubjectAccessReview = self.decode(body)?;
-                let spec = &review.spec;
-                let mut errors = self.one_kind_of_attributes(
-                    spec.resource_attributes.as_ref(),
-                    spec.non_resource_attributes.as_ref(),
-                );
-                if spec.user.as_deref().unwrap_or_default().is_empty()
-                    && spec.groups.as_deref().unwrap_or_default().is_empty()
-                {
-                    errors.push(FieldError::invalid(
-                        "spec.user",
-                        Value::from(""),
-                        "at least one of user or group must be specified",
-                    ));
-                }
-                if !errors.is_empty() {
-                    return Err(self.invalid(&errors));
-                }
-                let user = subject_user(
-                    spec.user.as_ref(),
-                    spec.uid.as_ref(),
-                    spec.groups.as_ref(),
-                    spec.extra.as_ref(),
-                );
-                let attributes = review_attributes(
-                    user,
-                    spec.resource_attributes.as_ref(),
-                    spec.non_resource_attributes.as_ref(),
-                );
-                review.status = Some(self.access_status(attributes));
+                review.status = Some(self.subject_access(&review.spec, None)?);
                 encode(&review)
             }
             Review::LocalSubjectAccess => {
                 let mut review: LocalSubjectAccessReview = self.decode(body)?;
-                let spec = &review.spec;
-                let mut errors = Vec::new();
-                match (&spec.resource_attributes, &spec.non_resource_attributes) {
-                    (_, Some(n)) => errors.push(FieldError::invalid(
-                        "spec.nonResourceAttributes",
-                        serde_json::to_value(n).unwrap_or(Value::Null),
-                        "disallowed on this kind of request",
-                    )),
-                    (Some(r), None)
-                        if r.namespace.as_deref().unwrap_or_default() != ctx.namespace =>
-                    {
-                        errors.push(FieldError::invalid(
-                            "spec.resourceAttributes.namespace",
-                            Value::from(r.namespace.clone().unwrap_or_default()),
-                            "must match metadata.namespace",
-                        ));
-                    }
-                    (Some(_), None) => {}
-                    (None, None) => errors.extend(self.one_kind_of_attributes(None, None)),
-                }
-                if spec.user.as_deref().unwrap_or_default().is_empty()
-                    && spec.groups.as_deref().unwrap_or_default().is_empty()
-                {
-                    errors.push(FieldError::invalid(
-                        "spec.user",
-                        Value::from(""),
-                        "at least one of user or group must be specified",
-                    ));
-                }
-                if !errors.is_empty() {
-                    return Err(self.invalid(&errors));
-                }
-                let user = subject_user(
-                    spec.user.as_ref(),
-                    spec.uid.as_ref(),
-                    spec.groups.as_ref(),
-                    spec.extra.as_ref(),
-                );
-                let attributes = review_attributes(user, spec.resource_attributes.as_ref(), None);
-                review.status = Some(self.access_status(attributes));
+                review.status = Some(self.subject_access(&review.spec, Some(&ctx.namespace))?);
                 review.metadata.namespace = Some(ctx.namespace.clone());
                 encode(&review)
             }

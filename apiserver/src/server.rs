@@ -17,6 +17,7 @@ use storage_api::Interface;
 use tokio::sync::watch;
 
 use crate::access::{Access, Authentication, AuthorizationMode};
+use crate::audit::AuditLog;
 use crate::handler::{Admission, ResourceHandler, SchemaFn, StoreHandler, SubresourceCreate};
 use crate::inflight::InFlightLimits;
 use crate::metrics::{InstrumentedStore, Metrics};
@@ -185,6 +186,7 @@ pub struct ServerBuilder {
     factories: Vec<Factory>,
     metrics: Metrics,
     access: Arc<Access>,
+    audit: Option<AuditLog>,
     namespaces: Option<Store<Namespace>>,
     rbac: Option<RbacStores>,
     namespace_binding: Arc<NamespaceBinding>,
@@ -209,6 +211,7 @@ impl ServerBuilder {
             factories: Vec::new(),
             metrics,
             access: Arc::new(Access::new()),
+            audit: None,
             namespaces: None,
             rbac: None,
             namespace_binding: Arc::new(NamespaceBinding::default()),
@@ -266,6 +269,12 @@ impl ServerBuilder {
         if !self.access.set_token_issuer(issuer) {
             tracing::warn!("token issuer set twice: keeping the first");
         }
+        self
+    }
+
+    /// Records every request in `log` (see [`AuditLog`]).
+    pub fn with_audit_log(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
         self
     }
 
@@ -461,6 +470,7 @@ impl ServerBuilder {
                 storage: self.storage,
                 metrics: self.metrics,
                 access: self.access,
+                audit: self.audit,
                 namespaces: self.namespaces,
                 rbac: self.rbac,
                 namespace_binding: self.namespace_binding,
@@ -602,6 +612,8 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// Authentication and authorization.
     pub access: Arc<Access>,
+    /// The audit log, when requests are audited.
+    pub audit: Option<AuditLog>,
     /// The namespaces store, when namespaces are served.
     pub namespaces: Option<Store<Namespace>>,
     /// The RBAC stores, when the RBAC kinds are served.

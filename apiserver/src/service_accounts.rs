@@ -86,21 +86,6 @@ struct TokenRequests {
     issuer: Arc<TokenIssuer>,
 }
 
-fn random_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::internal(format!("generating a token id: {e}")))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
-}
-
 #[async_trait]
 impl SubresourceCreate<ServiceAccount> for TokenRequests {
     async fn create(
@@ -169,7 +154,7 @@ impl SubresourceCreate<ServiceAccount> for TokenRequests {
                 &uid,
                 &request.spec.audiences,
                 expiration,
-                &random_id()?,
+                &registry::system::new_uid(),
             )
             .map_err(|e| ApiError::internal(format!("signing the token: {e}")))?;
         let expiration_timestamp = Timestamp::from_second(expires)

@@ -7,40 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::process::Command;
 
-use common::{ServerProcess, tls_connect};
-
-/// Sends one raw HTTP/1.1 request over TLS (trusting the server's generated CA) and returns
-/// (status code, body).
-fn raw(
-    server: &ServerProcess,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut stream = tls_connect(&server.url, &server.data_dir.join("tls/ca.crt"));
-    let host = server.url.trim_start_matches("https://");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("write");
-    stream.write_all(body).expect("write body");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
-    (code, body)
-}
+use common::{ServerProcess, https, tls_connect};
 
 /// Sends a POST whose headers declare `length` body bytes, without the body, and returns the
 /// status code of the answer.
@@ -84,10 +51,10 @@ fn token_auth_and_http_errors() {
             "memory://",
         ],
     );
-    let (code, body) = raw(&server, "GET", "/api/v1/namespaces", &[], b"");
+    let (code, body) = https(&server, "GET", "/api/v1/namespaces", &[], b"");
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("\"reason\":\"Unauthorized\""), "{body}");
-    let (code, _) = raw(
+    let (code, _) = https(
         &server,
         "GET",
         "/api/v1/namespaces",
@@ -96,18 +63,18 @@ fn token_auth_and_http_errors() {
     );
     assert_eq!(code, 401);
     let auth = [("Authorization", "Bearer s3cret")];
-    let (code, body) = raw(&server, "GET", "/api/v1/namespaces", &auth, b"");
+    let (code, body) = https(&server, "GET", "/api/v1/namespaces", &auth, b"");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"kind\":\"NamespaceList\""));
-    assert_eq!(raw(&server, "GET", "/readyz", &[], b"").0, 200);
+    assert_eq!(https(&server, "GET", "/readyz", &[], b"").0, 200);
     let kubeconfig = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
     assert!(kubeconfig.contains("token: s3cret"));
 
     // HTTP-level errors, all as metav1.Status.
-    let (code, body) = raw(&server, "GET", "/no/such/path", &auth, b"");
+    let (code, body) = https(&server, "GET", "/no/such/path", &auth, b"");
     assert_eq!(code, 404);
     assert!(body.contains("\"kind\":\"Status\""));
-    let (code, body) = raw(
+    let (code, body) = https(
         &server,
         "PUT",
         "/api/v1/namespaces/default/configmaps",
@@ -119,7 +86,7 @@ fn token_auth_and_http_errors() {
         ("Authorization", "Bearer s3cret"),
         ("Content-Type", "application/json"),
     ];
-    let (code, body) = raw(
+    let (code, body) = https(
         &server,
         "POST",
         "/api/v1/namespaces/default/configmaps",
@@ -137,7 +104,7 @@ fn token_auth_and_http_errors() {
         3 * 1024 * 1024 + 10,
     );
     assert_eq!(code, 413);
-    let (code, body) = raw(
+    let (code, body) = https(
         &server,
         "GET",
         "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(",
@@ -145,7 +112,7 @@ fn token_auth_and_http_errors() {
         b"",
     );
     assert_eq!(code, 400, "{body}");
-    let (code, body) = raw(&server, "GET", "/metrics", &auth, b"");
+    let (code, body) = https(&server, "GET", "/metrics", &auth, b"");
     assert_eq!(code, 200);
     assert!(body.contains("apiserver_request_total"));
     assert!(body.contains("apiserver_storage_operation_duration_seconds"));

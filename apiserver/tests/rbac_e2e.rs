@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use std::io::{Read, Write};
-
-use common::{ServerProcess, kubectl_binary, tls_connect};
+use common::{ServerProcess, https, kubectl_binary};
 
 /// One kubectl user: a kubeconfig of its own (the server's CA, and a token or a client
 /// certificate, or nothing).
@@ -143,21 +141,30 @@ fn client_certificate(dir: &Path, name: &str, group: &str) -> (PathBuf, PathBuf,
 
 /// A GET without credentials: (status code, body).
 fn anonymous_get(server: &ServerProcess, path: &str) -> (u16, String) {
-    let mut stream = tls_connect(&server.url, &server.data_dir.join("tls/ca.crt"));
-    let host = server.url.trim_start_matches("https://");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    https(server, "GET", path, &[], b"")
+}
+
+/// A POST of `body` (JSON) as the server's administrator: the answer's status and JSON.
+fn admin_post(
+    server: &ServerProcess,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).expect("admin token");
+    let authorization = format!("Bearer {}", token.trim());
+    let (code, text) = https(
+        server,
+        "POST",
+        path,
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    );
     (
         code,
-        text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
     )
 }
 
@@ -183,6 +190,8 @@ fn rbac_with_kubectl_as_several_users() {
             client_ca.to_str().expect("path"),
             "--authorization-mode",
             "RBAC",
+            "--audit-log-path",
+            dir.join("audit.log").to_str().expect("path"),
         ],
     );
     assert!(
@@ -562,9 +571,119 @@ fn rbac_with_kubectl_as_several_users() {
         denied.stderr
     );
 
+    // SubjectAccessReview, LocalSubjectAccessReview and TokenReview, as a controller asks them.
+    let review = |user: &str, verb: &str, resource: &str, namespace: &str| {
+        serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "resourceAttributes": {"verb": verb, "resource": resource, "namespace": namespace}},
+        })
+    };
+    let path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let (code, answer) = admin_post(&server, path, review("bob", "create", "configmaps", "team"));
+    assert_eq!(
+        (code, &answer["status"]["allowed"]),
+        (201, &serde_json::json!(true)),
+        "{answer}"
+    );
+    assert!(
+        answer["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(r#"RoleBinding "team/bob-edit""#),
+        "{answer}"
+    );
+    let (_, answer) = admin_post(
+        &server,
+        path,
+        review("bob", "create", "configmaps", "other"),
+    );
+    assert_eq!(answer["status"]["allowed"], false, "{answer}");
+    let (code, answer) = admin_post(
+        &server,
+        path,
+        serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {"resourceAttributes": {"verb": "get"}}}),
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert_eq!(
+        answer["message"],
+        r#"SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified"#
+    );
+    let mut local = review("alice", "get", "configmaps", "team");
+    local["kind"] = "LocalSubjectAccessReview".into();
+    let local_path = "/apis/authorization.k8s.io/v1/namespaces/team/localsubjectaccessreviews";
+    let (code, answer) = admin_post(&server, local_path, local.clone());
+    assert_eq!(
+        (code, &answer["status"]["allowed"]),
+        (201, &serde_json::json!(true)),
+        "{answer}"
+    );
+    local["spec"]["resourceAttributes"]["namespace"] = "other".into();
+    let (code, answer) = admin_post(&server, local_path, local);
+    assert_eq!(code, 422, "{answer}");
+    let token_review = |token: &str| serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
+    let token_path = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let (code, answer) = admin_post(&server, token_path, token_review("caroltok"));
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["status"]["authenticated"], true);
+    assert_eq!(answer["status"]["user"]["username"], "carol");
+    let (_, answer) = admin_post(&server, token_path, token_review(token.trim()));
+    assert_eq!(
+        answer["status"]["authenticated"], false,
+        "the deleted account's token: {answer}"
+    );
+
     // kube-rs reads only what its Role allows.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(kube_reads_only_what_its_role_allows(&alice.kubeconfig));
+
+    // Every request above is in the audit log, with who asked and what was decided.
+    // The last request of the test is kube-rs' cluster-wide list of configmaps.
+    let events = audit_events(&dir.join("audit.log"), |e| {
+        e["requestURI"]
+            .as_str()
+            .is_some_and(|uri| uri.starts_with("/api/v1/configmaps"))
+    });
+    let refused = events
+        .iter()
+        .find(|e| {
+            e["user"]["username"] == "alice"
+                && e["verb"] == "list"
+                && e["objectRef"]["resource"] == "configmaps"
+                && e["objectRef"]["namespace"] == "team"
+                && e["responseStatus"]["code"] == 403
+        })
+        .expect("alice's refused list is audited");
+    assert_eq!(refused["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(refused["level"], "Metadata");
+    assert_eq!(
+        refused["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
+    assert_eq!(refused["sourceIPs"], serde_json::json!(["127.0.0.1"]));
+    assert!(events.iter().any(|e| {
+        e["user"]["username"] == "dave"
+            && e["objectRef"]["resource"] == "selfsubjectreviews"
+            && e["responseStatus"]["code"] == 201
+            && e["annotations"]["authorization.k8s.io/decision"] == "allow"
+    }));
+}
+
+/// The audit log's events, once one matching `last` has been written (the writer is a
+/// thread of its own).
+fn audit_events(path: &Path, last: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an audit line is JSON"))
+            .collect();
+        if events.iter().any(&last) || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 async fn kube_reads_only_what_its_role_allows(kubeconfig: &Path) {

@@ -60,6 +60,11 @@ pub enum Level {
     /// The HTTP level with the API server's watch cache on, as it runs by default (feature
     /// `http`).
     HttpCache,
+    /// `http-cache` with authentication and `--authorization-mode=RBAC` and 1,000
+    /// RoleBindings in the namespace, driven as a user one of them binds to `edit`, and side
+    /// by side, on the same server at the same time with as many clients, as a
+    /// `system:masters` member (its row's level is `http-masters`).
+    HttpRbac,
 }
 
 impl Level {
@@ -71,12 +76,16 @@ impl Level {
             Level::ObjectCache => "object-cache",
             Level::Http => "http",
             Level::HttpCache => "http-cache",
+            Level::HttpRbac => "http-rbac",
         }
     }
 
     /// Whether the level goes through a watch cache.
     pub fn cached(self) -> bool {
-        matches!(self, Level::ObjectCache | Level::HttpCache)
+        matches!(
+            self,
+            Level::ObjectCache | Level::HttpCache | Level::HttpRbac
+        )
     }
 }
 

@@ -322,8 +322,8 @@ fn run(args: Args) -> Result<()> {
     if wants(&[Level::Object, Level::ObjectCache]) && !cfg!(feature = "object") {
         bail!("--levels object and object-cache need the bench built with feature `object`");
     }
-    if wants(&[Level::Http, Level::HttpCache]) && !cfg!(feature = "http") {
-        bail!("--levels http and http-cache need the bench built with feature `http`");
+    if wants(&[Level::Http, Level::HttpCache, Level::HttpRbac]) && !cfg!(feature = "http") {
+        bail!("--levels http, http-cache, and http-rbac need the bench built with feature `http`");
     }
     if args.concurrency.is_empty() {
         bail!("--concurrency needs at least one value");
@@ -379,28 +379,31 @@ fn run(args: Args) -> Result<()> {
             let bar = bar.clone();
             Arc::new(move |message: String| bar.set_message(message))
         };
-        let row = runtime
+        let measured = runtime
             .block_on(execute(plan, &targets, &env, &args, &params, n, progress))
             .unwrap_or_else(|error| {
                 tracing::warn!(%label, error = %format!("{error:#}"), "measurement failed");
-                failed_row(plan, &targets, &error)
+                (failed_row(plan, &targets, &error), None)
             });
-        bar.println(format!(
-            "{label}: {:.0} ops/s, p50 {}, p99 {}{}",
-            row.ops_per_sec,
-            report::latency(row.p50_us),
-            report::latency(row.p99_us),
-            if row.errors > 0 {
-                format!(
-                    ", {} errors: {}",
-                    row.errors,
-                    row.first_error.as_deref().unwrap_or("")
-                )
-            } else {
-                String::new()
-            }
-        ));
-        rows.push(row);
+        // A side-by-side measurement reports its companion row too (`http-rbac`).
+        for row in std::iter::once(measured.0).chain(measured.1) {
+            bar.println(format!(
+                "{label}: {:.0} ops/s, p50 {}, p99 {}{}",
+                row.ops_per_sec,
+                report::latency(row.p50_us),
+                report::latency(row.p99_us),
+                if row.errors > 0 {
+                    format!(
+                        ", {} errors: {}",
+                        row.errors,
+                        row.first_error.as_deref().unwrap_or("")
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            rows.push(row);
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -560,14 +563,15 @@ async fn execute(
     params: &Params,
     n: usize,
     progress: Progress,
-) -> Result<Row> {
+) -> Result<(Row, Option<Row>)> {
+    let single = |row: Row| (row, None);
     match plan {
         Plan::Fsync => {
             let dir = env.data_dir.clone();
             let duration = params.duration;
             let measured =
                 tokio::task::spawn_blocking(move || baseline::fsync_rate(&dir, duration)).await??;
-            Ok(row_from("fsync", "raw", "fsync", 1, measured))
+            Ok(single(row_from("fsync", "raw", "fsync", 1, measured)))
         }
         Plan::SqliteRaw { batch, keys } => {
             let dir = tempfile::Builder::new()
@@ -581,13 +585,13 @@ async fn execute(
             })
             .await??;
             drop(dir);
-            Ok(row_from(
+            Ok(single(row_from(
                 raw_sqlite_name(batch, keys),
                 "raw",
                 "create",
                 batch,
                 measured,
-            ))
+            )))
         }
         Plan::SqliteDirect { concurrency } => {
             let dir = tempfile::Builder::new()
@@ -604,18 +608,20 @@ async fn execute(
             })
             .await??;
             drop(dir);
-            Ok(row_from(
+            Ok(single(row_from(
                 "sqlite-direct",
                 "kv",
                 "create",
                 concurrency,
                 measured,
-            ))
+            )))
         }
         Plan::EtcdRaw {
             workload,
             concurrency,
-        } => etcd_raw(env, args, params, *workload, *concurrency, n, progress).await,
+        } => etcd_raw(env, args, params, *workload, *concurrency, n, progress)
+            .await
+            .map(single),
         Plan::Backend {
             target,
             level,
@@ -626,6 +632,7 @@ async fn execute(
             let fresh = target.fresh(env, n).await?;
             let store = fresh.store.clone();
             let cpu_before = cpu_seconds();
+            let mut companion = None;
             let measured = match level {
                 Level::Kv => {
                     let client = Arc::new(KvClient::new(
@@ -649,6 +656,39 @@ async fn execute(
                     #[cfg(not(feature = "object"))]
                     {
                         bail!("the object level needs feature `object`")
+                    }
+                }
+                Level::HttpRbac => {
+                    #[cfg(feature = "http")]
+                    {
+                        let setup = http::Setup {
+                            namespace: format!("storage-bench-{}-{n}", env.run_id),
+                            value_size: args.value_size,
+                            server_nodelay: args.http_nodelay,
+                            watch_cache: true,
+                            external: None,
+                        };
+                        let (user, masters) = http::measure_rbac(
+                            store,
+                            &setup,
+                            *workload,
+                            *concurrency,
+                            params,
+                            progress,
+                        )
+                        .await?;
+                        companion = Some(row_from(
+                            &target.name,
+                            http::MASTERS_LEVEL,
+                            workload.name(),
+                            *concurrency,
+                            masters,
+                        ));
+                        user
+                    }
+                    #[cfg(not(feature = "http"))]
+                    {
+                        bail!("the http-rbac level needs feature `http`")
                     }
                 }
                 Level::Http | Level::HttpCache => {
@@ -715,7 +755,7 @@ async fn execute(
                 }
             }
             drop(fresh);
-            Ok(row)
+            Ok((row, companion))
         }
     }
 }

@@ -157,6 +157,25 @@ pub fn key_ratios(rows: &[Row]) -> Vec<KeyRatio> {
         format!("sqlite-direct/kv/create/c{max_c}"),
         None,
     );
+    for rbac in rows.iter().filter(|r| r.level == "http-rbac") {
+        let what = match rbac.workload.as_str() {
+            "get" => "GET/s",
+            "create" => "creates/s",
+            other => other,
+        };
+        push(
+            format!(
+                "RBAC on, {}: {what} of a user bound by 1 of 1,000 RoleBindings vs a system:masters member side by side, c{}",
+                rbac.backend, rbac.concurrency
+            ),
+            rbac.id(),
+            format!(
+                "{}/http-masters/{}/c{}",
+                rbac.backend, rbac.workload, rbac.concurrency
+            ),
+            Some(0.9),
+        );
+    }
     let mut concurrencies: Vec<usize> = rows
         .iter()
         .filter(|r| r.backend == "etcd-raw")

@@ -3,6 +3,8 @@
 //! `pkg/apis/core/validation` (`ValidateServiceAccount`). The escalation checks of writes to
 //! roles and bindings need the author, so the API server runs them as admission.
 
+use std::marker::PhantomData;
+
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{
     AggregationRule, ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
@@ -208,26 +210,98 @@ fn role_ref_unchanged(new: &RoleRef, old: &RoleRef) -> Vec<FieldError> {
     }
 }
 
-/// `roles`: path-segment names, rules without non-resource URLs.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RoleStrategy;
+/// What the strategies of Roles and ClusterRoles read of them.
+pub trait RulesKind: apimachinery::object::Object {
+    /// Whether objects live in namespaces (Roles) or not (ClusterRoles).
+    const NAMESPACED: bool;
+    /// The rules.
+    fn rules(&self) -> Option<&Vec<PolicyRule>>;
+    /// The aggregation rule (ClusterRoles only).
+    fn aggregation_rule(&self) -> Option<&AggregationRule> {
+        None
+    }
+}
 
-impl Strategy<Role> for RoleStrategy {
+impl RulesKind for Role {
+    const NAMESPACED: bool = true;
+    fn rules(&self) -> Option<&Vec<PolicyRule>> {
+        self.rules.as_ref()
+    }
+}
+
+impl RulesKind for ClusterRole {
+    const NAMESPACED: bool = false;
+    fn rules(&self) -> Option<&Vec<PolicyRule>> {
+        self.rules.as_ref()
+    }
+    fn aggregation_rule(&self) -> Option<&AggregationRule> {
+        self.aggregation_rule.as_ref()
+    }
+}
+
+/// What the strategies of RoleBindings and ClusterRoleBindings read of them.
+pub trait BindingKind: apimachinery::object::Object {
+    /// Whether objects live in namespaces (RoleBindings) or not (ClusterRoleBindings).
+    const NAMESPACED: bool;
+    /// The role bound.
+    fn role_ref(&self) -> &RoleRef;
+    /// Who it is bound to.
+    fn subjects(&self) -> Option<&Vec<Subject>>;
+}
+
+impl BindingKind for RoleBinding {
+    const NAMESPACED: bool = true;
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn subjects(&self) -> Option<&Vec<Subject>> {
+        self.subjects.as_ref()
+    }
+}
+
+impl BindingKind for ClusterRoleBinding {
+    const NAMESPACED: bool = false;
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn subjects(&self) -> Option<&Vec<Subject>> {
+        self.subjects.as_ref()
+    }
+}
+
+/// `roles` and `clusterroles`: path-segment names, valid rules (non-resource URLs only at
+/// cluster scope), and for ClusterRoles an optional aggregation rule.
+#[derive(Debug)]
+pub struct RulesStrategy<K>(PhantomData<fn(&K)>);
+
+impl<K> Default for RulesStrategy<K> {
+    fn default() -> Self {
+        RulesStrategy(PhantomData)
+    }
+}
+
+/// The strategy of `roles`.
+pub type RoleStrategy = RulesStrategy<Role>;
+/// The strategy of `clusterroles`.
+pub type ClusterRoleStrategy = RulesStrategy<ClusterRole>;
+
+impl<K: RulesKind> Strategy<K> for RulesStrategy<K> {
     fn namespace_scoped(&self) -> bool {
-        true
+        K::NAMESPACED
     }
 
     fn tracks_generation(&self) -> bool {
         false
     }
 
-    fn validate(&self, role: &Role) -> Vec<FieldError> {
-        let mut errors = validate_object_meta(&role.metadata, true, name_is_path_segment);
-        errors.extend(validate_rules(role.rules.as_ref(), true));
+    fn validate(&self, role: &K) -> Vec<FieldError> {
+        let mut errors = validate_object_meta(role.meta(), K::NAMESPACED, name_is_path_segment);
+        errors.extend(validate_rules(role.rules(), K::NAMESPACED));
+        errors.extend(validate_aggregation(role.aggregation_rule()));
         errors
     }
 
-    fn validate_update(&self, new: &Role, _old: &Role) -> Vec<FieldError> {
+    fn validate_update(&self, new: &K, _old: &K) -> Vec<FieldError> {
         self.validate(new)
     }
 
@@ -239,74 +313,50 @@ impl Strategy<Role> for RoleStrategy {
         vec![name_column(), created_at_column()]
     }
 
-    fn table_cells(&self, role: &Role) -> Vec<Value> {
-        vec![name_cell(&role.metadata), created_at(&role.metadata)]
+    fn table_cells(&self, role: &K) -> Vec<Value> {
+        vec![name_cell(role.meta()), created_at(role.meta())]
     }
 }
 
-/// `clusterroles`: path-segment names, rules, and an optional aggregation rule.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClusterRoleStrategy;
+/// `rolebindings` and `clusterrolebindings`: a roleRef (to a Role or ClusterRole; only a
+/// ClusterRole at cluster scope) that never changes, and valid subjects (service accounts of
+/// ClusterRoleBindings with their namespace).
+#[derive(Debug)]
+pub struct BindingStrategy<K>(PhantomData<fn(&K)>);
 
-impl Strategy<ClusterRole> for ClusterRoleStrategy {
+impl<K> Default for BindingStrategy<K> {
+    fn default() -> Self {
+        BindingStrategy(PhantomData)
+    }
+}
+
+/// The strategy of `rolebindings`.
+pub type RoleBindingStrategy = BindingStrategy<RoleBinding>;
+/// The strategy of `clusterrolebindings`.
+pub type ClusterRoleBindingStrategy = BindingStrategy<ClusterRoleBinding>;
+
+impl<K: BindingKind> Strategy<K> for BindingStrategy<K> {
     fn namespace_scoped(&self) -> bool {
-        false
+        K::NAMESPACED
     }
 
     fn tracks_generation(&self) -> bool {
         false
     }
 
-    fn validate(&self, role: &ClusterRole) -> Vec<FieldError> {
-        let mut errors = validate_object_meta(&role.metadata, false, name_is_path_segment);
-        errors.extend(validate_rules(role.rules.as_ref(), false));
-        errors.extend(validate_aggregation(role.aggregation_rule.as_ref()));
-        errors
-    }
-
-    fn validate_update(&self, new: &ClusterRole, _old: &ClusterRole) -> Vec<FieldError> {
-        self.validate(new)
-    }
-
-    fn allow_unconditional_update(&self) -> bool {
-        true
-    }
-
-    fn table_columns(&self) -> Vec<TableColumn> {
-        vec![name_column(), created_at_column()]
-    }
-
-    fn table_cells(&self, role: &ClusterRole) -> Vec<Value> {
-        vec![name_cell(&role.metadata), created_at(&role.metadata)]
-    }
-}
-
-/// `rolebindings`: a roleRef to a Role or ClusterRole that never changes, valid subjects.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RoleBindingStrategy;
-
-impl Strategy<RoleBinding> for RoleBindingStrategy {
-    fn namespace_scoped(&self) -> bool {
-        true
-    }
-
-    fn tracks_generation(&self) -> bool {
-        false
-    }
-
-    fn validate(&self, binding: &RoleBinding) -> Vec<FieldError> {
-        let mut errors = validate_object_meta(&binding.metadata, true, name_is_path_segment);
+    fn validate(&self, binding: &K) -> Vec<FieldError> {
+        let mut errors = validate_object_meta(binding.meta(), K::NAMESPACED, name_is_path_segment);
         errors.extend(validate_binding(
-            &binding.role_ref,
-            binding.subjects.as_ref(),
-            true,
+            binding.role_ref(),
+            binding.subjects(),
+            K::NAMESPACED,
         ));
         errors
     }
 
-    fn validate_update(&self, new: &RoleBinding, old: &RoleBinding) -> Vec<FieldError> {
+    fn validate_update(&self, new: &K, old: &K) -> Vec<FieldError> {
         let mut errors = self.validate(new);
-        errors.extend(role_ref_unchanged(&new.role_ref, &old.role_ref));
+        errors.extend(role_ref_unchanged(new.role_ref(), old.role_ref()));
         errors
     }
 
@@ -318,65 +368,8 @@ impl Strategy<RoleBinding> for RoleBindingStrategy {
         binding_columns()
     }
 
-    fn table_cells(&self, binding: &RoleBinding) -> Vec<Value> {
-        binding_cells(
-            &binding.metadata,
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-            binding,
-        )
-    }
-}
-
-/// `clusterrolebindings`: a roleRef to a ClusterRole that never changes, valid subjects
-/// (service accounts with their namespace).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClusterRoleBindingStrategy;
-
-impl Strategy<ClusterRoleBinding> for ClusterRoleBindingStrategy {
-    fn namespace_scoped(&self) -> bool {
-        false
-    }
-
-    fn tracks_generation(&self) -> bool {
-        false
-    }
-
-    fn validate(&self, binding: &ClusterRoleBinding) -> Vec<FieldError> {
-        let mut errors = validate_object_meta(&binding.metadata, false, name_is_path_segment);
-        errors.extend(validate_binding(
-            &binding.role_ref,
-            binding.subjects.as_ref(),
-            false,
-        ));
-        errors
-    }
-
-    fn validate_update(
-        &self,
-        new: &ClusterRoleBinding,
-        old: &ClusterRoleBinding,
-    ) -> Vec<FieldError> {
-        let mut errors = self.validate(new);
-        errors.extend(role_ref_unchanged(&new.role_ref, &old.role_ref));
-        errors
-    }
-
-    fn allow_unconditional_update(&self) -> bool {
-        true
-    }
-
-    fn table_columns(&self) -> Vec<TableColumn> {
-        binding_columns()
-    }
-
-    fn table_cells(&self, binding: &ClusterRoleBinding) -> Vec<Value> {
-        binding_cells(
-            &binding.metadata,
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-            binding,
-        )
+    fn table_cells(&self, binding: &K) -> Vec<Value> {
+        binding_cells(binding)
     }
 }
 
@@ -465,15 +458,10 @@ fn binding_columns() -> Vec<TableColumn> {
     ]
 }
 
-fn binding_cells<K: apimachinery::object::Object>(
-    meta: &Meta,
-    role_ref: &RoleRef,
-    subjects: Option<&[Subject]>,
-    object: &K,
-) -> Vec<Value> {
+fn binding_cells<K: BindingKind>(binding: &K) -> Vec<Value> {
+    let subjects = binding.subjects().map(Vec::as_slice).unwrap_or_default();
     let of_kind = |kind: &str| -> Value {
         let names: Vec<String> = subjects
-            .unwrap_or_default()
             .iter()
             .filter(|s| s.kind == kind)
             .map(|s| match (&s.namespace, kind) {
@@ -483,10 +471,11 @@ fn binding_cells<K: apimachinery::object::Object>(
             .collect();
         Value::from(names.join(", "))
     };
+    let role_ref = binding.role_ref();
     vec![
-        name_cell(meta),
+        name_cell(binding.meta()),
         Value::from(format!("{}/{}", role_ref.kind, role_ref.name)),
-        Value::from(age(object)),
+        Value::from(age(binding)),
         of_kind("User"),
         of_kind("Group"),
         of_kind("ServiceAccount"),
@@ -538,12 +527,12 @@ mod tests {
                 subject("ServiceAccount", None, "sa"),
             ],
         );
-        assert!(RoleBindingStrategy.validate(&ok).is_empty());
+        assert!(RoleBindingStrategy::default().validate(&ok).is_empty());
         let bad = binding(
             "Secret",
             vec![subject("Robot", None, "x"), subject("User", None, "")],
         );
-        let fields: Vec<String> = RoleBindingStrategy
+        let fields: Vec<String> = RoleBindingStrategy::default()
             .validate(&bad)
             .iter()
             .map(|e| e.field.clone())
@@ -560,7 +549,7 @@ mod tests {
         let mut changed = ok.clone();
         changed.role_ref.name = "other".into();
         assert_eq!(
-            messages(&RoleBindingStrategy.validate_update(&changed, &ok)),
+            messages(&RoleBindingStrategy::default().validate_update(&changed, &ok)),
             vec!["roleRef: cannot change roleRef"]
         );
         let cluster = ClusterRoleBinding {
@@ -572,7 +561,7 @@ mod tests {
             subjects: Some(vec![subject("ServiceAccount", None, "sa")]),
         };
         assert_eq!(
-            ClusterRoleBindingStrategy
+            ClusterRoleBindingStrategy::default()
                 .validate(&cluster)
                 .iter()
                 .map(|e| e.field.clone())
@@ -602,7 +591,7 @@ mod tests {
             ]),
         };
         assert_eq!(
-            messages(&RoleStrategy.validate(&role)),
+            messages(&RoleStrategy::default().validate(&role)),
             vec![
                 "metadata.name: may not contain '/'",
                 "rules[0].verbs: verbs must contain at least one value",

@@ -151,6 +151,40 @@ pub async fn start_memory() -> (ServerProcess, kube::Client, tempfile::TempDir) 
     (server, client, dir)
 }
 
+/// One raw HTTP/1.1 request over TLS to a server that generated its CA (trusting only that
+/// CA), with exactly these headers and body: (status code, body).
+pub fn https(
+    server: &ServerProcess,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = tls_connect(&server.url, &server.data_dir.join("tls/ca.crt"));
+    let host = server.url.trim_start_matches("https://");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (code, body)
+}
+
 /// A blocking HTTPS connection to `url` (`https://host:port`) trusting only the CA in
 /// `ca_pem` (for the raw requests of tests that need exact bytes on the wire).
 pub fn tls_connect(

@@ -166,10 +166,11 @@ impl RbacPolicy {
     pub fn index(&self) -> PolicyIndex {
         let mut index = PolicyIndex::default();
         for ((namespace, name), role) in &self.roles {
-            index.roles.insert(
-                (namespace.clone(), name.clone()),
-                role.rules.clone().unwrap_or_default().into(),
-            );
+            index
+                .roles
+                .entry(namespace.clone())
+                .or_default()
+                .insert(name.clone(), role.rules.clone().unwrap_or_default().into());
         }
         for (name, role) in &self.cluster_roles {
             index
@@ -273,7 +274,8 @@ impl Grants {
 /// An immutable index of an [`RbacPolicy`]: role rules by name and grants by subject.
 #[derive(Debug, Default)]
 pub struct PolicyIndex {
-    roles: HashMap<(String, String), Arc<[PolicyRule]>>,
+    /// Role rules by namespace, then name (looked up without building a key).
+    roles: HashMap<String, HashMap<String, Arc<[PolicyRule]>>>,
     cluster_roles: HashMap<String, Arc<[PolicyRule]>>,
     cluster: Grants,
     namespaces: HashMap<String, Grants>,
@@ -300,7 +302,8 @@ impl PolicyIndex {
             "ClusterRole" => self.cluster_roles.get(&role_ref.name),
             "Role" if !namespace.is_empty() => self
                 .roles
-                .get(&(namespace.to_owned(), role_ref.name.clone())),
+                .get(namespace)
+                .and_then(|roles| roles.get(&role_ref.name)),
             _ => None,
         };
         found.cloned().ok_or_else(|| not_found(role_ref))

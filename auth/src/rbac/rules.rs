@@ -38,14 +38,24 @@ pub fn rule_allows(attributes: &Attributes, rule: &PolicyRule) -> bool {
     }
 }
 
-/// `ResourceMatches`: `*`, the exact `resource[/subresource]`, or `*/subresource`.
+/// `ResourceMatches`: `*`, the exact `resource[/subresource]`, or `*/subresource`. Runs for
+/// every rule a request is checked against, so it compares in place instead of building
+/// `resource/subresource`.
 fn resource_matches(resources: &[String], attributes: &Attributes) -> bool {
-    let combined = attributes.resource_and_subresource();
+    let resource = attributes.resource.as_str();
+    let sub = attributes.subresource.as_str();
     resources.iter().any(|r| {
-        r == ALL
-            || *r == combined
-            || (!attributes.subresource.is_empty()
-                && r.strip_prefix("*/") == Some(attributes.subresource.as_str()))
+        if r == ALL {
+            return true;
+        }
+        if sub.is_empty() {
+            return r == resource;
+        }
+        let exact = r
+            .strip_prefix(resource)
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(sub);
+        exact || r.strip_prefix("*/") == Some(sub)
     })
 }
 
@@ -251,6 +261,23 @@ mod tests {
         assert!(!rule_allows(
             &request("update", "x", "widgets", "", "w"),
             &star_status
+        ));
+        let exact_status = rule(&["x"], &["widgets/status"], &["update"], &[]);
+        assert!(rule_allows(
+            &request("update", "x", "widgets", "status", "w"),
+            &exact_status
+        ));
+        assert!(!rule_allows(
+            &request("update", "x", "widgets", "", "w"),
+            &exact_status
+        ));
+        assert!(!rule_allows(
+            &request("update", "x", "widget", "s/status", "w"),
+            &exact_status
+        ));
+        assert!(!rule_allows(
+            &request("update", "x", "widgets", "scale", "w"),
+            &exact_status
         ));
         let named = rule(&[""], &["secrets"], &["get"], &["db"]);
         assert!(rule_allows(

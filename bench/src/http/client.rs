@@ -30,6 +30,8 @@ pub struct HttpClient {
     base: String,
     namespace: String,
     pad: String,
+    /// `Bearer <token>`, when the client authenticates.
+    authorization: Option<HeaderValue>,
 }
 
 impl HttpClient {
@@ -40,6 +42,23 @@ impl HttpClient {
     ///
     /// When the namespace cannot be created.
     pub async fn connect(base: String, namespace: String, value_size: usize) -> Result<Self> {
+        let client = Self::new(base, namespace, value_size, None)?;
+        client.create_namespace().await?;
+        Ok(client)
+    }
+
+    /// A client of `base` for ConfigMaps in `namespace` (which must exist), sending `token`
+    /// as its bearer token when given.
+    ///
+    /// # Errors
+    ///
+    /// A token that cannot be a header value.
+    pub fn new(
+        base: String,
+        namespace: String,
+        value_size: usize,
+        token: Option<&str>,
+    ) -> Result<Self> {
         let mut connector = HttpConnector::new();
         // What client-go and reqwest do: requests are small and latency matters.
         connector.set_nodelay(true);
@@ -47,18 +66,65 @@ impl HttpClient {
         let pool = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
-        let client = HttpClient {
+        let authorization = token
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .context("the bearer token")?;
+        Ok(HttpClient {
             pool,
             base,
             namespace,
             pad: "x".repeat(value_size),
-        };
-        let body = wire::namespace_body(&client.namespace)?;
-        client
-            .call(Method::POST, "/api/v1/namespaces".to_owned(), Some(body))
+            authorization,
+        })
+    }
+
+    /// Creates the client's namespace.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses.
+    pub async fn create_namespace(&self) -> Result<()> {
+        let body = wire::namespace_body(&self.namespace)?;
+        self.call(Method::POST, "/api/v1/namespaces".to_owned(), Some(body))
             .await
-            .with_context(|| format!("creating namespace {}", client.namespace))?;
-        Ok(client)
+            .with_context(|| format!("creating namespace {}", self.namespace))?;
+        Ok(())
+    }
+
+    /// Creates a RoleBinding named `name` in the client's namespace binding `user` to the
+    /// ClusterRole `role`.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses.
+    pub async fn bind(&self, name: &str, role: &str, user: &str) -> Result<()> {
+        let body = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        });
+        let path = format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{}/rolebindings",
+            self.namespace
+        );
+        self.call(
+            Method::POST,
+            path,
+            Some(Bytes::from(serde_json::to_vec(&body)?)),
+        )
+        .await
+        .with_context(|| format!("creating RoleBinding {name}"))?;
+        Ok(())
+    }
+
+    /// Whether a GET of the ConfigMap collection succeeds.
+    pub async fn can_list(&self) -> bool {
+        self.call(Method::GET, format!("{}?limit=1", self.collection()), None)
+            .await
+            .is_ok()
     }
 
     fn collection(&self) -> String {
@@ -88,6 +154,9 @@ impl HttpClient {
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if has_body {
             request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(authorization) = &self.authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization.clone());
         }
         let request = request
             .body(Full::new(body.unwrap_or_default()))

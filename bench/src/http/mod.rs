@@ -32,6 +32,13 @@ pub struct Setup {
     pub external: Option<String>,
 }
 
+/// How many RoleBindings an RBAC measurement's namespace holds (one of them the driving
+/// user's).
+pub const BINDINGS: usize = 1_000;
+
+/// The level name of the `system:masters` rows of `http-rbac` measurements.
+pub const MASTERS_LEVEL: &str = "http-masters";
+
 /// Serves `store` on a loopback port and runs `workload` against it over HTTP with
 /// `concurrency` clients, in the setup's namespace (created first).
 ///
@@ -55,9 +62,10 @@ pub async fn measure(
     }
     let server = match &setup.external {
         Some(_) => None,
-        None => {
-            Some(server::LocalServer::start(store, setup.server_nodelay, setup.watch_cache).await?)
-        }
+        None => Some(
+            server::LocalServer::start(store, setup.server_nodelay, setup.watch_cache, false)
+                .await?,
+        ),
     };
     let base = match (&setup.external, &server) {
         (Some(url), _) => url.trim_end_matches('/').to_owned(),
@@ -84,6 +92,81 @@ pub async fn measure(
     Ok(measured)
 }
 
+/// Serves `store` with RBAC on and measures `workload` twice at once on that server:
+/// `concurrency` clients of a user whom one of [`BINDINGS`] RoleBindings in its namespace binds
+/// to `edit`, and `concurrency` clients of a `system:masters` member in a namespace of its
+/// own. Running side by side, both see the same server, data and moment of a noisy machine, so
+/// their ratio is the cost of authorization alone. Returns (user, masters).
+///
+/// # Errors
+///
+/// As [`measure`], or when the user's binding never takes effect.
+pub async fn measure_rbac(
+    store: Arc<dyn Interface>,
+    setup: &Setup,
+    workload: Workload,
+    concurrency: usize,
+    params: &Params,
+    progress: Progress,
+) -> Result<(Measured, Measured)> {
+    if matches!(workload, Workload::Churn | Workload::Watch) {
+        bail!("http-rbac measures request workloads (create, update, get, list, mixed)");
+    }
+    let server = server::LocalServer::start(store, setup.server_nodelay, true, true).await?;
+    let base = server.base_url();
+    let as_admin = |namespace: String| {
+        client::HttpClient::new(
+            base.clone(),
+            namespace,
+            setup.value_size,
+            Some(server::ADMIN_TOKEN),
+        )
+    };
+    let admin = as_admin(format!("{}-masters", setup.namespace))?;
+    admin.create_namespace().await?;
+    let binder = as_admin(setup.namespace.clone())?;
+    binder.create_namespace().await?;
+    // Others' bindings first, so the user's is the last of many.
+    for i in 0..BINDINGS - 1 {
+        binder
+            .bind(
+                &format!("other-{i:04}"),
+                "edit",
+                &format!("other-user-{i:04}"),
+            )
+            .await?;
+    }
+    binder.bind("bench-user", "edit", server::RBAC_USER).await?;
+    let user = client::HttpClient::new(
+        base.clone(),
+        setup.namespace.clone(),
+        setup.value_size,
+        Some(server::USER_TOKEN),
+    )?;
+    // The binding reaches the authorizer through its watch, a moment after it is written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !user.can_list().await {
+        if std::time::Instant::now() > deadline {
+            bail!("the RoleBinding of {} never took effect", server::RBAC_USER);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let quiet: Progress = Arc::new(|_| {});
+    let (user_measured, admin_measured) = tokio::join!(
+        workloads::run(Arc::new(user), workload, concurrency, params, progress),
+        workloads::run(Arc::new(admin), workload, concurrency, params, quiet),
+    );
+    drop(server);
+    let note = format!(
+        "side by side: {concurrency} + {concurrency} clients, RBAC on, {BINDINGS} RoleBindings"
+    );
+    let mut user_measured = user_measured?;
+    user_measured.note("side_by_side", true, note.clone());
+    let mut admin_measured = admin_measured?;
+    admin_measured.note("side_by_side", true, note);
+    Ok((user_measured, admin_measured))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +186,47 @@ mod tests {
             churn_compact_every: 50,
             churn_keep: 10,
         }
+    }
+
+    /// RBAC on: the bound user and the superuser both run without a refused request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rbac_side_by_side() {
+        let store: Arc<dyn Interface> = Arc::new(backend_memory::MemoryStore::default());
+        let setup = Setup {
+            namespace: "rbac".to_owned(),
+            value_size: 64,
+            server_nodelay: true,
+            watch_cache: true,
+            external: None,
+        };
+        for workload in [Workload::Create, Workload::Get] {
+            let (user, masters) = measure_rbac(
+                store.clone(),
+                &Setup {
+                    namespace: format!("rbac-{}", workload.name()),
+                    ..setup.clone()
+                },
+                workload,
+                2,
+                &tiny(),
+                Arc::new(|_| {}),
+            )
+            .await
+            .unwrap();
+            for (who, measured) in [("user", &user), ("masters", &masters)] {
+                assert_eq!(
+                    measured.recorder.errors, 0,
+                    "{who}: {:?}",
+                    measured.recorder.first_error
+                );
+                assert!(measured.recorder.count() > 0, "{who}");
+            }
+        }
+        assert!(
+            measure_rbac(store, &setup, Workload::Watch, 1, &tiny(), Arc::new(|_| {}))
+                .await
+                .is_err()
+        );
     }
 
     /// Every workload but churn, over HTTP against a memory store: real requests, no errors.
@@ -168,7 +292,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failures_are_counted_not_hidden() {
         let store: Arc<dyn Interface> = Arc::new(backend_memory::MemoryStore::default());
-        let server = server::LocalServer::start(store, false, true)
+        let server = server::LocalServer::start(store, false, true, false)
             .await
             .unwrap();
         let client = client::HttpClient::connect(server.base_url(), "errs".to_owned(), 8)

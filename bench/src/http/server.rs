@@ -9,6 +9,13 @@ use storage_api::Interface;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+/// The token of the `system:masters` member of an RBAC server.
+pub const ADMIN_TOKEN: &str = "storage-bench-admin-token";
+/// The token of [`RBAC_USER`].
+pub const USER_TOKEN: &str = "storage-bench-user-token";
+/// The user of an RBAC server whose rights come from one RoleBinding among many.
+pub const RBAC_USER: &str = "storage-bench-user";
+
 /// A running `apiserver` with the built-in kinds. Dropping it shuts it down: open watches end,
 /// the controllers stop and the listener closes.
 pub struct LocalServer {
@@ -29,7 +36,8 @@ impl LocalServer {
     /// Builds a server over `store` (every built-in kind, the `default` namespace, the namespace
     /// controller) and serves it with `axum::serve` on `127.0.0.1:0`, setting `TCP_NODELAY` on
     /// accepted connections when `nodelay` (as the `apiserver` binary does), with every
-    /// resource behind a watch cache when `watch_cache` (the binary's default).
+    /// resource behind a watch cache when `watch_cache` (the binary's default), and with
+    /// `rbac` authenticating [`ADMIN_TOKEN`] and [`USER_TOKEN`] and authorizing by RBAC.
     ///
     /// # Errors
     ///
@@ -38,6 +46,7 @@ impl LocalServer {
         store: Arc<dyn Interface>,
         nodelay: bool,
         watch_cache: bool,
+        rbac: bool,
     ) -> Result<Self> {
         let settings = if watch_cache {
             apiserver::watch_cache::WatchCacheSettings::default()
@@ -47,6 +56,20 @@ impl LocalServer {
         let mut builder = apiserver::ServerBuilder::new(store)
             .context("creating the API server builder")?
             .with_watch_cache(settings);
+        if rbac {
+            // Bearer tokens over plain HTTP: the server takes them; only kubectl insists on
+            // TLS, and TLS costs both identities the same.
+            let mut tokens = auth::TokenAuthenticators::new();
+            let users = format!(
+                "{ADMIN_TOKEN},storage-bench-admin,1,system:masters\n{USER_TOKEN},{RBAC_USER},2\n"
+            );
+            tokens.push(Arc::new(
+                auth::token_file::TokenFile::parse(&users).context("the bench's tokens")?,
+            ));
+            builder = builder
+                .with_authentication(apiserver::access::Authentication::new(tokens, false))
+                .with_authorization(vec![apiserver::access::AuthorizationMode::Rbac]);
+        }
         apiserver::kinds::register_all(&mut builder, None)
             .context("registering the built-in kinds")?;
         let server = builder.build().context("building the API server")?;
