@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use apimachinery::selector::FieldSelector;
 use apimachinery::status::{ApiError, GroupResource};
 use auth::authz::{AlwaysAllow, AlwaysDeny, SuperuserAuthorizer};
 use auth::rbac::RbacAuthorizer;
@@ -84,11 +85,6 @@ impl Authentication {
     /// `system:anonymous` when `anonymous`, else 401 (except health checks and `/version`).
     pub fn new(tokens: TokenAuthenticators, anonymous: bool) -> Self {
         Authentication { tokens, anonymous }
-    }
-
-    /// Whether any authenticator is configured.
-    pub fn configured(&self) -> bool {
-        !self.tokens.is_empty()
     }
 
     /// Whether requests without credentials are anonymous (else 401).
@@ -188,20 +184,53 @@ impl Access {
         self.service_accounts.set(authenticator).is_ok()
     }
 
-    /// What `token` authenticates as: the static tokens, then service account tokens.
-    pub async fn authenticate_token(&self, token: &str) -> TokenOutcome {
-        match self.authentication().tokens.authenticate_token(token).await {
+    /// The audiences of tokens for this server: the service account issuer's API audiences.
+    pub fn api_audiences(&self) -> &[String] {
+        self.token_issuer
+            .get()
+            .map_or(&[][..], |issuer| issuer.api_audiences())
+    }
+
+    /// What `token` authenticates as for one of `audiences` (empty: this server's): the
+    /// static tokens, then service account tokens. Static tokens have no audiences; as
+    /// upstream's `WrapAudienceAgnosticToken`, they count for the server's own audiences only.
+    pub async fn authenticate_token(&self, token: &str, audiences: &[String]) -> TokenOutcome {
+        let outcome = self
+            .authentication()
+            .tokens
+            .authenticate_token(token, audiences)
+            .await;
+        match outcome {
             TokenOutcome::NotMine => match self.service_accounts.get() {
-                Some(accounts) => accounts.authenticate_token(token).await,
+                Some(accounts) => accounts.authenticate_token(token, audiences).await,
                 None => TokenOutcome::NotMine,
             },
+            TokenOutcome::Authenticated(mut valid) if valid.audiences.is_empty() => {
+                let own = self.api_audiences();
+                if audiences.is_empty() {
+                    valid.audiences = own.to_vec();
+                    return TokenOutcome::Authenticated(valid);
+                }
+                valid.audiences = audiences
+                    .iter()
+                    .filter(|a| own.contains(a))
+                    .cloned()
+                    .collect();
+                if valid.audiences.is_empty() {
+                    TokenOutcome::Invalid(format!(
+                        "token audiences {own:?} is invalid for the target audiences {audiences:?}"
+                    ))
+                } else {
+                    TokenOutcome::Authenticated(valid)
+                }
+            }
             outcome => outcome,
         }
     }
 
     /// The user of a request with `headers` to `path`, over a connection with the verified
-    /// client certificates `peer`: a bearer token wins, then a client certificate, then the
-    /// request is anonymous (when allowed).
+    /// client certificates `peer`: a client certificate wins (as upstream tries x509 first),
+    /// then a bearer token, then the request is anonymous (when allowed).
     ///
     /// # Errors
     ///
@@ -213,6 +242,16 @@ impl Access {
         path: &str,
         peer: Option<&PeerCertificates>,
     ) -> Result<Arc<UserInfo>, ApiError> {
+        if let Some(leaf) = peer
+            .and_then(|p| p.0.as_ref())
+            .and_then(|chain| chain.first())
+        {
+            match auth::x509::user_of_certificate(leaf) {
+                Ok(user) => return Ok(Arc::new(user)),
+                // A verified certificate without a user name: a token may still tell.
+                Err(reason) => tracing::debug!(%reason, "client certificate names no user"),
+            }
+        }
         let value = crate::http::header_str(headers, header::AUTHORIZATION);
         let token = value
             .strip_prefix("Bearer ")
@@ -220,25 +259,14 @@ impl Access {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         if let Some(token) = token {
-            return match self.authenticate_token(token).await {
-                TokenOutcome::Authenticated(user) => Ok(Arc::new(user)),
+            return match self.authenticate_token(token, &[]).await {
+                TokenOutcome::Authenticated(valid) => Ok(Arc::new(valid.user)),
                 TokenOutcome::NotMine => Err(ApiError::unauthorized("Unauthorized")),
                 TokenOutcome::Invalid(reason) => {
                     tracing::debug!(%reason, "token refused");
                     Err(ApiError::unauthorized("Unauthorized"))
                 }
             };
-        }
-        if let Some(leaf) = peer
-            .and_then(|p| p.0.as_ref())
-            .and_then(|chain| chain.first())
-        {
-            return auth::x509::user_of_certificate(leaf)
-                .map(Arc::new)
-                .map_err(|reason| {
-                    tracing::debug!(%reason, "client certificate refused");
-                    ApiError::unauthorized("Unauthorized")
-                });
         }
         // Health checks and the version stay open to anonymous requests, as upstream's
         // anonymous-endpoint configuration commonly allows; under RBAC they are still
@@ -352,15 +380,20 @@ fn resource_attributes(
     );
     let mut name = path.name.clone();
     if name.is_empty() && (verb == "list" || verb == "watch") {
-        // A list or watch of one object by `metadata.name=` is authorized as on that name.
-        if let Some(selector) = query.get("fieldSelector").strip_prefix("metadata.name=") {
-            if !selector.contains(',') {
-                name = selector.to_owned();
+        // A list or watch of one object by `metadata.name=` is authorized as on that name,
+        // when the selector parses and the name is one path segment (requestinfo.go).
+        if let Ok(selector) = FieldSelector::parse(query.get("fieldSelector")) {
+            if let Some(one) = selector.requires_exact_match("metadata.name") {
+                if builtin_kinds::rbac::name_is_path_segment(one, false).is_empty()
+                    && !one.is_empty()
+                {
+                    name = one.to_owned();
+                }
             }
         }
     }
     let mut namespace = path.namespace.clone();
-    if path.resource == "namespaces" && !path.name.is_empty() {
+    if path.group.is_empty() && path.resource == "namespaces" && !path.name.is_empty() {
         // `/api/v1/namespaces/<name>`: the namespace is the object itself.
         namespace = path.name.clone();
     }

@@ -1,13 +1,14 @@
 //! The audit log (`--audit-log-path`): one JSON line per request in upstream's
 //! `audit.k8s.io/v1` Event format at the Metadata level (who, what verb on which object, the
 //! answer's code, the authorization decision), written by a thread of its own so requests
-//! never wait on the disk unless its queue is full (upstream's blocking log backend).
+//! never wait on the disk (when its queue is full, events wait on blocking threads; none is
+//! dropped, as with upstream's blocking log backend).
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use anyhow::Context;
 use auth::{Attributes, UserInfo, Verdict};
@@ -50,10 +51,27 @@ impl AuditLog {
         Ok(AuditLog { events })
     }
 
-    /// Queues one event (waiting while the queue is full).
+    /// Queues one event. When the queue is full, the event waits for room on a blocking
+    /// thread rather than on the async worker answering requests: no event is dropped, and a
+    /// slow disk delays only the events, not every request.
     pub(crate) fn record(&self, event: &AuditEvent<'_>) {
-        if self.events.send(event.line()).is_err() {
-            tracing::warn!("the audit log writer stopped; an event is lost");
+        match self.events.try_send(event.line()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(line)) => {
+                let events = self.events.clone();
+                let wait = move || {
+                    if events.send(line).is_err() {
+                        tracing::warn!("the audit log writer stopped; an event is lost");
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(wait)),
+                    Err(_) => wait(),
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!("the audit log writer stopped; an event is lost");
+            }
         }
     }
 }

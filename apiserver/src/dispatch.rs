@@ -121,10 +121,12 @@ async fn route(
         .extensions()
         .get::<crate::access::PeerCertificates>()
         .cloned();
-    let user = state
+    let authenticated = state
         .access
         .authenticate(request.headers(), &path, peer.as_ref())
         .await?;
+    decided.user = Some(authenticated.clone());
+    let user = state.access.impersonate(authenticated, request.headers())?;
     let parsed = routes::parse(&path);
     let attributes = crate::access::request_attributes(
         user.clone(),
@@ -182,6 +184,12 @@ async fn route(
             return Ok(response);
         }
         _ => {}
+    }
+    if path == "/openapi/v2" {
+        require_get(&method, &path)?;
+        let accept = header_str(request.headers(), header::ACCEPT);
+        let if_none_match = header_str(request.headers(), header::IF_NONE_MATCH);
+        return Ok(state.kinds().openapi_v2.serve(accept, if_none_match));
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3") {
         require_get(&method, &path)?;

@@ -26,7 +26,7 @@ type Paths = Map<String, Value>;
 /// `components.schemas` of one group-version document.
 type Schemas = Map<String, Value>;
 
-const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+pub(crate) const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// The prebuilt OpenAPI v3 documents.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +44,7 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The `components.schemas` key of a kind.
-fn schema_name(group: &str, version: &str, kind: &str) -> String {
+pub(crate) fn schema_name(group: &str, version: &str, kind: &str) -> String {
     match group {
         "" => format!("io.k8s.api.core.{version}.{kind}"),
         g if g.ends_with(".k8s.io") => {
@@ -121,21 +121,7 @@ impl OpenApi {
                         }),
                     );
                 }
-                let mut schema = handler.openapi_schema(version).unwrap_or_else(|| {
-                    json!({
-                        "description": format!("{} of {}.", info.kind, if info.group.is_empty() { "core" } else { &info.group }),
-                        "type": "object",
-                        "properties": {
-                            "apiVersion": {"description": "APIVersion defines the versioned schema of this representation of an object.", "type": "string"},
-                            "kind": {"description": "Kind is a string value representing the REST resource this object represents.", "type": "string"},
-                            "metadata": {"description": "Standard object's metadata.", "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}]},
-                        }
-                    })
-                });
-                if let Some(map) = schema.as_object_mut() {
-                    map.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
-                }
-                schemas.insert(name, schema);
+                schemas.insert(name, kind_schema(handler.as_ref(), version));
                 schemas.insert(OBJECT_META.to_owned(), object_meta_schema());
             }
         }
@@ -210,6 +196,29 @@ impl OpenApi {
     }
 }
 
+/// The schema of a handler's kind at `version` (its own, or one naming only the envelope
+/// and metadata), with its `x-kubernetes-group-version-kind`; references point into
+/// `#/components/schemas/`.
+pub(crate) fn kind_schema(handler: &dyn ResourceHandler, version: &str) -> Value {
+    let info = handler.info();
+    let gvk = json!({"group": info.group, "version": version, "kind": info.kind});
+    let mut schema = handler.openapi_schema(version).unwrap_or_else(|| {
+        json!({
+            "description": format!("{} of {}.", info.kind, if info.group.is_empty() { "core" } else { &info.group }),
+            "type": "object",
+            "properties": {
+                "apiVersion": {"description": "APIVersion defines the versioned schema of this representation of an object.", "type": "string"},
+                "kind": {"description": "Kind is a string value representing the REST resource this object represents.", "type": "string"},
+                "metadata": {"description": "Standard object's metadata.", "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}]},
+            }
+        })
+    });
+    if let Some(map) = schema.as_object_mut() {
+        map.insert("x-kubernetes-group-version-kind".into(), json!([gvk]));
+    }
+    schema
+}
+
 fn string(description: &str) -> Value {
     json!({"description": description, "type": "string"})
 }
@@ -232,7 +241,7 @@ fn envelope(description: &str, fields: Value) -> Value {
     json!({"description": description, "type": "object", "properties": properties})
 }
 
-fn object_meta_schema() -> Value {
+pub(crate) fn object_meta_schema() -> Value {
     json!({
         "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
         "type": "object",

@@ -102,8 +102,19 @@ struct Escalation {
 }
 
 impl Escalation {
-    fn forbidden(resource: &str, name: &str, detail: impl std::fmt::Display) -> ApiError {
-        ApiError::forbidden(&GroupResource::new(RBAC_GROUP, resource), name, detail)
+    /// The Status of a refusal: 404 for a binding to a missing role (upstream's
+    /// `GetRoleReferenceRules` error), else 403 on the object written.
+    fn refusal(resource: &str, name: &str, denied: auth::rbac::EscalationDenied) -> ApiError {
+        if let Some(role) = &denied.missing_role {
+            // Listers name resources in the singular: `clusterrole.rbac.authorization.k8s.io`.
+            let singular = if role.kind == "ClusterRole" {
+                "clusterrole"
+            } else {
+                "role"
+            };
+            return ApiError::not_found(&GroupResource::new(RBAC_GROUP, singular), &role.name);
+        }
+        ApiError::forbidden(&GroupResource::new(RBAC_GROUP, resource), name, denied)
     }
 
     /// Runs `check` as the author of the request; a refusal is 403 on `resource` `name`.
@@ -120,7 +131,7 @@ impl Escalation {
             index: &index,
             user: &ctx.user,
         };
-        check(&checker).map_err(|e| Self::forbidden(resource, name, e))
+        check(&checker).map_err(|denied| Self::refusal(resource, name, denied))
     }
 }
 
@@ -128,8 +139,11 @@ fn name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> St
     meta.name.clone().unwrap_or_default()
 }
 
-/// Whether an update changes nothing a check looks at: upstream skips the checks when only
-/// the fields garbage collection writes change (`IsOnlyMutatingGCFields`).
+/// Whether an update leaves everything that grants anything as it was: the rules, aggregation
+/// rule, labels (which aggregation selects on) and annotations of roles, or the roleRef and
+/// subjects of bindings, as the callers strip them. Such an update grants nothing new, so it
+/// needs no escalation check; upstream skips the check in a narrower case, when only the
+/// fields garbage collection writes change (`IsOnlyMutatingGCFields`).
 fn same_grants<T: PartialEq>(new: &T, old: Option<&T>) -> bool {
     old.is_some_and(|old| old == new)
 }
@@ -369,6 +383,9 @@ enum Change {
     Removed(PolicyObject),
 }
 
+/// The most changes folded into one published index.
+const BATCH: usize = 1024;
+
 /// How long a failed list or watch waits before listing again.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -475,9 +492,17 @@ pub async fn run_controller(state: Arc<ServerState>) {
         let Some(first) = first else {
             return;
         };
-        // Everything already queued goes into one index.
+        // What is queued goes into one index, up to a batch, so a flood of changes still
+        // publishes at least every BATCH of them.
         let mut next = Some(first);
+        let mut taken = 0;
+        let mut cluster_roles_changed = false;
         while let Some(change) = next {
+            let kind = match &change {
+                Change::Listed(kind, _) => *kind,
+                Change::Put(object) | Change::Removed(object) => object.kind(),
+            };
+            cluster_roles_changed |= kind == PolicyKind::ClusterRole;
             match change {
                 Change::Listed(kind, objects) => {
                     listed.insert(kind);
@@ -487,14 +512,19 @@ pub async fn run_controller(state: Arc<ServerState>) {
                 Change::Put(object) => policy.put(object),
                 Change::Removed(object) => policy.remove(&object),
             }
-            next = rx.try_recv().ok();
+            taken += 1;
+            next = if taken < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         state.access.rbac().publish(policy.index());
         if listed.len() == 4 {
             state.access.mark_rbac_synced();
         }
-        // Aggregation waits until every ClusterRole has been listed once.
-        if listed.contains(&PolicyKind::ClusterRole) {
+        // Aggregation follows ClusterRole changes, once every ClusterRole has been listed.
+        if cluster_roles_changed && listed.contains(&PolicyKind::ClusterRole) {
             aggregate(&policy, &stores.cluster_roles).await;
         }
     }

@@ -251,6 +251,9 @@ impl ReviewHandler {
             Review::SelfSubjectRules => {
                 let mut review: SelfSubjectRulesReview = self.decode(body)?;
                 let namespace = review.spec.namespace.clone().unwrap_or_default();
+                if namespace.is_empty() {
+                    return Err(ApiError::bad_request("no namespace on request"));
+                }
                 let rules = self.access.chain_rules(&ctx.user, &namespace);
                 review.status = Some(rules_status(rules));
                 encode(&review)
@@ -270,25 +273,27 @@ impl ReviewHandler {
                         "token is required for TokenReview in authentication",
                     ));
                 }
-                let audiences = review.spec.audiences.clone();
-                review.status = Some(match self.access.authenticate_token(&token).await {
-                    TokenOutcome::Authenticated(user) => TokenReviewStatus {
-                        authenticated: Some(true),
-                        user: Some(api_user(&user)),
-                        audiences,
-                        error: None,
+                let audiences = review.spec.audiences.clone().unwrap_or_default();
+                review.status = Some(
+                    match self.access.authenticate_token(&token, &audiences).await {
+                        TokenOutcome::Authenticated(valid) => TokenReviewStatus {
+                            authenticated: Some(true),
+                            user: Some(api_user(&valid.user)),
+                            audiences: Some(valid.audiences),
+                            error: None,
+                        },
+                        TokenOutcome::NotMine => TokenReviewStatus {
+                            authenticated: Some(false),
+                            error: Some("invalid bearer token".to_owned()),
+                            ..TokenReviewStatus::default()
+                        },
+                        TokenOutcome::Invalid(reason) => TokenReviewStatus {
+                            authenticated: Some(false),
+                            error: Some(reason),
+                            ..TokenReviewStatus::default()
+                        },
                     },
-                    TokenOutcome::NotMine => TokenReviewStatus {
-                        authenticated: Some(false),
-                        error: Some("invalid bearer token".to_owned()),
-                        ..TokenReviewStatus::default()
-                    },
-                    TokenOutcome::Invalid(reason) => TokenReviewStatus {
-                        authenticated: Some(false),
-                        error: Some(reason),
-                        ..TokenReviewStatus::default()
-                    },
-                });
+                );
                 encode(&review)
             }
         }

@@ -68,10 +68,12 @@ pub fn parse(path: &str) -> Option<Route> {
         out.legacy_watch = true;
         rest = &rest[1..];
     }
+    let mut in_namespace = false;
     if rest.first() == Some(&"namespaces") && rest.len() > 1 {
         out.namespace = rest[1].to_owned();
         if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
             rest = &rest[2..];
+            in_namespace = true;
         }
     }
     match rest {
@@ -87,7 +89,11 @@ pub fn parse(path: &str) -> Option<Route> {
         }
         _ => return None,
     }
-    if out.resource == "namespaces" {
+    if out.group.is_empty() && out.resource == "namespaces" {
+        if in_namespace {
+            // `/api/v1/namespaces/a/namespaces/b`: namespaces live in no namespace.
+            return None;
+        }
         // `/api/v1/namespaces/<name>[/<sub>]`: the namespace is the object itself.
         out.namespace = String::new();
     }
@@ -144,6 +150,9 @@ mod tests {
             ("", "configmaps")
         );
         assert_eq!(parse("/foo"), None);
+        assert_eq!(parse("/api/v1/namespaces/a/namespaces/b"), None);
+        let r = res("/apis/x.example.io/v1/namespaces/a/namespaces/b");
+        assert_eq!((r.namespace.as_str(), r.name.as_str()), ("a", "b"));
         assert_eq!(parse("/api/v1/a/b/c/d"), None);
     }
 }

@@ -566,8 +566,10 @@ pub struct ServedKinds {
     handlers: HashMap<(String, String, String), Arc<dyn ResourceHandler>>,
     /// Handlers in registration order.
     pub ordered: Vec<Arc<dyn ResourceHandler>>,
-    /// Prebuilt OpenAPI documents.
+    /// Prebuilt OpenAPI v3 documents.
     pub(crate) openapi: crate::openapi::OpenApi,
+    /// The prebuilt OpenAPI v2 document.
+    pub(crate) openapi_v2: crate::openapi_v2::OpenApiV2,
 }
 
 impl ServedKinds {
@@ -584,12 +586,14 @@ impl ServedKinds {
         }
         let mapper = scheme.rest_mapper();
         let openapi = crate::openapi::OpenApi::build(&mapper, &ordered);
+        let openapi_v2 = crate::openapi_v2::OpenApiV2::build(&ordered);
         ServedKinds {
             scheme,
             mapper,
             handlers,
             ordered,
             openapi,
+            openapi_v2,
         }
     }
 

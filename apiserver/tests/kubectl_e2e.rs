@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ServerProcess, kubectl_binary};
+use common::{ServerProcess, kubectl_binaries};
 
 struct Kubectl {
     binary: PathBuf,
@@ -153,9 +153,16 @@ data:
 bogus: 1
 ";
 
+/// The everyday commands with every pinned kubectl installed (1.27 to 1.33 where present).
 #[test]
 fn kubectl_end_to_end() {
-    let binary = kubectl_binary();
+    for binary in kubectl_binaries() {
+        eprintln!("== {}", binary.display());
+        end_to_end(binary);
+    }
+}
+
+fn end_to_end(binary: PathBuf) {
     let temp = tempfile::tempdir().expect("tempdir");
     let data = temp.path().join("data");
     let work = temp.path().join("work");
@@ -190,7 +197,12 @@ fn kubectl_end_to_end() {
             "api-resources lacks {expected}"
         );
     }
-    assert!(k.ok(&["version"]).contains("Server Version: v1.32"));
+    // kubectl 1.27 prints the whole version.Info, later ones the short form.
+    let version = k.ok(&["version"]);
+    assert!(
+        version.contains("Server Version: v1.32") || version.contains(r#"GitVersion:"v1.32.0""#),
+        "{version}"
+    );
     assert!(k.ok(&["get", "namespaces"]).contains("default"));
 
     // create -f, get (plain, -o yaml), apply twice, server-side apply twice.
@@ -463,9 +475,16 @@ metadata:
 /// `kubernetes.io/metadata.name` label, a namespace held by content goes `Terminating` and
 /// refuses new content, and the known recipe (`kubectl replace --raw .../finalize` with empty
 /// `spec.finalizers`) removes it, ending `kubectl wait --for=delete` and the watch.
+/// Namespace deletion with every pinned kubectl installed.
 #[test]
 fn kubectl_namespace_lifecycle() {
-    let binary = kubectl_binary();
+    for binary in kubectl_binaries() {
+        eprintln!("== {}", binary.display());
+        namespace_lifecycle(binary);
+    }
+}
+
+fn namespace_lifecycle(binary: PathBuf) {
     let temp = tempfile::tempdir().expect("tempdir");
     let data = temp.path().join("data");
     let work = temp.path().join("work");

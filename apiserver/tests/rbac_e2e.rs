@@ -510,6 +510,153 @@ fn rbac_with_kubectl_as_several_users() {
     bob.ok(&["create", "-f", file.to_str().expect("path")]);
     alice.wait_until_can("list", "configmaps", "other", true);
 
+    // Every way of writing a role is checked: patches of each type, PUT creating, dry runs.
+    let escalating_rule = r#"{"apiGroups":[""],"resources":["namespaces"],"verbs":["delete"]}"#;
+    let escalates = |out: Output, how: &str| {
+        assert!(!out.ok, "{how} escalated");
+        assert!(
+            out.stderr.contains(r#"roles.rbac.authorization.k8s.io "cm-reader" is forbidden: user "carol""#)
+                || out.stderr.contains(r#"is forbidden: user "carol" (groups=["leads" "system:authenticated"]) is attempting to grant RBAC permissions not currently held"#),
+            "{how}: {}",
+            out.stderr
+        );
+    };
+    escalates(
+        carol.run(&[
+            "patch",
+            "role",
+            "cm-reader",
+            "-n",
+            "team",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"rules":[{escalating_rule}]}}"#),
+        ]),
+        "merge patch",
+    );
+    escalates(
+        carol.run(&[
+            "patch",
+            "role",
+            "cm-reader",
+            "-n",
+            "team",
+            "--type=json",
+            "-p",
+            &format!(r#"[{{"op":"add","path":"/rules/-","value":{escalating_rule}}}]"#),
+        ]),
+        "json patch",
+    );
+    let role = |name: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {name}\n  namespace: team\nrules:\n- apiGroups: [\"\"]\n  resources: [namespaces]\n  verbs: [delete]\n"
+        )
+    };
+    let file = dir.join("cm-reader.yaml");
+    std::fs::write(&file, role("cm-reader")).expect("write");
+    escalates(
+        carol.run(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            file.to_str().expect("path"),
+        ]),
+        "server-side apply",
+    );
+    let file = dir.join("new-role.yaml");
+    std::fs::write(&file, role("new-role")).expect("write");
+    let created = carol.run(&["replace", "-f", file.to_str().expect("path")]);
+    assert!(!created.ok);
+    assert!(
+        created
+            .stderr
+            .contains(r#"roles.rbac.authorization.k8s.io "new-role" is forbidden: user "carol""#),
+        "PUT creating: {}",
+        created.stderr
+    );
+    let dry = carol.run(&[
+        "create",
+        "rolebinding",
+        "dry",
+        "--clusterrole=cluster-admin",
+        "--user=carol",
+        "-n",
+        "team",
+        "--dry-run=server",
+    ]);
+    assert!(!dry.ok);
+    assert!(
+        dry.stderr
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "dry run: {}",
+        dry.stderr
+    );
+    let missing = carol.run(&[
+        "create",
+        "rolebinding",
+        "ghost",
+        "--clusterrole=no-such-role",
+        "--user=carol",
+        "-n",
+        "team",
+    ]);
+    assert!(
+        missing.stderr.contains(r#"failed to create rolebinding: clusterrole.rbac.authorization.k8s.io "no-such-role" not found"#),
+        "{}",
+        missing.stderr
+    );
+    // What is held may be written back, by every route.
+    carol.ok(&[
+        "patch",
+        "role",
+        "cm-reader",
+        "-n",
+        "team",
+        "--type=merge",
+        "-p",
+        r#"{"rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["get"]}]}"#,
+    ]);
+
+    // Impersonation: who may act as whom.
+    assert_eq!(
+        admin
+            .run(&[
+                "auth",
+                "can-i",
+                "list",
+                "configmaps",
+                "-n",
+                "team",
+                "--as=alice"
+            ])
+            .stdout
+            .trim(),
+        "yes"
+    );
+    assert_eq!(
+        admin
+            .run(&[
+                "auth", "can-i", "list", "secrets", "-n", "other", "--as=bob"
+            ])
+            .stdout
+            .trim(),
+        "no"
+    );
+    let whoami = admin.ok(&["auth", "whoami", "--as=bob", "--as-group=devs"]);
+    assert!(
+        whoami.contains("bob") && whoami.contains("devs"),
+        "{whoami}"
+    );
+    let denied = alice.run(&["get", "configmaps", "-n", "team", "--as=bob"]);
+    assert!(
+        denied.stderr.contains(
+            r#"users "bob" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope"#
+        ),
+        "{}",
+        denied.stderr
+    );
+
     // A service account token: works while the account exists, then no more.
     admin.ok(&["create", "serviceaccount", "builder", "-n", "team"]);
     admin.ok(&[
@@ -541,6 +688,53 @@ fn rbac_with_kubectl_as_several_users() {
         revoked.stderr.contains("Unauthorized"),
         "{}",
         revoked.stderr
+    );
+
+    // Audiences: a token for another audience is valid only for it; static tokens only for
+    // the server's own.
+    admin.ok(&["create", "serviceaccount", "auditor", "-n", "team"]);
+    let vault_token = admin.ok(&[
+        "create",
+        "token",
+        "auditor",
+        "-n",
+        "team",
+        "--audience=vault",
+    ]);
+    let review_for = |token: &str, audiences: &[&str]| {
+        serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        })
+    };
+    let token_path = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let (_, answer) = admin_post(
+        &server,
+        token_path,
+        review_for(vault_token.trim(), &["vault"]),
+    );
+    assert_eq!(answer["status"]["authenticated"], true, "{answer}");
+    assert_eq!(answer["status"]["audiences"], serde_json::json!(["vault"]));
+    let (_, answer) = admin_post(&server, token_path, review_for(vault_token.trim(), &[]));
+    assert_eq!(answer["status"]["authenticated"], false, "{answer}");
+    let (_, answer) = admin_post(&server, token_path, review_for("caroltok", &["vault"]));
+    assert_eq!(answer["status"]["authenticated"], false, "{answer}");
+    let issuer = "https://kubernetes.default.svc.cluster.local";
+    let (_, answer) = admin_post(
+        &server,
+        token_path,
+        review_for("caroltok", &[issuer, "vault"]),
+    );
+    assert_eq!(
+        answer["status"]["audiences"],
+        serde_json::json!([issuer]),
+        "{answer}"
+    );
+    let vault_user = token_user(&server, dir, "vault", vault_token.trim());
+    assert!(
+        !vault_user.run(&["auth", "whoami"]).ok,
+        "a vault token is not for the API"
     );
 
     // Anonymous requests: health and version only (kubectl would prompt for a password
@@ -590,7 +784,7 @@ fn rbac_with_kubectl_as_several_users() {
         answer["status"]["reason"]
             .as_str()
             .unwrap_or_default()
-            .contains(r#"RoleBinding "team/bob-edit""#),
+            .contains(r#"RoleBinding "bob-edit/team""#),
         "{answer}"
     );
     let (_, answer) = admin_post(

@@ -7,11 +7,21 @@ use async_trait::async_trait;
 
 use crate::user::UserInfo;
 
+/// A valid token's user, and the audiences it is valid for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Who the token names.
+    pub user: UserInfo,
+    /// The audiences the token was found valid for, among those asked; empty for tokens
+    /// without audiences (static tokens), which are valid for the server's own.
+    pub audiences: Vec<String>,
+}
+
 /// What a token authenticator says of a token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenOutcome {
     /// The token is valid and names this user.
-    Authenticated(UserInfo),
+    Authenticated(Authenticated),
     /// The token is not one this authenticator knows; another may.
     NotMine,
     /// The token is this authenticator's kind but invalid (expired, wrong audience, revoked);
@@ -22,14 +32,15 @@ pub enum TokenOutcome {
 /// Turns a bearer token into a user.
 #[async_trait]
 pub trait TokenAuthenticator: Send + Sync {
-    /// Authenticates `token` (never empty).
-    async fn authenticate_token(&self, token: &str) -> TokenOutcome;
+    /// Authenticates `token` (never empty) for one of `audiences` (empty: the server's own
+    /// API audiences). Authenticators of tokens without audiences ignore them.
+    async fn authenticate_token(&self, token: &str, audiences: &[String]) -> TokenOutcome;
 }
 
 #[async_trait]
 impl<T: TokenAuthenticator + ?Sized> TokenAuthenticator for Arc<T> {
-    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
-        (**self).authenticate_token(token).await
+    async fn authenticate_token(&self, token: &str, audiences: &[String]) -> TokenOutcome {
+        (**self).authenticate_token(token, audiences).await
     }
 }
 
@@ -67,11 +78,11 @@ impl TokenAuthenticators {
 
 #[async_trait]
 impl TokenAuthenticator for TokenAuthenticators {
-    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
+    async fn authenticate_token(&self, token: &str, audiences: &[String]) -> TokenOutcome {
         let mut reasons = Vec::new();
         for authenticator in &self.authenticators {
-            match authenticator.authenticate_token(token).await {
-                TokenOutcome::Authenticated(user) => return TokenOutcome::Authenticated(user),
+            match authenticator.authenticate_token(token, audiences).await {
+                TokenOutcome::Authenticated(valid) => return TokenOutcome::Authenticated(valid),
                 TokenOutcome::NotMine => {}
                 TokenOutcome::Invalid(reason) => reasons.push(reason),
             }

@@ -229,16 +229,15 @@ impl Authorizer for AlwaysAllow {
     }
 }
 
-/// Denies everything (`--authorization-mode=AlwaysDeny`).
+/// Allows nothing (`--authorization-mode=AlwaysDeny`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AlwaysDeny;
 
 impl Authorizer for AlwaysDeny {
+    /// No opinion with upstream's reason: later links may still allow (upstream's
+    /// `alwaysDenyAuthorizer` does the same).
     fn authorize(&self, _attributes: &Attributes) -> Verdict {
-        Verdict {
-            decision: Decision::Deny,
-            reason: "Everything is forbidden.".to_owned(),
-        }
+        Verdict::no_opinion("Everything is forbidden.")
     }
 
     fn rules_for(&self, _user: &UserInfo, _namespace: &str) -> UserRules {
@@ -358,7 +357,11 @@ mod tests {
     fn chains_stop_at_the_first_decision() {
         let chain = AuthorizerChain::new(vec![Arc::new(SuperuserAuthorizer), Arc::new(AlwaysDeny)]);
         let attrs = Attributes::resource(alice(), "get", "", "", "namespaces", "", "x");
-        assert_eq!(chain.authorize(&attrs).decision, Decision::Deny);
+        let verdict = chain.authorize(&attrs);
+        assert_eq!(verdict.decision, Decision::NoOpinion);
+        assert_eq!(verdict.reason, "Everything is forbidden.");
+        let then_allow = AuthorizerChain::new(vec![Arc::new(AlwaysDeny), Arc::new(AlwaysAllow)]);
+        assert!(then_allow.authorize(&attrs).allowed());
         let root = Arc::new(UserInfo::authenticated(
             "root",
             "",

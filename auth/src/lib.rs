@@ -21,6 +21,6 @@ pub mod token_file;
 pub mod user;
 pub mod x509;
 
-pub use authn::{TokenAuthenticator, TokenAuthenticators, TokenOutcome};
+pub use authn::{Authenticated, TokenAuthenticator, TokenAuthenticators, TokenOutcome};
 pub use authz::{Attributes, Authorizer, AuthorizerChain, Decision, Verdict};
 pub use user::UserInfo;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::authn::{TokenAuthenticator, TokenOutcome};
+use crate::authn::{Authenticated, TokenAuthenticator, TokenOutcome};
 use crate::user::{ALL_SERVICE_ACCOUNTS, UserInfo, service_account_user_name};
 
 /// The shortest token a TokenRequest may ask for (upstream: 10 minutes).
@@ -66,7 +66,8 @@ pub struct TokenIssuer {
     api_audiences: Vec<String>,
     algorithm: Algorithm,
     signing: EncodingKey,
-    verifying: Vec<DecodingKey>,
+    /// Keys that verify tokens, each with the algorithms its kind signs with.
+    verifying: Vec<(&'static [Algorithm], DecodingKey)>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -134,12 +135,28 @@ impl TokenIssuer {
                 "the signing key is of an unsupported kind: use ECDSA P-256/P-384, RSA or Ed25519 in PKCS#8 PEM"
             );
         };
-        let mut verifying = vec![public];
+        let own: &'static [Algorithm] = match algorithm {
+            Algorithm::ES256 => &[Algorithm::ES256],
+            Algorithm::ES384 => &[Algorithm::ES384],
+            Algorithm::EdDSA => &[Algorithm::EdDSA],
+            _ => &[Algorithm::RS256],
+        };
+        let mut verifying = vec![(own, public)];
         for pem in extra_public_pems {
-            let key = DecodingKey::from_ec_pem(pem.as_bytes())
-                .or_else(|_| DecodingKey::from_rsa_pem(pem.as_bytes()))
-                .or_else(|_| DecodingKey::from_ed_pem(pem.as_bytes()))
-                .map_err(|e| anyhow::anyhow!("reading a service account public key: {e}"))?;
+            // Keys of another kind than the signing key's (rotating RSA to EC, say) keep
+            // verifying the tokens they signed.
+            let bytes = pem.as_bytes();
+            let key: (&'static [Algorithm], DecodingKey) = if let Ok(k) =
+                DecodingKey::from_ec_pem(bytes)
+            {
+                (&[Algorithm::ES256, Algorithm::ES384], k)
+            } else if let Ok(k) = DecodingKey::from_rsa_pem(bytes) {
+                (&[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512], k)
+            } else {
+                let k = DecodingKey::from_ed_pem(bytes)
+                    .map_err(|e| anyhow::anyhow!("reading a service account public key: {e}"))?;
+                (&[Algorithm::EdDSA], k)
+            };
             verifying.push(key);
         }
         Ok(TokenIssuer {
@@ -203,7 +220,8 @@ impl TokenIssuer {
     }
 
     /// The claims of `token` if one of the keys signed it, for this issuer and one of
-    /// `audiences` (the API audiences when empty), and it has not expired.
+    /// `audiences` (the API audiences when empty), and it has not expired (within a minute of
+    /// clock skew between servers sharing the key, as upstream allows).
     ///
     /// # Errors
     ///
@@ -222,13 +240,19 @@ impl TokenIssuer {
         } else {
             audiences
         };
-        let mut validation = Validation::new(self.algorithm);
+        let algorithm = jsonwebtoken::decode_header(token)
+            .map_err(|e| format!("reading the token header: {e}"))?
+            .alg;
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(audiences);
         validation.validate_nbf = true;
-        validation.leeway = 0;
-        let mut last = String::from("no verification key");
-        for key in &self.verifying {
+        validation.leeway = 60;
+        let mut last = format!("no verification key for {algorithm:?}");
+        for (algorithms, key) in &self.verifying {
+            if !algorithms.contains(&algorithm) {
+                continue;
+            }
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
                 Ok(data) => return Ok(Some(data.claims)),
                 Err(e) => last = e.to_string(),
@@ -274,8 +298,8 @@ impl<L> ServiceAccountAuthenticator<L> {
 
 #[async_trait]
 impl<L: ServiceAccountLookup> TokenAuthenticator for ServiceAccountAuthenticator<L> {
-    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
-        let claims = match self.issuer.verify(token, &[]) {
+    async fn authenticate_token(&self, token: &str, audiences: &[String]) -> TokenOutcome {
+        let claims = match self.issuer.verify(token, audiences) {
             Ok(Some(claims)) => claims,
             Ok(None) => return TokenOutcome::NotMine,
             Err(reason) => return TokenOutcome::Invalid(reason),
@@ -314,7 +338,18 @@ impl<L: ServiceAccountLookup> TokenAuthenticator for ServiceAccountAuthenticator
             CREDENTIAL_ID.to_owned(),
             vec![format!("JTI={}", claims.jti)],
         )]);
-        TokenOutcome::Authenticated(user)
+        let wanted = if audiences.is_empty() {
+            self.issuer.api_audiences()
+        } else {
+            audiences
+        };
+        let audiences = claims
+            .aud
+            .iter()
+            .filter(|a| wanted.contains(a))
+            .cloned()
+            .collect();
+        TokenOutcome::Authenticated(Authenticated { user, audiences })
     }
 }
 
@@ -367,10 +402,13 @@ mod tests {
             .unwrap();
         assert!(exp > now());
         let live = ServiceAccountAuthenticator::new(issuer.clone(), Accounts(Some("u1")));
-        let TokenOutcome::Authenticated(user) = block_on(live.authenticate_token(&token)) else {
+        let TokenOutcome::Authenticated(Authenticated { user, audiences }) =
+            block_on(live.authenticate_token(&token, &[]))
+        else {
             panic!("not authenticated");
         };
         assert_eq!(user.name, "system:serviceaccount:team:builder");
+        assert_eq!(audiences, vec!["https://kubernetes.default.svc"]);
         assert_eq!(
             user.groups,
             vec![
@@ -381,34 +419,45 @@ mod tests {
         );
         let deleted = ServiceAccountAuthenticator::new(issuer.clone(), Accounts(None));
         assert!(
-            matches!(block_on(deleted.authenticate_token(&token)), TokenOutcome::Invalid(m) if m.contains("deleted"))
+            matches!(block_on(deleted.authenticate_token(&token, &[])), TokenOutcome::Invalid(m) if m.contains("deleted"))
         );
         let recreated = ServiceAccountAuthenticator::new(issuer.clone(), Accounts(Some("u2")));
         assert!(matches!(
-            block_on(recreated.authenticate_token(&token)),
+            block_on(recreated.authenticate_token(&token, &[])),
             TokenOutcome::Invalid(_)
         ));
         let (expired, _) = issuer
-            .issue("team", "builder", "u1", &[], -10, "j2")
+            .issue("team", "builder", "u1", &[], -120, "j2")
             .unwrap();
         assert!(matches!(
-            block_on(live.authenticate_token(&expired)),
+            block_on(live.authenticate_token(&expired, &[])),
             TokenOutcome::Invalid(_)
         ));
         let (other_audience, _) = issuer
             .issue("team", "builder", "u1", &["vault".to_owned()], 3600, "j3")
             .unwrap();
         assert!(matches!(
-            block_on(live.authenticate_token(&other_audience)),
+            block_on(live.authenticate_token(&other_audience, &[])),
+            TokenOutcome::Invalid(_)
+        ));
+        let vault = ["vault".to_owned(), "other".to_owned()];
+        let TokenOutcome::Authenticated(valid) =
+            block_on(live.authenticate_token(&other_audience, &vault))
+        else {
+            panic!("a vault token is valid for vault");
+        };
+        assert_eq!(valid.audiences, vec!["vault"]);
+        assert!(matches!(
+            block_on(live.authenticate_token(&token, &vault)),
             TokenOutcome::Invalid(_)
         ));
         assert_eq!(
-            block_on(live.authenticate_token("static-token")),
+            block_on(live.authenticate_token("static-token", &[])),
             TokenOutcome::NotMine
         );
         let stranger = ServiceAccountAuthenticator::new(self::issuer(), Accounts(Some("u1")));
         assert_eq!(
-            block_on(stranger.authenticate_token(&token)),
+            block_on(stranger.authenticate_token(&token, &[])),
             TokenOutcome::Invalid("InvalidSignature".into())
         );
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use async_trait::async_trait;
 
-use crate::authn::{TokenAuthenticator, TokenOutcome};
+use crate::authn::{Authenticated, TokenAuthenticator, TokenOutcome};
 use crate::user::UserInfo;
 
 /// The tokens of a token file.
@@ -101,9 +101,13 @@ impl TokenFile {
 
 #[async_trait]
 impl TokenAuthenticator for TokenFile {
-    async fn authenticate_token(&self, token: &str) -> TokenOutcome {
+    /// Static tokens have no audiences: the caller decides what they are valid for.
+    async fn authenticate_token(&self, token: &str, _audiences: &[String]) -> TokenOutcome {
         match self.user(token) {
-            Some(user) => TokenOutcome::Authenticated(user.clone()),
+            Some(user) => TokenOutcome::Authenticated(Authenticated {
+                user: user.clone(),
+                audiences: Vec::new(),
+            }),
             None => TokenOutcome::NotMine,
         }
     }

@@ -309,6 +309,11 @@ impl<K: RulesKind> Strategy<K> for RulesStrategy<K> {
         true
     }
 
+    /// As upstream's RBAC strategies: a PUT of a missing role or binding creates it.
+    fn allow_create_on_update(&self) -> bool {
+        true
+    }
+
     fn table_columns(&self) -> Vec<TableColumn> {
         vec![name_column(), created_at_column()]
     }
@@ -361,6 +366,11 @@ impl<K: BindingKind> Strategy<K> for BindingStrategy<K> {
     }
 
     fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
+    /// As upstream's RBAC strategies: a PUT of a missing role or binding creates it.
+    fn allow_create_on_update(&self) -> bool {
         true
     }
 

@@ -237,3 +237,27 @@ pub fn kubectl_binary() -> PathBuf {
     }
     kubectl
 }
+
+/// The kubectls to drive: `$KUBECTL` alone when set, else every pinned `kubectl.1.27` to
+/// `kubectl.1.33` next to the `kubectl` on PATH (gcloud installs ship them), else that
+/// `kubectl` alone.
+pub fn kubectl_binaries() -> Vec<PathBuf> {
+    if std::env::var_os("KUBECTL").is_some() {
+        return vec![kubectl_binary()];
+    }
+    let chosen = kubectl_binary();
+    let pinned: Vec<PathBuf> = chosen
+        .parent()
+        .map(|dir| {
+            (27..=33)
+                .map(|minor| dir.join(format!("kubectl.1.{minor}")))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    if pinned.is_empty() {
+        vec![chosen]
+    } else {
+        pinned
+    }
+}

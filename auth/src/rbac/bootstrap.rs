@@ -41,9 +41,10 @@ pub fn cluster_role_bindings() -> anyhow::Result<Vec<ClusterRoleBinding>> {
     Ok(list.items)
 }
 
-/// Whether the bootstrap object with these annotations may be updated at startup.
+/// Whether the bootstrap object with these annotations may be updated at startup: unless
+/// the annotation says `"false"` (upstream's reconciler reads it the same way).
 pub fn autoupdate(annotations: Option<&std::collections::BTreeMap<String, String>>) -> bool {
     annotations
         .and_then(|a| a.get(AUTOUPDATE_ANNOTATION))
-        .is_none_or(|v| v == "true")
+        .is_none_or(|v| v != "false")
 }

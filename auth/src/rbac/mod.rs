@@ -100,12 +100,15 @@ impl Authorizer for RbacAuthorizer {
     }
 }
 
-/// Why a write of a role or binding was refused: it would grant more than its author holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a write of a role or binding was refused.
+#[derive(Clone, Debug, PartialEq)]
 pub struct EscalationDenied {
     /// Upstream's message, such as `user "bob" (groups=["system:authenticated"]) is attempting
     /// to grant RBAC permissions not currently held:` and the missing rules.
     pub message: String,
+    /// The role a binding names when it does not exist (upstream answers 404 for it, where
+    /// the other refusals are 403).
+    pub missing_role: Option<RoleRef>,
 }
 
 impl std::fmt::Display for EscalationDenied {
@@ -167,9 +170,13 @@ impl EscalationCheck<'_> {
             described.join("\n")
         );
         if !errors.is_empty() {
-            message.push_str(&format!("; resolution errors: [{}]", errors.join(" ")));
+            // Go's `%v` of a one-element slice of upstream's aggregate error.
+            message.push_str(&format!("; resolution errors: [{}]", aggregate(&errors)));
         }
-        Err(EscalationDenied { message })
+        Err(EscalationDenied {
+            message,
+            missing_role: None,
+        })
     }
 
     /// A create or update of the Role or ClusterRole (`resource` `roles` or `clusterroles`)
@@ -204,6 +211,7 @@ impl EscalationCheck<'_> {
             {
                 return Err(EscalationDenied {
                     message: "must have cluster-admin privileges to use the aggregationRule".into(),
+                    missing_role: None,
                 });
             }
         }
@@ -229,7 +237,10 @@ impl EscalationCheck<'_> {
         let rules = self
             .index
             .role_ref_rules(role_ref, namespace)
-            .map_err(|message| EscalationDenied { message })?;
+            .map_err(|message| EscalationDenied {
+                message,
+                missing_role: Some(role_ref.clone()),
+            })?;
         self.confirm_no_escalation(namespace, &rules)
     }
 }
@@ -321,7 +332,7 @@ mod tests {
         assert!(verdict.allowed());
         assert_eq!(
             verdict.reason,
-            r#"RBAC: allowed by RoleBinding "team/alice-reads" of ClusterRole "reader" to User "alice""#
+            r#"RBAC: allowed by RoleBinding "alice-reads/team" of ClusterRole "reader" to User "alice""#
         );
         assert_eq!(
             authorizer.authorize(&ask(&alice, "list", "other")).decision,

@@ -49,6 +49,18 @@ fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
     meta.namespace.clone().unwrap_or_default()
 }
 
+impl PolicyObject {
+    /// Which of the four kinds it is.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            PolicyObject::Role(_) => PolicyKind::Role,
+            PolicyObject::ClusterRole(_) => PolicyKind::ClusterRole,
+            PolicyObject::RoleBinding(_) => PolicyKind::RoleBinding,
+            PolicyObject::ClusterRoleBinding(_) => PolicyKind::ClusterRoleBinding,
+        }
+    }
+}
+
 /// Every Role, ClusterRole, RoleBinding and ClusterRoleBinding, keyed by namespace and name.
 #[derive(Clone, Debug, Default)]
 pub struct RbacPolicy {
@@ -233,8 +245,16 @@ impl Grants {
     ) {
         for subject in subjects {
             let (map, key, described) = match subject.kind.as_str() {
-                "User" => (&mut self.users, subject.name.clone(), "User"),
-                "Group" => (&mut self.groups, subject.name.clone(), "Group"),
+                "User" => (
+                    &mut self.users,
+                    subject.name.clone(),
+                    format!("User {:?}", subject.name),
+                ),
+                "Group" => (
+                    &mut self.groups,
+                    subject.name.clone(),
+                    format!("Group {:?}", subject.name),
+                ),
                 "ServiceAccount" => {
                     let sa_namespace = subject
                         .namespace
@@ -244,18 +264,19 @@ impl Grants {
                     if sa_namespace.is_empty() {
                         continue;
                     }
+                    // Upstream's `describeSubject`: name/namespace.
                     (
                         &mut self.users,
                         service_account_user_name(sa_namespace, &subject.name),
-                        "ServiceAccount",
+                        format!(
+                            "ServiceAccount {:?}",
+                            format!("{}/{sa_namespace}", subject.name)
+                        ),
                     )
                 }
                 _ => continue,
             };
-            let subject_text = format!("{described} {:?}", subject.name);
-            map.entry(key)
-                .or_default()
-                .push((grant.clone(), subject_text));
+            map.entry(key).or_default().push((grant.clone(), described));
         }
     }
 
@@ -291,6 +312,11 @@ fn not_found(role_ref: &RoleRef) -> String {
 }
 
 impl PolicyIndex {
+    /// Whether the role `role_ref` names for a binding in `namespace` exists.
+    pub fn has_role(&self, role_ref: &RoleRef, namespace: &str) -> bool {
+        self.role_ref_rules(role_ref, namespace).is_ok()
+    }
+
     /// The rules `role_ref` names for a binding in `namespace` (`""`: a ClusterRoleBinding),
     /// or why there are none.
     pub fn role_ref_rules(
@@ -310,8 +336,9 @@ impl PolicyIndex {
     }
 
     /// Visits every rule granted to `user` in `namespace` (cluster-wide grants first, then the
-    /// namespace's), with the text of the grant; `visit` returns `false` to stop. Missing roles
-    /// are reported to `missing`.
+    /// namespace's), each binding once (through the first of its subjects that is the user),
+    /// with the text of the grant; `visit` returns `false` to stop. Missing roles are reported
+    /// to `missing`.
     fn visit(
         &self,
         user: &UserInfo,
@@ -326,7 +353,15 @@ impl PolicyIndex {
             .cluster
             .of(user)
             .chain(local.into_iter().flat_map(|g| g.of(user)));
+        // A binding can name the user and some of its groups; a user has few bindings, so a
+        // short list remembers which were seen without allocating a set.
+        let mut seen: Vec<*const Grant> = Vec::new();
         for (grant, subject) in grants {
+            let id = Arc::as_ptr(grant);
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
             match self.role_ref_rules(&grant.role_ref, &grant.namespace) {
                 Ok(rules) => {
                     for rule in rules.iter() {
@@ -341,7 +376,8 @@ impl PolicyIndex {
     }
 
     /// Whether some rule granted to `user` allows `attributes`: the grant's text when one
-    /// does (`RoleBinding "x/y" of Role "r" to User "alice"`), else the errors met.
+    /// does (upstream's wording, `RoleBinding "name/namespace" of Role "r" to User "alice"`),
+    /// else the errors met.
     pub fn allows(&self, attributes: &crate::authz::Attributes) -> Result<String, Vec<String>> {
         let mut errors = Vec::new();
         let mut allowed_by = None;
@@ -354,7 +390,7 @@ impl PolicyIndex {
                     let binding = if grant.namespace.is_empty() {
                         format!("{:?}", grant.binding)
                     } else {
-                        format!("{:?}", format!("{}/{}", grant.namespace, grant.binding))
+                        format!("{:?}", format!("{}/{}", grant.binding, grant.namespace))
                     };
                     allowed_by = Some(format!(
                         "{} {binding} of {} {:?} to {subject}",
