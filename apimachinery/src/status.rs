@@ -177,6 +177,14 @@ impl FieldError {
         if let (Some(value), true) = (&self.value, shows_value) {
             let shown = match value {
                 Value::String(s) => format!("{s:?}"),
+                // Go's `%#v` of a string slice, as apimachinery prints one.
+                Value::Array(items) if items.iter().all(Value::is_string) => {
+                    let quoted: Vec<String> = items
+                        .iter()
+                        .map(|i| format!("{:?}", i.as_str().unwrap_or_default()))
+                        .collect();
+                    format!("[]string{{{}}}", quoted.join(", "))
+                }
                 other => other.to_string(),
             };
             body.push_str(": ");

@@ -70,7 +70,7 @@ impl ResourceRequest {
     /// (`options_kind` names the options type in a 422 about the manager).
     fn write_context(&self, options_kind: &str) -> Result<RequestContext, ApiError> {
         let mut ctx = self.context();
-        ctx.dry_run = self.query.dry_run()?;
+        ctx.dry_run = self.query.dry_run(options_kind)?;
         ctx.field_validation = self.query.field_validation()?;
         ctx.field_manager = self
             .query
@@ -104,7 +104,7 @@ impl ResourceRequest {
     /// kube-apiserver's order.
     async fn delete_options(&mut self) -> Result<(RequestContext, DeleteOptions), ApiError> {
         let mut ctx = self.context();
-        ctx.dry_run = self.query.dry_run()?;
+        ctx.dry_run = self.query.dry_run("DeleteOptions")?;
         let body = self.read_body().await?;
         let options = self.query.delete_options(&body)?;
         self.require_verb("")?;
@@ -281,7 +281,7 @@ async fn patch(mut request: ResourceRequest) -> Result<Response, ApiError> {
         handler.supports_strategic_merge(),
     )?;
     let mut ctx = request.context();
-    ctx.dry_run = request.query.dry_run()?;
+    ctx.dry_run = request.query.dry_run("PatchOptions")?;
     ctx.field_validation = request.query.field_validation()?;
     let force = request.query.bool("force")?;
     let manager = request.query.non_empty("fieldManager");

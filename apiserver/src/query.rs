@@ -68,14 +68,23 @@ impl Query {
         }
     }
 
-    /// `dryRun`: only `All` is known (400 otherwise).
-    pub(crate) fn dry_run(&self) -> Result<bool, ApiError> {
+    /// `dryRun` of a write whose options are `options_kind` (`CreateOptions`, ...): absent,
+    /// or `All`; anything else is upstream's `ValidateDryRun` error, 422 Invalid on the
+    /// options kind.
+    pub(crate) fn dry_run(&self, options_kind: &str) -> Result<bool, ApiError> {
         match self.get("dryRun") {
             "" => Ok(false),
             "All" => Ok(true),
-            other => Err(ApiError::bad_request(format!(
-                "Invalid dry run value {other:?}: supported values are \"All\""
-            ))),
+            other => Err(ApiError::invalid(
+                options_kind,
+                "meta.k8s.io",
+                "",
+                &[FieldError::not_supported(
+                    "dryRun",
+                    serde_json::json!([other]),
+                    &["All"],
+                )],
+            )),
         }
     }
 
@@ -160,8 +169,19 @@ impl Query {
         if let Some(orphan) = self.bool("orphanDependents")? {
             options.orphan_dependents = Some(orphan);
         }
-        if self.dry_run()? {
+        if self.dry_run("DeleteOptions")? {
             options.dry_run = Some(vec!["All".to_owned()]);
+        }
+        // As upstream's delete handler: the options are validated before the object is
+        // looked up, so a bad option is 422 even for a missing object.
+        let errors = registry::validate_delete_options(&options);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                &errors,
+            ));
         }
         Ok(options)
     }
@@ -284,7 +304,14 @@ mod tests {
     fn typed_parameters() {
         assert_eq!(query("limit", "x").i64("limit").unwrap_err().code, 400);
         assert_eq!(query("watch", "1").bool("watch").unwrap(), Some(true));
-        assert_eq!(query("dryRun", "Some").dry_run().unwrap_err().code, 400);
+        let refused = query("dryRun", "Some")
+            .dry_run("CreateOptions")
+            .unwrap_err();
+        assert_eq!(refused.code, 422);
+        assert_eq!(
+            refused.message,
+            r#"CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All""#
+        );
         assert_eq!(
             query("timeoutSeconds", "0").watch_timeout().unwrap(),
             DEFAULT_WATCH_TIMEOUT

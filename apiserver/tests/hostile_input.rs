@@ -393,3 +393,113 @@ fn hostile_requests_get_a_status_and_the_server_keeps_serving() {
     });
     server.shutdown();
 }
+
+/// Request options are refused as upstream's `ValidateCreateOptions`, `ValidateUpdateOptions`,
+/// `ValidatePatchOptions`, `ValidateDeleteOptions` and list-option validation refuse them:
+/// code, reason, message and the options kind in the details.
+#[tokio::test]
+async fn options_are_validated_as_upstream() {
+    let storage = storage::open("memory://").await.unwrap();
+    let mut builder = apiserver::ServerBuilder::new(storage).unwrap();
+    apiserver::kinds::register_all(&mut builder, None).unwrap();
+    let server = builder.build().unwrap();
+    server.bootstrap().await.unwrap();
+    let router = server.router();
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let long_manager = "m".repeat(129);
+    let cases: Vec<(Method, String, &str, &str, u16, &str, &str)> = vec![
+        (
+            Method::POST,
+            format!("{base}?dryRun=Some"),
+            "application/json",
+            cm,
+            422,
+            "CreateOptions",
+            r#"CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All""#,
+        ),
+        (
+            Method::POST,
+            format!("{base}?fieldManager={long_manager}"),
+            "application/json",
+            cm,
+            422,
+            "CreateOptions",
+            r#"CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long: must have at most 128 bytes"#,
+        ),
+        (
+            Method::PUT,
+            format!("{base}/x?dryRun=Some"),
+            "application/json",
+            cm,
+            422,
+            "UpdateOptions",
+            r#"UpdateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All""#,
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/x?dryRun=Some"),
+            "application/merge-patch+json",
+            "{}",
+            422,
+            "PatchOptions",
+            r#"PatchOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All""#,
+        ),
+        (
+            Method::PATCH,
+            format!("{base}/x?force=true"),
+            "application/merge-patch+json",
+            "{}",
+            422,
+            "PatchOptions",
+            r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/missing?propagationPolicy=Sideways"),
+            "application/json",
+            "",
+            422,
+            "DeleteOptions",
+            r#"DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "Sideways": supported values: "Foreground", "Background", "Orphan", "nil""#,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/missing?dryRun=Some"),
+            "application/json",
+            "",
+            422,
+            "DeleteOptions",
+            r#"DeleteOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All""#,
+        ),
+        (
+            Method::GET,
+            format!("{base}?resourceVersionMatch=Exact"),
+            "",
+            "",
+            422,
+            "ListOptions",
+            r#"ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"#,
+        ),
+    ];
+    for (method, uri, content_type, body, code, kind, message) in cases {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .header("content-type", content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, code, "{method} {uri}: {answer}");
+        assert_eq!(answer["reason"], "Invalid", "{method} {uri}");
+        assert_eq!(answer["details"]["kind"], kind, "{method} {uri}");
+        assert_eq!(answer["details"]["group"], "meta.k8s.io", "{method} {uri}");
+        assert_eq!(answer["message"], message, "{method} {uri}");
+    }
+    server.shutdown();
+}

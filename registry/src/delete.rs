@@ -78,8 +78,9 @@ fn is_dry_run(options: &DeleteOptions) -> bool {
     options.dry_run.as_ref().is_some_and(|d| !d.is_empty())
 }
 
-/// `ValidateDeleteOptions`.
-fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
+/// Upstream's `ValidateDeleteOptions`: `orphanDependents` with `propagationPolicy`, an unknown
+/// policy, a `dryRun` other than `All`.
+pub fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if options.orphan_dependents.is_some() && options.propagation_policy.is_some() {
         errors.push(FieldError::invalid(
@@ -97,14 +98,13 @@ fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
             ));
         }
     }
-    for value in options.dry_run.iter().flatten() {
-        if value != "All" {
-            errors.push(FieldError::not_supported(
-                "dryRun",
-                value.as_str(),
-                &["All"],
-            ));
-        }
+    let dry_run = options.dry_run.as_deref().unwrap_or_default();
+    if dry_run.iter().any(|value| value != "All") {
+        errors.push(FieldError::not_supported(
+            "dryRun",
+            serde_json::json!(dry_run),
+            &["All"],
+        ));
     }
     errors
 }

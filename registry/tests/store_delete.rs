@@ -152,7 +152,7 @@ async fn delete_preconditions(b: Backend) {
         store.delete("ns", "c", &bad_dry).await,
         422,
         "Invalid",
-        &["dryRun: Unsupported value: \"Some\""],
+        &["dryRun: Unsupported value: []string{\"Some\"}: supported values: \"All\""],
     );
 }
 
