@@ -174,15 +174,7 @@ impl Query {
         }
         // As upstream's delete handler: the options are validated before the object is
         // looked up, so a bad option is 422 even for a missing object.
-        let errors = registry::validate_delete_options(&options);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                &errors,
-            ));
-        }
+        registry::check_delete_options(&options)?;
         Ok(options)
     }
 

@@ -78,9 +78,28 @@ fn is_dry_run(options: &DeleteOptions) -> bool {
     options.dry_run.as_ref().is_some_and(|d| !d.is_empty())
 }
 
-/// Upstream's `ValidateDeleteOptions`: `orphanDependents` with `propagationPolicy`, an unknown
-/// policy, a `dryRun` other than `All`.
-pub fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
+/// Upstream's `ValidateDeleteOptions` as the Status it answers: 422 Invalid on
+/// `DeleteOptions.meta.k8s.io` naming every problem.
+///
+/// # Errors
+///
+/// `orphanDependents` with `propagationPolicy`, an unknown policy, a `dryRun` other than `All`.
+pub fn check_delete_options(options: &DeleteOptions) -> Result<(), ApiError> {
+    let errors = validate_delete_options(options);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            &errors,
+        ))
+    }
+}
+
+/// The problems `ValidateDeleteOptions` finds.
+fn validate_delete_options(options: &DeleteOptions) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if options.orphan_dependents.is_some() && options.propagation_policy.is_some() {
         errors.push(FieldError::invalid(
@@ -121,15 +140,7 @@ impl<K: Object> Store<K> {
         object: &mut K,
         options: &mut DeleteOptions,
     ) -> Result<(bool, bool), ApiError> {
-        let errors = validate_delete_options(options);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                &errors,
-            ));
-        }
+        check_delete_options(options)?;
         let name = object.meta().name.clone().unwrap_or_default();
         if let Some(preconditions) = &options.preconditions {
             let meta = object.meta();
@@ -503,15 +514,7 @@ impl<K: Object> Store<K> {
         pending: bool,
         options: &DeleteOptions,
     ) -> Result<Option<DeleteResult<K>>, ApiError> {
-        let errors = validate_delete_options(options);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                &errors,
-            ));
-        }
+        check_delete_options(options)?;
         let meta = read.meta();
         let uid = meta.uid.clone().unwrap_or_default();
         let wanted = options.preconditions.as_ref();

@@ -40,7 +40,7 @@ use object_storage::{
 use object_storage::{GetOptions, ListOptions, ObjectList, Preconditions};
 use patch::PatchSchema;
 
-pub use delete::{DeleteResponse, DeleteResult, validate_delete_options};
+pub use delete::{DeleteResponse, DeleteResult, check_delete_options};
 pub use lifecycle::{NamespaceLifecycle, NamespacePhase};
 pub use patch_pipeline::{PatchBody, PatchOptions};
 pub use strategy::{GcPolicy, StatusStrategy, Strategy, TableColumn};
