@@ -80,23 +80,57 @@ impl Attributes {
     /// (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go`):
     /// `User "alice" cannot list resource "configmaps" in API group "" in the namespace "team"`.
     pub fn forbidden_message(&self) -> String {
-        let user = &self.user.name;
+        let user = go_quote(&self.user.name);
         if !self.resource_request {
-            return format!("User {user:?} cannot {} path {:?}", self.verb, self.path);
+            return format!(
+                "User {user} cannot {} path {}",
+                self.verb,
+                go_quote(&self.path)
+            );
         }
-        let resource = self.resource_and_subresource();
+        let resource = go_quote(&self.resource_and_subresource());
+        let group = go_quote(&self.api_group);
         if self.namespace.is_empty() {
             format!(
-                "User {user:?} cannot {} resource {resource:?} in API group {:?} at the cluster scope",
-                self.verb, self.api_group
+                "User {user} cannot {} resource {resource} in API group {group} at the cluster scope",
+                self.verb
             )
         } else {
             format!(
-                "User {user:?} cannot {} resource {resource:?} in API group {:?} in the namespace {:?}",
-                self.verb, self.api_group, self.namespace
+                "User {user} cannot {} resource {resource} in API group {group} in the namespace {}",
+                self.verb,
+                go_quote(&self.namespace)
             )
         }
     }
+}
+
+/// Go's `%q` of a string (`strconv.Quote`): printable characters as they are, `"` and `\`
+/// escaped, control characters as `\n`, `\t`, ... or `\xNN`, other unprintable ones as
+/// `\uNNNN`. Upstream's messages quote names this way.
+pub fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// An authorizer's answer.
@@ -346,6 +380,7 @@ mod tests {
             status.forbidden_message(),
             r#"User "alice" cannot update resource "widgets/status" in API group "apps.example.io" at the cluster scope"#
         );
+        assert_eq!(go_quote("a\"b\\c\n\u{0}é"), r#""a\"b\\c\n\x00é""#);
         let path = Attributes::non_resource(alice(), "get", "/metrics");
         assert_eq!(
             path.forbidden_message(),

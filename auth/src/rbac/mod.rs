@@ -164,8 +164,8 @@ impl EscalationCheck<'_> {
         described.sort();
         described.dedup();
         let mut message = format!(
-            "user {:?} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
-            self.user.name,
+            "user {} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+            crate::authz::go_quote(&self.user.name),
             rules::go_quoted(&self.user.groups),
             described.join("\n")
         );

@@ -10,6 +10,7 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 
+use crate::authz::go_quote;
 use crate::user::{UserInfo, service_account_user_name};
 
 /// The RBAC API group.
@@ -248,12 +249,12 @@ impl Grants {
                 "User" => (
                     &mut self.users,
                     subject.name.clone(),
-                    format!("User {:?}", subject.name),
+                    format!("User {}", go_quote(&subject.name)),
                 ),
                 "Group" => (
                     &mut self.groups,
                     subject.name.clone(),
-                    format!("Group {:?}", subject.name),
+                    format!("Group {}", go_quote(&subject.name)),
                 ),
                 "ServiceAccount" => {
                     let sa_namespace = subject
@@ -269,8 +270,8 @@ impl Grants {
                         &mut self.users,
                         service_account_user_name(sa_namespace, &subject.name),
                         format!(
-                            "ServiceAccount {:?}",
-                            format!("{}/{sa_namespace}", subject.name)
+                            "ServiceAccount {}",
+                            go_quote(&format!("{}/{sa_namespace}", subject.name))
                         ),
                     )
                 }
@@ -305,9 +306,12 @@ pub struct PolicyIndex {
 /// A missing role, as upstream words it.
 fn not_found(role_ref: &RoleRef) -> String {
     if role_ref.kind == "ClusterRole" {
-        format!("clusterrole.{RBAC_GROUP} {:?} not found", role_ref.name)
+        format!(
+            "clusterrole.{RBAC_GROUP} {} not found",
+            go_quote(&role_ref.name)
+        )
     } else {
-        format!("role.{RBAC_GROUP} {:?} not found", role_ref.name)
+        format!("role.{RBAC_GROUP} {} not found", go_quote(&role_ref.name))
     }
 }
 
@@ -388,13 +392,15 @@ impl PolicyIndex {
             &mut |subject, grant, rule| {
                 if super::rules::rule_allows(attributes, rule) {
                     let binding = if grant.namespace.is_empty() {
-                        format!("{:?}", grant.binding)
+                        go_quote(&grant.binding)
                     } else {
-                        format!("{:?}", format!("{}/{}", grant.binding, grant.namespace))
+                        go_quote(&format!("{}/{}", grant.binding, grant.namespace))
                     };
                     allowed_by = Some(format!(
-                        "{} {binding} of {} {:?} to {subject}",
-                        grant.binding_kind, grant.role_ref.kind, grant.role_ref.name
+                        "{} {binding} of {} {} to {subject}",
+                        grant.binding_kind,
+                        grant.role_ref.kind,
+                        go_quote(&grant.role_ref.name)
                     ));
                     return false;
                 }
