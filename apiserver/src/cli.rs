@@ -89,6 +89,11 @@ pub struct Args {
     #[arg(long)]
     pub service_account_key_file: Vec<PathBuf>,
 
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (kube-apiserver's read-header timeout is 32s), such as 32s or 500ms.
+    #[arg(long, default_value = "32s", value_parser = parse_duration)]
+    pub request_header_timeout: Duration,
+
     /// Write an audit event (audit.k8s.io/v1, Metadata level) for every request to this
     /// file, one JSON line each; `-` writes to standard output.
     #[arg(long)]
@@ -281,6 +286,19 @@ impl Args {
     }
 }
 
+/// Parses `32s`, `500ms` or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 32s or 500ms");
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().map(Duration::from_millis).map_err(|_| invalid());
+    }
+    let seconds = text.strip_suffix('s').unwrap_or(text);
+    seconds
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| invalid())
+}
+
 /// The user of the generated administrator token.
 pub const ADMIN_USER: &str = "system:admin";
 
@@ -451,22 +469,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let serve_handle = handle.clone();
     let bind = args.bind;
+    let header_timeout = args.request_header_timeout;
     let serving = tokio::spawn(async move {
         // The client's address reaches the audit log.
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         // TCP_NODELAY: watch events and small responses go out at once instead of waiting
         // for Nagle's algorithm (up to ~40 ms behind a delayed ACK).
         let plain = axum_server::accept::NoDelayAcceptor::new();
+        let mut server = axum_server::bind(bind);
+        // A client that never finishes its request headers (slow loris) is cut off, as
+        // kube-apiserver's ReadHeaderTimeout does; hyper needs a timer to enforce it.
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout);
         match tls {
             Some(config) => {
-                axum_server::bind(bind)
+                server
                     .acceptor(crate::tls::ClientCertAcceptor::new(config))
                     .handle(serve_handle)
                     .serve(service)
                     .await
             }
             None => {
-                axum_server::bind(bind)
+                server
                     .acceptor(plain)
                     .handle(serve_handle)
                     .serve(service)

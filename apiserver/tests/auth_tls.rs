@@ -189,3 +189,46 @@ fn tls_with_generated_kubeconfig() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"));
 }
+
+/// A client that never finishes its request headers is cut off after
+/// `--request-header-timeout`, and others are served meanwhile.
+#[test]
+fn slow_header_clients_are_cut_off() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(
+        &temp.path().join("data"),
+        &[
+            "--storage",
+            "memory://",
+            "--request-header-timeout",
+            "500ms",
+        ],
+    );
+    let host = server.url.trim_start_matches("http://");
+    let mut slow = std::net::TcpStream::connect(host).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .expect("write part of the headers");
+    let started = std::time::Instant::now();
+    // Served while the slow client holds its connection.
+    let mut other = std::net::TcpStream::connect(host).expect("connect");
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "the slow client kept its connection for {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "unexpected answer to a slow client: {text}"
+    );
+}
