@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::selector::quote::go_quote;
+use crate::selector::go_quote;
 
 /// Why a resource-version string was rejected (mirrors Go's `strconv.ParseUint` error kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

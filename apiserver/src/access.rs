@@ -86,11 +86,6 @@ impl Authentication {
     pub fn new(tokens: TokenAuthenticators, anonymous: bool) -> Self {
         Authentication { tokens, anonymous }
     }
-
-    /// Whether requests without credentials are anonymous (else 401).
-    pub fn anonymous(&self) -> bool {
-        self.anonymous
-    }
 }
 
 /// The verified client certificate chain of a TLS connection (leaf first), put on each

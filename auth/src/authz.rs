@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use apimachinery::selector::go_quote;
+
 use crate::user::UserInfo;
 
 /// What a request asks to do, as upstream's `authorizer.AttributesRecord`.
@@ -103,34 +105,6 @@ impl Attributes {
             )
         }
     }
-}
-
-/// Go's `%q` of a string (`strconv.Quote`): printable characters as they are, `"` and `\`
-/// escaped, control characters as `\n`, `\t`, ... or `\xNN`, other unprintable ones as
-/// `\uNNNN`. Upstream's messages quote names this way.
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// An authorizer's answer.

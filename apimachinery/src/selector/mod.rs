@@ -13,7 +13,7 @@
 
 mod field;
 mod label;
-pub(crate) mod quote;
+mod quote;
 pub mod validation;
 
 use std::fmt;
@@ -23,6 +23,7 @@ pub use field::{
     known_field_conversion, unescape_value,
 };
 pub use label::{LabelSelector, Labels, Operator, Requirement};
+pub use quote::go_quote;
 
 /// A malformed selector (or a selector using a field the kind does not support).
 ///

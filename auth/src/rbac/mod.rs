@@ -165,7 +165,7 @@ impl EscalationCheck<'_> {
         described.dedup();
         let mut message = format!(
             "user {} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
-            crate::authz::go_quote(&self.user.name),
+            apimachinery::selector::go_quote(&self.user.name),
             rules::go_quoted(&self.user.groups),
             described.join("\n")
         );

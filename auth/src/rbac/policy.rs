@@ -10,7 +10,8 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 
-use crate::authz::go_quote;
+use apimachinery::selector::go_quote;
+
 use crate::user::{UserInfo, service_account_user_name};
 
 /// The RBAC API group.
@@ -125,16 +126,6 @@ impl RbacPolicy {
             PolicyKind::RoleBinding => self.role_bindings.clear(),
             PolicyKind::ClusterRoleBinding => self.cluster_role_bindings.clear(),
         }
-    }
-
-    /// The ClusterRole `name`.
-    pub fn cluster_role(&self, name: &str) -> Option<&ClusterRole> {
-        self.cluster_roles.get(name)
-    }
-
-    /// The ClusterRoleBinding `name`.
-    pub fn cluster_role_binding(&self, name: &str) -> Option<&ClusterRoleBinding> {
-        self.cluster_role_bindings.get(name)
     }
 
     /// The ClusterRoles with an aggregation rule whose rules differ from what the rule
@@ -316,11 +307,6 @@ fn not_found(role_ref: &RoleRef) -> String {
 }
 
 impl PolicyIndex {
-    /// Whether the role `role_ref` names for a binding in `namespace` exists.
-    pub fn has_role(&self, role_ref: &RoleRef, namespace: &str) -> bool {
-        self.role_ref_rules(role_ref, namespace).is_ok()
-    }
-
     /// The rules `role_ref` names for a binding in `namespace` (`""`: a ClusterRoleBinding),
     /// or why there are none.
     pub fn role_ref_rules(

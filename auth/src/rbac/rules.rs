@@ -193,7 +193,10 @@ pub fn compact(rules: Vec<PolicyRule>) -> Vec<PolicyRule> {
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
 pub fn go_quoted(values: &[String]) -> String {
-    let quoted: Vec<String> = values.iter().map(|v| crate::authz::go_quote(v)).collect();
+    let quoted: Vec<String> = values
+        .iter()
+        .map(|v| apimachinery::selector::go_quote(v))
+        .collect();
     format!("[{}]", quoted.join(" "))
 }
 
