@@ -10,9 +10,9 @@ use etcd_client::{
     Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use storage_api::{
-    Capabilities, DeleteResponse, Error, GetResponse, Interface, KeyValue, Precondition,
-    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
-    validate_prefix,
+    BatchWrite, Capabilities, DeleteResponse, Error, Expect, GetResponse, Interface, KeyValue,
+    Precondition, RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream,
+    validate_batch, validate_key, validate_prefix,
 };
 use tracing::Instrument;
 
@@ -20,6 +20,8 @@ use crate::errors::{EtcdFailure, classify, timed_out};
 use crate::lease::LeaseManager;
 use crate::options::EtcdOptions;
 
+/// The most writes one batch may hold: etcd's default `--max-txn-ops`.
+const MAX_BATCH_WRITES: usize = 128;
 /// How long to wait between two attempts of a read whose member just failed.
 const READ_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// How long to wait before sending again a request that reached no member.
@@ -707,6 +709,67 @@ impl Interface for EtcdStore {
     /// `--experimental-watch-progress-notify-interval`), compaction (etcd's, global to the
     /// cluster), and progress on request (etcd's `RequestProgress`) when the cluster's release
     /// answers it correctly.
+    /// One etcd transaction: a compare per write (`create_revision = 0` for an absent key,
+    /// `mod_revision` otherwise), the writes on success, and on failure a read of every key to
+    /// tell which expectation failed.
+    #[tracing::instrument(level = "debug", skip_all, fields(writes = writes.len()))]
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        validate_batch(&writes, MAX_BATCH_WRITES)?;
+        let inner = &self.inner;
+        let keys: Vec<Vec<u8>> = writes.iter().map(|w| inner.full_key(w.key())).collect();
+        let compares: Vec<Compare> = writes
+            .iter()
+            .zip(&keys)
+            .map(|(write, key)| match write.expect() {
+                Expect::Absent => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                Expect::ModRevision(expected) => Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    i64::try_from(expected).unwrap_or(-1),
+                ),
+            })
+            .collect();
+        let ops: Vec<TxnOp> = writes
+            .iter()
+            .zip(&keys)
+            .map(|(write, key)| match write {
+                BatchWrite::Put { value, .. } => TxnOp::put(key.clone(), value.to_vec(), None),
+                BatchWrite::Delete { .. } => TxnOp::delete(key.clone(), None),
+            })
+            .collect();
+        let reads: Vec<TxnOp> = keys
+            .iter()
+            .map(|key| TxnOp::get(key.clone(), None))
+            .collect();
+        let txn = Txn::new().when(compares).and_then(ops).or_else(reads);
+        let attempt = || {
+            let mut kv = inner.client.kv_client();
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        };
+        let response = match inner.call("write_batch", attempt).await {
+            Ok(response) => response,
+            Err(failure) => return Err(inner.resolve(failure, 0).await),
+        };
+        if response.succeeded() {
+            return header_revision(response.header());
+        }
+        for (write, read) in writes.iter().zip(response.op_responses()) {
+            let live = match read {
+                TxnOpResponse::Get(get) => get.kvs().first().map(|kv| inner.kv(kv)).transpose()?,
+                _ => {
+                    return Err(Error::internal(
+                        "etcd batch response lacks its else-branch reads",
+                    ));
+                }
+            };
+            write.check(live.as_ref())?;
+        }
+        Err(Error::internal(
+            "etcd refused a batch whose expectations all hold at the revision it read",
+        ))
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities::all().with_progress_requests(self.inner.progress_requests_supported)
     }

@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage_api::{
-    Capabilities, DeleteResponse, Error, GetResponse, HistoryPage, HistoryRead, Interface,
-    Precondition, RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent, WatchHistory,
-    WatchHub, WatchRequest, WatchSettings, WatchStream, validate_key,
+    BatchWrite, Capabilities, DeleteResponse, Error, GetResponse, HistoryPage, HistoryRead,
+    Interface, Precondition, RangeRequest, RangeResponse, Result, Revision, Ttl, WatchEvent,
+    WatchHistory, WatchHub, WatchRequest, WatchSettings, WatchStream, validate_batch, validate_key,
 };
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -85,15 +85,18 @@ struct State {
 
 impl State {
     /// Applies the bookkeeping every committed write shares: TTL, fan-out, auto-compaction.
-    fn committed(&mut self, event: &WatchEvent, ttl: Ttl, retain: Option<u64>) {
-        if let Some(key) = event.key() {
-            match event {
-                WatchEvent::Delete { .. } => self.expiry.remove(key),
-                _ => self.expiry.set(key, ttl, Instant::now()),
+    /// `events` share one revision (one write, or one batch); `ttl` applies to their puts.
+    fn committed(&mut self, events: &[WatchEvent], ttl: Ttl, retain: Option<u64>) {
+        let now = Instant::now();
+        for event in events {
+            if let Some(key) = event.key() {
+                match event {
+                    WatchEvent::Delete { .. } => self.expiry.remove(key),
+                    _ => self.expiry.set(key, ttl, now),
+                }
             }
         }
-        self.hub
-            .publish(std::slice::from_ref(event), event.revision());
+        self.hub.publish(events, self.mvcc.revision());
         if let Some(retain) = retain {
             let revision = self.mvcc.revision();
             if revision.saturating_sub(self.mvcc.compacted()) > retain.saturating_mul(2) {
@@ -146,7 +149,8 @@ impl MemoryStore {
         let event = {
             let mut state = self.shared.state.lock();
             let event = apply(&mut state.mvcc)?;
-            state.committed(&event, ttl, self.shared.options.retain_revisions);
+            let events = std::slice::from_ref(&event);
+            state.committed(events, ttl, self.shared.options.retain_revisions);
             event
         };
         if ttl.is_some() {
@@ -169,7 +173,8 @@ async fn run_background(shared: Weak<Shared>) {
                 match state.mvcc.delete(&key, Precondition::None) {
                     Ok(event) => {
                         tracing::debug!(key, revision = event.revision(), "TTL expired");
-                        state.committed(&event, None, strong.options.retain_revisions);
+                        let events = std::slice::from_ref(&event);
+                        state.committed(events, None, strong.options.retain_revisions);
                     }
                     Err(error) => tracing::warn!(key, %error, "could not expire key"),
                 }
@@ -280,6 +285,16 @@ impl Interface for MemoryStore {
             progress_interval: self.shared.options.progress_interval,
         };
         Ok(hub.watch(&request, history, settings))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self))]
+    #[tracing::instrument(level = "debug", skip_all, fields(writes = writes.len()))]
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        validate_batch(&writes, usize::MAX)?;
+        let mut state = self.shared.state.lock();
+        let events = state.mvcc.apply_batch(writes)?;
+        state.committed(&events, None, self.shared.options.retain_revisions);
+        Ok(state.mvcc.revision())
     }
 
     #[tracing::instrument(level = "debug", skip(self))]

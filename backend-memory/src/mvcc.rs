@@ -6,8 +6,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use storage_api::{
-    Error, HistoryPage, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Revision,
-    WatchEvent,
+    BatchWrite, Error, HistoryPage, KeyValue, Precondition, RangeRequest, RangeResponse, Result,
+    Revision, WatchEvent,
 };
 
 /// One version of a key; `value: None` is a tombstone written by a delete.
@@ -173,6 +173,38 @@ impl Mvcc {
             revision,
             prev,
         }))
+    }
+
+    /// Applies every write of a validated batch at the next revision, or none of them when an
+    /// expectation does not hold.
+    pub(crate) fn apply_batch(&mut self, writes: Vec<BatchWrite>) -> Result<Vec<WatchEvent>> {
+        let revision = self.revision + 1;
+        let mut events = Vec::with_capacity(writes.len());
+        for write in writes {
+            let live = self.latest(write.key());
+            write.check(live.as_ref())?;
+            events.push(match (write, live) {
+                (BatchWrite::Put { key, value, .. }, prev) => WatchEvent::Put {
+                    kv: KeyValue {
+                        key,
+                        value,
+                        create_revision: prev.as_ref().map_or(revision, |p| p.create_revision),
+                        mod_revision: revision,
+                    },
+                    prev,
+                },
+                (BatchWrite::Delete { key, .. }, Some(prev)) => WatchEvent::Delete {
+                    key,
+                    revision,
+                    prev,
+                },
+                (BatchWrite::Delete { key, .. }, None) => return Err(Error::NotFound { key }),
+            });
+        }
+        for event in &events {
+            self.append(event.clone());
+        }
+        Ok(events)
     }
 
     /// Records a write event at the next revision and returns it.

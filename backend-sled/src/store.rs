@@ -525,8 +525,9 @@ impl Interface for SledStore {
 
     /// TTLs (expiring as deletes), progress events (every `progress_interval` and on request)
     /// and compaction (history is dropped below the compaction revision): every optional
-    /// capability.
+    /// capability but atomic batches: the log holds one write per revision,
+    /// so several keys cannot share one yet.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_atomic_batches(false)
     }
 }

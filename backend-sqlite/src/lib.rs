@@ -510,8 +510,9 @@ impl Interface for SqliteStore {
 
     /// TTLs (stored expiry times, expiring as deletes), progress events (every
     /// `progress_interval` and on request) and compaction (history is dropped below the
-    /// compaction revision): every optional capability.
+    /// compaction revision): every optional capability but atomic batches, because the log
+    /// holds one write per revision (its primary key), so several keys cannot share one yet.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().with_atomic_batches(false)
     }
 }

@@ -19,15 +19,18 @@ pub enum Capability {
     Compaction,
     /// `request_progress` makes idle watches that asked for progress report it.
     ProgressRequests,
+    /// `write_batch` applies several conditional writes atomically at one revision.
+    AtomicBatches,
 }
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 4] = [
+    pub const ALL: [Capability; 5] = [
         Capability::Ttl,
         Capability::ProgressNotify,
         Capability::Compaction,
         Capability::ProgressRequests,
+        Capability::AtomicBatches,
     ];
 
     /// Whether `capabilities`, as reported by a store, include this one.
@@ -37,6 +40,7 @@ impl Capability {
             Capability::ProgressNotify => capabilities.progress_notify,
             Capability::Compaction => capabilities.compaction,
             Capability::ProgressRequests => capabilities.progress_requests,
+            Capability::AtomicBatches => capabilities.atomic_batches,
         }
     }
 
@@ -47,6 +51,7 @@ impl Capability {
             Capability::ProgressNotify => "progress-notify",
             Capability::Compaction => "compaction",
             Capability::ProgressRequests => "progress-requests",
+            Capability::AtomicBatches => "atomic-batches",
         }
     }
 }

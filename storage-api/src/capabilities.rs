@@ -23,6 +23,9 @@ pub struct Capabilities {
     /// report it promptly (etcd's `RequestProgress`): a watch cache learns it is current
     /// without waiting for the periodic progress event.
     pub progress_requests: bool,
+    /// [`crate::Interface::write_batch`] commits several conditional writes atomically at one
+    /// revision.
+    pub atomic_batches: bool,
 }
 
 impl Capabilities {
@@ -33,6 +36,7 @@ impl Capabilities {
             progress_notify: false,
             compaction: false,
             progress_requests: false,
+            atomic_batches: false,
         }
     }
 
@@ -43,6 +47,7 @@ impl Capabilities {
             progress_notify: true,
             compaction: true,
             progress_requests: true,
+            atomic_batches: true,
         }
     }
 
@@ -61,6 +66,12 @@ impl Capabilities {
     /// These capabilities, with [`Capabilities::compaction`] set to `compaction`.
     pub const fn with_compaction(mut self, compaction: bool) -> Self {
         self.compaction = compaction;
+        self
+    }
+
+    /// These capabilities, with [`Capabilities::atomic_batches`] set to `atomic_batches`.
+    pub const fn with_atomic_batches(mut self, atomic_batches: bool) -> Self {
+        self.atomic_batches = atomic_batches;
         self
     }
 
@@ -83,7 +94,8 @@ mod tests {
                 .with_ttl(true)
                 .with_progress_notify(true)
                 .with_compaction(true)
-                .with_progress_requests(true),
+                .with_progress_requests(true)
+                .with_atomic_batches(true),
             Capabilities::all()
         );
         assert!(!Capabilities::all().with_compaction(false).compaction);

@@ -65,6 +65,10 @@ pub enum Error {
     /// repeating it fails the same way.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The store does not implement an optional part of the contract (see
+    /// [`crate::Capabilities`]): the caller's request is valid, this store cannot serve it.
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
     /// The backend cannot serve now (connection lost, shutting down, watch consumer too slow).
     /// Retryable: the same request may succeed later (a watch resumes from its last revision).
     #[error("storage unavailable: {message}")]

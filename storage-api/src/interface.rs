@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::batch::BatchWrite;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::types::{
@@ -94,6 +95,24 @@ pub trait Interface: Send + Sync + std::fmt::Debug {
     /// and succeeds, so a caller relies on it only where the capability says so.
     async fn request_progress(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Applies every write of `writes` or none, all at one new revision, which it returns.
+    ///
+    /// Each write's [`crate::Expect`] is checked against the key's state just before the batch;
+    /// the first that does not hold fails the batch with the error the single-key method would
+    /// give ([`Error::AlreadyExists`], [`Error::NotFound`], [`Error::Conflict`]) and nothing is
+    /// written. A batch is checked with [`crate::validate_batch`] first (no key twice, at least
+    /// one write). Watches see one event per write, all with the batch's revision, in batch
+    /// order; reads at any revision see all of the batch or none of it.
+    ///
+    /// Stores with [`Capabilities::atomic_batches`] implement it; the default fails with
+    /// [`Error::Unsupported`].
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        let _ = writes;
+        Err(Error::Unsupported(
+            "atomic write batches (several keys at one revision)".into(),
+        ))
     }
 
     /// The optional parts of the contract this store implements. Cheap, and constant for the
@@ -230,6 +249,17 @@ macro_rules! forward_through_pointer {
                 Self: 'f,
             {
                 (**self).request_progress()
+            }
+
+            fn write_batch<'s, 'f>(
+                &'s self,
+                writes: Vec<BatchWrite>,
+            ) -> BoxFuture<'f, Result<Revision>>
+            where
+                's: 'f,
+                Self: 'f,
+            {
+                (**self).write_batch(writes)
             }
 
             fn capabilities(&self) -> Capabilities {

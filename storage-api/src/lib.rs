@@ -15,6 +15,7 @@
 //!
 //! The conformance suite (`conformance` crate) is the executable version of this contract.
 
+mod batch;
 mod capabilities;
 mod error;
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod progress;
 mod types;
 mod watch_hub;
 
+pub use batch::{BatchWrite, Expect, validate_batch};
 pub use capabilities::Capabilities;
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::batch::BatchWrite;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::interface::Interface;
@@ -45,11 +46,13 @@ pub enum Operation {
     Ready,
     /// [`Interface::request_progress`].
     RequestProgress,
+    /// [`Interface::write_batch`].
+    WriteBatch,
 }
 
 impl Operation {
     /// Every operation, in the order of the [`Interface`] methods.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::Create,
         Operation::Update,
         Operation::Delete,
@@ -61,11 +64,12 @@ impl Operation {
         Operation::CompactedRevision,
         Operation::Ready,
         Operation::RequestProgress,
+        Operation::WriteBatch,
     ];
 
     /// The method's name, lowercase and stable (fit for a metric label or a log field):
     /// `create`, `update`, `delete`, `get`, `range`, `watch`, `compact`, `current_revision`,
-    /// `compacted_revision`, `ready`, `request_progress`.
+    /// `compacted_revision`, `ready`, `request_progress`, `write_batch`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",
@@ -79,6 +83,7 @@ impl Operation {
             Operation::CompactedRevision => "compacted_revision",
             Operation::Ready => "ready",
             Operation::RequestProgress => "request_progress",
+            Operation::WriteBatch => "write_batch",
         }
     }
 }
@@ -312,6 +317,13 @@ impl<S: Interface, O: Observer> Interface for Observed<S, O> {
     async fn request_progress(&self) -> Result<()> {
         let pending = self.start(Operation::RequestProgress, None);
         pending.end(self.inner.request_progress().await)
+    }
+
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        // The first key names the batch in the observer's log fields.
+        let first = writes.first().map(|write| write.key().to_owned());
+        let pending = self.start(Operation::WriteBatch, first.as_deref());
+        pending.end(self.inner.write_batch(writes).await)
     }
 
     fn capabilities(&self) -> Capabilities {

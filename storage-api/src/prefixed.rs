@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::batch::BatchWrite;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::interface::Interface;
@@ -171,6 +172,29 @@ impl Interface for Prefixed {
         Ok(Box::pin(inner.map(move |item| {
             item.and_then(|event| strip_event(&prefix, event))
         })))
+    }
+
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        let writes = writes
+            .into_iter()
+            .map(|write| {
+                Ok(match write {
+                    BatchWrite::Put { key, value, expect } => BatchWrite::Put {
+                        key: self.outer_key(&key)?,
+                        value,
+                        expect,
+                    },
+                    BatchWrite::Delete { key, mod_revision } => BatchWrite::Delete {
+                        key: self.outer_key(&key)?,
+                        mod_revision,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.inner
+            .write_batch(writes)
+            .await
+            .map_err(|e| self.strip_error(e))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Cases for the byte-level KV contract of `storage_api::Interface`.
 
 mod basic;
+mod batch;
 mod compaction;
 mod concurrency;
 mod layers;
@@ -20,6 +21,7 @@ pub(crate) type Store = Arc<dyn Interface>;
 pub(crate) fn cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(basic::cases());
+    all.extend(batch::cases());
     all.extend(range::cases());
     all.extend(watch::cases());
     all.extend(ttl::cases());
