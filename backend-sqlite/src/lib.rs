@@ -74,8 +74,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
-    Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest,
-    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
+    BatchWrite, Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition,
+    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_batch,
+    validate_key,
 };
 use tokio::sync::oneshot;
 
@@ -475,6 +476,18 @@ impl Interface for SqliteStore {
         Ok(self.hub.watch(&request, history, settings))
     }
 
+    /// One request to the writer: the batch commits in the next group commit, its rows at
+    /// consecutive positions of the log, all reporting the revision of the last (see
+    /// `schema`).
+    #[tracing::instrument(level = "debug", skip_all, fields(writes = writes.len()))]
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        validate_batch(&writes, reader::MAX_BATCH_ROWS as usize)?;
+        match self.write(WriteOp::Batch { writes }).await? {
+            Written::Revision(revision) => Ok(revision),
+            Written::Deleted(_) => Err(Error::internal("batch answered as a delete")),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip(self))]
     async fn compact(&self, revision: Revision) -> Result<()> {
         let (reply, answer) = oneshot::channel();
@@ -510,9 +523,9 @@ impl Interface for SqliteStore {
 
     /// TTLs (stored expiry times, expiring as deletes), progress events (every
     /// `progress_interval` and on request) and compaction (history is dropped below the
-    /// compaction revision): every optional capability but atomic batches, because the log
-    /// holds one write per revision (its primary key), so several keys cannot share one yet.
+    /// compaction revision), atomic batches (rows sharing one revision): every optional
+    /// capability.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all().with_atomic_batches(false)
+        Capabilities::all()
     }
 }

@@ -97,8 +97,13 @@ pub(crate) fn snapshot(tx: &Transaction<'_>) -> Result<Snapshot> {
 }
 
 impl Snapshot {
-    /// Resolves the revision a read is served at, failing for compacted or future ones.
-    pub(crate) fn read_at(&self, revision: Option<Revision>) -> Result<Revision> {
+    /// Resolves the revision a read is served at, failing for compacted or future ones. A
+    /// revision inside an atomic batch (see [`settle`]) reads as the revision before it.
+    pub(crate) fn read_at(
+        &self,
+        tx: &Transaction<'_>,
+        revision: Option<Revision>,
+    ) -> Result<Revision> {
         let at = revision.unwrap_or(self.current);
         if at < self.compacted {
             return Err(Error::Compacted {
@@ -112,8 +117,50 @@ impl Snapshot {
                 current: self.current,
             });
         }
-        Ok(at)
+        settle(tx, at)
     }
+}
+
+/// Most rows one atomic batch may write; bounds the search for a batch's first row.
+pub(crate) const MAX_BATCH_ROWS: u64 = 1024;
+
+/// `revision` itself, or, when it falls inside an atomic batch, the revision just before the
+/// batch. A batch of `n` writes takes the log rows `e - n + 1 ..= e`, each with `batch_end = e`,
+/// and every one of them reports revision `e`; the numbers in between are never reported, so
+/// only a caller guessing one gets here, and it must see the batch whole or not at all.
+pub(crate) fn settle(tx: &Transaction<'_>, revision: Revision) -> Result<Revision> {
+    let end: Option<Option<Revision>> = tx
+        .prepare_cached(BATCH_OF_SQL)
+        .and_then(|mut stmt| stmt.query_row([revision], |row| row.get(0)).optional())
+        .map_err(sql_error)?;
+    let Some(Some(end)) = end else {
+        return Ok(revision);
+    };
+    if end <= revision {
+        return Ok(revision);
+    }
+    let first: Option<Revision> = tx
+        .prepare_cached("SELECT min(rev) FROM log WHERE rev > ?1 AND rev <= ?2 AND batch_end = ?3")
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                rusqlite::params![end.saturating_sub(MAX_BATCH_ROWS), revision, end],
+                |row| row.get(0),
+            )
+        })
+        .map_err(sql_error)?;
+    Ok(first.unwrap_or(revision).saturating_sub(1))
+}
+
+/// The batch of log row `?1`.
+const BATCH_OF_SQL: &str = "SELECT batch_end FROM log WHERE rev = ?1";
+
+/// The first row of batch `?3`, which lies in `(?1, ?2]`.
+const BATCH_START_SQL: &str =
+    "SELECT min(rev) FROM log WHERE rev > ?1 AND rev <= ?2 AND batch_end = ?3";
+
+/// The revision a log row reports: its own, or its batch's.
+fn reported(row: Revision, batch_end: Option<Revision>) -> Revision {
+    batch_end.unwrap_or(row)
 }
 
 fn key_string(bytes: Vec<u8>) -> Result<String> {
@@ -127,7 +174,7 @@ pub(crate) fn get(
     revision: Option<Revision>,
 ) -> Result<GetResponse> {
     let snap = snapshot(tx)?;
-    let at = snap.read_at(revision)?;
+    let at = snap.read_at(tx, revision)?;
     let kv = if revision.is_none() {
         latest(tx, key)?
     } else {
@@ -138,6 +185,11 @@ pub(crate) fn get(
 
 /// The live value of `key`, if any.
 pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>> {
+    Ok(latest_row(tx, key)?.map(|(kv, _)| kv))
+}
+
+/// The live value of `key` with the log row that holds it.
+pub(crate) fn latest_row(tx: &Transaction<'_>, key: &str) -> Result<Option<(KeyValue, Revision)>> {
     let mut stmt = tx.prepare_cached(LATEST_SQL).map_err(sql_error)?;
     let row = stmt
         .query_row([key.as_bytes()], |row| {
@@ -145,15 +197,19 @@ pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>
                 row.get::<_, Revision>(0)?,
                 row.get::<_, Revision>(1)?,
                 row.get::<_, Option<Vec<u8>>>(2)?,
+                row.get::<_, Option<Revision>>(3)?,
             ))
         })
         .optional()
         .map_err(sql_error)?;
-    Ok(row.map(|(rev, create_rev, value)| KeyValue {
-        key: key.to_owned(),
-        value: Bytes::from(value.unwrap_or_default()),
-        create_revision: create_rev,
-        mod_revision: rev,
+    Ok(row.map(|(rev, create_rev, value, batch_end)| {
+        let kv = KeyValue {
+            key: key.to_owned(),
+            value: Bytes::from(value.unwrap_or_default()),
+            create_revision: create_rev,
+            mod_revision: reported(rev, batch_end),
+        };
+        (kv, rev)
     }))
 }
 
@@ -163,11 +219,11 @@ fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<Ke
         return Ok(None);
     };
     match visible_at(tx, newest, at)? {
-        Some((rev, create_rev)) => Ok(Some(KeyValue {
+        Some(visible) => Ok(Some(KeyValue {
             key: key.to_owned(),
-            value: value_of(tx, rev)?,
-            create_revision: create_rev,
-            mod_revision: rev,
+            value: value_of(tx, visible.row)?,
+            create_revision: visible.create_revision,
+            mod_revision: visible.mod_revision,
         })),
         None => Ok(None),
     }
@@ -183,28 +239,38 @@ pub(crate) fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision
         .map_err(sql_error)
 }
 
-/// The live version of a key at revision `at` as `(mod_revision, create_revision)`: found by
+/// The version of a key visible at some revision.
+struct Visible {
+    /// Its log row.
+    row: Revision,
+    mod_revision: Revision,
+    create_revision: Revision,
+}
+
+/// The live version of a key at revision `at` (a settled revision, see [`settle`]): found by
 /// walking back from the key's newest log row (`newest`, from `current`) through `older_rev`
 /// to the first row at or below `at`. `None` when that row is a tombstone or the key had no
 /// row yet. Rows on the way are newer than `at`, which is at or above the compaction
 /// revision, so compaction has not removed them.
-fn visible_at(
-    tx: &Transaction<'_>,
-    newest: Revision,
-    at: Revision,
-) -> Result<Option<(Revision, Revision)>> {
+fn visible_at(tx: &Transaction<'_>, newest: Revision, at: Revision) -> Result<Option<Visible>> {
     let mut stmt = tx.prepare_cached(CHAIN_SQL).map_err(sql_error)?;
     let mut rev = newest;
     loop {
-        let row: Option<(bool, Revision, Option<Revision>)> = stmt
-            .query_row([rev], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        let row: Option<(bool, Revision, Option<Revision>, Option<Revision>)> = stmt
+            .query_row([rev], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
             .optional()
             .map_err(sql_error)?;
-        let Some((deleted, create_rev, older)) = row else {
+        let Some((deleted, create_rev, older, batch_end)) = row else {
             return Ok(None);
         };
         if rev <= at {
-            return Ok((!deleted).then_some((rev, create_rev)));
+            return Ok((!deleted).then_some(Visible {
+                row: rev,
+                mod_revision: reported(rev, batch_end),
+                create_revision: create_rev,
+            }));
         }
         match older {
             Some(older) => rev = older,
@@ -241,7 +307,7 @@ pub(crate) fn range(
     known_count: Option<u64>,
 ) -> Result<(RangeResponse, bool)> {
     let snap = snapshot(tx)?;
-    let at = snap.read_at(request.revision)?;
+    let at = snap.read_at(tx, request.revision)?;
     let end = prefix_range_end(request.prefix.as_bytes());
     let page = Page {
         start: request.first_key(),
@@ -284,7 +350,7 @@ fn count_sql(bounded: bool) -> String {
 /// Live keys in `[?1, ?2)` at latest with their values, in key order, at most `?3`.
 fn latest_sql(bounded: bool) -> String {
     format!(
-        "SELECT c.key, c.rev, l.create_rev, l.value FROM current c \
+        "SELECT c.key, c.rev, l.create_rev, l.value, l.batch_end FROM current c \
          CROSS JOIN log l ON l.rev = c.rev \
          WHERE {} AND c.deleted = 0 ORDER BY c.key LIMIT ?3",
         bounds_sql(bounded)
@@ -303,7 +369,7 @@ fn keys_sql(bounded: bool) -> String {
 const NEWEST_SQL: &str = "SELECT rev, deleted FROM current WHERE key = ?1";
 
 /// One step of a key's chain of versions: the log row `?1`.
-const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev FROM log WHERE rev = ?1";
+const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev, batch_end FROM log WHERE rev = ?1";
 
 /// The value of log row `?1`.
 const VALUE_SQL: &str = "SELECT value FROM log WHERE rev = ?1";
@@ -340,7 +406,10 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
         }
         response.kvs.push(KeyValue {
             key: key_string(row.get(0).map_err(sql_error)?)?,
-            mod_revision: row.get(1).map_err(sql_error)?,
+            mod_revision: reported(
+                row.get(1).map_err(sql_error)?,
+                row.get(4).map_err(sql_error)?,
+            ),
             create_revision: row.get(2).map_err(sql_error)?,
             value: Bytes::from(
                 row.get::<_, Option<Vec<u8>>>(3)
@@ -401,7 +470,7 @@ fn range_at(
         .map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
         let newest: Revision = row.get(1).map_err(sql_error)?;
-        let Some((rev, create_rev)) = visible_at(tx, newest, at)? else {
+        let Some(visible) = visible_at(tx, newest, at)? else {
             continue;
         };
         if response.kvs.len() as u64 >= limit {
@@ -410,9 +479,9 @@ fn range_at(
         }
         response.kvs.push(KeyValue {
             key: key_string(row.get(0).map_err(sql_error)?)?,
-            mod_revision: rev,
-            create_revision: create_rev,
-            value: value_of(tx, rev)?,
+            mod_revision: visible.mod_revision,
+            create_revision: visible.create_revision,
+            value: value_of(tx, visible.row)?,
         });
     }
     drop(rows);
@@ -440,15 +509,19 @@ fn past_count_sql(bounded: bool) -> String {
 }
 
 /// The SQL of latest get.
-const LATEST_SQL: &str = "SELECT c.rev, l.create_rev, l.value FROM current c \
+const LATEST_SQL: &str = "SELECT c.rev, l.create_rev, l.value, l.batch_end FROM current c \
      CROSS JOIN log l ON l.rev = c.rev WHERE c.key = ?1 AND c.deleted = 0";
 
 /// One page of the log for watch catch-up.
-const HISTORY_SQL: &str = "SELECT rev, key, deleted, create_rev, value, prev_rev FROM log \
+const HISTORY_SQL: &str = "SELECT rev, key, deleted, create_rev, value, prev_rev, batch_end FROM log \
      WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3";
 
+/// The previous version a log row names.
+const PREV_SQL: &str =
+    "SELECT create_rev, value, batch_end FROM log WHERE rev = ?1 AND deleted = 0";
+
 /// The events matching `filter` with revisions in `(after, until]`, scanning at most `budget`
-/// log rows.
+/// log rows, and more only to finish an atomic batch: a page never ends inside one.
 pub(crate) fn history(
     tx: &Transaction<'_>,
     filter: &KeyFilter,
@@ -463,73 +536,116 @@ pub(crate) fn history(
             compacted: snap.compacted,
         });
     }
-    let mut stmt = tx.prepare_cached(HISTORY_SQL).map_err(sql_error)?;
-    let mut prev_stmt = tx
-        .prepare_cached("SELECT create_rev, value FROM log WHERE rev = ?1 AND deleted = 0")
-        .map_err(sql_error)?;
-    let mut rows = stmt
-        .query(rusqlite::params![after, until, budget])
-        .map_err(sql_error)?;
-    let mut events = Vec::new();
-    let mut scanned = 0u64;
-    let mut last = after;
-    while let Some(row) = rows.next().map_err(sql_error)? {
-        scanned += 1;
-        let rev: Revision = row.get(0).map_err(sql_error)?;
-        last = rev;
-        let key = key_string(row.get(1).map_err(sql_error)?)?;
-        if !filter.matches(&key) {
-            continue;
-        }
-        let deleted: bool = row.get(2).map_err(sql_error)?;
-        let create_rev: Revision = row.get(3).map_err(sql_error)?;
-        let value: Option<Vec<u8>> = row.get(4).map_err(sql_error)?;
-        let prev_rev: Option<Revision> = row.get(5).map_err(sql_error)?;
-        let prev = match prev_rev {
-            None => None,
-            Some(prev_rev) => {
-                let (prev_create, prev_value) = prev_stmt
-                    .query_row([prev_rev], |r| {
-                        Ok((r.get::<_, Revision>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
-                    })
-                    .optional()
-                    .map_err(sql_error)?
-                    .ok_or_else(|| {
-                        Error::internal(format!(
-                            "revision {rev} refers to previous version {prev_rev}, which is missing"
-                        ))
-                    })?;
-                Some(KeyValue {
-                    key: key.clone(),
-                    value: Bytes::from(prev_value.unwrap_or_default()),
-                    create_revision: prev_create,
-                    mod_revision: prev_rev,
-                })
-            }
-        };
-        events.push(if deleted {
-            let prev = prev.ok_or_else(|| {
-                Error::internal(format!("delete at revision {rev} has no previous version"))
-            })?;
-            WatchEvent::Delete {
-                key,
-                revision: rev,
-                prev,
-            }
-        } else {
-            WatchEvent::Put {
-                kv: KeyValue {
-                    key,
-                    value: Bytes::from(value.unwrap_or_default()),
-                    create_revision: create_rev,
-                    mod_revision: rev,
-                },
-                prev,
-            }
-        });
+    let after = settle(tx, after)?;
+    let mut page = HistoryRows {
+        filter,
+        events: Vec::new(),
+        scanned: 0,
+        last: after,
+        batch_end: None,
+    };
+    page.read(tx, after, until, budget)?;
+    let full = page.scanned >= budget;
+    if let Some(end) = page.batch_end.filter(|end| *end > page.last) {
+        let from = page.last;
+        page.read(tx, from, end.min(until), MAX_BATCH_ROWS)?;
     }
-    let scanned_to = if scanned < budget { until } else { last };
-    Ok(HistoryPage { events, scanned_to })
+    let scanned_to = if full { page.last } else { until };
+    Ok(HistoryPage {
+        events: page.events,
+        scanned_to,
+    })
+}
+
+/// Log rows turned into watch events.
+struct HistoryRows<'f> {
+    filter: &'f KeyFilter,
+    events: Vec<WatchEvent>,
+    scanned: u64,
+    /// The last row read.
+    last: Revision,
+    /// The batch the last row belongs to, if any.
+    batch_end: Option<Revision>,
+}
+
+impl HistoryRows<'_> {
+    fn read(
+        &mut self,
+        tx: &Transaction<'_>,
+        after: Revision,
+        until: Revision,
+        limit: u64,
+    ) -> Result<()> {
+        let mut stmt = tx.prepare_cached(HISTORY_SQL).map_err(sql_error)?;
+        let mut prev_stmt = tx.prepare_cached(PREV_SQL).map_err(sql_error)?;
+        let mut rows = stmt
+            .query(rusqlite::params![after, until, limit])
+            .map_err(sql_error)?;
+        while let Some(row) = rows.next().map_err(sql_error)? {
+            self.scanned += 1;
+            let rev: Revision = row.get(0).map_err(sql_error)?;
+            let batch_end: Option<Revision> = row.get(6).map_err(sql_error)?;
+            self.last = rev;
+            self.batch_end = batch_end;
+            let key = key_string(row.get(1).map_err(sql_error)?)?;
+            if !self.filter.matches(&key) {
+                continue;
+            }
+            let revision = reported(rev, batch_end);
+            let deleted: bool = row.get(2).map_err(sql_error)?;
+            let create_rev: Revision = row.get(3).map_err(sql_error)?;
+            let value: Option<Vec<u8>> = row.get(4).map_err(sql_error)?;
+            let prev_rev: Option<Revision> = row.get(5).map_err(sql_error)?;
+            let prev = match prev_rev {
+                None => None,
+                Some(prev_rev) => {
+                    let (prev_create, prev_value, prev_batch) = prev_stmt
+                        .query_row([prev_rev], |r| {
+                            Ok((
+                                r.get::<_, Revision>(0)?,
+                                r.get::<_, Option<Vec<u8>>>(1)?,
+                                r.get::<_, Option<Revision>>(2)?,
+                            ))
+                        })
+                        .optional()
+                        .map_err(sql_error)?
+                        .ok_or_else(|| {
+                            Error::internal(format!(
+                                "log row {rev} refers to previous version {prev_rev}, which is \
+                                 missing"
+                            ))
+                        })?;
+                    Some(KeyValue {
+                        key: key.clone(),
+                        value: Bytes::from(prev_value.unwrap_or_default()),
+                        create_revision: prev_create,
+                        mod_revision: reported(prev_rev, prev_batch),
+                    })
+                }
+            };
+            self.events.push(if deleted {
+                let prev = prev.ok_or_else(|| {
+                    Error::internal(format!("delete at log row {rev} has no previous version"))
+                })?;
+                WatchEvent::Delete {
+                    key,
+                    revision,
+                    prev,
+                }
+            } else {
+                WatchEvent::Put {
+                    kv: KeyValue {
+                        key,
+                        value: Bytes::from(value.unwrap_or_default()),
+                        create_revision: create_rev,
+                        mod_revision: revision,
+                    },
+                    prev,
+                }
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -550,6 +666,9 @@ mod tests {
             CHAIN_SQL.to_owned(),
             VALUE_SQL.to_owned(),
             HISTORY_SQL.to_owned(),
+            PREV_SQL.to_owned(),
+            BATCH_OF_SQL.to_owned(),
+            BATCH_START_SQL.to_owned(),
         ];
         for bounded in [true, false] {
             queries.extend([
@@ -585,5 +704,40 @@ mod tests {
                 "{sql}\n {plan}"
             );
         }
+    }
+
+    /// A history page that reaches its budget inside an atomic batch reads on to the batch's
+    /// last row, so a watch never sees part of a revision, and a start inside the batch
+    /// replays the whole batch.
+    #[tokio::test]
+    async fn history_pages_never_split_a_batch() {
+        use storage_api::{BatchWrite, Expect, Interface};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = crate::SqliteStore::open(&path, crate::SqliteOptions::default()).unwrap();
+        store.create("/a", Bytes::from_static(b"x"), None).await.unwrap();
+        let writes = (0..5)
+            .map(|i| BatchWrite::Put {
+                key: format!("/b/{i}"),
+                value: Bytes::from_static(b"v"),
+                expect: Expect::Absent,
+            })
+            .collect();
+        let end = store.write_batch(writes).await.unwrap();
+        assert_eq!(end, 6);
+        let mut conn = schema::open_reader(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        let all = KeyFilter {
+            key: String::new(),
+            prefix: true,
+        };
+        let page = history(&tx, &all, 0, end, 3).unwrap();
+        assert_eq!(page.events.len(), 6, "the page reads on to the batch's end");
+        assert!(page.events[1..].iter().all(|e| e.revision() == end));
+        assert_eq!(page.scanned_to, end);
+        let inside = history(&tx, &all, 3, end, 100).unwrap();
+        assert_eq!(inside.events.len(), 5, "a start inside the batch replays all of it");
+        assert_eq!(settle(&tx, 4).unwrap(), 1);
+        assert_eq!(settle(&tx, end).unwrap(), end);
     }
 }

@@ -9,6 +9,10 @@
 //!   a re-create follows, too; NULL for the key's first write): walking it back from the
 //!   newest row finds "the version of a key at revision R" without a second index ordered by
 //!   key, so a write touches one key-ordered b-tree (`current`) instead of two.
+//!   `batch_end` is set on the rows of an atomic batch of several writes: the rows
+//!   `e - n + 1 ..= e` of a batch of `n` all have `batch_end = e` and all report revision `e`
+//!   (their `mod_revision`, their events), so the batch shares one revision; reads at the
+//!   numbers in between are served at the revision before the batch (`reader::settle`).
 //! - `current`: one row per key that has history, in key order (`WITHOUT ROWID`, key as primary
 //!   key): the revision of its newest write, whether that write is a delete, and its expiry
 //!   time. Latest get and ordered range at latest are index scans of it joined to `log` by
@@ -22,7 +26,8 @@
 //!
 //! Versions: 1 had an index `log_key_rev (key, rev)` for past versions and no `older_rev`;
 //! 2 replaces the index with `older_rev` (every write inserted into two key-ordered b-trees,
-//! and at many writers per commit those random pages were most of the WAL's bytes).
+//! and at many writers per commit those random pages were most of the WAL's bytes); 3 adds
+//! `batch_end` for atomic batches (NULL in every row written before).
 
 use std::path::Path;
 
@@ -32,7 +37,7 @@ use crate::OpenError;
 use crate::options::SqliteOptions;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE log (
@@ -42,7 +47,8 @@ CREATE TABLE log (
     create_rev INTEGER NOT NULL,
     prev_rev   INTEGER,
     value      BLOB,
-    older_rev  INTEGER
+    older_rev  INTEGER,
+    batch_end  INTEGER
 );
 CREATE TABLE current (
     key        BLOB    PRIMARY KEY,
@@ -89,6 +95,9 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     if version == 1 {
         migrate_v1_to_v2(&conn)?;
     }
+    if version <= 2 && version != 0 {
+        migrate_v2_to_v3(&conn)?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::NoWal(mode));
@@ -121,6 +130,17 @@ fn migrate_v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
            (SELECT max(h.rev) FROM log h WHERE h.key = log.key AND h.rev < log.rev);
          DROP INDEX log_key_rev;
          PRAGMA user_version = 2;
+         COMMIT;",
+    )
+}
+
+/// Schema 2 to 3: the `batch_end` column, NULL in every existing row (none was in a batch).
+fn migrate_v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
+    tracing::info!("migrating the SQLite schema from version 2 to 3");
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE log ADD COLUMN batch_end INTEGER;
+         PRAGMA user_version = 3;
          COMMIT;",
     )
 }

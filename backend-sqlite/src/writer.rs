@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use storage_api::{
-    DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
+    BatchWrite, DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
 };
 use tokio::sync::oneshot;
 
@@ -50,6 +50,11 @@ pub(crate) enum WriteOp {
         key: String,
         precondition: Precondition,
     },
+    /// An atomic batch (validated by the caller): one log row per write, all reporting the
+    /// revision of the last row.
+    Batch {
+        writes: Vec<BatchWrite>,
+    },
 }
 
 impl WriteOp {
@@ -57,7 +62,7 @@ impl WriteOp {
     fn ttl(&self) -> Ttl {
         match self {
             WriteOp::Create { ttl, .. } | WriteOp::Update { ttl, .. } => *ttl,
-            WriteOp::Delete { .. } => None,
+            WriteOp::Delete { .. } | WriteOp::Batch { .. } => None,
         }
     }
 }
@@ -171,7 +176,9 @@ pub(crate) struct Writer {
 /// The result of applying one accepted write inside a transaction.
 struct Applied {
     written: Written,
-    event: WatchEvent,
+    events: Vec<WatchEvent>,
+    /// Log rows written (and revisions consumed).
+    rows: u64,
 }
 
 /// A write's outcome inside a transaction: `Err` of the outer result is a database failure that
@@ -302,8 +309,9 @@ impl Writer {
                 let due: Vec<(String, Revision)> = {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT key, rev FROM current WHERE expires_at IS NOT NULL \
-                             AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2",
+                            "SELECT c.key, coalesce(l.batch_end, c.rev) FROM current c \
+                             CROSS JOIN log l ON l.rev = c.rev WHERE c.expires_at IS NOT NULL \
+                             AND c.expires_at <= ?1 ORDER BY c.expires_at LIMIT ?2",
                         )
                         .map_err(sql_error)?;
                     let rows = stmt
@@ -326,9 +334,9 @@ impl Writer {
                         precondition: Precondition::ModRevision(mod_rev),
                     };
                     if let Ok(applied) = apply(&tx, &op, rev + 1, now)? {
-                        rev += 1;
+                        rev += applied.rows;
                         expired += 1;
-                        events.push(applied.event);
+                        events.extend(applied.events);
                     }
                 }
             }
@@ -342,8 +350,8 @@ impl Writer {
                 match command {
                     Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
                         Ok(applied) => {
-                            rev += 1;
-                            events.push(applied.event);
+                            rev += applied.rows;
+                            events.extend(applied.events);
                             outcomes.push(Outcome::Write(Ok(applied.written)));
                             rescan |= deadline.is_some() && !matches!(op, WriteOp::Create { .. });
                             if let Some(at) = op.ttl().and_then(|ttl| expires_at(now, Some(ttl))) {
@@ -365,6 +373,8 @@ impl Writer {
                                 current: rev,
                             })
                         } else {
+                            // A revision inside an atomic batch compacts up to the batch.
+                            let revision = reader::settle(&tx, revision)?;
                             set_meta(&tx, "compact_rev", revision)?;
                             compact_to = revision;
                             Ok(())
@@ -590,7 +600,8 @@ fn set_meta(tx: &Transaction<'_>, name: &str, value: Revision) -> Result<()> {
     Ok(())
 }
 
-/// Checks one write against the state inside the transaction and applies it at `rev`.
+/// Checks one write against the state inside the transaction and applies it, its first (or
+/// only) log row being `rev`.
 fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
     match op {
         WriteOp::Create { key, value, ttl } => {
@@ -607,12 +618,13 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 create_rev: rev,
                 prev_rev: None,
                 older_rev: older,
+                batch_end: None,
             };
             insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
-                event: WatchEvent::Put {
+                events: vec![WatchEvent::Put {
                     kv: KeyValue {
                         key: key.clone(),
                         value: value.clone(),
@@ -620,7 +632,8 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                         mod_revision: rev,
                     },
                     prev: None,
-                },
+                }],
+                rows: 1,
             }))
         }
         WriteOp::Update {
@@ -629,7 +642,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
             precondition,
             ttl,
         } => {
-            let current = match checked(tx, key, *precondition)? {
+            let (current, current_row) = match checked(tx, key, *precondition)? {
                 Ok(current) => current,
                 Err(error) => return Ok(Err(error)),
             };
@@ -637,14 +650,15 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 rev,
                 deleted: false,
                 create_rev: current.create_revision,
-                prev_rev: Some(current.mod_revision),
-                older_rev: Some(current.mod_revision),
+                prev_rev: Some(current_row),
+                older_rev: Some(current_row),
+                batch_end: None,
             };
             insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
-                event: WatchEvent::Put {
+                events: vec![WatchEvent::Put {
                     kv: KeyValue {
                         key: key.clone(),
                         value: value.clone(),
@@ -652,11 +666,12 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                         mod_revision: rev,
                     },
                     prev: Some(current),
-                },
+                }],
+                rows: 1,
             }))
         }
         WriteOp::Delete { key, precondition } => {
-            let current = match checked(tx, key, *precondition)? {
+            let (current, current_row) = match checked(tx, key, *precondition)? {
                 Ok(current) => current,
                 Err(error) => return Ok(Err(error)),
             };
@@ -664,8 +679,9 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 rev,
                 deleted: true,
                 create_rev: current.create_revision,
-                prev_rev: Some(current.mod_revision),
-                older_rev: Some(current.mod_revision),
+                prev_rev: Some(current_row),
+                older_rev: Some(current_row),
+                batch_end: None,
             };
             insert_log(tx, &row, key, None)?;
             set_current(tx, key, rev, true, None)?;
@@ -674,23 +690,95 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                     revision: rev,
                     prev: current.clone(),
                 }),
-                event: WatchEvent::Delete {
+                events: vec![WatchEvent::Delete {
                     key: key.clone(),
                     revision: rev,
                     prev: current,
-                },
+                }],
+                rows: 1,
             }))
         }
+        WriteOp::Batch { writes } => apply_batch(tx, writes, rev),
     }
 }
 
-/// The live value of `key` if `precondition` holds; `Ok(Err(..))` rejects the request.
+/// An atomic batch: every expectation checked before anything is written, then one log row
+/// per write from `first` on, all reporting the revision of the last row.
+fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> Apply {
+    let mut live = Vec::with_capacity(writes.len());
+    for write in writes {
+        let current = reader::latest_row(tx, write.key())?;
+        if let Err(error) = write.check(current.as_ref().map(|(kv, _)| kv)) {
+            return Ok(Err(error));
+        }
+        live.push(current);
+    }
+    let rows = writes.len() as u64;
+    let end = first + rows - 1;
+    let batch_end = (rows > 1).then_some(end);
+    let mut events = Vec::with_capacity(writes.len());
+    for ((write, current), rev) in writes.iter().zip(live).zip(first..) {
+        let current_row = current.as_ref().map(|(_, row)| *row);
+        let (current, deleted, value) = match write {
+            BatchWrite::Put { value, .. } => (current.map(|(kv, _)| kv), false, Some(value)),
+            BatchWrite::Delete { .. } => (current.map(|(kv, _)| kv), true, None),
+        };
+        let key = write.key();
+        let older = match current_row {
+            Some(row) => Some(row),
+            // An absent key's tombstone, if it has one, is its previous row.
+            None => reader::newest(tx, key)?.map(|(row, _)| row),
+        };
+        let create_rev = current.as_ref().map_or(end, |kv| kv.create_revision);
+        let row = LogRow {
+            rev,
+            deleted,
+            create_rev,
+            prev_rev: current_row,
+            older_rev: older,
+            batch_end,
+        };
+        insert_log(tx, &row, key, value)?;
+        set_current(tx, key, rev, deleted, None)?;
+        events.push(match (value, current) {
+            (Some(value), prev) => WatchEvent::Put {
+                kv: KeyValue {
+                    key: key.to_owned(),
+                    value: value.clone(),
+                    create_revision: create_rev,
+                    mod_revision: end,
+                },
+                prev,
+            },
+            (None, Some(prev)) => WatchEvent::Delete {
+                key: key.to_owned(),
+                revision: end,
+                prev,
+            },
+            // `check` refused deletes of missing keys before anything was written; rows are
+            // written by now, so fail the whole transaction rather than this request.
+            (None, None) => {
+                return Err(Error::internal(format!(
+                    "batch delete of {key:?} found no live value after its check"
+                )));
+            }
+        });
+    }
+    Ok(Ok(Applied {
+        written: Written::Revision(end),
+        events,
+        rows,
+    }))
+}
+
+/// The live value of `key` and its log row if `precondition` holds; `Ok(Err(..))` rejects
+/// the request.
 fn checked(
     tx: &Transaction<'_>,
     key: &str,
     precondition: Precondition,
-) -> Result<Result<KeyValue>> {
-    let Some(current) = reader::latest(tx, key)? else {
+) -> Result<Result<(KeyValue, Revision)>> {
+    let Some((current, row)) = reader::latest_row(tx, key)? else {
         return Ok(Err(Error::NotFound {
             key: key.to_owned(),
         }));
@@ -704,7 +792,7 @@ fn checked(
             }));
         }
     }
-    Ok(Ok(current))
+    Ok(Ok((current, row)))
 }
 
 /// The columns of one log row besides its key and value.
@@ -716,12 +804,14 @@ struct LogRow {
     prev_rev: Option<Revision>,
     /// The key's previous row of any kind (see the schema).
     older_rev: Option<Revision>,
+    /// The last row of the atomic batch this row belongs to (see the schema).
+    batch_end: Option<Revision>,
 }
 
 fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Bytes>) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value, older_rev) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value, older_rev, batch_end) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
@@ -732,6 +822,7 @@ fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Byte
             row.prev_rev,
             value.map(|v| v.as_ref()),
             row.older_rev,
+            row.batch_end,
         ])
     })
     .map_err(sql_error)?;

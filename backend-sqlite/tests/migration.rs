@@ -1,7 +1,8 @@
 //! A data directory written by an earlier schema opens and is migrated in place.
 //!
 //! `fixtures/schema-v1.sqlite` was written by this backend at schema version 1 (commit
-//! e6591d7), with automatic compaction off and the WAL checkpointed into the file, by:
+//! e6591d7), `fixtures/schema-v2.sqlite` at schema version 2 (commit 8019a84), each with
+//! automatic compaction off and the WAL checkpointed into the file, by the same writes:
 //!
 //! | rev | write |
 //! |---|---|
@@ -19,10 +20,14 @@ use std::path::Path;
 use backend_sqlite::{SqliteOptions, SqliteStore};
 use bytes::Bytes;
 use futures::StreamExt;
-use storage_api::{Interface, KeyValue, Precondition, RangeRequest, WatchEvent, WatchRequest};
+use storage_api::{
+    BatchWrite, Expect, Interface, KeyValue, Precondition, RangeRequest, WatchEvent, WatchRequest,
+};
 
-fn open_copy(dir: &Path) -> SqliteStore {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v1.sqlite");
+fn open_copy(dir: &Path, fixture: &str) -> SqliteStore {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
     let path = dir.join("db.sqlite");
     std::fs::copy(&fixture, &path).unwrap();
     let mut options = SqliteOptions::default();
@@ -38,7 +43,74 @@ fn value(kv: &Option<KeyValue>) -> Option<(&[u8], u64, u64)> {
 #[tokio::test]
 async fn a_schema_1_file_opens_migrated_with_its_whole_history() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_copy(dir.path());
+    let store = open_copy(dir.path(), "schema-v1.sqlite");
+    whole_history_survives(store).await;
+    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
+    let index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'log_key_rev'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 0, "schema 1's key-ordered log index is gone");
+    assert_schema_version(dir.path());
+}
+
+#[tokio::test]
+async fn a_schema_2_file_opens_migrated_with_its_whole_history_and_takes_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copy(dir.path(), "schema-v2.sqlite");
+    whole_history_survives(store).await;
+    let store = {
+        let mut options = backend_sqlite::SqliteOptions::default();
+        options.auto_compaction = false;
+        SqliteStore::open(dir.path().join("db.sqlite"), options).unwrap()
+    };
+    let live = store.get("/r/a", None).await.unwrap().kv.unwrap();
+    let rev = store
+        .write_batch(vec![
+            BatchWrite::Put {
+                key: "/r/a".into(),
+                value: Bytes::from_static(b"a5"),
+                expect: Expect::ModRevision(live.mod_revision),
+            },
+            BatchWrite::Put {
+                key: "/r/new".into(),
+                value: Bytes::from_static(b"n"),
+                expect: Expect::Absent,
+            },
+        ])
+        .await
+        .unwrap();
+    let a = store.get("/r/a", None).await.unwrap().kv.unwrap();
+    let new = store.get("/r/new", None).await.unwrap().kv.unwrap();
+    assert_eq!((a.mod_revision, new.mod_revision), (rev, rev));
+    // The number between the batch's two rows reads as the revision before the batch.
+    let between = store.get("/r/a", Some(rev - 1)).await.unwrap();
+    assert_eq!(between.kv.unwrap().value, Bytes::from_static(b"a4"));
+    assert!(
+        store
+            .get("/r/new", Some(rev - 1))
+            .await
+            .unwrap()
+            .kv
+            .is_none()
+    );
+    drop(store);
+    assert_schema_version(dir.path());
+}
+
+fn assert_schema_version(dir: &Path) {
+    let conn = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, backend_sqlite::SCHEMA_VERSION);
+}
+
+/// Checks every version of the fixture's writes, then writes and compacts.
+async fn whole_history_survives(store: SqliteStore) {
     assert_eq!(store.current_revision().await.unwrap(), 8);
 
     // Latest state.
@@ -113,19 +185,4 @@ async fn a_schema_1_file_opens_migrated_with_its_whole_history() {
     assert_eq!(value(&at("/r/a", 9).await), Some((&b"a4"[..], 9, 1)));
     assert_eq!(value(&at("/r/c", 10).await), Some((&b"c2"[..], 10, 10)));
     drop(store);
-
-    // The file says schema 2 and lost its key-ordered log index.
-    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(version, 2);
-    let index: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'log_key_rev'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(index, 0);
 }

@@ -52,4 +52,4 @@ mod support;
 
 pub use harness::{Capability, Harness};
 pub use keep_alive::KeepAlive;
-pub use runner::{Case, CaseInput, CaseOutcome, Layer, cases, check, run};
+pub use runner::{Case, CaseInput, CaseOutcome, Layer, cases, check, run, run_all};

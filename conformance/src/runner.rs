@@ -133,12 +133,17 @@ pub enum CaseOutcome {
 /// lacks report *ignored* with the reason and never open a store of their own. If that store
 /// cannot be opened, those cases fail with the reason. Listing (`--list`) opens no store.
 pub fn run<H: Harness>(harness: H) -> ExitCode {
+    run_all(vec![Arc::new(harness)])
+}
+
+/// [`run`] for several backends in one test binary: every case once per harness, each named
+/// after its harness, with the capabilities of each read once.
+pub fn run_all(harnesses: Vec<Arc<dyn Harness>>) -> ExitCode {
     let arguments = Arguments::from_args();
-    let harness = Arc::new(harness);
-    let capabilities = Arc::new(OnceLock::new());
-    let trials = cases()
-        .into_iter()
-        .map(|case| {
+    let mut trials = Vec::new();
+    for harness in harnesses {
+        let capabilities = Arc::new(OnceLock::new());
+        trials.extend(cases().into_iter().map(|case| {
             let name = format!("{}::{}", harness.name(), case.name);
             let harness = harness.clone();
             let capabilities = capabilities.clone();
@@ -149,8 +154,8 @@ pub fn run<H: Harness>(harness: H) -> ExitCode {
                 };
                 completion(outcome)
             })
-        })
-        .collect();
+        }));
+    }
     libtest_mimic::run(&arguments, trials).exit_code()
 }
 
