@@ -100,6 +100,26 @@ pub(crate) fn decode_log(bytes: &[u8]) -> Result<LogRecord> {
     decode_exact("log", bytes)
 }
 
+/// The first byte of a log entry holding the records of an atomic batch. A single record
+/// never starts with it: a record starts with its key's length as a bincode varint, whose
+/// first byte is at most 254.
+const BATCH_MARK: u8 = 0xff;
+
+/// Encodes the log entry of an atomic batch: every record at one revision.
+pub(crate) fn encode_log_batch(records: &[LogRecord]) -> Result<Vec<u8>> {
+    let mut out = vec![BATCH_MARK];
+    out.extend(encode("log batch", &records)?);
+    Ok(out)
+}
+
+/// Decodes a log entry: one record, or the records of an atomic batch.
+pub(crate) fn decode_log_entry(bytes: &[u8]) -> Result<Vec<LogRecord>> {
+    match bytes.split_first() {
+        Some((&BATCH_MARK, rest)) => decode_exact("log batch", rest),
+        _ => Ok(vec![decode_log(bytes)?]),
+    }
+}
+
 /// Encodes a put version: a small header followed by the raw value bytes, so values are
 /// neither re-encoded nor length-prefixed.
 pub(crate) fn encode_put(create_revision: Revision, value: &[u8]) -> Result<Vec<u8>> {
@@ -170,6 +190,15 @@ mod tests {
             prev: 42,
         };
         assert_eq!(decode_log(&encode_log(&log).unwrap()).unwrap(), log);
+        assert_eq!(
+            decode_log_entry(&encode_log(&log).unwrap()).unwrap(),
+            vec![log.clone()]
+        );
+        let batch = vec![log.clone(), log.clone()];
+        assert_eq!(
+            decode_log_entry(&encode_log_batch(&batch).unwrap()).unwrap(),
+            batch
+        );
 
         let state = StateRecord {
             create_revision: 3,

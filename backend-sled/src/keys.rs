@@ -10,8 +10,13 @@
 
 use storage_api::{Error, Result, Revision};
 
-/// The on-disk layout version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+/// The on-disk layout version this build writes and understands. Version 2 adds log entries
+/// holding an atomic batch (`codec::encode_log_batch`); a version 1 store is a valid
+/// version 2 store and is upgraded by rewriting this number.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
+
+/// The layout versions this build opens, upgrading them to [`SCHEMA_VERSION`].
+pub(crate) const UPGRADABLE_SCHEMAS: [u64; 1] = [1];
 
 /// `meta` entry: the layout version.
 pub(crate) const META_SCHEMA: &[u8] = b"schema";

@@ -230,31 +230,32 @@ fn events_unchecked(
         let (raw_revision, raw_record) = entry.map_err(|e| sled_error("scanning sled log", e))?;
         let revision = keys::parse_u64("log key", &raw_revision)?;
         last = revision;
-        let record = codec::decode_log(&raw_record)?;
-        if !filter.matches(&record.key) {
-            continue;
+        for record in codec::decode_log_entry(&raw_record)? {
+            if !filter.matches(&record.key) {
+                continue;
+            }
+            let prev = match record.prev {
+                0 => None,
+                prev => Some(put_version(shared, &record.key, prev)?),
+            };
+            let event = match record.op {
+                Op::Put => WatchEvent::Put {
+                    kv: put_version(shared, &record.key, revision)?,
+                    prev,
+                },
+                Op::Delete => WatchEvent::Delete {
+                    prev: prev.ok_or_else(|| {
+                        Error::internal(format!(
+                            "sled log entry {revision} deletes {:?} without a previous value",
+                            record.key
+                        ))
+                    })?,
+                    key: record.key,
+                    revision,
+                },
+            };
+            events.push(event);
         }
-        let prev = match record.prev {
-            0 => None,
-            prev => Some(put_version(shared, &record.key, prev)?),
-        };
-        let event = match record.op {
-            Op::Put => WatchEvent::Put {
-                kv: put_version(shared, &record.key, revision)?,
-                prev,
-            },
-            Op::Delete => WatchEvent::Delete {
-                prev: prev.ok_or_else(|| {
-                    Error::internal(format!(
-                        "sled log entry {revision} deletes {:?} without a previous value",
-                        record.key
-                    ))
-                })?,
-                key: record.key,
-                revision,
-            },
-        };
-        events.push(event);
     }
     Ok((events, upto))
 }

@@ -9,8 +9,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storage_api::{
-    Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition, RangeRequest,
-    RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_key,
+    BatchWrite, Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition,
+    RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_batch,
+    validate_key,
 };
 use tracing::Instrument;
 
@@ -297,6 +298,24 @@ fn read_meta(trees: &Trees, name: &[u8]) -> Result<Option<u64>> {
 fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
     match read_meta(trees, keys::META_SCHEMA)? {
         Some(keys::SCHEMA_VERSION) => {}
+        Some(old) if keys::UPGRADABLE_SCHEMAS.contains(&old) => {
+            tracing::info!(
+                from = old,
+                to = keys::SCHEMA_VERSION,
+                "upgrading the sled schema"
+            );
+            trees
+                .meta
+                .insert(
+                    keys::META_SCHEMA,
+                    &keys::revision_key(keys::SCHEMA_VERSION)[..],
+                )
+                .map_err(|e| sled_error("writing the sled schema version", e))?;
+            trees
+                .meta
+                .flush()
+                .map_err(|e| sled_error("flushing the sled schema version", e))?;
+        }
         Some(other) => {
             return Err(Error::internal(format!(
                 "the sled store at {} has schema version {other}; this build understands \
@@ -345,6 +364,9 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
         compact_done,
     })
 }
+
+/// The most writes one atomic batch may hold (one sled transaction, one log entry).
+const MAX_BATCH_WRITES: usize = 1024;
 
 fn check_ttl(ttl: Ttl) -> Result<()> {
     match ttl {
@@ -490,6 +512,19 @@ impl Interface for SledStore {
         .await
     }
 
+    async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
+        let span = tracing::debug_span!("sled_write_batch", writes = writes.len());
+        async {
+            validate_batch(&writes, MAX_BATCH_WRITES)?;
+            match self.submit(Command::Batch { writes }).await? {
+                Outcome::Revision(revision) => Ok(revision),
+                other => Err(unexpected(other)),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn compact(&self, revision: Revision) -> Result<()> {
         let span = tracing::debug_span!("sled_compact", revision);
         async {
@@ -525,9 +560,8 @@ impl Interface for SledStore {
 
     /// TTLs (expiring as deletes), progress events (every `progress_interval` and on request)
     /// and compaction (history is dropped below the compaction revision): every optional
-    /// capability but atomic batches: the log holds one write per revision,
-    /// so several keys cannot share one yet.
+    /// capability, atomic batches included (one log entry holds a batch's records).
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all().with_atomic_batches(false)
+        Capabilities::all()
     }
 }

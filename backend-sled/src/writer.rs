@@ -13,7 +13,7 @@ use bytes::Bytes;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
 use storage_api::{
-    DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
+    BatchWrite, DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
 };
 use tokio::sync::oneshot;
 
@@ -52,6 +52,11 @@ pub(crate) enum Command {
     },
     Compact {
         revision: Revision,
+    },
+    /// An atomic batch (validated by the caller): one revision, one log entry, one sled
+    /// transaction.
+    Batch {
+        writes: Vec<BatchWrite>,
     },
 }
 
@@ -312,6 +317,11 @@ impl Writer {
                 *dirty = true;
                 Ok(Outcome::Deleted(response))
             }
+            Command::Batch { writes } => {
+                let revision = self.batch(writes, events)?;
+                *dirty = true;
+                Ok(Outcome::Revision(revision))
+            }
             Command::Compact { revision } => {
                 self.start_compaction(revision)?;
                 *dirty = true;
@@ -483,6 +493,117 @@ impl Writer {
             revision,
             prev: live,
         })
+    }
+
+    /// An atomic batch: every expectation checked first, then every write at one revision in
+    /// one sled transaction with one log entry holding all their records.
+    fn batch(&mut self, writes: Vec<BatchWrite>, events: &mut Vec<WatchEvent>) -> Result<Revision> {
+        let mut checked = Vec::with_capacity(writes.len());
+        for write in writes {
+            let state = self.state(write.key())?;
+            let live = match &state {
+                Some(state) => Some(self.live(write.key(), state)?),
+                None => None,
+            };
+            write.check(live.as_ref())?;
+            checked.push((write, state, live));
+        }
+        let revision = self.next_revision()?;
+        let mut records = Vec::with_capacity(checked.len());
+        let mut rows = Vec::with_capacity(checked.len());
+        for (write, state, _) in &checked {
+            let key = write.key();
+            let prev = state.map_or(0, |s| s.mod_revision);
+            let (op, version, record) = match write {
+                BatchWrite::Put { value, .. } => {
+                    let create_revision = state.map_or(revision, |s| s.create_revision);
+                    let record = StateRecord {
+                        create_revision,
+                        mod_revision: revision,
+                        expires_at_ms: None,
+                    };
+                    (
+                        Op::Put,
+                        codec::encode_put(create_revision, value)?,
+                        Some(codec::encode_state(&record)?),
+                    )
+                }
+                BatchWrite::Delete { .. } => (Op::Delete, codec::encode_tombstone()?, None),
+            };
+            records.push(LogRecord {
+                key: key.to_owned(),
+                op,
+                prev,
+            });
+            let old_ttl = state
+                .and_then(|s| s.expires_at_ms)
+                .map(|at| keys::ttl_key(at, key));
+            rows.push((keys::version_key(key, revision), version, record, old_ttl));
+        }
+        let log_key = keys::revision_key(revision);
+        let log = codec::encode_log_batch(&records)?;
+        let trees = &self.shared.trees;
+        (
+            &trees.log,
+            &trees.versions,
+            &trees.state,
+            &trees.ttl,
+            &trees.meta,
+        )
+            .transaction(
+                |(log_tree, versions, state, ttl, meta)| -> ConflictableTransactionResult<(), ()> {
+                    log_tree.insert(&log_key[..], log.as_slice())?;
+                    for ((write, _, _), (version_key, version, record, old_ttl)) in
+                        checked.iter().zip(&rows)
+                    {
+                        versions.insert(version_key.as_slice(), version.as_slice())?;
+                        match record {
+                            Some(record) => {
+                                state.insert(write.key().as_bytes(), record.as_slice())?;
+                            }
+                            None => {
+                                state.remove(write.key().as_bytes())?;
+                            }
+                        }
+                        if let Some(old) = old_ttl {
+                            ttl.remove(old.as_slice())?;
+                        }
+                    }
+                    meta.insert(keys::META_REVISION, &log_key[..])?;
+                    Ok(())
+                },
+            )
+            .map_err(transaction_error)?;
+        self.revision = revision;
+        self.shared
+            .counters
+            .writes
+            .fetch_add(checked.len() as u64, Ordering::Relaxed);
+        for (write, state, live) in checked {
+            let key = write.key().to_owned();
+            events.push(match (write, live) {
+                (BatchWrite::Put { value, .. }, prev) => WatchEvent::Put {
+                    kv: KeyValue {
+                        key,
+                        value,
+                        create_revision: state.map_or(revision, |s| s.create_revision),
+                        mod_revision: revision,
+                    },
+                    prev,
+                },
+                (BatchWrite::Delete { .. }, Some(prev)) => WatchEvent::Delete {
+                    key,
+                    revision,
+                    prev,
+                },
+                (BatchWrite::Delete { .. }, None) => {
+                    return Err(Error::internal(format!(
+                        "batch delete of {key:?} found no live value after its check"
+                    )));
+                }
+            });
+        }
+        Ok(revision)
     }
 
     /// Commits one write atomically across the trees and advances the revision.
@@ -675,12 +796,13 @@ impl Writer {
                 let (raw_revision, raw_record) =
                     entry.map_err(|e| sled_error("scanning the sled log", e))?;
                 let revision = keys::parse_u64("log key", &raw_revision)?;
-                let record = codec::decode_log(&raw_record)?;
-                if record.prev != 0 {
-                    version_keys.push(keys::version_key(&record.key, record.prev));
-                }
-                if record.op == Op::Delete {
-                    version_keys.push(keys::version_key(&record.key, revision));
+                for record in codec::decode_log_entry(&raw_record)? {
+                    if record.prev != 0 {
+                        version_keys.push(keys::version_key(&record.key, record.prev));
+                    }
+                    if record.op == Op::Delete {
+                        version_keys.push(keys::version_key(&record.key, revision));
+                    }
                 }
                 log_keys.push(raw_revision);
                 last = revision;

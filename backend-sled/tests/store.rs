@@ -112,3 +112,57 @@ async fn closed_store_ends_watches_and_releases_the_directory() -> anyhow::Resul
     reopened.ready().await?;
     Ok(())
 }
+
+/// A store written at layout version 1 (before atomic batches) opens, keeps its data and takes
+/// batches: version 1 entries are valid version 2 entries, so the upgrade rewrites the number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
+    use storage_api::{BatchWrite, Expect};
+    let dir = tempfile::tempdir()?;
+    {
+        let store = open(&dir, SledOptions::default())?;
+        store.create("/u/a", Bytes::from_static(b"a"), None).await?;
+    }
+    {
+        let db = sled::open(dir.path().join("db"))?;
+        db.open_tree("meta")?
+            .insert(b"schema", &1u64.to_be_bytes()[..])?;
+        db.flush()?;
+    }
+    let store = open(&dir, SledOptions::default())?;
+    let a = store
+        .get_latest("/u/a")
+        .await?
+        .context("data written at layout 1")?;
+    let rev = store
+        .write_batch(vec![
+            BatchWrite::Put {
+                key: "/u/a".into(),
+                value: Bytes::from_static(b"a2"),
+                expect: Expect::ModRevision(a.mod_revision),
+            },
+            BatchWrite::Put {
+                key: "/u/b".into(),
+                value: Bytes::from_static(b"b"),
+                expect: Expect::Absent,
+            },
+        ])
+        .await?;
+    let b = store.get_latest("/u/b").await?.context("batch write")?;
+    ensure!(
+        b.mod_revision == rev,
+        "batch revision {rev}, b at {}",
+        b.mod_revision
+    );
+    drop(store);
+    let db = sled::open(dir.path().join("db"))?;
+    let schema = db
+        .open_tree("meta")?
+        .get(b"schema")?
+        .context("schema version")?;
+    ensure!(
+        schema.as_ref() == 2u64.to_be_bytes(),
+        "schema now {schema:?}"
+    );
+    Ok(())
+}

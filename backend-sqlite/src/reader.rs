@@ -715,7 +715,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let store = crate::SqliteStore::open(&path, crate::SqliteOptions::default()).unwrap();
-        store.create("/a", Bytes::from_static(b"x"), None).await.unwrap();
+        store
+            .create("/a", Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
         let writes = (0..5)
             .map(|i| BatchWrite::Put {
                 key: format!("/b/{i}"),
@@ -736,7 +739,11 @@ mod tests {
         assert!(page.events[1..].iter().all(|e| e.revision() == end));
         assert_eq!(page.scanned_to, end);
         let inside = history(&tx, &all, 3, end, 100).unwrap();
-        assert_eq!(inside.events.len(), 5, "a start inside the batch replays all of it");
+        assert_eq!(
+            inside.events.len(),
+            5,
+            "a start inside the batch replays all of it"
+        );
         assert_eq!(settle(&tx, 4).unwrap(), 1);
         assert_eq!(settle(&tx, end).unwrap(), end);
     }
