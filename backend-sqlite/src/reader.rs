@@ -140,7 +140,7 @@ pub(crate) fn settle(tx: &Transaction<'_>, revision: Revision) -> Result<Revisio
         return Ok(revision);
     }
     let first: Option<Revision> = tx
-        .prepare_cached("SELECT min(rev) FROM log WHERE rev > ?1 AND rev <= ?2 AND batch_end = ?3")
+        .prepare_cached(BATCH_START_SQL)
         .and_then(|mut stmt| {
             stmt.query_row(
                 rusqlite::params![end.saturating_sub(MAX_BATCH_ROWS), revision, end],

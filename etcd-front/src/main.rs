@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use etcd_front::{EtcdFront, FrontOptions};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Serve the etcd v3 API (KV, Watch, Lease, Maintenance, Cluster, gRPC health) over a store of
@@ -110,12 +109,11 @@ async fn main() -> anyhow::Result<()> {
                 .tls_config(tls)
                 .context("invalid TLS configuration")?;
         }
-        let router = front.router(builder).await;
         tracing::info!(%url, storage, "serving the etcd v3 API");
-        servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown(),
-        )));
+        let front = front.clone();
+        servers.push(tokio::spawn(async move {
+            front.serve(builder, listener, shutdown()).await
+        }));
     }
     eprintln!(
         "etcd-front {} serving the etcd v3 API on {} over {storage}",

@@ -57,6 +57,24 @@ impl EtcdFront {
             .add_service(PbClusterServer::new(self.clone()))
     }
 
+    /// Serves every service on `listener` until `shutdown` resolves. Nagle's algorithm is off
+    /// on every connection: a unary response sharing a connection with a watch stream would
+    /// otherwise wait for the acknowledgement of the last watch response (40 ms with delayed
+    /// ACKs) before it is sent.
+    pub async fn serve(
+        &self,
+        server: tonic::transport::Server,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        self.router(server)
+            .await
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+
     async fn current_revision(&self) -> Result<u64, Status> {
         self.engine
             .store

@@ -61,14 +61,14 @@ fn start(url: String) -> anyhow::Result<String> {
                 let front = EtcdFront::new(store, FrontOptions::default()).await?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let endpoint = format!("http://{}", listener.local_addr()?);
-                let router = front.router(tonic::transport::Server::builder()).await;
-                anyhow::Ok((endpoint, router, listener))
+                anyhow::Ok((endpoint, front, listener))
             };
             match started.await {
-                Ok((endpoint, router, listener)) => {
+                Ok((endpoint, front, listener)) => {
                     let _ = tx.send(Ok(endpoint));
-                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                    if let Err(error) = router.serve_with_incoming(incoming).await {
+                    let server = tonic::transport::Server::builder();
+                    let forever = std::future::pending();
+                    if let Err(error) = front.serve(server, listener, forever).await {
                         eprintln!("the front over {url} stopped: {error}");
                     }
                 }

@@ -1,0 +1,321 @@
+//! `etcdctl` 3.4 (Debian's `etcd-client`) runs one scripted scenario against a real etcd and
+//! against the front over SQLite; the outputs must match once IDs, revisions, endpoints,
+//! versions, sizes and timings are masked.
+//!
+//! The scenario covers put, get (prefix, revision, limit, keys-only, sort, from-key, ranges,
+//! JSON), del (prefix, prev-kv), txn, watch (prefix, revision, prev-kv), leases (grant,
+//! put with a lease, time-to-live with keys, keep-alive, list, revoke), lock, elect,
+//! compaction, endpoint status and health, member list, alarms and defrag.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use backend_etcd::testing::EtcdCluster;
+use regex::Regex;
+
+const ETCDCTL_MISSING: &str =
+    "etcdctl not found on PATH: install it with `apt-get install etcd-client`";
+
+/// One etcdctl invocation of the scenario.
+struct Step {
+    args: &'static [&'static str],
+    stdin: Option<&'static str>,
+    /// Long-running commands (watch, elect) are stopped after this long.
+    stop_after: Option<Duration>,
+    /// Saves the first capture group of this pattern in stdout as `{name}`.
+    capture: Option<(&'static str, &'static str)>,
+}
+
+const fn run(args: &'static [&'static str]) -> Step {
+    Step {
+        args,
+        stdin: None,
+        stop_after: None,
+        capture: None,
+    }
+}
+
+const fn capture(args: &'static [&'static str], name: &'static str, pattern: &'static str) -> Step {
+    Step {
+        args,
+        stdin: None,
+        stop_after: None,
+        capture: Some((name, pattern)),
+    }
+}
+
+const fn stopped(args: &'static [&'static str], after_ms: u64) -> Step {
+    Step {
+        args,
+        stdin: None,
+        stop_after: Some(Duration::from_millis(after_ms)),
+        capture: None,
+    }
+}
+
+const TXN: &str = "mod(\"foo\") > \"0\"\n\nput foo txn-success\nget foo\n\nput foo txn-failure\n\n";
+const TXN_FAILING: &str = "value(\"foo\") = \"nope\"\n\nput foo no\n\nget foo\nput other yes\n\n";
+
+fn scenario() -> Vec<Step> {
+    vec![
+        run(&["put", "foo", "bar"]),
+        run(&["put", "foo2", "bar2"]),
+        run(&["put", "fop", "x"]),
+        run(&["put", "a/b", "1"]),
+        run(&["put", "a/c", "2"]),
+        capture(
+            &["get", "foo", "-w", "json"],
+            "rev_foo",
+            r#""mod_revision":(\d+)"#,
+        ),
+        run(&["get", "foo"]),
+        run(&["get", "--prefix", "fo"]),
+        run(&["get", "--prefix", "a", "--limit", "1"]),
+        run(&["get", "--prefix", "a", "--keys-only"]),
+        run(&["get", "--prefix", "", "--sort-by=MODIFY", "--order=DESCEND"]),
+        run(&[
+            "get",
+            "--prefix",
+            "",
+            "--sort-by=VALUE",
+            "--order=ASCEND",
+            "--keys-only",
+        ]),
+        run(&["get", "--from-key", "b"]),
+        run(&["get", "a/b", "a/d"]),
+        run(&["get", "--prefix", "", "--count-only", "-w", "json"]),
+        run(&["put", "foo", "baz", "--prev-kv"]),
+        run(&["get", "foo", "--rev", "{rev_foo}"]),
+        run(&["get", "foo", "-w", "json"]),
+        run(&["put", "foo", "--ignore-value"]),
+        run(&["get", "foo", "--print-value-only"]),
+        run(&["del", "fop"]),
+        run(&["del", "--prefix", "a", "--prev-kv"]),
+        run(&["del", "missing"]),
+        Step {
+            stdin: Some(TXN),
+            ..run(&["txn"])
+        },
+        Step {
+            stdin: Some(TXN_FAILING),
+            ..run(&["txn"])
+        },
+        run(&["get", "--prefix", "", "-w", "json"]),
+        run(&["put", "", "empty"]),
+        capture(
+            &["lease", "grant", "60"],
+            "lease",
+            r"lease ([0-9a-f]+) granted",
+        ),
+        run(&["put", "--lease={lease}", "leased", "v"]),
+        run(&["put", "--lease={lease}", "leased2", "v"]),
+        run(&["lease", "timetolive", "{lease}", "--keys"]),
+        run(&["lease", "keep-alive", "--once", "{lease}"]),
+        run(&["lease", "list"]),
+        run(&["lease", "revoke", "{lease}"]),
+        run(&["get", "--prefix", "leased"]),
+        run(&["lease", "timetolive", "{lease}"]),
+        run(&["lease", "revoke", "{lease}"]),
+        run(&["put", "--lease=1234", "k", "v"]),
+        run(&["lock", "mylock", "echo", "locked"]),
+        stopped(&["elect", "myelection", "alice"], 3000),
+        stopped(
+            &["watch", "--prefix", "fo", "--rev", "{rev_foo}", "--prev-kv"],
+            3000,
+        ),
+        run(&["compaction", "{rev_foo}"]),
+        run(&["get", "foo", "--rev", "1"]),
+        run(&["endpoint", "health"]),
+        run(&["endpoint", "status"]),
+        run(&["member", "list"]),
+        run(&["alarm", "list"]),
+        run(&["defrag"]),
+    ]
+}
+
+/// What one step printed, masked.
+#[derive(Debug, PartialEq, Eq)]
+struct Printed {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the scenario against `endpoint`.
+fn play(endpoint: &str) -> Vec<(String, Printed)> {
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    let mut printed = Vec::new();
+    for step in scenario() {
+        let args: Vec<String> = step
+            .args
+            .iter()
+            .map(|arg| {
+                let mut arg = (*arg).to_owned();
+                for (name, value) in &vars {
+                    arg = arg.replace(&format!("{{{name}}}"), value);
+                }
+                arg
+            })
+            .collect();
+        let mut command = Command::new("etcdctl");
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .arg("--command-timeout=10s")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect(ETCDCTL_MISSING);
+        if let Some(input) = step.stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let output = match step.stop_after {
+            Some(after) => stop_after(child, after),
+            None => child.wait_with_output().unwrap(),
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let Some((name, pattern)) = step.capture {
+            let value = Regex::new(pattern)
+                .unwrap()
+                .captures(&stdout)
+                .and_then(|c| c.get(1))
+                .unwrap_or_else(|| panic!("{args:?} printed no {name}: {stdout}"))
+                .as_str()
+                .to_owned();
+            vars.insert(name, value);
+        }
+        printed.push((
+            args.join(" "),
+            Printed {
+                success: step.stop_after.is_some() || output.status.success(),
+                stdout: mask(&stdout, endpoint),
+                stderr: mask(&String::from_utf8_lossy(&output.stderr), endpoint),
+            },
+        ));
+    }
+    printed
+}
+
+fn stop_after(mut child: Child, after: Duration) -> std::process::Output {
+    std::thread::sleep(after);
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+/// Masks what legitimately differs between two servers.
+fn mask(text: &str, endpoint: &str) -> String {
+    let host = endpoint.trim_start_matches("http://");
+    let mut text = text
+        .replace(endpoint, "<endpoint>")
+        .replace(host, "<endpoint>");
+    let rules: &[(&str, &str)] = &[
+        (
+            r#""(cluster_id|member_id|revision|raft_term|create_revision|mod_revision|raft_index|raft_applied_index|leader|dbSize|dbSizeInUse|ID|id)":-?\d+"#,
+            r#""$1":<n>"#,
+        ),
+        (r"\b[0-9a-f]{16}\b", "<id>"),
+        (r"\b[0-9a-f]{12,15}\b", "<id>"),
+        (r"took = [^\s,]+", "took = <t>"),
+        (r"remaining\(\d+s\)", "remaining(<n>s)"),
+        (r"compacted revision \d+", "compacted revision <n>"),
+        (r"\b3\.\d+\.\d+\b", "<version>"),
+        (r"\b\d+(\.\d+)? [kMG]?B\b", "<size>"),
+        (r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(\.\d+)?", "<time>"),
+    ];
+    for (pattern, replacement) in rules {
+        text = Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, *replacement)
+            .into_owned();
+    }
+    text
+}
+
+/// `etcd-front` over SQLite, killed when dropped.
+struct Front {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_front() -> Front {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_etcd-front"))
+        .arg("--name=front")
+        .arg(format!(
+            "--storage=sqlite://{}",
+            dir.path().join("db.sqlite").display()
+        ))
+        .arg(format!("--listen-client-urls={endpoint}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "etcd-front did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Front {
+        child,
+        endpoint,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn etcdctl_sees_the_front_as_it_sees_etcd() {
+    let available = Command::new("etcdctl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(available, "{ETCDCTL_MISSING}");
+    let etcd = EtcdCluster::start_single().unwrap();
+    let etcd_endpoint = etcd.endpoints()[0].clone();
+    let front = start_front();
+    let expected = play(&etcd_endpoint);
+    let actual = play(&front.endpoint);
+    let mut differences = Vec::new();
+    for ((command, want), (_, got)) in expected.iter().zip(&actual) {
+        if want != got {
+            differences.push(format!(
+                "etcdctl {command}\n  etcd:  {want:?}\n  front: {got:?}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {} steps differ:\n{}",
+        differences.len(),
+        expected.len(),
+        differences.join("\n")
+    );
+}
