@@ -365,9 +365,6 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
     })
 }
 
-/// The most writes one atomic batch may hold (one sled transaction, one log entry).
-const MAX_BATCH_WRITES: usize = 1024;
-
 fn check_ttl(ttl: Ttl) -> Result<()> {
     match ttl {
         Some(ttl) if ttl.as_millis() > u128::from(u32::MAX) * 1000 => {
@@ -515,7 +512,7 @@ impl Interface for SledStore {
     async fn write_batch(&self, writes: Vec<BatchWrite>) -> Result<Revision> {
         let span = tracing::debug_span!("sled_write_batch", writes = writes.len());
         async {
-            validate_batch(&writes, MAX_BATCH_WRITES)?;
+            validate_batch(&writes, usize::MAX)?;
             match self.submit(Command::Batch { writes }).await? {
                 Outcome::Revision(revision) => Ok(revision),
                 other => Err(unexpected(other)),

@@ -121,42 +121,27 @@ impl Snapshot {
     }
 }
 
-/// Most rows one atomic batch may write; bounds the search for a batch's first row.
-pub(crate) const MAX_BATCH_ROWS: u64 = 1024;
-
 /// `revision` itself, or, when it falls inside an atomic batch, the revision just before the
-/// batch. A batch of `n` writes takes the log rows `e - n + 1 ..= e`, each with `batch_end = e`,
-/// and every one of them reports revision `e`; the numbers in between are never reported, so
-/// only a caller guessing one gets here, and it must see the batch whole or not at all.
+/// batch. A batch of `n` writes takes the log rows `s ..= e` (`e = s + n - 1`), each with
+/// `batch_start = s` and `batch_end = e`, and every one of them reports revision `e`; the
+/// numbers in between are never reported, so only a caller guessing one gets here, and it
+/// must see the batch whole or not at all.
 pub(crate) fn settle(tx: &Transaction<'_>, revision: Revision) -> Result<Revision> {
-    let end: Option<Option<Revision>> = tx
+    let batch: Option<(Option<Revision>, Option<Revision>)> = tx
         .prepare_cached(BATCH_OF_SQL)
-        .and_then(|mut stmt| stmt.query_row([revision], |row| row.get(0)).optional())
-        .map_err(sql_error)?;
-    let Some(Some(end)) = end else {
-        return Ok(revision);
-    };
-    if end <= revision {
-        return Ok(revision);
-    }
-    let first: Option<Revision> = tx
-        .prepare_cached(BATCH_START_SQL)
         .and_then(|mut stmt| {
-            stmt.query_row(
-                rusqlite::params![end.saturating_sub(MAX_BATCH_ROWS), revision, end],
-                |row| row.get(0),
-            )
+            stmt.query_row([revision], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
         })
         .map_err(sql_error)?;
-    Ok(first.unwrap_or(revision).saturating_sub(1))
+    match batch {
+        Some((Some(start), Some(end))) if end > revision => Ok(start.saturating_sub(1)),
+        _ => Ok(revision),
+    }
 }
 
-/// The batch of log row `?1`.
-const BATCH_OF_SQL: &str = "SELECT batch_end FROM log WHERE rev = ?1";
-
-/// The first row of batch `?3`, which lies in `(?1, ?2]`.
-const BATCH_START_SQL: &str =
-    "SELECT min(rev) FROM log WHERE rev > ?1 AND rev <= ?2 AND batch_end = ?3";
+/// The batch of log row `?1`: its first and last rows.
+const BATCH_OF_SQL: &str = "SELECT batch_start, batch_end FROM log WHERE rev = ?1";
 
 /// The revision a log row reports: its own, or its batch's.
 fn reported(row: Revision, batch_end: Option<Revision>) -> Revision {
@@ -548,7 +533,8 @@ pub(crate) fn history(
     let full = page.scanned >= budget;
     if let Some(end) = page.batch_end.filter(|end| *end > page.last) {
         let from = page.last;
-        page.read(tx, from, end.min(until), MAX_BATCH_ROWS)?;
+        // The rows left in the batch: `(from, end]`.
+        page.read(tx, from, end.min(until), end - from)?;
     }
     let scanned_to = if full { page.last } else { until };
     Ok(HistoryPage {
@@ -668,7 +654,6 @@ mod tests {
             HISTORY_SQL.to_owned(),
             PREV_SQL.to_owned(),
             BATCH_OF_SQL.to_owned(),
-            BATCH_START_SQL.to_owned(),
         ];
         for bounded in [true, false] {
             queries.extend([

@@ -9,9 +9,9 @@
 //!   a re-create follows, too; NULL for the key's first write): walking it back from the
 //!   newest row finds "the version of a key at revision R" without a second index ordered by
 //!   key, so a write touches one key-ordered b-tree (`current`) instead of two.
-//!   `batch_end` is set on the rows of an atomic batch of several writes: the rows
-//!   `e - n + 1 ..= e` of a batch of `n` all have `batch_end = e` and all report revision `e`
-//!   (their `mod_revision`, their events), so the batch shares one revision; reads at the
+//!   `batch_start` and `batch_end` are set on the rows of an atomic batch of several writes:
+//!   the rows `s ..= e` of a batch all name its first and last row and all report revision
+//!   `e` (their `mod_revision`, their events), so the batch shares one revision; reads at the
 //!   numbers in between are served at the revision before the batch (`reader::settle`).
 //! - `current`: one row per key that has history, in key order (`WITHOUT ROWID`, key as primary
 //!   key): the revision of its newest write, whether that write is a delete, and its expiry
@@ -27,7 +27,7 @@
 //! Versions: 1 had an index `log_key_rev (key, rev)` for past versions and no `older_rev`;
 //! 2 replaces the index with `older_rev` (every write inserted into two key-ordered b-trees,
 //! and at many writers per commit those random pages were most of the WAL's bytes); 3 adds
-//! `batch_end` for atomic batches (NULL in every row written before).
+//! `batch_start` and `batch_end` for atomic batches (NULL in every row written before).
 
 use std::path::Path;
 
@@ -48,6 +48,7 @@ CREATE TABLE log (
     prev_rev   INTEGER,
     value      BLOB,
     older_rev  INTEGER,
+    batch_start INTEGER,
     batch_end  INTEGER
 );
 CREATE TABLE current (
@@ -134,11 +135,13 @@ fn migrate_v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Schema 2 to 3: the `batch_end` column, NULL in every existing row (none was in a batch).
+/// Schema 2 to 3: the `batch_start` and `batch_end` columns, NULL in every existing row (none
+/// was in a batch).
 fn migrate_v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
     tracing::info!("migrating the SQLite schema from version 2 to 3");
     conn.execute_batch(
         "BEGIN IMMEDIATE;
+         ALTER TABLE log ADD COLUMN batch_start INTEGER;
          ALTER TABLE log ADD COLUMN batch_end INTEGER;
          PRAGMA user_version = 3;
          COMMIT;",

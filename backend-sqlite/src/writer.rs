@@ -618,7 +618,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 create_rev: rev,
                 prev_rev: None,
                 older_rev: older,
-                batch_end: None,
+                batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
@@ -652,7 +652,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 create_rev: current.create_revision,
                 prev_rev: Some(current_row),
                 older_rev: Some(current_row),
-                batch_end: None,
+                batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
             set_current(tx, key, rev, false, expires_at(now, *ttl))?;
@@ -681,7 +681,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 create_rev: current.create_revision,
                 prev_rev: Some(current_row),
                 older_rev: Some(current_row),
-                batch_end: None,
+                batch: None,
             };
             insert_log(tx, &row, key, None)?;
             set_current(tx, key, rev, true, None)?;
@@ -715,7 +715,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
     }
     let rows = writes.len() as u64;
     let end = first + rows - 1;
-    let batch_end = (rows > 1).then_some(end);
+    let batch = (rows > 1).then_some((first, end));
     let mut events = Vec::with_capacity(writes.len());
     for ((write, current), rev) in writes.iter().zip(live).zip(first..) {
         let current_row = current.as_ref().map(|(_, row)| *row);
@@ -736,7 +736,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
             create_rev,
             prev_rev: current_row,
             older_rev: older,
-            batch_end,
+            batch,
         };
         insert_log(tx, &row, key, value)?;
         set_current(tx, key, rev, deleted, None)?;
@@ -804,14 +804,14 @@ struct LogRow {
     prev_rev: Option<Revision>,
     /// The key's previous row of any kind (see the schema).
     older_rev: Option<Revision>,
-    /// The last row of the atomic batch this row belongs to (see the schema).
-    batch_end: Option<Revision>,
+    /// The first and last row of the atomic batch this row belongs to (see the schema).
+    batch: Option<(Revision, Revision)>,
 }
 
 fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Bytes>) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value, older_rev, batch_end) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO log (rev, key, deleted, create_rev, prev_rev, value, older_rev, \
+         batch_start, batch_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut stmt| {
         stmt.execute(rusqlite::params![
@@ -822,7 +822,8 @@ fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Byte
             row.prev_rev,
             value.map(|v| v.as_ref()),
             row.older_rev,
-            row.batch_end,
+            row.batch.map(|(start, _)| start),
+            row.batch.map(|(_, end)| end),
         ])
     })
     .map_err(sql_error)?;

@@ -369,3 +369,55 @@ async fn paged_ranges_at_a_past_revision_count_what_remains() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// A batch as large as an etcd ranged delete of a whole prefix commits at one revision, and a
+/// watch from before it, reading history in pages, gets every event of it at that revision
+/// after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_commit_at_one_revision() -> anyhow::Result<()> {
+    use storage_api::{BatchWrite, Expect};
+    const KEYS: usize = 5000;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let before = {
+        let store = SqliteStore::open(&path, quick())?;
+        let writes: Vec<BatchWrite> = (0..KEYS)
+            .map(|i| BatchWrite::Put {
+                key: format!("/big/{i:05}"),
+                value: "v".into(),
+                expect: Expect::Absent,
+            })
+            .collect();
+        let created = store.write_batch(writes).await?;
+        let live = store.range(RangeRequest::prefix("/big/")).await?;
+        assert_eq!(live.count, KEYS as u64);
+        assert!(live.kvs.iter().all(|kv| kv.mod_revision == created));
+        let deletes = live
+            .kvs
+            .iter()
+            .map(|kv| BatchWrite::Delete {
+                key: kv.key.clone(),
+                mod_revision: kv.mod_revision,
+            })
+            .collect();
+        let deleted = store.write_batch(deletes).await?;
+        assert_eq!(store.count("/big/").await?, 0);
+        assert_eq!(store.current_revision().await?, deleted);
+        created
+    };
+    let store = SqliteStore::open(&path, quick())?;
+    let mut watch = store
+        .watch(WatchRequest::prefix("/big/").after(before))
+        .await?;
+    let mut revisions = std::collections::BTreeSet::new();
+    for _ in 0..KEYS {
+        match watch.next().await.unwrap()? {
+            WatchEvent::Delete { revision, .. } => {
+                revisions.insert(revision);
+            }
+            other => panic!("expected only deletes, got {other:?}"),
+        }
+    }
+    assert_eq!(revisions.len(), 1, "every delete at the batch's revision");
+    Ok(())
+}
