@@ -176,6 +176,24 @@ pub fn key_ratios(rows: &[Row]) -> Vec<KeyRatio> {
             Some(0.9),
         );
     }
+    // The etcd front (issue 16): the same etcd backend on the front over SQLite vs on etcd.
+    let mut front_concurrencies: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.backend == "etcd-front" && r.level == "kv")
+        .map(|r| r.concurrency)
+        .collect();
+    front_concurrencies.sort_unstable();
+    front_concurrencies.dedup();
+    for workload in ["create", "update"] {
+        for &c in &front_concurrencies {
+            push(
+                format!("etcd backend on etcd-front over SQLite vs on etcd: {workload} at {c}"),
+                format!("etcd-front/kv/{workload}/c{c}"),
+                format!("etcd/kv/{workload}/c{c}"),
+                (workload == "create" && c == max_c).then_some(2.0),
+            );
+        }
+    }
     let mut concurrencies: Vec<usize> = rows
         .iter()
         .filter(|r| r.backend == "etcd-raw")

@@ -17,6 +17,9 @@ pub enum Kind {
     Sled,
     /// `etcd://` on the run's etcd, under a new key prefix.
     Etcd,
+    /// The etcd backend talking to an `etcd-front` over SQLite in a new temporary directory,
+    /// served from this process on a free loopback port.
+    EtcdFront,
     /// A URL given with `--url`, opened as is; measurements are isolated by key prefix.
     Url(String),
 }
@@ -61,6 +64,55 @@ pub struct Fresh {
     pub key_prefix: String,
     /// The store's temporary directory, if it has one.
     pub dir: Option<tempfile::TempDir>,
+    /// The server the store talks to, when the measurement runs one; stopped when dropped.
+    #[expect(
+        dead_code,
+        reason = "held only so that dropping the store stops its server"
+    )]
+    pub server: Option<ServerGuard>,
+}
+
+/// Stops an in-process server when dropped.
+#[derive(Debug)]
+pub struct ServerGuard {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts an `etcd-front` over `sqlite_url` on a free loopback port; returns its endpoint.
+#[cfg(feature = "etcd")]
+async fn start_front(sqlite_url: &str) -> Result<(String, ServerGuard)> {
+    let store = storage::open(sqlite_url)
+        .await
+        .with_context(|| format!("opening {sqlite_url}"))?;
+    let front = etcd_front::EtcdFront::new(store, etcd_front::FrontOptions::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("127.0.0.1:{}", listener.local_addr()?.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        if let Err(error) = front
+            .serve(tonic::transport::Server::builder(), listener, shutdown)
+            .await
+        {
+            tracing::warn!(%error, "the etcd front stopped");
+        }
+    });
+    Ok((endpoint, ServerGuard { stop: Some(stop) }))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn start_front(_sqlite_url: &str) -> Result<(String, ServerGuard)> {
+    bail!("the etcd-front target needs the bench crate's `etcd` feature")
 }
 
 impl Target {
@@ -78,12 +130,15 @@ impl Target {
                 "sqlite" => Kind::Sqlite,
                 "sled" => Kind::Sled,
                 "etcd" => Kind::Etcd,
+                "etcd-front" => Kind::EtcdFront,
                 other => bail!(
                     "unknown backend {other:?}; this build has: {}",
                     supported.join(", ")
                 ),
             };
-            if !supported.contains(&name) {
+            // The front is measured through the etcd backend.
+            let scheme = if name == "etcd-front" { "etcd" } else { name };
+            if !supported.contains(&scheme) {
                 bail!(
                     "backend {name:?} was not compiled in (enable feature `{name}` of the bench \
                      crate); this build has: {}",
@@ -120,6 +175,7 @@ impl Target {
                 format!("{base}?{}", query.trim_start_matches('?'))
             }
         };
+        let mut server = None;
         let (url, dir) = match &self.kind {
             Kind::Memory => ("memory://".to_owned(), None),
             Kind::Sqlite => {
@@ -145,6 +201,16 @@ impl Target {
                     None,
                 )
             }
+            Kind::EtcdFront => {
+                let dir = temp()?;
+                let base = format!("sqlite://{}", dir.path().join("store.sqlite").display());
+                let (endpoint, guard) = start_front(&with_query(base, &env.sqlite_options)).await?;
+                server = Some(guard);
+                (
+                    format!("etcd://{endpoint}{}", env.etcd_prefix(n)),
+                    Some(dir),
+                )
+            }
             Kind::Url(url) => (url.clone(), None),
         };
         tracing::debug!(%url, "opening a fresh store");
@@ -159,6 +225,7 @@ impl Target {
             store,
             key_prefix,
             dir,
+            server,
         })
     }
 }

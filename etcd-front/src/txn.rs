@@ -53,6 +53,11 @@ const COMPARE_EQUAL: i32 = 0;
 const COMPARE_GREATER: i32 = 1;
 const COMPARE_LESS: i32 = 2;
 const COMPARE_NOT_EQUAL: i32 = 3;
+const COMPARE_TARGET_VERSION: i32 = 0;
+const COMPARE_TARGET_CREATE: i32 = 1;
+const COMPARE_TARGET_MOD: i32 = 2;
+const COMPARE_TARGET_VALUE: i32 = 3;
+const COMPARE_TARGET_LEASE: i32 = 4;
 
 /// Fills response headers: the cluster and member this front reports.
 #[derive(Clone, Copy, Debug)]
@@ -166,6 +171,11 @@ impl Engine {
         check_intervals(&txn.success)?;
         check_intervals(&txn.failure)?;
         let footprint = footprint(&txn);
+        if let Some(create) = create_if_absent(&txn) {
+            if let Some(response) = self.try_create(create).await? {
+                return Ok(response);
+            }
+        }
         for _ in 0..MAX_ATTEMPTS {
             let evaluated = match &footprint {
                 Footprint::ReadOnly => {
@@ -202,6 +212,41 @@ impl Engine {
         Err(Status::unavailable(
             "etcdserver: transaction kept conflicting with concurrent writes; try again",
         ))
+    }
+
+    /// The fast path of a create-if-absent transaction (`create_if_absent`): the store's own
+    /// create checks absence atomically, so nothing is read first. `None` when the key exists:
+    /// the transaction is then evaluated in full, failure branch and all.
+    async fn try_create(&self, put: &PbPutRequest) -> Result<Option<PbTxnResponse>, Status> {
+        let _shared = self.gate.read().await;
+        if put.lease != 0 && !self.leases.exists(put.lease) {
+            return Err(errors::lease_not_found());
+        }
+        let key = keys::encode(&put.key);
+        let record = Record {
+            version: 1,
+            lease: put.lease,
+            value: bytes::Bytes::copy_from_slice(&put.value),
+        };
+        match self.store.create(&key, record.encode(), None).await {
+            Ok(revision) => {
+                if put.lease != 0 {
+                    self.leases.committed([(key, put.lease, revision)]);
+                }
+                Ok(Some(PbTxnResponse {
+                    header: self.identity.header(revision),
+                    succeeded: true,
+                    responses: vec![PbResponseOp {
+                        response: Some(PbTxnOpResponse::ResponsePut(PbPutResponse {
+                            header: self.identity.header(revision),
+                            prev_kv: None,
+                        })),
+                    }],
+                }))
+            }
+            Err(Error::AlreadyExists { .. }) => Ok(None),
+            Err(error) => Err(errors::from_storage(error)),
+        }
     }
 
     async fn current_revision(&self) -> Result<Revision, Status> {
@@ -759,7 +804,7 @@ impl<'a> View<'a> {
 /// with zero version and revisions, except for a value compare, which fails.
 fn compare_holds(compare: &PbCompare, kvs: &[EtcdKv]) -> bool {
     if kvs.is_empty() {
-        if matches!(compare.target_union, Some(PbTargetUnion::Value(_))) {
+        if compare.target == COMPARE_TARGET_VALUE {
             return false;
         }
         return compare_one(compare, None);
@@ -768,17 +813,44 @@ fn compare_holds(compare: &PbCompare, kvs: &[EtcdKv]) -> bool {
 }
 
 fn compare_one(compare: &PbCompare, kv: Option<&EtcdKv>) -> bool {
-    let ordering = match &compare.target_union {
-        Some(PbTargetUnion::Version(v)) => kv.map_or(0, |kv| kv.record.version).cmp(v),
-        Some(PbTargetUnion::CreateRevision(v)) => {
-            kv.map_or(0, |kv| to_i64(kv.create_revision)).cmp(v)
+    // As etcd's `compareKV`: the target picks the field; a union holding another field
+    // compares with zero (or the empty value).
+    let number = |wanted: fn(&PbTargetUnion) -> Option<i64>| {
+        compare.target_union.as_ref().and_then(wanted).unwrap_or(0)
+    };
+    let ordering = match compare.target {
+        COMPARE_TARGET_VERSION => kv
+            .map_or(0, |kv| kv.record.version)
+            .cmp(&number(|u| match u {
+                PbTargetUnion::Version(v) => Some(*v),
+                _ => None,
+            })),
+        COMPARE_TARGET_CREATE => kv
+            .map_or(0, |kv| to_i64(kv.create_revision))
+            .cmp(&number(|u| match u {
+                PbTargetUnion::CreateRevision(v) => Some(*v),
+                _ => None,
+            })),
+        COMPARE_TARGET_MOD => {
+            kv.map_or(0, |kv| to_i64(kv.mod_revision))
+                .cmp(&number(|u| match u {
+                    PbTargetUnion::ModRevision(v) => Some(*v),
+                    _ => None,
+                }))
         }
-        Some(PbTargetUnion::ModRevision(v)) => kv.map_or(0, |kv| to_i64(kv.mod_revision)).cmp(v),
-        Some(PbTargetUnion::Value(v)) => kv
-            .map_or(&[][..], |kv| kv.record.value.as_ref())
-            .cmp(v.as_slice()),
-        Some(PbTargetUnion::Lease(v)) => kv.map_or(0, |kv| kv.record.lease).cmp(v),
-        None => return false,
+        COMPARE_TARGET_VALUE => {
+            let wanted = match &compare.target_union {
+                Some(PbTargetUnion::Value(v)) => v.as_slice(),
+                _ => &[],
+            };
+            kv.map_or(&[][..], |kv| kv.record.value.as_ref())
+                .cmp(wanted)
+        }
+        COMPARE_TARGET_LEASE => kv.map_or(0, |kv| kv.record.lease).cmp(&number(|u| match u {
+            PbTargetUnion::Lease(v) => Some(*v),
+            _ => None,
+        })),
+        _ => return false,
     };
     match compare.result {
         COMPARE_EQUAL => ordering.is_eq(),
@@ -952,6 +1024,37 @@ fn intervals(ops: &[PbTxnRequestOp]) -> Result<(Vec<Span>, HashSet<String>), Sta
         }
     }
     Ok((deletes, puts))
+}
+
+/// The put of a transaction that creates a key only if it is absent, as kube-apiserver's
+/// `Create` and the etcd backend's `create` send it: one compare of the key's create or mod
+/// revision or version with 0, a success branch of one plain put of that key (no previous
+/// value asked, no `ignore_*`).
+fn create_if_absent(txn: &PbTxnRequest) -> Option<&PbPutRequest> {
+    let [compare] = txn.compare.as_slice() else {
+        return None;
+    };
+    let [op] = txn.success.as_slice() else {
+        return None;
+    };
+    let Some(PbTxnOpRequest::RequestPut(put)) = &op.request else {
+        return None;
+    };
+    let zero = matches!(
+        compare.target_union,
+        Some(
+            PbTargetUnion::CreateRevision(0)
+                | PbTargetUnion::ModRevision(0)
+                | PbTargetUnion::Version(0)
+        )
+    );
+    let plain = !put.prev_kv && !put.ignore_value && !put.ignore_lease;
+    (zero
+        && compare.result == COMPARE_EQUAL
+        && compare.range_end.is_empty()
+        && compare.key == put.key
+        && plain)
+        .then_some(put)
 }
 
 /// Which gate `txn` needs (module doc).
