@@ -1,6 +1,12 @@
 //! Runs the shared conformance suite against a real etcd started from PATH: one server for the
 //! whole run, a fresh random key prefix per trial.
 //!
+//! With `ETCD_ENDPOINTS` set (comma-separated URLs), it runs against that server instead: any
+//! server of etcd's v3 API (another etcd version, kine, this project's `etcd-front`) is held to
+//! the same suite: `ETCD_ENDPOINTS=http://127.0.0.1:2379 cargo test -p backend-etcd --test
+//! conformance`. Such a server must report progress notifications at least every two seconds
+//! for the progress cases.
+//!
 //! Compaction is global to an etcd cluster: a case that compacts would discard the history a case
 //! running at the same time on another prefix still reads or watches. So trials take turns: a
 //! store opened for a trial holds a permit until the trial drops it.
@@ -23,7 +29,9 @@ fn turn() -> Arc<Semaphore> {
 }
 
 struct Etcd {
-    server: EtcdCluster,
+    /// The server the run started, if it started one (kept alive for the run).
+    _server: Option<EtcdCluster>,
+    endpoints: Vec<String>,
     next: AtomicU64,
     run_id: u128,
 }
@@ -38,26 +46,36 @@ impl Harness for Etcd {
         let trial = self.next.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("/conformance-{:x}-{trial}", self.run_id);
         let turn = turn().acquire_owned().await?;
-        let store = EtcdStore::connect(EtcdOptions::new(self.server.endpoints(), prefix)).await?;
+        let store = EtcdStore::connect(EtcdOptions::new(self.endpoints.clone(), prefix)).await?;
         // The turn passes to the next trial only once this trial has dropped its store.
         Ok(KeepAlive::wrap(store, turn))
     }
 }
 
 fn main() -> std::process::ExitCode {
-    let server = match EtcdCluster::start_single() {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!("cannot run the etcd conformance suite: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let (server, endpoints) = match std::env::var("ETCD_ENDPOINTS") {
+        Ok(endpoints) => (
+            None,
+            endpoints.split(',').map(str::to_owned).collect::<Vec<_>>(),
+        ),
+        Err(_) => match EtcdCluster::start_single() {
+            Ok(server) => {
+                let endpoints = server.endpoints();
+                (Some(server), endpoints)
+            }
+            Err(e) => {
+                eprintln!("cannot run the etcd conformance suite: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
     };
     let run_id = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     conformance::run(Etcd {
-        server,
+        _server: server,
+        endpoints,
         next: AtomicU64::new(0),
         run_id,
     })

@@ -329,3 +329,94 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+/// A lease and the keys attached to it survive a SIGKILL of the front over SQLite: after the
+/// restart the lease is there again with its full TTL and its keys, and revoking it deletes
+/// them at one revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let front = Front::start(&storage, "http", &[]);
+    let mut client = Client::connect([format!("http://127.0.0.1:{}", front.port)], None)
+        .await
+        .unwrap();
+    let lease = client.lease_grant(60, None).await.unwrap().id();
+    for key in ["/leased/a", "/leased/b"] {
+        client
+            .put(
+                key,
+                "v",
+                Some(etcd_client::PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .unwrap();
+    }
+    client.put("/leased/free", "v", None).await.unwrap();
+    front.kill();
+
+    let front = Front::start(&storage, "http", &[]);
+    let mut client = Client::connect([format!("http://127.0.0.1:{}", front.port)], None)
+        .await
+        .unwrap();
+    let status = client
+        .lease_time_to_live(
+            lease,
+            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.granted_ttl(), 60);
+    assert!(
+        status.ttl() > 55,
+        "renewed to its full TTL, not {}",
+        status.ttl()
+    );
+    let mut keys: Vec<&[u8]> = status.keys().iter().map(Vec::as_slice).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [&b"/leased/a"[..], &b"/leased/b"[..]]);
+    let leases = client.leases().await.unwrap();
+    assert_eq!(
+        leases.leases().iter().map(|l| l.id()).collect::<Vec<_>>(),
+        [lease]
+    );
+    let mut watch = client
+        .watch("/leased/", Some(WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    client.lease_revoke(lease).await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let response = if response.created() && response.events().is_empty() {
+        tokio::time::timeout(Duration::from_secs(10), watch.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    } else {
+        response
+    };
+    let deleted: Vec<(Vec<u8>, i64)> = response
+        .events()
+        .iter()
+        .map(|e| {
+            assert_eq!(e.event_type(), EventType::Delete);
+            let kv = e.kv().unwrap();
+            (kv.key().to_vec(), kv.mod_revision())
+        })
+        .collect();
+    assert_eq!(deleted.len(), 2, "both attached keys deleted: {deleted:?}");
+    assert_eq!(deleted[0].1, deleted[1].1, "at one revision");
+    let left = client
+        .get(
+            "/leased/",
+            Some(GetOptions::new().with_prefix().with_keys_only()),
+        )
+        .await
+        .unwrap();
+    let left: Vec<&[u8]> = left.kvs().iter().map(|kv| kv.key()).collect();
+    assert_eq!(left, [&b"/leased/free"[..]]);
+}
