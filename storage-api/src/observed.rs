@@ -521,7 +521,8 @@ mod tests {
                 "current_revision",
                 "compacted_revision",
                 "ready",
-                "request_progress"
+                "request_progress",
+                "write_batch"
             ]
         );
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), names.len());
