@@ -295,6 +295,22 @@ fn read_meta(trees: &Trees, name: &[u8]) -> Result<Option<u64>> {
         .transpose()
 }
 
+/// Records [`keys::SCHEMA_VERSION`] as the store's layout, durably.
+fn write_schema_version(trees: &Trees) -> Result<()> {
+    trees
+        .meta
+        .insert(
+            keys::META_SCHEMA,
+            &keys::revision_key(keys::SCHEMA_VERSION)[..],
+        )
+        .map_err(|e| sled_error("writing the sled schema version", e))?;
+    trees
+        .meta
+        .flush()
+        .map_err(|e| sled_error("flushing the sled schema version", e))?;
+    Ok(())
+}
+
 fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
     match read_meta(trees, keys::META_SCHEMA)? {
         Some(keys::SCHEMA_VERSION) => {}
@@ -304,17 +320,7 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
                 to = keys::SCHEMA_VERSION,
                 "upgrading the sled schema"
             );
-            trees
-                .meta
-                .insert(
-                    keys::META_SCHEMA,
-                    &keys::revision_key(keys::SCHEMA_VERSION)[..],
-                )
-                .map_err(|e| sled_error("writing the sled schema version", e))?;
-            trees
-                .meta
-                .flush()
-                .map_err(|e| sled_error("flushing the sled schema version", e))?;
+            write_schema_version(trees)?;
         }
         Some(other) => {
             return Err(Error::internal(format!(
@@ -335,17 +341,7 @@ fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
                     path.display()
                 )));
             }
-            trees
-                .meta
-                .insert(
-                    keys::META_SCHEMA,
-                    &keys::revision_key(keys::SCHEMA_VERSION)[..],
-                )
-                .map_err(|e| sled_error("writing the sled schema version", e))?;
-            trees
-                .meta
-                .flush()
-                .map_err(|e| sled_error("flushing the sled schema version", e))?;
+            write_schema_version(trees)?;
         }
     }
     let revision = read_meta(trees, keys::META_REVISION)?.unwrap_or(0);

@@ -120,19 +120,9 @@ impl Engine {
 
     /// etcd's Put, as a transaction of one operation.
     pub(crate) async fn put(&self, request: PbPutRequest) -> Result<PbPutResponse, Status> {
-        let txn = single_op(PbTxnOpRequest::RequestPut(request));
-        match self
-            .txn(txn)
-            .await?
-            .responses
-            .pop()
-            .and_then(|r| r.response)
-        {
-            Some(PbTxnOpResponse::ResponsePut(mut put)) => {
-                put.header = self.top_header(&put.header);
-                Ok(put)
-            }
-            _ => Err(Status::internal("put transaction answered without a put")),
+        match self.single(PbTxnOpRequest::RequestPut(request)).await? {
+            PbTxnOpResponse::ResponsePut(put) => Ok(put),
+            _ => Err(Status::internal("a put was answered as another operation")),
         }
     }
 
@@ -141,27 +131,32 @@ impl Engine {
         &self,
         request: PbDeleteRequest,
     ) -> Result<PbDeleteResponse, Status> {
-        let txn = single_op(PbTxnOpRequest::RequestDeleteRange(request));
         match self
-            .txn(txn)
+            .single(PbTxnOpRequest::RequestDeleteRange(request))
             .await?
-            .responses
-            .pop()
-            .and_then(|r| r.response)
         {
-            Some(PbTxnOpResponse::ResponseDeleteRange(mut delete)) => {
-                delete.header = self.top_header(&delete.header);
-                Ok(delete)
-            }
+            PbTxnOpResponse::ResponseDeleteRange(delete) => Ok(delete),
             _ => Err(Status::internal(
-                "delete transaction answered without a delete",
+                "a delete was answered as another operation",
             )),
         }
     }
 
-    fn top_header(&self, nested: &Option<PbResponseHeader>) -> Option<PbResponseHeader> {
-        self.identity
-            .header(nested.as_ref().map_or(0, |h| h.revision.max(0) as Revision))
+    /// Runs one operation as a transaction; its response carries the full header.
+    async fn single(&self, request: PbTxnOpRequest) -> Result<PbTxnOpResponse, Status> {
+        let txn = PbTxnRequest {
+            compare: Vec::new(),
+            success: vec![PbTxnRequestOp {
+                request: Some(request),
+            }],
+            failure: Vec::new(),
+        };
+        self.txn(txn)
+            .await?
+            .responses
+            .pop()
+            .and_then(|op| op.response)
+            .ok_or_else(|| Status::internal("a transaction of one operation answered nothing"))
     }
 
     /// etcd's Txn.
@@ -454,16 +449,6 @@ async fn commit_one(store: &dyn Interface, write: BatchWrite) -> storage_api::Re
             .delete(&key, Precondition::ModRevision(mod_revision))
             .await
             .map(|deleted| deleted.revision),
-    }
-}
-
-fn single_op(request: PbTxnOpRequest) -> PbTxnRequest {
-    PbTxnRequest {
-        compare: Vec::new(),
-        success: vec![PbTxnRequestOp {
-            request: Some(request),
-        }],
-        failure: Vec::new(),
     }
 }
 

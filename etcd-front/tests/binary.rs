@@ -4,11 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
 use rcgen::{
@@ -16,54 +15,9 @@ use rcgen::{
 };
 use tokio::sync::Mutex;
 
-const ETCDCTL_MISSING: &str =
-    "etcdctl not found on PATH: install it with `apt-get install etcd-client`";
+mod common;
 
-/// The front binary on a free port, killed when dropped.
-struct Front {
-    child: Child,
-    port: u16,
-}
-
-impl Front {
-    fn start(storage: &str, scheme: &str, extra: &[String]) -> Front {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_etcd-front"))
-            .arg(format!("--storage={storage}"))
-            .arg(format!("--listen-client-urls={scheme}://127.0.0.1:{port}"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "etcd-front did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Front { child, port }
-    }
-
-    /// SIGKILL: no chance to flush or clean up.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{FrontProcess as Front, require_etcdctl};
 
 fn write_pem(dir: &Path, name: &str, pem: &str) -> String {
     let path = dir.join(name);
@@ -75,11 +29,7 @@ fn write_pem(dir: &Path, name: &str, pem: &str) -> String {
 /// served over TLS; one without a certificate, or one signed by another CA, is refused.
 #[test]
 fn tls_with_client_certificates() {
-    let available = Command::new("etcdctl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(available, "{ETCDCTL_MISSING}");
+    require_etcdctl();
     let dir = tempfile::tempdir().unwrap();
     let ca_params = {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -247,14 +197,7 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         // Let the writers run, reading the watch meanwhile, then kill the front.
         let until = tokio::time::Instant::now() + Duration::from_millis(700 + 150 * round as u64);
         while let Ok(Ok(Some(response))) = tokio::time::timeout_at(until, stream.message()).await {
-            for event in response.events() {
-                let kv = event.kv().unwrap();
-                assert!(kv.mod_revision() > last_seen, "watch went back or repeated");
-                last_seen = kv.mod_revision();
-                if event.event_type() == EventType::Put {
-                    watched.insert(kv.key_str().unwrap().to_owned(), kv.mod_revision());
-                }
-            }
+            record(&response, &mut last_seen, &mut watched);
         }
         front.kill();
         for writer in writers {
@@ -303,14 +246,7 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
             .expect("the resumed watch went silent")
             .unwrap()
             .expect("the resumed watch ended");
-        for event in response.events() {
-            let kv = event.kv().unwrap();
-            assert!(kv.mod_revision() > last_seen, "watch went back or repeated");
-            last_seen = kv.mod_revision();
-            if event.event_type() == EventType::Put {
-                watched.insert(kv.key_str().unwrap().to_owned(), kv.mod_revision());
-            }
-        }
+        record(&response, &mut last_seen, &mut watched);
     }
     let acked = acked.lock().await;
     assert!(
@@ -328,6 +264,25 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         "{} acknowledged puts across {KILLS} SIGKILLs, all present and all watched",
         acked.len()
     );
+}
+
+/// Notes the puts of a watch response, checking that revisions only go up.
+fn record(
+    response: &etcd_client::WatchResponse,
+    last_seen: &mut i64,
+    watched: &mut BTreeMap<String, i64>,
+) {
+    for event in response.events() {
+        let kv = event.kv().unwrap();
+        assert!(
+            kv.mod_revision() > *last_seen,
+            "watch went back or repeated"
+        );
+        *last_seen = kv.mod_revision();
+        if event.event_type() == EventType::Put {
+            watched.insert(kv.key_str().unwrap().to_owned(), kv.mod_revision());
+        }
+    }
 }
 
 /// A lease and the keys attached to it survive a SIGKILL of the front over SQLite: after the

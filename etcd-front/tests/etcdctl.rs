@@ -11,15 +11,15 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backend_etcd::testing::EtcdCluster;
 use regex::Regex;
 
-const ETCDCTL_MISSING: &str =
-    "etcdctl not found on PATH: install it with `apt-get install etcd-client`";
+mod common;
+
+use common::{ETCDCTL_MISSING, FrontProcess, require_etcdctl};
 
 /// One etcdctl invocation of the scenario.
 struct Step {
@@ -264,52 +264,12 @@ fn mask(text: &str, endpoint: &str) -> String {
         .into_owned()
 }
 
-/// `etcd-front` over SQLite, killed when dropped.
-struct Front {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_front() -> Front {
+/// `etcd-front` over SQLite in a directory of its own.
+fn start_front() -> (FrontProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_etcd-front"))
-        .arg("--name=front")
-        .arg(format!(
-            "--storage=sqlite://{}",
-            dir.path().join("db.sqlite").display()
-        ))
-        .arg(format!("--listen-client-urls={endpoint}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "etcd-front did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Front {
-        child,
-        endpoint,
-        _dir: dir,
-    }
+    let storage = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let front = FrontProcess::start(&storage, "http", &["--name=front".to_owned()]);
+    (front, dir)
 }
 
 /// etcdctl 3.4 sends the endpoint it was given as the HTTP/2 `:authority` of some calls
@@ -322,16 +282,12 @@ fn bare(endpoint: &str) -> String {
 
 #[test]
 fn etcdctl_sees_the_front_as_it_sees_etcd() {
-    let available = Command::new("etcdctl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(available, "{ETCDCTL_MISSING}");
+    require_etcdctl();
     let etcd = EtcdCluster::start_single().unwrap();
     let etcd_endpoint = etcd.endpoints()[0].clone();
-    let front = start_front();
+    let (front, _dir) = start_front();
     let expected = play(&bare(&etcd_endpoint));
-    let actual = play(&bare(&front.endpoint));
+    let actual = play(&bare(&front.endpoint()));
     let mut differences = Vec::new();
     for ((command, want), (_, got)) in expected.iter().zip(&actual) {
         if want != got {
@@ -353,15 +309,11 @@ fn etcdctl_sees_the_front_as_it_sees_etcd() {
 /// key it wrote) passes against the front over SQLite.
 #[test]
 fn check_perf_passes_against_the_front() {
-    let available = Command::new("etcdctl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(available, "{ETCDCTL_MISSING}");
-    let front = start_front();
+    require_etcdctl();
+    let (front, _dir) = start_front();
     let output = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", bare(&front.endpoint)))
+        .arg(format!("--endpoints={}", bare(&front.endpoint())))
         .args(["check", "perf", "--load=s"])
         .output()
         .unwrap();

@@ -32,14 +32,26 @@ pub(super) fn cases() -> Vec<Case> {
     ROWS.iter()
         .map(|row| {
             let row = *row;
-            Case::new(
+            let case = Case::new(
                 format!("k8s::list::{}", row.name),
                 &[crate::harness::Capability::Compaction],
                 move |store| list_case(store, row),
-            )
+            );
+            if CACHE_MAY_BE_STALE.contains(&row.name) {
+                case.not_for_watch_cache(
+                    "a list at resourceVersion 0 may be served from a cache that has not seen \
+                     the newest writes yet, so a limited page of it has no fixed answer \
+                     (upstream's cacher tests skip these rows too, kubernetes#108003)",
+                )
+            } else {
+                case
+            }
         })
         .collect()
 }
+
+/// Rows whose answer through the watch cache depends on how far it has caught up.
+const CACHE_MAY_BE_STALE: [&str; 2] = ["limit_at_rv_0", "limit_at_rv_0_not_older_than"];
 
 /// What `seedMultiLevelData` (plus the list and compaction that follow it) leaves behind.
 pub(super) struct Seed {
@@ -450,7 +462,7 @@ const ROWS: &[ListRow] = &[
             .remaining(1)
             .rv_at_least(s.continue_rv))
     }),
-    // The watch cache ignores the limit at RV 0 (#108003) and skips these two; etcd3 runs them.
+    // Not run through the watch cache (`CACHE_MAY_BE_STALE`); etcd3 runs them.
     row("limit_at_rv_0", |s| {
         Ok(Row::on("/pods/second/")
             .limit(1)
