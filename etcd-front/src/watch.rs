@@ -2,7 +2,10 @@
 //!
 //! A stream task reads the client's requests (create, cancel, progress). Each watch runs a
 //! task that reads its store watch, keeps the events in its etcd range, and sends them in
-//! responses that never split a revision. Responses of all watches of a stream go through one
+//! responses: everything the store has delivered by then goes in one response, and a response
+//! that reaches the batch limit still takes the rest of its last revision, so the events of
+//! one write (a transaction, a lease revocation) normally arrive together. Responses of all
+//! watches of a stream go through one
 //! channel, so a progress response sent after a watch reached a revision follows every event
 //! of that watch up to it.
 
@@ -316,10 +319,15 @@ async fn run_watch(
     identity: Identity,
     id: i64,
     spec: Spec,
-    mut stream: storage_api::WatchStream,
+    stream: storage_api::WatchStream,
     synced: Arc<AtomicU64>,
     tx: Sender,
 ) {
+    // However the watch ends (canceled, failed, the client gone), it has nothing more to send:
+    // progress requests of its stream stop waiting for it.
+    let _ended = Ended(Arc::clone(&synced));
+    // Fused: a store stream that ended is never polled again.
+    let mut stream = stream.fuse();
     let mut pending: Option<storage_api::Result<WatchEvent>> = None;
     loop {
         let first = match pending.take() {
@@ -336,8 +344,22 @@ async fn run_watch(
                 return;
             }
         }
-        // Take what is already there, finishing the last revision past the batch limit.
-        while let Some(Some(item)) = stream.next().now_or_never() {
+        // Take what is already there, finishing the last revision past the batch limit. One
+        // yield lets events published together but not yet handed over (Tokio's cooperative
+        // budget) join the batch.
+        let mut yielded = false;
+        loop {
+            let item = match stream.next().now_or_never() {
+                Some(Some(item)) => item,
+                // Ended: the next read reports it.
+                Some(None) => break,
+                None if yielded => break,
+                None => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            };
             let same_revision = matches!((&item, items.last()),
                 (Ok(next), Some(Ok(last))) if next.revision() == last.revision());
             if items.len() >= MAX_BATCH_EVENTS && !same_revision {
@@ -405,7 +427,7 @@ async fn run_watch(
                 let resume = synced.load(Ordering::Acquire);
                 match open(&store, &spec, resume).await {
                     Ok(resumed) => {
-                        stream = resumed;
+                        stream = resumed.fuse();
                         pending = None;
                     }
                     Err(error) => {
@@ -420,6 +442,15 @@ async fn run_watch(
                 return;
             }
         }
+    }
+}
+
+/// Marks a watch as in sync with every revision once its task ends.
+struct Ended(Arc<AtomicU64>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(u64::MAX, Ordering::Release);
     }
 }
 

@@ -340,29 +340,19 @@ async fn leases_survive_a_restart() {
         .await
         .unwrap();
     client.lease_revoke(lease).await.unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(10), watch.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let response = if response.created() && response.events().is_empty() {
-        tokio::time::timeout(Duration::from_secs(10), watch.message())
+    let mut deleted: Vec<(Vec<u8>, i64)> = Vec::new();
+    while deleted.len() < 2 {
+        let response = tokio::time::timeout(Duration::from_secs(10), watch.message())
             .await
+            .expect("both deletes within 10 s")
             .unwrap()
-            .unwrap()
-            .unwrap()
-    } else {
-        response
-    };
-    let deleted: Vec<(Vec<u8>, i64)> = response
-        .events()
-        .iter()
-        .map(|e| {
-            assert_eq!(e.event_type(), EventType::Delete);
-            let kv = e.kv().unwrap();
-            (kv.key().to_vec(), kv.mod_revision())
-        })
-        .collect();
+            .unwrap();
+        for event in response.events() {
+            assert_eq!(event.event_type(), EventType::Delete);
+            let kv = event.kv().unwrap();
+            deleted.push((kv.key().to_vec(), kv.mod_revision()));
+        }
+    }
     assert_eq!(deleted.len(), 2, "both attached keys deleted: {deleted:?}");
     assert_eq!(deleted[0].1, deleted[1].1, "at one revision");
     let left = client
