@@ -634,7 +634,12 @@ fn corrupt_records() -> anyhow::Result<()> {
         let revision = store.create("/c/a", Bytes::from_static(b"a"), None).await?;
         drop(store);
         {
-            let db = sled::open(&path)?;
+            // No background flusher: it would hold the directory's lock for a moment after
+            // `db` is dropped, and the store's open below would find it still locked.
+            let db = sled::Config::new()
+                .path(&path)
+                .flush_every_ms(None)
+                .open()?;
             let versions = db.open_tree("versions")?;
             let mut key = b"/c/a\0".to_vec();
             key.extend_from_slice(&revision.to_be_bytes());

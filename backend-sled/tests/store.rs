@@ -124,7 +124,11 @@ async fn a_layout_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
         store.create("/u/a", Bytes::from_static(b"a"), None).await?;
     }
     {
-        let db = sled::open(dir.path().join("db"))?;
+        // No background flusher, which would keep the directory locked after the drop.
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .flush_every_ms(None)
+            .open()?;
         db.open_tree("meta")?
             .insert(b"schema", &1u64.to_be_bytes()[..])?;
         db.flush()?;
@@ -155,7 +159,10 @@ async fn a_layout_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
         b.mod_revision
     );
     drop(store);
-    let db = sled::open(dir.path().join("db"))?;
+    let db = sled::Config::new()
+        .path(dir.path().join("db"))
+        .flush_every_ms(None)
+        .open()?;
     let schema = db
         .open_tree("meta")?
         .get(b"schema")?
