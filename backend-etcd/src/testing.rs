@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,14 @@ pub enum TestServerError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// `etcdctl snapshot restore` could not make a data directory of a snapshot.
+    #[error(
+        "etcdctl snapshot restore failed (install etcdctl with `apt-get install etcd-client`): {output}"
+    )]
+    SnapshotRestore {
+        /// What etcdctl printed, or why it could not run.
+        output: String,
     },
     /// etcd did not become healthy in time.
     #[error("etcd did not become healthy within {timeout:?}; its log:\n{log}")]
@@ -152,6 +160,36 @@ impl EtcdMember {
         Ok(())
     }
 
+    /// Makes the member's data directory from a snapshot with `etcdctl snapshot restore`.
+    fn restore(&self, snapshot: &Path) -> Result<(), TestServerError> {
+        let output = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg("snapshot")
+            .arg("restore")
+            .arg(snapshot)
+            .arg("--name")
+            .arg(&self.name)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--initial-cluster")
+            .arg(&self.initial_cluster)
+            .arg("--initial-cluster-token")
+            .arg(&self.cluster_token)
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{}", self.peer_port))
+            .output()
+            .map_err(|e| TestServerError::SnapshotRestore {
+                output: format!("cannot run etcdctl: {e}"),
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(TestServerError::SnapshotRestore {
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        }
+    }
+
     /// Kills the member at once (SIGKILL), as a crash would. Its data directory is kept.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
@@ -270,13 +308,24 @@ impl EtcdCluster {
     /// Starts a cluster of `size` members on free loopback ports and waits until every member
     /// is healthy. Fails with [`TestServerError::EtcdMissing`] when `etcd` is not on `PATH`.
     pub fn start(size: usize) -> Result<Self, TestServerError> {
+        Self::start_with(size, None)
+    }
+
+    /// Starts a single-member etcd on a data directory that `etcdctl snapshot restore` made
+    /// from `snapshot` (a file of `etcdctl snapshot save`), and waits until it is healthy.
+    /// Needs `etcdctl` as well as `etcd` on `PATH`.
+    pub fn from_snapshot(snapshot: &Path) -> Result<Self, TestServerError> {
+        Self::start_with(1, Some(snapshot))
+    }
+
+    fn start_with(size: usize, snapshot: Option<&Path>) -> Result<Self, TestServerError> {
         if !etcd_on_path() {
             return Err(TestServerError::EtcdMissing);
         }
         // A port picked here may be taken by another process before etcd binds it: try again.
         let mut last_error = None;
         for _ in 0..3 {
-            match Self::try_start(size.max(1)) {
+            match Self::try_start(size.max(1), snapshot) {
                 Ok(cluster) => return Ok(cluster),
                 Err(e) => last_error = Some(e),
             }
@@ -284,7 +333,7 @@ impl EtcdCluster {
         Err(last_error.unwrap_or(TestServerError::EtcdMissing))
     }
 
-    fn try_start(size: usize) -> Result<Self, TestServerError> {
+    fn try_start(size: usize, snapshot: Option<&Path>) -> Result<Self, TestServerError> {
         let dir = tempfile::Builder::new()
             .prefix("etcd-test-")
             .tempdir()
@@ -319,6 +368,11 @@ impl EtcdCluster {
                 watchdog: None,
             })
             .collect();
+        if let Some(snapshot) = snapshot {
+            for member in &members {
+                member.restore(snapshot)?;
+            }
+        }
         for member in &mut members {
             member.spawn("new")?;
         }

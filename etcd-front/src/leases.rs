@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use storage_api::{Error, Interface, RangeRequest, Result, Revision};
+use storage_api::{Error, Interface, KeyValue, RangeRequest, Result, Revision};
 
 use crate::keys;
 use crate::record::EtcdKv;
@@ -18,8 +18,8 @@ use crate::record::EtcdKv;
 /// etcd's `MaxLeaseTTL`: 9,000,000,000 seconds.
 pub(crate) const MAX_LEASE_TTL: i64 = 9_000_000_000;
 
-/// Keys read per page when the table is rebuilt at start.
-const LOAD_PAGE: u64 = 1000;
+/// Keys read per page by [`scan`].
+const SCAN_PAGE: u64 = 1000;
 
 /// One granted lease.
 #[derive(Debug)]
@@ -63,16 +63,8 @@ impl Leases {
     pub(crate) async fn load(store: &dyn Interface, min_ttl: i64) -> Result<Leases> {
         let now = Instant::now();
         let mut state = State::default();
-        let records = store.range(RangeRequest::prefix(keys::LEASE_SPACE)).await?;
-        for kv in records.kvs {
-            let id = kv
-                .key
-                .strip_prefix(keys::LEASE_SPACE)
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-                .map(|id| id as i64)
-                .ok_or_else(|| Error::internal(format!("corrupt lease key {:?}", kv.key)))?;
-            let granted_ttl = decode_ttl(&kv.value)
-                .ok_or_else(|| Error::internal(format!("corrupt lease record {:?}", kv.key)))?;
+        let revision = scan(store, keys::LEASE_SPACE, None, |kv| {
+            let (id, granted_ttl) = parse_record(kv)?;
             state.leases.insert(
                 id,
                 Lease {
@@ -81,23 +73,17 @@ impl Leases {
                     keys: BTreeSet::new(),
                 },
             );
-        }
-        let mut request = RangeRequest::prefix(keys::KV_SPACE).limit(LOAD_PAGE);
-        loop {
-            let page = store.range(request.clone()).await?;
-            for kv in &page.kvs {
-                let etcd = EtcdKv::from_stored(kv)?;
-                if etcd.record.lease != 0 {
-                    state.attach(&kv.key, etcd.record.lease, kv.mod_revision);
-                }
+            Ok(())
+        })
+        .await?;
+        scan(store, keys::KV_SPACE, Some(revision), |kv| {
+            let etcd = EtcdKv::from_stored(kv)?;
+            if etcd.record.lease != 0 {
+                state.attach(&kv.key, etcd.record.lease, kv.mod_revision);
             }
-            match page.kvs.last() {
-                Some(last) if page.more => {
-                    request = request.start(format!("{}\0", last.key)).at(page.revision);
-                }
-                _ => break,
-            }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(Leases {
             state: Mutex::new(state),
             min_ttl,
@@ -224,6 +210,45 @@ pub(crate) fn encode_ttl(ttl: i64) -> bytes::Bytes {
 
 fn decode_ttl(stored: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(stored.try_into().ok()?))
+}
+
+/// A stored lease record as its ID and granted TTL.
+pub(crate) fn parse_record(kv: &KeyValue) -> Result<(i64, i64)> {
+    let id = kv
+        .key
+        .strip_prefix(keys::LEASE_SPACE)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .map(|id| id as i64)
+        .ok_or_else(|| Error::internal(format!("corrupt lease key {:?}", kv.key)))?;
+    let granted_ttl = decode_ttl(&kv.value)
+        .ok_or_else(|| Error::internal(format!("corrupt lease record {:?}", kv.key)))?;
+    Ok((id, granted_ttl))
+}
+
+/// Calls `visit` with every key under `prefix` at one revision (`at`, or the latest), reading
+/// [`SCAN_PAGE`] keys at a time; returns that revision.
+pub(crate) async fn scan(
+    store: &dyn Interface,
+    prefix: &str,
+    at: Option<Revision>,
+    mut visit: impl FnMut(&KeyValue) -> Result<()>,
+) -> Result<Revision> {
+    let mut request = RangeRequest::prefix(prefix).limit(SCAN_PAGE);
+    if let Some(revision) = at {
+        request = request.at(revision);
+    }
+    loop {
+        let page = store.range(request.clone()).await?;
+        for kv in &page.kvs {
+            visit(kv)?;
+        }
+        match page.kvs.last() {
+            Some(last) if page.more => {
+                request = request.start(format!("{}\0", last.key)).at(page.revision);
+            }
+            _ => return Ok(page.revision),
+        }
+    }
 }
 
 #[cfg(test)]

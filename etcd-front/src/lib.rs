@@ -11,6 +11,7 @@ mod keys;
 mod leases;
 mod record;
 mod services;
+mod snapshot;
 mod txn;
 mod watch;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use storage_api::Interface;
 
 pub use services::DbSize;
+pub use snapshot::{RestoreError, Restored, restore_snapshot};
 
 use crate::leases::Leases;
 use crate::txn::{Engine, Identity};

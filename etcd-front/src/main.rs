@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use etcd_front::{EtcdFront, FrontOptions};
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
@@ -14,8 +14,10 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 /// this project: SQLite by default, or any `--storage` URL. Flags named as etcd names them mean
 /// what they mean for etcd.
 #[derive(Debug, Parser)]
-#[command(name = "etcd-front", version)]
+#[command(name = "etcd-front", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Human-readable name of this member (etcd's `--name`); member and cluster IDs derive
     /// from it.
     #[arg(long, default_value = "default")]
@@ -51,6 +53,39 @@ struct Args {
     election_timeout: u64,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// etcd snapshot files (`etcdctl snapshot save` takes them from this front or from etcd).
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Writes the keys and leases of an etcd snapshot into a new store, which `etcd-front`
+    /// with the same `--data-dir` or `--storage` then serves. Keys keep their values, versions
+    /// and leases; revisions are the new store's.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+        /// As for serving: the default data directory is `<name>.etcd`.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Directory of the default SQLite store.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The store to create (it must hold no etcd keys yet).
+        #[arg(long)]
+        storage: Option<String>,
+        /// Accept a file without the SHA-256 that ends a snapshot (a copy of an etcd member's
+        /// `member/snap/db`).
+        #[arg(long)]
+        skip_hash_check: bool,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -61,18 +96,21 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let storage = match &args.storage {
-        Some(url) => url.clone(),
-        None => {
-            let dir = args
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", args.name)));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-            format!("sqlite://{}", dir.join("front.sqlite").display())
-        }
-    };
+    if let Some(Command::Snapshot {
+        command:
+            SnapshotCommand::Restore {
+                file,
+                name,
+                data_dir,
+                storage,
+                skip_hash_check,
+            },
+    }) = &args.command
+    {
+        let storage = storage_url(name, data_dir.as_ref(), storage.as_ref())?;
+        return restore(file, &storage, *skip_hash_check).await;
+    }
+    let storage = storage_url(&args.name, args.data_dir.as_ref(), args.storage.as_ref())?;
     let store = storage::open(&storage)
         .await
         .with_context(|| format!("cannot open the store {storage}"))?;
@@ -123,6 +161,45 @@ async fn main() -> anyhow::Result<()> {
     for server in servers {
         server.await.context("a listener task failed")??;
     }
+    Ok(())
+}
+
+/// The `--storage` URL, or SQLite in the data directory (created if missing).
+fn storage_url(
+    name: &str,
+    data_dir: Option<&PathBuf>,
+    storage: Option<&String>,
+) -> anyhow::Result<String> {
+    if let Some(url) = storage {
+        return Ok(url.clone());
+    }
+    let dir = data_dir
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.etcd")));
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(format!("sqlite://{}", dir.join("front.sqlite").display()))
+}
+
+/// `etcd-front snapshot restore`.
+async fn restore(
+    file: &std::path::Path,
+    storage: &str,
+    skip_hash_check: bool,
+) -> anyhow::Result<()> {
+    let store = storage::open(storage)
+        .await
+        .with_context(|| format!("cannot open the store {storage}"))?;
+    let restored = etcd_front::restore_snapshot(&*store, file, skip_hash_check).await?;
+    println!(
+        "restored {} keys and {} leases of the snapshot {} (etcd revision {}) into {storage}, \
+         now at revision {}",
+        restored.keys,
+        restored.leases,
+        file.display(),
+        restored.snapshot_revision,
+        restored.revision
+    );
     Ok(())
 }
 

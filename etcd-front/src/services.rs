@@ -27,6 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::errors;
 use crate::keys;
 use crate::leases::{self, MAX_LEASE_TTL};
+use crate::snapshot;
 use crate::txn::check_put;
 use crate::{EtcdFront, REPORTED_VERSION, watch};
 
@@ -421,13 +422,21 @@ impl PbMaintenanceService for EtcdFront {
 
     type SnapshotStream = BoxStream<PbSnapshotResponse>;
 
+    /// The keys and leases at the latest revision, in etcd's snapshot format (see the
+    /// `snapshot` module).
     async fn snapshot(
         &self,
         _request: Request<PbSnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(Status::unimplemented(
-            "Snapshot is not served by this etcd front yet",
-        ))
+        let snapshot = snapshot::take(&*self.engine.store)
+            .await
+            .map_err(errors::from_storage)?;
+        let header = self.engine.identity.header(snapshot.revision);
+        Ok(Response::new(Box::pin(snapshot::stream(
+            snapshot,
+            header,
+            REPORTED_VERSION,
+        ))))
     }
 
     async fn move_leader(

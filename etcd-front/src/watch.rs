@@ -538,3 +538,65 @@ async fn send(tx: &Sender, response: PbWatchResponse, fragment: bool) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use etcd_client::proto::PbKeyValue;
+
+    use super::*;
+
+    fn event(key: &str, value_len: usize) -> PbEvent {
+        PbEvent {
+            kv: Some(PbKeyValue {
+                key: key.as_bytes().to_vec(),
+                value: vec![b'v'; value_len],
+                ..PbKeyValue::default()
+            }),
+            ..PbEvent::default()
+        }
+    }
+
+    async fn sent(response: PbWatchResponse, fragment: bool) -> Vec<PbWatchResponse> {
+        let (tx, mut rx) = mpsc::channel(64);
+        send(&tx, response, fragment).await.unwrap();
+        drop(tx);
+        let mut parts = Vec::new();
+        while let Some(part) = rx.recv().await {
+            parts.push(part.unwrap());
+        }
+        parts
+    }
+
+    #[tokio::test]
+    async fn large_responses_are_fragmented_only_when_asked() {
+        let events: Vec<PbEvent> = (0..10).map(|i| event(&format!("k{i}"), 400_000)).collect();
+        let response = PbWatchResponse {
+            watch_id: 7,
+            events: events.clone(),
+            ..PbWatchResponse::default()
+        };
+        let whole = sent(response.clone(), false).await;
+        assert_eq!(whole.len(), 1);
+        assert!(!whole[0].fragment);
+
+        let parts = sent(response, true).await;
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            // Every part but the last says more follow; each stays under the request limit.
+            assert_eq!(part.fragment, i + 1 < parts.len());
+            assert_eq!(part.watch_id, 7);
+            assert!(part.encoded_len() <= MAX_FRAGMENT_BYTES + 64);
+        }
+        let joined: Vec<PbEvent> = parts.into_iter().flat_map(|p| p.events).collect();
+        assert_eq!(joined, events);
+
+        // One event larger than the limit cannot be split: it goes alone, unfragmented.
+        let huge = PbWatchResponse {
+            events: vec![event("huge", 2 * MAX_FRAGMENT_BYTES)],
+            ..PbWatchResponse::default()
+        };
+        let parts = sent(huge, true).await;
+        assert_eq!(parts.len(), 1);
+        assert!(!parts[0].fragment);
+    }
+}

@@ -365,3 +365,68 @@ async fn leases_survive_a_restart() {
     let left: Vec<&[u8]> = left.kvs().iter().map(|kv| kv.key()).collect();
     assert_eq!(left, [&b"/leased/free"[..]]);
 }
+
+/// A revision whose events exceed etcd's request limit (1.5 MiB) reaches a watch that asked
+/// for `fragment` in several responses, and one that did not in one response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_watches_get_large_revisions_in_pieces() {
+    let front = Front::start("memory://", "http", &[]);
+    let mut client = Client::connect([format!("http://127.0.0.1:{}", front.port)], None)
+        .await
+        .unwrap();
+    let mut last = 0;
+    for i in 0..8 {
+        last = client
+            .put(format!("/big/{i}"), vec![b'x'; 400_000], None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+    }
+    // One revision deleting eight keys of 400 KB, each event carrying its previous value.
+    let deleted = client
+        .delete(
+            "/big/",
+            Some(etcd_client::DeleteOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted(), 8);
+    let responses_with = |fragment: bool| {
+        let mut client = client.clone();
+        async move {
+            let mut options = WatchOptions::new()
+                .with_prefix()
+                .with_prev_key()
+                .with_start_revision(last + 1);
+            if fragment {
+                options = options.with_fragment();
+            }
+            let mut stream = client.watch("/big/", Some(options)).await.unwrap();
+            let mut sizes = Vec::new();
+            while sizes.iter().sum::<usize>() < 8 {
+                let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                    .await
+                    .expect("the watch went quiet")
+                    .unwrap()
+                    .unwrap();
+                for event in response.events() {
+                    assert_eq!(event.event_type(), EventType::Delete);
+                    assert_eq!(event.prev_kv().unwrap().value().len(), 400_000);
+                }
+                if !response.events().is_empty() {
+                    sizes.push(response.events().len());
+                }
+            }
+            sizes
+        }
+    };
+    assert_eq!(responses_with(false).await, vec![8]);
+    let pieces = responses_with(true).await;
+    assert!(pieces.len() >= 2, "not fragmented: {pieces:?}");
+    assert!(
+        pieces.iter().all(|&n| n <= 4),
+        "a piece over 1.5 MiB: {pieces:?}"
+    );
+}

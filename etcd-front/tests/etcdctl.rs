@@ -5,7 +5,8 @@
 //! The scenario covers put, get (prefix, revision, limit, keys-only, sort, from-key, ranges,
 //! JSON), del (prefix, prev-kv), txn, watch (prefix, revision, prev-kv), leases (grant,
 //! put with a lease, time-to-live with keys, keep-alive, list, revoke), lock, elect,
-//! compaction, endpoint status and health, member list, alarms and defrag.
+//! compaction, endpoint status and health, member list, alarms, defrag, and snapshot save,
+//! status and restore (`tests/snapshot.rs` starts etcd on the restored directory).
 
 #![allow(clippy::unwrap_used)]
 
@@ -140,6 +141,15 @@ fn scenario() -> Vec<Step> {
         run(&["member", "list"]),
         run(&["alarm", "list"]),
         run(&["defrag"]),
+        run(&["snapshot", "save", "{dir}/snap.db"]),
+        run(&["snapshot", "status", "{dir}/snap.db", "-w", "json"]),
+        run(&[
+            "snapshot",
+            "restore",
+            "{dir}/snap.db",
+            "--data-dir",
+            "{dir}/restored",
+        ]),
     ]
 }
 
@@ -153,7 +163,11 @@ struct Printed {
 
 /// Runs the scenario against `endpoint`.
 fn play(endpoint: &str) -> Vec<(String, Printed)> {
+    // Snapshot files go here.
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().display().to_string();
     let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("dir", dir_path.clone());
     let mut printed = Vec::new();
     for step in scenario() {
         let args: Vec<String> = step
@@ -205,8 +219,11 @@ fn play(endpoint: &str) -> Vec<(String, Printed)> {
             args.join(" "),
             Printed {
                 success: step.stop_after.is_some() || output.status.success(),
-                stdout: mask(&stdout, endpoint),
-                stderr: mask(&String::from_utf8_lossy(&output.stderr), endpoint),
+                stdout: mask(&stdout.replace(&dir_path, "<dir>"), endpoint),
+                stderr: mask(
+                    &String::from_utf8_lossy(&output.stderr).replace(&dir_path, "<dir>"),
+                    endpoint,
+                ),
             },
         ));
     }
@@ -227,13 +244,15 @@ fn mask(text: &str, endpoint: &str) -> String {
         .replace(host, "<endpoint>");
     let rules: &[(&str, &str)] = &[
         (
-            r#""(cluster_id|member_id|revision|raft_term|create_revision|mod_revision|raft_index|raft_applied_index|leader|dbSize|dbSizeInUse|ID|id)":-?\d+"#,
+            r#""(cluster_id|member_id|revision|raft_term|create_revision|mod_revision|raft_index|raft_applied_index|leader|dbSize|dbSizeInUse|ID|id|hash|totalKey|totalSize|restored-compact-revision)":-?\d+"#,
             r#""$1":<n>"#,
         ),
         (r"\b[0-9a-f]{16}\b", "<id>"),
         (r"\b[0-9a-f]{12,15}\b", "<id>"),
         (r"took = [^\s,]+", "took = <t>"),
+        (r#""took":[^,}]+"#, r#""took":<t>"#),
         (r#""ts":"[^"]*""#, r#""ts":"<time>""#),
+        (r#""ts":\d+(\.\d+)?"#, r#""ts":<time>"#),
         (r"client-[0-9a-f-]+", "client-<uuid>"),
         (r"started, [^,]*, [^,]*,", "started, <name>, <peer urls>,"),
         // endpoint status: raft term, raft index, applied index.
