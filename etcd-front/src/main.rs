@@ -18,17 +18,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Human-readable name of this member (etcd's `--name`); member and cluster IDs derive
-    /// from it.
-    #[arg(long, default_value = "default")]
-    name: String,
-    /// Directory of the default SQLite store (etcd's `--data-dir`); default `<name>.etcd`.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// The store: `sqlite://PATH`, `sled://PATH`, `memory://` or `etcd://HOST:PORT` (as Cargo
-    /// features allow). Default: `sqlite://<data-dir>/front.sqlite`.
-    #[arg(long)]
-    storage: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Comma-separated URLs to serve clients on, `http://` or `https://` with an IP address.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     listen_client_urls: Vec<String>,
@@ -53,6 +44,38 @@ struct Args {
     election_timeout: u64,
 }
 
+/// Where the store is: the same flags for serving and for restoring a snapshot.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Human-readable name of this member (etcd's `--name`); member and cluster IDs derive
+    /// from it.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Directory of the default SQLite store (etcd's `--data-dir`); default `<name>.etcd`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The store: `sqlite://PATH`, `sled://PATH`, `memory://` or `etcd://HOST:PORT` (as Cargo
+    /// features allow). Default: `sqlite://<data-dir>/front.sqlite`.
+    #[arg(long)]
+    storage: Option<String>,
+}
+
+impl StoreArgs {
+    /// The `--storage` URL, or SQLite in the data directory (created if missing).
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.storage {
+            return Ok(url.clone());
+        }
+        let dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        Ok(format!("sqlite://{}", dir.join("front.sqlite").display()))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// etcd snapshot files (`etcdctl snapshot save` takes them from this front or from etcd).
@@ -70,15 +93,9 @@ enum SnapshotCommand {
     Restore {
         /// The snapshot file.
         file: PathBuf,
-        /// As for serving: the default data directory is `<name>.etcd`.
-        #[arg(long, default_value = "default")]
-        name: String,
-        /// Directory of the default SQLite store.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The store to create (it must hold no etcd keys yet).
-        #[arg(long)]
-        storage: Option<String>,
+        /// The store to write, as for serving; it must hold no etcd keys yet.
+        #[command(flatten)]
+        store: StoreArgs,
         /// Accept a file without the SHA-256 that ends a snapshot (a copy of an etcd member's
         /// `member/snap/db`).
         #[arg(long)]
@@ -100,17 +117,14 @@ async fn main() -> anyhow::Result<()> {
         command:
             SnapshotCommand::Restore {
                 file,
-                name,
-                data_dir,
-                storage,
+                store,
                 skip_hash_check,
             },
     }) = &args.command
     {
-        let storage = storage_url(name, data_dir.as_ref(), storage.as_ref())?;
-        return restore(file, &storage, *skip_hash_check).await;
+        return restore(file, &store.url()?, *skip_hash_check).await;
     }
-    let storage = storage_url(&args.name, args.data_dir.as_ref(), args.storage.as_ref())?;
+    let storage = args.store.url()?;
     let store = storage::open(&storage)
         .await
         .with_context(|| format!("cannot open the store {storage}"))?;
@@ -123,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(i64::MAX)
         .max(1);
     let options = FrontOptions {
-        name: args.name.clone(),
+        name: args.store.name.clone(),
         advertise_client_urls: advertise,
         min_lease_ttl,
         db_size: sqlite_size(&storage),
@@ -162,23 +176,6 @@ async fn main() -> anyhow::Result<()> {
         server.await.context("a listener task failed")??;
     }
     Ok(())
-}
-
-/// The `--storage` URL, or SQLite in the data directory (created if missing).
-fn storage_url(
-    name: &str,
-    data_dir: Option<&PathBuf>,
-    storage: Option<&String>,
-) -> anyhow::Result<String> {
-    if let Some(url) = storage {
-        return Ok(url.clone());
-    }
-    let dir = data_dir
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from(format!("{name}.etcd")));
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    Ok(format!("sqlite://{}", dir.join("front.sqlite").display()))
 }
 
 /// `etcd-front snapshot restore`.

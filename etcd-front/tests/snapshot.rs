@@ -236,14 +236,7 @@ async fn snapshots_move_data_from_the_front_to_etcd_and_back() {
         printed.contains(&format!("restored {} keys and 2 leases", etcd_rows.len())),
         "{printed}"
     );
-    let back = FrontProcess::start(&back_storage, "http", &[]);
-    let mut back_client = Client::connect([back.endpoint()], None).await.unwrap();
-    let (_, back_rows) = dump(&mut back_client, None).await;
-    let strip = |rows: &[Row]| rows.iter().map(Row::without_revisions).collect::<Vec<_>>();
-    assert!(
-        strip(&back_rows) == strip(&etcd_rows),
-        "the front restored other keys"
-    );
+    let (back, mut back_client, back_rows) = serve_restored(&back_storage, &etcd_rows).await;
     assert_eq!(leases(&mut back_client).await, etcd_leases);
     // Keys written in order in etcd are written in the same order here.
     let revision_of = |rows: &[Row], key: &[u8]| -> i64 {
@@ -351,12 +344,19 @@ async fn a_snapshot_under_writes_holds_exactly_its_revision() {
         printed.contains(&format!("(etcd revision {revision})")),
         "{printed}"
     );
-    let restored = FrontProcess::start(&storage, "http", &[]);
-    let mut restored_client = Client::connect([restored.endpoint()], None).await.unwrap();
-    let (_, rows) = dump(&mut restored_client, None).await;
+    serve_restored(&storage, &expected).await;
+}
+
+/// Serves a restored store with the front and checks that it holds `expected` (values,
+/// versions and leases; revisions are the store's). Returns the front, a client and its keys.
+async fn serve_restored(storage: &str, expected: &[Row]) -> (FrontProcess, Client, Vec<Row>) {
+    let front = FrontProcess::start(storage, "http", &[]);
+    let mut client = Client::connect([front.endpoint()], None).await.unwrap();
+    let (_, rows) = dump(&mut client, None).await;
     let strip = |rows: &[Row]| rows.iter().map(Row::without_revisions).collect::<Vec<_>>();
     assert!(
-        strip(&rows) == strip(&expected),
-        "the snapshot does not hold the keys of revision {revision}"
+        strip(&rows) == strip(expected),
+        "the restored store holds other keys than the snapshot's"
     );
+    (front, client, rows)
 }
