@@ -25,9 +25,13 @@ use storage_api::{
 };
 
 fn open_copy(dir: &Path, fixture: &str) -> SqliteStore {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(fixture);
+    // Cargo sets the variable when it runs the test too; the run-time value names this
+    // checkout even when the binary was built from another one sharing the target directory.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf(),
+        Into::into,
+    );
+    let fixture = manifest_dir.join("tests/fixtures").join(fixture);
     let path = dir.join("db.sqlite");
     std::fs::copy(&fixture, &path).unwrap();
     let mut options = SqliteOptions::default();

@@ -1,8 +1,9 @@
 //! bbolt's file format, as much of it as etcd snapshots need: a writer that lays out buckets of
 //! sorted keys once, page by page, and a reader that walks any file bbolt wrote.
 //!
-//! The layout is bbolt's v1.3 (`page.go`, `db.go`, `bucket.go`, `node.go` in etcd-io/bbolt),
-//! little-endian as bbolt writes it on every platform etcd ships for:
+//! The layout is bbolt's v1.3 (`page.go`, `db.go`, `bucket.go`, `node.go` in etcd-io/bbolt).
+//! bbolt writes it in the machine's byte order; this module reads and writes it little-endian,
+//! as on amd64, arm64 and ppc64le (a big-endian file fails the magic-number check):
 //! - every page starts with a 16-byte header: page id (u64), flags (u16: branch 0x01, leaf
 //!   0x02, meta 0x04, freelist 0x10), element count (u16) and how many pages follow it as
 //!   overflow (u32);
@@ -77,10 +78,13 @@ impl Node {
         }
     }
 
-    /// Whether `element` still fits on one page; a lone element always "fits" and spills
-    /// into overflow pages.
+    /// Whether `element` still fits on one page; a lone leaf element always "fits" and spills
+    /// into overflow pages. A branch page takes at least two children (bbolt's
+    /// `minKeysPerPage`), so every branch level is smaller than the one below it, however long
+    /// the keys.
     fn fits(&self, element: &Element, branch: bool) -> bool {
-        self.elements.is_empty() || self.size + entry_size(element, branch) <= PAGE_SIZE
+        let minimum = if branch { 2 } else { 1 };
+        self.elements.len() < minimum || self.size + entry_size(element, branch) <= PAGE_SIZE
     }
 
     fn push(&mut self, element: Element, branch: bool) {
@@ -363,6 +367,13 @@ impl<'f> BoltReader<'f> {
                 return Err(invalid(format!("not a bbolt database: {problem}")));
             }
         };
+        let pages = file.metadata()?.len() / meta.page_size as u64;
+        if meta.high_water > pages {
+            return Err(invalid(format!(
+                "the meta counts {} pages, the file holds {pages}: it is truncated",
+                meta.high_water
+            )));
+        }
         Ok(BoltReader {
             file,
             page_size: meta.page_size,
@@ -391,7 +402,15 @@ impl<'f> BoltReader<'f> {
     ) -> io::Result<()> {
         match bucket {
             Bucket::Page(root) => self.walk(*root, 0, &mut HashSet::new(), &mut visit),
-            Bucket::Inline(page) => visit_page(page, &mut |_| Ok(()), &mut visit),
+            Bucket::Inline(page) => visit_page(
+                page,
+                &mut |child| {
+                    Err(invalid(format!(
+                        "an inline bucket refers to page {child}: inline buckets are one leaf"
+                    )))
+                },
+                &mut visit,
+            ),
         }
     }
 
@@ -436,6 +455,7 @@ impl<'f> BoltReader<'f> {
                 self.high_water
             )));
         }
+        // Cannot overflow: `id` is below `high_water`, which the file's length bounds.
         let offset = id * self.page_size as u64;
         let truncated = |error: io::Error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
@@ -457,7 +477,7 @@ impl<'f> BoltReader<'f> {
         let overflow = u64::from(u32::from_le_bytes(
             header[12..16].try_into().map_err(|_| invalid("header"))?,
         ));
-        if id + overflow >= self.high_water {
+        if overflow >= self.high_water - id {
             return Err(invalid(format!(
                 "page {id} overflows past the last page {}",
                 self.high_water - 1
@@ -688,6 +708,47 @@ mod tests {
         let bucket = reader.bucket(b"data").unwrap().unwrap();
         let error = reader.for_each(&bucket, |_, _, _| Ok(())).unwrap_err();
         assert!(error.to_string().contains("cycle"), "{error}");
+        // A meta claiming more pages than the file holds (with a valid checksum).
+        let mut inflated = original.clone();
+        let meta = &mut inflated[PAGE_SIZE + PAGE_HEADER..PAGE_SIZE + PAGE_HEADER + 64];
+        meta[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        meta[48..56].copy_from_slice(&9_u64.to_le_bytes());
+        let checksum = fnv1a64(&meta[..META_CHECKSUMMED]);
+        meta[56..64].copy_from_slice(&checksum.to_le_bytes());
+        let copy = tempfile::tempfile().unwrap();
+        copy.write_all_at(&inflated, 0).unwrap();
+        let error = BoltReader::open(&copy).unwrap_err();
+        assert!(error.to_string().contains("truncated"), "{error}");
+        // A huge overflow count on a data page.
+        let mut overflowing = original.clone();
+        let leaf_at = 3 * PAGE_SIZE;
+        overflowing[leaf_at + 12..leaf_at + 16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let copy = tempfile::tempfile().unwrap();
+        copy.write_all_at(&overflowing, 0).unwrap();
+        let reader = BoltReader::open(&copy).unwrap();
+        let bucket = reader.bucket(b"data").unwrap().unwrap();
+        assert!(reader.for_each(&bucket, |_, _, _| Ok(())).is_err());
+        // An inline bucket flagged as a branch.
+        let mut branchy = Vec::new();
+        branchy.extend_from_slice(&page_header(0, BRANCH_PAGE, 1, 0));
+        branchy.extend_from_slice(&[0; 8]);
+        branchy.extend_from_slice(&7_u64.to_le_bytes());
+        let reader = BoltReader::open(&file).unwrap();
+        assert!(
+            reader
+                .for_each(&Bucket::Inline(branchy), |_, _, _| Ok(()))
+                .is_err()
+        );
+        // Long keys still make a tree that ends in one root.
+        let long: Entries = (0..50_u32)
+            .map(|i| {
+                let mut key = vec![b'k'; 3000];
+                key.extend_from_slice(&i.to_be_bytes());
+                (key, vec![1])
+            })
+            .collect();
+        let file = written(&[(b"long", long.clone())]);
+        assert_eq!(read_back(&file, b"long"), Some(long));
         // Not a bbolt file at all.
         let plain = tempfile::tempfile().unwrap();
         plain.write_all_at(b"hello", 0).unwrap();

@@ -244,7 +244,8 @@ pub struct Restored {
 }
 
 /// Why [`restore_snapshot`] failed. Nothing was written unless the error is
-/// [`RestoreError::Store`].
+/// [`RestoreError::Store`], after which the store holds part of the snapshot and must be
+/// removed before the restore is tried again.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RestoreError {
@@ -334,37 +335,42 @@ pub async fn restore_snapshot(
             )
             .await?;
     }
-    let writes: Vec<(String, Bytes)> = parsed
-        .keys
-        .iter()
-        .map(|kv| {
-            let record = Record {
-                version: kv.version,
-                lease: kv.lease,
-                value: Bytes::copy_from_slice(&kv.value),
-            };
-            (keys::encode(&kv.key), record.encode())
-        })
-        .collect();
+    let encoded = |kv: &PbKeyValue| {
+        let record = Record {
+            version: kv.version,
+            lease: kv.lease,
+            value: Bytes::copy_from_slice(&kv.value),
+        };
+        (keys::encode(&kv.key), record.encode())
+    };
     let mut revision = store.current_revision().await?;
     if store.capabilities().atomic_batches {
         let mut batch = Vec::new();
         let mut bytes = 0;
-        for (index, (key, value)) in writes.iter().enumerate() {
-            bytes += key.len() + value.len();
-            batch.push(BatchWrite::Put {
-                key: key.clone(),
-                value: value.clone(),
-                expect: Expect::Absent,
-            });
-            let last = index + 1 == writes.len();
-            if last || batch.len() == MAX_TXN_OPS || bytes >= RESTORE_BATCH_BYTES {
+        for kv in &parsed.keys {
+            let (key, value) = encoded(kv);
+            let size = key.len() + value.len();
+            // Flushed before it would grow past the limit, so a batch stays under etcd's
+            // request limit unless one write alone exceeds it.
+            if !batch.is_empty()
+                && (batch.len() == MAX_TXN_OPS || bytes + size > RESTORE_BATCH_BYTES)
+            {
                 revision = store.write_batch(std::mem::take(&mut batch)).await?;
                 bytes = 0;
             }
+            bytes += size;
+            batch.push(BatchWrite::Put {
+                key,
+                value,
+                expect: Expect::Absent,
+            });
+        }
+        if !batch.is_empty() {
+            revision = store.write_batch(batch).await?;
         }
     } else {
-        for (key, value) in writes {
+        for kv in &parsed.keys {
+            let (key, value) = encoded(kv);
             revision = store.create(&key, value, None).await?;
         }
     }
