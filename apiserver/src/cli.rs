@@ -25,8 +25,12 @@ use crate::watch_cache::WatchCacheSettings;
 /// With no arguments it serves plain HTTP on 127.0.0.1:6443 with data in ./data, and writes
 /// ./data/kubeconfig for kubectl.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "apiserver", version)]
+#[command(name = "apiserver", version, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// `backup` or `restore`; without one, the server runs.
+    #[command(subcommand)]
+    pub command: Option<crate::backup::Command>,
+
     /// Address to listen on. Binding a non-loopback address needs --tls-cert/--tls-key,
     /// --token-auth-file and --authorization-mode with RBAC (without AlwaysAllow), or
     /// --allow-insecure-non-loopback. Port 0 picks a free port.
@@ -134,13 +138,18 @@ pub struct Args {
     pub watch_cache_sizes: Vec<String>,
 }
 
+/// `--storage`, or the default SQLite database in the data directory.
+pub fn storage_url(data_dir: &Path, storage: Option<&str>) -> String {
+    match storage {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", data_dir.join("registry.db").display()),
+    }
+}
+
 impl Args {
     /// The storage URL to open.
     pub fn storage_url(&self) -> String {
-        match &self.storage {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", self.data_dir.join("registry.db").display()),
-        }
+        storage_url(&self.data_dir, self.storage.as_deref())
     }
 
     /// Checks the flag combination: non-loopback needs TLS and auth unless forced.
@@ -394,6 +403,9 @@ async fn shutdown_signal() {
 ///
 /// Bad flags, storage that cannot be opened, an address that cannot be bound.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(command) = args.command {
+        return crate::backup::run(command).await;
+    }
     args.check()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;

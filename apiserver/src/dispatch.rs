@@ -174,6 +174,10 @@ async fn route(
             require_get(&method, &path)?;
             return Ok(json_response(StatusCode::OK, &version_info()));
         }
+        crate::backup::BACKUP_PATH => {
+            require_get(&method, &path)?;
+            return Ok(crate::backup::serve(state.storage.clone()));
+        }
         "/metrics" => {
             require_get(&method, &path)?;
             let mut response = Response::new(Body::from(state.metrics.render()));

@@ -43,6 +43,7 @@
 // lifecycle are how the server works, not API.
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 mod dispatch;
 mod endpoints;

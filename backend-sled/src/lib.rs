@@ -60,4 +60,4 @@ mod watch;
 mod writer;
 
 pub use options::{Durability, SledOptions};
-pub use store::{SledStats, SledStore};
+pub use store::{SledStats, SledStore, bump_revision};

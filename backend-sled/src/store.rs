@@ -151,17 +151,7 @@ impl SledStore {
             .flush_every_ms(flush_every)
             .open()
             .map_err(|e| open_error(&path, e))?;
-        let open_tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| sled_error(&format!("opening sled tree {name}"), e))
-        };
-        let trees = Trees {
-            log: open_tree("log")?,
-            versions: open_tree("versions")?,
-            state: open_tree("state")?,
-            ttl: open_tree("ttl")?,
-            meta: open_tree("meta")?,
-        };
+        let trees = open_trees(&db)?;
         let start = check_schema(&path, &trees)?;
         let db_file = match options.durability {
             Durability::Fsync => Some(File::open(path.join("db")).map_err(|e| {
@@ -265,6 +255,56 @@ pub(crate) struct StartState {
     pub revision: Revision,
     pub compacted: Revision,
     pub compact_done: Revision,
+}
+
+fn open_trees(db: &sled::Db) -> Result<Trees> {
+    let open_tree = |name: &str| {
+        db.open_tree(name)
+            .map_err(|e| sled_error(&format!("opening sled tree {name}"), e))
+    };
+    Ok(Trees {
+        log: open_tree("log")?,
+        versions: open_tree("versions")?,
+        state: open_tree("state")?,
+        ttl: open_tree("ttl")?,
+        meta: open_tree("meta")?,
+    })
+}
+
+/// Moves the revision of the closed store in the directory `path` to `revision` and marks
+/// every earlier revision compacted, without writing a key: the store then answers at
+/// `revision`, and reads and watches from any earlier revision fail as compacted. A restore
+/// does this so that clients of the server it replaces list again instead of resuming into
+/// another history (etcd's `snapshot restore --bump-revision --mark-compacted`). The deletion
+/// of superseded versions below `revision` is left to the store's compaction.
+///
+/// Fails with [`Error::Unavailable`] while a store has the directory open, and with
+/// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
+pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
+    let path = path.as_ref();
+    let db = sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(|e| open_error(path, e))?;
+    let trees = open_trees(&db)?;
+    let start = check_schema(path, &trees)?;
+    if revision < start.revision {
+        return Err(Error::InvalidArgument(format!(
+            "cannot move the store at {} back from revision {} to {revision}",
+            path.display(),
+            start.revision
+        )));
+    }
+    for name in [keys::META_REVISION, keys::META_COMPACTED] {
+        trees
+            .meta
+            .insert(name, &keys::revision_key(revision)[..])
+            .map_err(|e| sled_error("writing sled meta", e))?;
+    }
+    db.flush()
+        .map_err(|e| sled_error("flushing the sled store", e))?;
+    tracing::info!(path = %path.display(), revision, "moved the store's revision");
+    Ok(())
 }
 
 fn open_error(path: &Path, error: sled::Error) -> Error {

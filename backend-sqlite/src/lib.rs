@@ -218,6 +218,38 @@ pub fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Moves the revision of the closed store at `path` to `revision` and marks every earlier
+/// revision compacted, without writing a key: the store then answers at `revision`, and reads
+/// and watches from any earlier revision fail as compacted. A restore does this so that clients
+/// of the server it replaces list again instead of resuming into another history (etcd's
+/// `snapshot restore --bump-revision --mark-compacted`). The deletion of superseded versions
+/// below `revision` is left to the store's background compaction.
+///
+/// Fails with [`OpenError::Locked`] while a store has the database open, and with
+/// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
+pub fn bump_revision(path: &Path, revision: Revision) -> Result<()> {
+    let _lock = acquire_lock(path)?;
+    let mut conn = schema::open_writer(path, &SqliteOptions::default())?;
+    let current = writer::load(&conn).map_err(sql_error)?.current;
+    if revision < current {
+        return Err(Error::InvalidArgument(format!(
+            "cannot move the store at {} back from revision {current} to {revision}",
+            path.display()
+        )));
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE name = 'compact_rev'",
+        [revision],
+    )
+    .map_err(sql_error)?;
+    tx.commit().map_err(sql_error)?;
+    tracing::info!(path = %path.display(), revision, "moved the store's revision");
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path`.
     ///

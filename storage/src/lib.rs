@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+pub mod backup;
+
 pub use storage_api::{Error, Interface, InterfaceExt, Result};
 
 /// Every scheme the facade knows, with the Cargo feature that enables it.
