@@ -17,17 +17,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use apimachinery::status::ApiError;
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, header};
-use futures::AsyncReadExt;
+use futures::{AsyncReadExt, StreamExt};
 use storage_api::{Interface, Ttl};
 
 /// The path of the backup endpoint.
 pub const BACKUP_PATH: &str = "/storage/backup";
 
-/// Keys of events: they expire, and a backup records no TTL, so a restore gives them a fresh
-/// one (Kubernetes' default `--event-ttl`).
-const EVENTS_PREFIX: &str = "/events/";
+/// Keys of events (object storage keeps objects under `/registry`, see
+/// `object_storage::Storage::new`): they expire, and a backup records no TTL, so a restore
+/// gives them a fresh one (Kubernetes' default `--event-ttl`).
+const EVENTS_PREFIX: &str = "/registry/events/";
+
+/// One backup at a time: each reads the whole store.
+static BACKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// `apiserver backup` and `apiserver restore`.
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -92,15 +97,22 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// The response of `GET /storage/backup`.
-pub(crate) fn serve(store: Arc<dyn Interface>) -> Response<Body> {
-    let stream = storage::backup::backup(store, String::new());
+/// The response of `GET /storage/backup`: 429 while another backup runs.
+pub(crate) fn serve(store: Arc<dyn Interface>) -> Result<Response<Body>, ApiError> {
+    let permit = BACKUPS
+        .try_acquire()
+        .map_err(|_| ApiError::too_many_requests("another backup of this server is running", 10))?;
+    // The permit goes with the stream and is released when the body ends or is dropped.
+    let stream = storage::backup::backup(store, String::new()).map(move |piece| {
+        let _held = &permit;
+        piece
+    });
     let mut response = Response::new(Body::from_stream(stream));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    response
+    Ok(response)
 }
 
 async fn client(args: &BackupArgs) -> anyhow::Result<kube::Client> {
@@ -141,6 +153,16 @@ async fn client(args: &BackupArgs) -> anyhow::Result<kube::Client> {
 }
 
 async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let partial = part_path(&args.to);
+    let result = fetch(args, &partial).await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+/// Writes the server's backup to `partial`, checks it and renames it to `--to`.
+async fn fetch(args: &BackupArgs, partial: &Path) -> anyhow::Result<()> {
     let client = client(args).await?;
     let request = axum::http::Request::get(BACKUP_PATH)
         .body(Vec::new())
@@ -149,8 +171,7 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
         .request_stream(request)
         .await
         .with_context(|| format!("GET {BACKUP_PATH}"))?;
-    let partial = part_path(&args.to);
-    let mut file = tokio::fs::File::create(&partial)
+    let mut file = tokio::fs::File::create(partial)
         .await
         .with_context(|| format!("creating {}", partial.display()))?;
     let mut buffer = vec![0; 256 * 1024];
@@ -170,12 +191,15 @@ async fn backup(args: &BackupArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("syncing {}", partial.display()))?;
     drop(file);
-    let checked = partial.clone();
+    let checked = partial.to_owned();
     let summary = tokio::task::spawn_blocking(move || storage::backup::verify(&checked))
         .await
         .context("the backup check stopped")?
-        .context("the server's backup is incomplete or damaged")?;
-    std::fs::rename(&partial, &args.to)
+        .context(
+            "the server's backup is incomplete or damaged (its log says why; a backup that \
+             outlasts the store's history window fails: retry it)",
+        )?;
+    std::fs::rename(partial, &args.to)
         .with_context(|| format!("renaming {} to {}", partial.display(), args.to.display()))?;
     println!(
         "backed up {} keys at revision {} to {}",
@@ -200,9 +224,10 @@ async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("restoring {} into {url}", args.from.display()))?;
     println!(
-        "restored {} keys of revision {} from {} into {url}; it serves from revision {}, and \
-         clients of the old server list again",
+        "restored {} keys ({} with a TTL) of revision {} from {} into {url}; it serves from \
+         revision {}, and clients of the old server list again",
         restored.keys,
+        restored.with_ttl,
         restored.backup_revision,
         args.from.display(),
         restored.revision
@@ -213,4 +238,16 @@ async fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
 fn event_ttl(key: &str) -> Ttl {
     key.starts_with(EVENTS_PREFIX)
         .then(|| std::time::Duration::from_secs(builtin_kinds::EVENT_TTL_SECONDS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_get_a_ttl_and_nothing_else_does() {
+        assert!(event_ttl("/registry/events/default/pod-1.17a").is_some());
+        assert!(event_ttl("/registry/configmaps/default/events").is_none());
+        assert!(event_ttl("/registry/apps.example.io/widgets/default/w").is_none());
+    }
 }

@@ -176,7 +176,7 @@ async fn route(
         }
         crate::backup::BACKUP_PATH => {
             require_get(&method, &path)?;
-            return Ok(crate::backup::serve(state.storage.clone()));
+            return crate::backup::serve(state.storage.clone());
         }
         "/metrics" => {
             require_get(&method, &path)?;

@@ -130,6 +130,20 @@ async fn backup_under_load_restores_into(storage: impl Fn(&Path) -> Option<Strin
             }
         }));
     }
+    // An event, which a restore gives a fresh TTL.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin.clone(), "default");
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "ConfigMap", "name": "w0-000", "namespace": "default"},
+        "reason": "Tested",
+        "message": "an event",
+        "type": "Normal"
+    }))
+    .expect("event");
+    events
+        .create(&PostParams::default(), &event)
+        .await
+        .expect("create an event");
     while configmaps
         .list(&ListParams::default())
         .await
@@ -207,6 +221,11 @@ async fn backup_under_load_restores_into(storage: impl Fn(&Path) -> Option<Strin
     let restore_refs: Vec<&str> = restore_args.iter().map(String::as_str).collect();
     let restored = apiserver(&restore_refs);
     assert!(restored.status.success(), "{}", printed(&restored));
+    assert!(
+        printed(&restored).contains("(1 with a TTL)"),
+        "{}",
+        printed(&restored)
+    );
     let flags = server_flags(&new_data);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let server = ServerProcess::start(&new_data, &flag_refs);

@@ -278,14 +278,25 @@ fn open_trees(db: &sled::Db) -> Result<Trees> {
 /// another history (etcd's `snapshot restore --bump-revision --mark-compacted`). The deletion
 /// of superseded versions below `revision` is left to the store's compaction.
 ///
-/// Fails with [`Error::Unavailable`] while a store has the directory open, and with
+/// Fails with [`Error::Unavailable`] while a store keeps the directory open, and with
 /// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
 pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
     let path = path.as_ref();
-    let db = sled::Config::new()
-        .path(path)
-        .open()
-        .map_err(|e| open_error(path, e))?;
+    // sled may release a closed database's directory lock a moment after the close returns
+    // (spacejam/sled#1289): a store closed just before is waited for, briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::Config::new().path(path).flush_every_ms(None).open() {
+            Ok(db) => break db,
+            Err(error)
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => return Err(open_error(path, error)),
+        }
+    };
     let trees = open_trees(&db)?;
     let start = check_schema(path, &trees)?;
     if revision < start.revision {
@@ -295,12 +306,13 @@ pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
             start.revision
         )));
     }
-    for name in [keys::META_REVISION, keys::META_COMPACTED] {
-        trees
-            .meta
-            .insert(name, &keys::revision_key(revision)[..])
-            .map_err(|e| sled_error("writing sled meta", e))?;
-    }
+    let mut batch = sled::Batch::default();
+    batch.insert(keys::META_REVISION, &keys::revision_key(revision)[..]);
+    batch.insert(keys::META_COMPACTED, &keys::revision_key(revision)[..]);
+    trees
+        .meta
+        .apply_batch(batch)
+        .map_err(|e| sled_error("writing sled meta", e))?;
     db.flush()
         .map_err(|e| sled_error("flushing the sled store", e))?;
     tracing::info!(path = %path.display(), revision, "moved the store's revision");

@@ -48,7 +48,7 @@ pub struct SqliteOptions {
     /// How often background compaction decides whether to compact. Query:
     /// `compaction_interval=10s`. Default 10 seconds.
     pub compaction_interval: Duration,
-    /// How many revisions one compaction transaction covers, so that writers never wait long.
+    /// How many log rows one compaction transaction covers, so that writers never wait long.
     /// Query: `compaction_batch=256`. Default 256.
     pub compaction_batch: u64,
     /// The most write requests committed in one group-commit transaction. Query:

@@ -500,32 +500,37 @@ impl Writer {
         }
     }
 
-    /// Deletes superseded versions and tombstones for one batch of revisions at or below the
-    /// compaction revision. For every row `r` in the batch, the older versions of its key are
+    /// Deletes superseded versions and tombstones for the next batch of log rows at or below
+    /// the compaction revision. For every row `r` in the batch, the older versions of its key are
     /// superseded (`r` is visible at the compaction revision instead); a tombstone is dropped
     /// too, and with it the key's `current` row if the key is still deleted.
     fn compact_step(&mut self) -> rusqlite::Result<()> {
         let from = self.state.compacted_through;
-        let upto = self
-            .state
-            .compact_rev
-            .min(from.saturating_add(self.options.compaction_batch));
-        let span = tracing::debug_span!("sqlite_compact_step", from, upto);
+        let target = self.state.compact_rev;
+        let batch = self.options.compaction_batch.max(1);
+        let span = tracing::debug_span!("sqlite_compact_step", from, target);
         let _enter = span.enter();
         let mut removed = 0u64;
+        let upto;
         {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // The next `batch` rows, not the next `batch` revision numbers: revisions without
+            // rows (a store whose revision was moved forward by `bump_revision`) cost nothing.
             let rows: Vec<(Revision, Vec<u8>, bool, Option<Revision>)> = {
                 let mut stmt = tx.prepare_cached(
                     "SELECT rev, key, deleted, older_rev FROM log \
-                     WHERE rev > ?1 AND rev <= ?2 ORDER BY rev",
+                     WHERE rev > ?1 AND rev <= ?2 ORDER BY rev LIMIT ?3",
                 )?;
-                let rows = stmt.query_map([from, upto], |row| {
+                let rows = stmt.query_map([from, target, batch], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })?;
                 rows.collect::<rusqlite::Result<_>>()?
+            };
+            upto = match rows.last() {
+                Some((last, ..)) if rows.len() as u64 == batch => *last,
+                _ => target,
             };
             {
                 // Each row supersedes the key's previous row; rows superseded earlier went

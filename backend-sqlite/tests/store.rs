@@ -421,3 +421,53 @@ async fn large_batches_commit_at_one_revision() -> anyhow::Result<()> {
     assert_eq!(revisions.len(), 1, "every delete at the batch's revision");
     Ok(())
 }
+
+/// `bump_revision` moves a closed store's revision a billion ahead: the store answers there,
+/// older revisions are compacted, the next write follows it, and the compaction of the gap
+/// takes a few transactions (it steps by rows, not by revision numbers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bumped_store_answers_at_its_new_revision_and_compacts_the_gap_at_once()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let store = SqliteStore::open(&path, quick())?;
+    for i in 0..50 {
+        store.create(&format!("/k/{i}"), "1".into(), None).await?;
+        store
+            .update(&format!("/k/{i}"), "2".into(), Precondition::None, None)
+            .await?;
+    }
+    let before = store.current_revision().await?;
+    // While the store is open, its lock keeps the bump out.
+    assert!(backend_sqlite::bump_revision(&path, before + 10).is_err());
+    drop(store);
+    assert!(backend_sqlite::bump_revision(&path, before - 1).is_err());
+    let bumped = before + 1_000_000_000;
+    backend_sqlite::bump_revision(&path, bumped)?;
+
+    let store = SqliteStore::open(&path, quick())?;
+    assert_eq!(store.current_revision().await?, bumped);
+    assert_eq!(store.compacted_revision().await?, bumped);
+    assert!(matches!(
+        store.get("/k/1", Some(before)).await,
+        Err(Error::Compacted { .. })
+    ));
+    let (_, kvs) = store.list_all("/k/").await?;
+    assert_eq!(kvs.len(), 50);
+    assert!(kvs.iter().all(|kv| kv.value == "2"));
+    assert_eq!(store.create("/next", "n".into(), None).await?, bumped + 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.stats().compacted_through < bumped {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the gap was not compacted: {:?}",
+            store.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = store.stats();
+    assert!(stats.compaction_batches <= 3, "{stats:?}");
+    // The 50 superseded first versions are gone.
+    assert_eq!(stats.compacted_rows, 50, "{stats:?}");
+    Ok(())
+}

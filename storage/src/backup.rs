@@ -40,6 +40,9 @@ const PAGE: u64 = 500;
 /// suggests for `--bump-revision`: more writes than any server makes between a backup and
 /// its restore.
 pub const REVISION_BUMP: Revision = 1_000_000_000;
+/// Largest revision a backup may carry: a restored store starts [`REVISION_BUMP`] past it,
+/// and revisions are signed 64-bit numbers in etcd and SQLite.
+const MAX_REVISION: Revision = i64::MAX as u64 - REVISION_BUMP;
 /// Largest key a backup may hold (the contract's keys are far shorter).
 const MAX_KEY: u32 = 1 << 16;
 /// A restore writes batches of at most this many bytes or [`BATCH_WRITES`] writes.
@@ -103,6 +106,14 @@ pub fn backup(
     store: Arc<dyn Interface>,
     prefix: String,
 ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+    backup_in_pages(store, prefix, PAGE)
+}
+
+fn backup_in_pages(
+    store: Arc<dyn Interface>,
+    prefix: String,
+    page_size: u64,
+) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
     /// Where the backup stands between pages.
     struct Progress {
         /// `None` before the first page, which fixes the revision.
@@ -111,7 +122,7 @@ pub fn backup(
     }
     let start = Progress {
         encoder: None,
-        request: RangeRequest::prefix(prefix).limit(PAGE),
+        request: RangeRequest::prefix(prefix).limit(page_size),
     };
     futures::stream::unfold(Some(start), move |progress| {
         let store = store.clone();
@@ -119,7 +130,20 @@ pub fn backup(
             let Progress { encoder, request } = progress?;
             let page = match store.range(request.clone()).await {
                 Ok(page) => page,
-                Err(error) => return Some((Err(error), None)),
+                Err(error) => {
+                    // The stream ends without a trailer, which the reader refuses; the reason
+                    // is only here.
+                    if let Error::Compacted { requested, .. } = &error {
+                        tracing::warn!(
+                            %error,
+                            "the store compacted past the backup's revision {requested} before \
+                             the backup was read whole: retry it, or keep more history"
+                        );
+                    } else {
+                        tracing::warn!(%error, "the backup stopped");
+                    }
+                    return Some((Err(error), None));
+                }
             };
             let mut out = BytesMut::new();
             let mut encoder = encoder.unwrap_or_else(|| {
@@ -167,6 +191,8 @@ pub struct BackupReader<R> {
     digest: ring::digest::Context,
     count: u64,
     revision: Revision,
+    /// Keys come in ascending order, as a range returns them.
+    previous_key: Option<String>,
     ended: bool,
 }
 
@@ -188,11 +214,18 @@ impl<R: Read> BackupReader<R> {
         }
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         digest.update(&header);
+        let revision = u64::from_be_bytes(header[9..17].try_into().unwrap_or_default());
+        if revision > MAX_REVISION {
+            return Err(invalid(format!(
+                "revision {revision} is beyond what a store holds"
+            )));
+        }
         Ok(BackupReader {
             input,
             digest,
             count: 0,
-            revision: u64::from_be_bytes(header[9..17].try_into().unwrap_or_default()),
+            revision,
+            previous_key: None,
             ended: false,
         })
     }
@@ -221,6 +254,10 @@ impl<R: Read> BackupReader<R> {
                         "its SHA-256 or record count does not match its contents: it is damaged",
                     ));
                 }
+                let mut extra = [0; 1];
+                if self.input.read(&mut extra)? != 0 {
+                    return Err(invalid("bytes follow its trailer"));
+                }
                 self.ended = true;
                 return Ok(None);
             }
@@ -236,6 +273,24 @@ impl<R: Read> BackupReader<R> {
         let value = Bytes::from(self.read_bytes(value_len)?);
         let create_revision = self.read_u64()?;
         let mod_revision = self.read_u64()?;
+        // What a backup holds by construction; a file that says otherwise is refused before
+        // anything is written from it.
+        storage_api::validate_key(&key).map_err(|e| invalid(e.to_string()))?;
+        if self
+            .previous_key
+            .as_ref()
+            .is_some_and(|previous| *previous >= key)
+        {
+            return Err(invalid(format!("key {key:?} is out of order")));
+        }
+        if create_revision > mod_revision || mod_revision > self.revision {
+            return Err(invalid(format!(
+                "key {key:?} has revisions {create_revision}/{mod_revision} beyond the \
+                 backup's {}",
+                self.revision
+            )));
+        }
+        self.previous_key = Some(key.clone());
         self.count += 1;
         Ok(Some(KeyValue {
             key,
@@ -325,6 +380,8 @@ fn file_error(path: &Path, error: io::Error) -> Error {
 pub struct Restored {
     /// Keys written.
     pub keys: u64,
+    /// How many of them were given a TTL.
+    pub with_ttl: u64,
     /// The revision the backup was taken at.
     pub backup_revision: Revision,
     /// The restored store's revision; every revision before it reads as compacted.
@@ -336,7 +393,8 @@ pub struct Restored {
 /// `ttl_for` gives it (a backup records none), in the order of its old `mod_revision`, and the
 /// store's revision is set to the backup's plus [`REVISION_BUMP`] with everything before it
 /// compacted. Nothing is written when the file is damaged or the store is not empty; a store
-/// error part-way leaves a partial store, to be removed before trying again.
+/// error part-way leaves a partial store, to be removed before trying again. The backup's
+/// records are held in memory while they are sorted by revision.
 pub async fn restore(url: &str, path: &Path, ttl_for: impl Fn(&str) -> Ttl) -> Result<Restored> {
     let parsed = crate::StorageUrl::parse(url)?;
     if !matches!(parsed.scheme, "sqlite" | "sled") {
@@ -361,11 +419,13 @@ pub async fn restore(url: &str, path: &Path, ttl_for: impl Fn(&str) -> Ttl) -> R
     }
     kvs.sort_by_key(|kv| kv.mod_revision);
     let keys = kvs.len() as u64;
+    let mut with_ttl = 0;
     let batches = store.capabilities().atomic_batches;
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     for kv in kvs {
         let ttl = ttl_for(&kv.key);
+        with_ttl += u64::from(ttl.is_some());
         if ttl.is_some() || !batches {
             // Batches carry no TTL; what is batched so far goes first, to keep the order.
             if !batch.is_empty() {
@@ -395,11 +455,21 @@ pub async fn restore(url: &str, path: &Path, ttl_for: impl Fn(&str) -> Ttl) -> R
     drop(store);
     let revision = backup_revision.saturating_add(REVISION_BUMP).max(written);
     let scheme = parsed.scheme.to_owned();
-    tokio::task::spawn_blocking(move || bump_revision(&scheme, &location, revision))
+    let bumped = tokio::task::spawn_blocking(move || bump_revision(&scheme, &location, revision))
         .await
-        .map_err(|e| Error::internal(format!("the revision bump stopped: {e}")))??;
+        .map_err(|e| Error::internal(format!("the revision bump stopped: {e}")))
+        .and_then(|bumped| bumped);
+    if let Err(error) = bumped {
+        // The keys are in, at low revisions: served as it is, the store would reuse revision
+        // numbers clients of the old server hold.
+        return Err(Error::internal(format!(
+            "the keys were written to {url} but its revision could not be moved past the \
+             backup's ({error}); remove that store and restore again"
+        )));
+    }
     Ok(Restored {
         keys,
+        with_ttl,
         backup_revision,
         revision,
     })
@@ -462,8 +532,16 @@ mod tests {
         }
         assert_eq!(read, store.list_all("").await.unwrap().1);
 
-        // Any flipped byte, and any truncation, is an error, never a panic.
-        for at in (0..bytes.len()).step_by(331).chain([bytes.len() - 1]) {
+        // Any flipped byte, any truncation and anything appended is an error, never a panic.
+        let small = crate::open("memory://").await.unwrap();
+        for i in 0..40 {
+            small
+                .create(&format!("/s/{i:02}"), Bytes::from(vec![b'x'; i]), None)
+                .await
+                .unwrap();
+        }
+        let bytes = backup_bytes(small).await;
+        for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x40;
             assert!(
@@ -475,6 +553,50 @@ mod tests {
                 "truncation at {at} went unnoticed"
             );
         }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(read_to_end(&longer).is_err());
+    }
+
+    /// Pages read while writes, updates and deletes land between them still hold exactly
+    /// the keys of the first page's revision.
+    #[tokio::test]
+    async fn pages_read_under_writes_hold_one_revision() {
+        let store = crate::open("memory://").await.unwrap();
+        for i in 0..200 {
+            store
+                .create(&format!("/k/{i:03}"), Bytes::from("0"), None)
+                .await
+                .unwrap();
+        }
+        let mut stream = Box::pin(backup_in_pages(store.clone(), String::new(), 7));
+        let mut bytes = Vec::new();
+        let mut round = 0;
+        while let Some(piece) = stream.next().await {
+            bytes.extend_from_slice(&piece.unwrap());
+            round += 1;
+            let updated = format!("/k/{:03}", (round * 13) % 200);
+            let deleted = format!("/k/{:03}", (round * 29) % 200);
+            let any = storage_api::Precondition::None;
+            let _ = store.update(&updated, Bytes::from("u"), any, None).await;
+            let _ = store.delete(&deleted, any).await;
+            let new = format!("/new/{round}");
+            store.create(&new, Bytes::from("n"), None).await.unwrap();
+        }
+        assert!(round > 20, "{round} pieces");
+        let mut reader = BackupReader::new(&bytes[..]).unwrap();
+        let revision = reader.revision();
+        let mut read = Vec::new();
+        while let Some(kv) = reader.next_record().unwrap() {
+            read.push(kv);
+        }
+        let at_revision = store
+            .range(RangeRequest::prefix("").at(revision))
+            .await
+            .unwrap()
+            .kvs;
+        assert_eq!(read, at_revision);
+        assert!(store.current_revision().await.unwrap() > revision + 20);
     }
 
     /// A store with updated, deleted and TTL keys, backed up and restored into `url`.
