@@ -27,6 +27,10 @@ pub enum Workload {
     /// `--churn-updates` CAS updates spread over `--churn-keys` keys with periodic compaction;
     /// reports resident memory and the data directory's size afterwards.
     Churn,
+    /// Writers create, update and delete while compaction runs and `--watchers` watchers
+    /// restart at random (listing again on 410); every watcher's events are checked against
+    /// the committed history: no gap, duplicate or reordering (fails the run otherwise).
+    WatchCheck,
 }
 
 impl Workload {
@@ -41,6 +45,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Watch => "watch",
             Workload::Churn => "churn",
+            Workload::WatchCheck => "watch-check",
         }
     }
 }

@@ -22,6 +22,32 @@ pub struct Seen {
 /// A stream of watch events; an `Err` item ends it.
 pub type SeenStream = BoxStream<'static, Result<Seen>>;
 
+/// A watch or read asked for a revision the store has compacted (HTTP 410 Gone): the caller
+/// lists again and watches from there, as a Kubernetes reflector does.
+#[derive(Debug)]
+pub struct Expired(pub String);
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "expired: {}", self.0)
+    }
+}
+
+impl std::error::Error for Expired {}
+
+/// Whether `error` is [`Expired`].
+pub fn is_expired(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<Expired>().is_some()
+}
+
+/// `error` as [`Expired`] when the store reports a compacted revision, else as it is.
+fn expired_if_compacted(error: storage_api::Error) -> anyhow::Error {
+    match error {
+        storage_api::Error::Compacted { .. } => anyhow::Error::new(Expired(error.to_string())),
+        other => anyhow::Error::from(other),
+    }
+}
+
 /// What the workloads need from a level of the stack. Keys are short names (`k00000042`); each
 /// client places them under its own prefix.
 #[async_trait]
@@ -43,6 +69,11 @@ pub trait Client: Send + Sync + 'static {
         stamp: u64,
     ) -> Result<Self::Version>;
 
+    /// Deletes `name` if it is still at `version`; returns the revision of the delete when the
+    /// level reports it (over HTTP a ConfigMap's DELETE answers a Status without it, as
+    /// upstream's does).
+    async fn delete(&self, name: &str, version: &Self::Version) -> Result<Option<Revision>>;
+
     /// Reads `name` at the latest revision.
     async fn get(&self, name: &str) -> Result<()>;
 
@@ -52,7 +83,8 @@ pub trait Client: Send + Sync + 'static {
 
     /// Watches every key, from just after `after`, which must be the revision of a write
     /// (at the object and HTTP levels resourceVersion 0 means "the current state, then
-    /// changes": ADDED events in key order, not events after revision 0).
+    /// changes": ADDED events in key order, not events after revision 0). A compacted `after`
+    /// is an [`Expired`] error, when the watch starts or as the stream's item.
     async fn watch(&self, after: Revision) -> Result<SeenStream>;
 
     /// The store's current revision.
@@ -129,6 +161,14 @@ impl Client for KvClient {
             .await?)
     }
 
+    async fn delete(&self, name: &str, version: &Revision) -> Result<Option<Revision>> {
+        let deleted = self
+            .store
+            .delete(&self.key(name), Precondition::ModRevision(*version))
+            .await?;
+        Ok(Some(deleted.revision))
+    }
+
     async fn get(&self, name: &str) -> Result<()> {
         let response = self.store.get(&self.key(name), None).await?;
         if response.kv.is_none() {
@@ -163,7 +203,8 @@ impl Client for KvClient {
         let stream = self
             .store
             .watch(WatchRequest::prefix(self.prefix.clone()).after(after))
-            .await?;
+            .await
+            .map_err(expired_if_compacted)?;
         Ok(stream
             .filter_map(|event| async move {
                 match event {
@@ -175,7 +216,7 @@ impl Client for KvClient {
                         Some(Ok(Seen { revision, stamp: 0 }))
                     }
                     Ok(WatchEvent::Progress { .. }) => None,
-                    Err(error) => Some(Err(anyhow::Error::from(error))),
+                    Err(error) => Some(Err(expired_if_compacted(error))),
                 }
             })
             .boxed())
@@ -294,6 +335,10 @@ impl Client for EtcdRawClient {
 
     async fn list(&self, _page_size: u64, _revision: Option<Revision>) -> Result<usize> {
         bail!("the raw etcd baseline measures writes only")
+    }
+
+    async fn delete(&self, _name: &str, _version: &Revision) -> Result<Option<Revision>> {
+        bail!("the raw etcd baseline measures creates and updates only")
     }
 
     async fn watch(&self, _after: Revision) -> Result<SeenStream> {

@@ -12,6 +12,7 @@ mod object;
 mod report;
 mod stats;
 mod targets;
+mod watch_check;
 mod workloads;
 
 use std::path::PathBuf;

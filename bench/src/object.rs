@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use object_storage::{
-    GetOptions, ListOptions, ObjectStorage, ResourceVersionMatch, Storage, UpdateDecision,
-    UpdateOutcome, WatchCache, WatchCacheConfig, WatchEvent,
+    GetOptions, ListOptions, ObjectStorage, Preconditions, ResourceVersionMatch, Storage,
+    UpdateDecision, UpdateOutcome, WatchCache, WatchCacheConfig, WatchEvent,
 };
 use storage_api::{Interface, Revision};
 
-use crate::client::{Client, Seen, SeenStream};
+use crate::client::{Client, Expired, Seen, SeenStream};
 
 /// The annotation carrying the writer's stamp.
 const STAMP: &str = "bench.storage/stamp";
@@ -160,6 +160,19 @@ impl Client for ObjectClient {
         Ok(())
     }
 
+    async fn delete(&self, name: &str, version: &Pod) -> Result<Option<Revision>> {
+        let preconditions = Preconditions {
+            uid: None,
+            resource_version: version.metadata.resource_version.clone(),
+        };
+        let deleted = self
+            .objects
+            .delete(&Self::key(name), Some(&preconditions), &|_| Ok(()), None)
+            .await?;
+        // As upstream's store, the deleted object carries the revision of the delete.
+        Ok(Some(revision_of(&deleted)))
+    }
+
     async fn list(&self, page_size: u64, revision: Option<Revision>) -> Result<usize> {
         let mut options = ListOptions {
             recursive: true,
@@ -196,11 +209,17 @@ impl Client for ObjectClient {
         };
         // Shared objects, as a server's watch handler takes them: every watcher of a cached
         // event gets the same object, not a copy.
-        let stream = self
+        let stream = match self
             .objects
             .watch_shared(&Self::collection(), &options)
             .await
-            .context("starting an object watch")?;
+        {
+            Ok(stream) => stream,
+            Err(error) if error.is_expired() => {
+                return Err(anyhow::Error::new(Expired(error.to_string())));
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("starting an object watch")),
+        };
         Ok(stream
             .filter_map(|event| async move {
                 match event {
@@ -211,6 +230,9 @@ impl Client for ObjectClient {
                         stamp: stamp_of(&pod),
                     })),
                     WatchEvent::Bookmark(_) => None,
+                    WatchEvent::Error(error) if error.code == 410 => Some(Err(anyhow::Error::new(
+                        Expired(format!("{}: {}", error.reason, error.message)),
+                    ))),
                     WatchEvent::Error(error) => Some(Err(anyhow::anyhow!(
                         "watch failed: {} {}: {}",
                         error.code,

@@ -98,6 +98,9 @@ pub async fn run<C: Client>(
         Workload::Mixed => mixed(client, concurrency, params).await,
         Workload::Watch => watch(client, concurrency, params).await,
         Workload::Churn => churn(client, concurrency, params, progress).await,
+        Workload::WatchCheck => {
+            crate::watch_check::watch_check(client, concurrency, params, None).await
+        }
     }
 }
 
@@ -457,6 +460,11 @@ impl RevisionLog {
     fn slot(&self, revision: Revision) -> (usize, u64) {
         let offset = usize::try_from(revision.saturating_sub(self.base)).unwrap_or(usize::MAX);
         (offset / 64, 1 << (offset % 64))
+    }
+
+    /// How the received revisions break strict order.
+    pub(crate) fn faults(&self) -> &OrderFaults {
+        &self.faults
     }
 
     /// Whether `revision` was received.
@@ -1046,6 +1054,10 @@ mod tests {
 
         async fn update(&self, name: &str, version: &C::Version, stamp: u64) -> Result<C::Version> {
             self.inner.update(name, version, stamp).await
+        }
+
+        async fn delete(&self, name: &str, version: &C::Version) -> Result<Option<Revision>> {
+            self.inner.delete(name, version).await
         }
 
         async fn get(&self, name: &str) -> Result<()> {

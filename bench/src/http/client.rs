@@ -15,10 +15,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use storage_api::Revision;
+use std::sync::Arc;
+
+use storage_api::{Interface, Revision};
 
 use super::wire::{self, ConfigMapBody, Lines, List, Object};
-use crate::client::{Client, SeenStream};
+use crate::client::{Client, Expired, SeenStream};
 
 /// How long a request may take to answer (for a watch: to send its response head).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,6 +34,9 @@ pub struct HttpClient {
     pad: String,
     /// `Bearer <token>`, when the client authenticates.
     authorization: Option<HeaderValue>,
+    /// The store of an in-process server, compacted directly as a server's own compactor
+    /// does (the HTTP API has no compaction call).
+    compactor: Option<Arc<dyn Interface>>,
 }
 
 impl HttpClient {
@@ -76,6 +81,7 @@ impl HttpClient {
             namespace,
             pad: "x".repeat(value_size),
             authorization,
+            compactor: None,
         })
     }
 
@@ -118,6 +124,12 @@ impl HttpClient {
         .await
         .with_context(|| format!("creating RoleBinding {name}"))?;
         Ok(())
+    }
+
+    /// This client, compacting `store` (the in-process server's) when a workload compacts.
+    pub fn with_compactor(mut self, store: Arc<dyn Interface>) -> Self {
+        self.compactor = Some(store);
+        self
     }
 
     /// Whether a GET of the ConfigMap collection succeeds.
@@ -225,6 +237,20 @@ impl Client for HttpClient {
         self.write(Method::PUT, self.item(name), body).await
     }
 
+    async fn delete(&self, name: &str, version: &Revision) -> Result<Option<Revision>> {
+        let options = serde_json::json!({
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "preconditions": {"resourceVersion": version.to_string()},
+        });
+        let body = Bytes::from(serde_json::to_vec(&options)?);
+        // A ConfigMap's DELETE answers a Status (upstream's `ReturnDeletedObject` is off for
+        // it), which carries no revision.
+        self.call(Method::DELETE, self.item(name), Some(body))
+            .await?;
+        Ok(None)
+    }
+
     async fn get(&self, name: &str) -> Result<()> {
         let response = self.call(Method::GET, self.item(name), None).await?;
         let object: Object = serde_json::from_slice(&response).context("decoding a ConfigMap")?;
@@ -278,6 +304,9 @@ impl Client for HttpClient {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            if status == StatusCode::GONE {
+                return Err(anyhow::Error::new(Expired(wire::error_text(&body))));
+            }
             bail!(
                 "watch: HTTP {} {}",
                 status.as_u16(),
@@ -335,7 +364,13 @@ impl Client for HttpClient {
             .with_context(|| format!("list resourceVersion {:?}", list.metadata.resource_version))
     }
 
-    async fn compact(&self, _revision: Revision) -> Result<()> {
-        bail!("the HTTP API does not expose compaction (the churn workload needs it)")
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        let Some(store) = &self.compactor else {
+            bail!("the HTTP API does not expose compaction (the churn workload needs it)")
+        };
+        match store.compact(revision).await {
+            Ok(()) | Err(storage_api::Error::Compacted { .. }) => Ok(()),
+            Err(error) => Err(error).context("compacting the server's store"),
+        }
     }
 }

@@ -8,7 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use storage_api::Revision;
 
-use crate::client::Seen;
+use crate::client::{Expired, Seen};
 
 /// The ConfigMap the client creates and updates: a name, a label, the stamp annotation and a
 /// `pad` data entry of `--value-size` bytes.
@@ -221,6 +221,10 @@ pub fn decode_event(line: &[u8]) -> Result<Option<Seen>> {
             stamp: event.object.metadata.stamp(),
         })),
         "BOOKMARK" => Ok(None),
+        "ERROR" if event.object.code == 410 => Err(anyhow::Error::new(Expired(format!(
+            "{}: {}",
+            event.object.reason, event.object.message
+        )))),
         "ERROR" => bail!(
             "watch ERROR event: {} {}: {}",
             event.object.code,
