@@ -498,10 +498,7 @@ mod tests {
 
     fn note(measured: &Measured, name: &str) -> u64 {
         measured
-            .notes
-            .iter()
-            .find(|(n, _, _)| n == name)
-            .and_then(|(_, value, _)| value.as_u64())
+            .noted(name)
             .unwrap_or_else(|| panic!("no {name} in {:?}", measured.notes))
     }
 

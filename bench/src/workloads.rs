@@ -73,6 +73,15 @@ impl Measured {
     pub fn note(&mut self, name: &str, value: impl Into<serde_json::Value>, human: String) {
         self.notes.push((name.to_owned(), value.into(), human));
     }
+
+    /// The number noted as `name`, if there is one.
+    #[cfg(test)]
+    pub fn noted(&self, name: &str) -> Option<u64> {
+        self.notes
+            .iter()
+            .find(|(noted, _, _)| noted == name)
+            .and_then(|(_, value, _)| value.as_u64())
+    }
 }
 
 /// The name of key `i`.

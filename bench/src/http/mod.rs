@@ -239,14 +239,7 @@ mod tests {
             )
             .await
             .unwrap();
-            let note = |name: &str| {
-                measured
-                    .notes
-                    .iter()
-                    .find(|(n, _, _)| n == name)
-                    .and_then(|(_, value, _)| value.as_u64())
-                    .unwrap_or_default()
-            };
+            let note = |name: &str| measured.noted(name).unwrap_or_default();
             assert!(note("events_checked") > 500, "{:?}", measured.notes);
             assert!(note("relists") > 0, "{:?}", measured.notes);
         }
@@ -337,13 +330,7 @@ mod tests {
                 );
                 assert!(measured.recorder.count() > 0, "{workload:?} c{concurrency}");
                 if workload == Workload::Watch {
-                    let note = |name: &str| {
-                        measured
-                            .notes
-                            .iter()
-                            .find(|(n, _, _)| n == name)
-                            .and_then(|(_, value, _)| value.as_u64())
-                    };
+                    let note = |name: &str| measured.noted(name);
                     assert_eq!(note("watchers_complete"), Some(3), "{:?}", measured.notes);
                     let writes = note("writes").unwrap();
                     assert!(writes > 0);
