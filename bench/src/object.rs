@@ -230,9 +230,12 @@ impl Client for ObjectClient {
                         stamp: stamp_of(&pod),
                     })),
                     WatchEvent::Bookmark(_) => None,
-                    WatchEvent::Error(error) if error.code == 410 => Some(Err(anyhow::Error::new(
-                        Expired(format!("{}: {}", error.reason, error.message)),
-                    ))),
+                    WatchEvent::Error(error) if error.code == 410 => {
+                        Some(Err(anyhow::Error::new(Expired(format!(
+                            "watch failed: 410 {}: {}",
+                            error.reason, error.message
+                        )))))
+                    }
                     WatchEvent::Error(error) => Some(Err(anyhow::anyhow!(
                         "watch failed: {} {}: {}",
                         error.code,

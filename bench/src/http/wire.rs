@@ -222,7 +222,7 @@ pub fn decode_event(line: &[u8]) -> Result<Option<Seen>> {
         })),
         "BOOKMARK" => Ok(None),
         "ERROR" if event.object.code == 410 => Err(anyhow::Error::new(Expired(format!(
-            "{}: {}",
+            "watch ERROR event: 410 {}: {}",
             event.object.reason, event.object.message
         )))),
         "ERROR" => bail!(
@@ -319,6 +319,7 @@ mod tests {
             message.contains("410") && message.contains("too old"),
             "{message}"
         );
+        assert!(crate::client::is_expired(&decode_event(error).unwrap_err()));
         assert!(decode_event(b"nope").is_err());
     }
 
