@@ -158,18 +158,7 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         );
 
         // The watch resumes from the last revision it saw, replaying what it missed.
-        let mut stream = client
-            .watch_client()
-            .watch(
-                "/crash/",
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(last_seen + 1),
-                ),
-            )
-            .await
-            .unwrap();
+        let mut stream = watch_crash_keys_after(&client, last_seen).await;
 
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -228,18 +217,7 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         .header()
         .unwrap()
         .revision();
-    let mut stream = client
-        .watch_client()
-        .watch(
-            "/crash/",
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(last_seen + 1),
-            ),
-        )
-        .await
-        .unwrap();
+    let mut stream = watch_crash_keys_after(&client, last_seen).await;
     while last_seen < current {
         let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
             .await
@@ -264,6 +242,22 @@ async fn sigkill_under_concurrent_writers_loses_no_acknowledged_write() {
         "{} acknowledged puts across {KILLS} SIGKILLs, all present and all watched",
         acked.len()
     );
+}
+
+/// A watch of the crash test's keys that resumes after `last_seen`.
+async fn watch_crash_keys_after(client: &Client, last_seen: i64) -> etcd_client::WatchStream {
+    client
+        .watch_client()
+        .watch(
+            "/crash/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(last_seen + 1),
+            ),
+        )
+        .await
+        .unwrap()
 }
 
 /// Notes the puts of a watch response, checking that revisions only go up.

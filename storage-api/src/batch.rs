@@ -43,6 +43,58 @@ pub enum BatchWrite {
     },
 }
 
+/// Gathers writes into atomic batches for a bulk load: each batch holds at most `max_writes`
+/// writes and stops before its keys and values pass `max_bytes` (a single larger write goes
+/// alone), so it stays under a store's request limits (etcd's `--max-txn-ops` and request
+/// size). Writes keep their order across batches.
+#[derive(Debug)]
+pub struct BatchBuffer {
+    writes: Vec<BatchWrite>,
+    bytes: usize,
+    max_writes: usize,
+    max_bytes: usize,
+}
+
+impl BatchBuffer {
+    /// An empty buffer with these limits (`max_writes` at least 1).
+    pub fn new(max_writes: usize, max_bytes: usize) -> Self {
+        BatchBuffer {
+            writes: Vec::new(),
+            bytes: 0,
+            max_writes: max_writes.max(1),
+            max_bytes,
+        }
+    }
+
+    /// Adds `write`, first writing what is gathered to `store` when `write` would not fit;
+    /// returns the revision of that batch, if one was written.
+    pub async fn push(
+        &mut self,
+        store: &dyn crate::Interface,
+        write: BatchWrite,
+    ) -> Result<Option<Revision>> {
+        let size = match &write {
+            BatchWrite::Put { key, value, .. } => key.len() + value.len(),
+            BatchWrite::Delete { key, .. } => key.len(),
+        };
+        let full = self.writes.len() == self.max_writes || self.bytes + size > self.max_bytes;
+        let written = if full { self.flush(store).await? } else { None };
+        self.bytes += size;
+        self.writes.push(write);
+        Ok(written)
+    }
+
+    /// Writes what is gathered, if anything, as one batch; returns its revision.
+    pub async fn flush(&mut self, store: &dyn crate::Interface) -> Result<Option<Revision>> {
+        if self.writes.is_empty() {
+            return Ok(None);
+        }
+        self.bytes = 0;
+        let batch = std::mem::take(&mut self.writes);
+        store.write_batch(batch).await.map(Some)
+    }
+}
+
 impl BatchWrite {
     /// The key this write touches.
     pub fn key(&self) -> &str {

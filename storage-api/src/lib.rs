@@ -28,7 +28,7 @@ mod progress;
 mod types;
 mod watch_hub;
 
-pub use batch::{BatchWrite, Expect, validate_batch};
+pub use batch::{BatchBuffer, BatchWrite, Expect, validate_batch};
 pub use capabilities::Capabilities;
 pub use error::{Error, Result};
 pub use interface::{Interface, InterfaceExt};

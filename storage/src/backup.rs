@@ -25,7 +25,8 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::Stream;
 use storage_api::{
-    BatchWrite, Error, Expect, Interface, KeyValue, RangeRequest, Result, Revision, Ttl,
+    BatchBuffer, BatchWrite, Error, Expect, Interface, KeyValue, RangeRequest, Result, Revision,
+    Ttl,
 };
 
 /// The first bytes of a backup.
@@ -420,36 +421,25 @@ pub async fn restore(url: &str, path: &Path, ttl_for: impl Fn(&str) -> Ttl) -> R
     kvs.sort_by_key(|kv| kv.mod_revision);
     let keys = kvs.len() as u64;
     let mut with_ttl = 0;
-    let batches = store.capabilities().atomic_batches;
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0;
+    let batching = store.capabilities().atomic_batches;
+    let mut batches = BatchBuffer::new(BATCH_WRITES, BATCH_BYTES);
     for kv in kvs {
         let ttl = ttl_for(&kv.key);
         with_ttl += u64::from(ttl.is_some());
-        if ttl.is_some() || !batches {
+        if ttl.is_some() || !batching {
             // Batches carry no TTL; what is batched so far goes first, to keep the order.
-            if !batch.is_empty() {
-                store.write_batch(std::mem::take(&mut batch)).await?;
-                batch_bytes = 0;
-            }
+            batches.flush(&*store).await?;
             store.create(&kv.key, kv.value, ttl).await?;
             continue;
         }
-        let size = kv.key.len() + kv.value.len();
-        if !batch.is_empty() && (batch.len() == BATCH_WRITES || batch_bytes + size > BATCH_BYTES) {
-            store.write_batch(std::mem::take(&mut batch)).await?;
-            batch_bytes = 0;
-        }
-        batch_bytes += size;
-        batch.push(BatchWrite::Put {
+        let write = BatchWrite::Put {
             key: kv.key,
             value: kv.value,
             expect: Expect::Absent,
-        });
+        };
+        batches.push(&*store, write).await?;
     }
-    if !batch.is_empty() {
-        store.write_batch(batch).await?;
-    }
+    batches.flush(&*store).await?;
     let written = store.current_revision().await?;
     // The store must be closed before its files are changed underneath it.
     drop(store);

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use etcd_client::proto::{PbKeyValue, PbResponseHeader, PbSnapshotResponse};
 use futures::Stream;
 use prost::Message;
-use storage_api::{BatchWrite, Error, Expect, Interface, RangeRequest, Revision};
+use storage_api::{BatchBuffer, BatchWrite, Error, Expect, Interface, RangeRequest, Revision};
 use tokio::io::AsyncReadExt;
 use tonic::Status;
 
@@ -345,28 +345,20 @@ pub async fn restore_snapshot(
     };
     let mut revision = store.current_revision().await?;
     if store.capabilities().atomic_batches {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
+        let mut batches = BatchBuffer::new(MAX_TXN_OPS, RESTORE_BATCH_BYTES);
         for kv in &parsed.keys {
             let (key, value) = encoded(kv);
-            let size = key.len() + value.len();
-            // Flushed before it would grow past the limit, so a batch stays under etcd's
-            // request limit unless one write alone exceeds it.
-            if !batch.is_empty()
-                && (batch.len() == MAX_TXN_OPS || bytes + size > RESTORE_BATCH_BYTES)
-            {
-                revision = store.write_batch(std::mem::take(&mut batch)).await?;
-                bytes = 0;
-            }
-            bytes += size;
-            batch.push(BatchWrite::Put {
+            let write = BatchWrite::Put {
                 key,
                 value,
                 expect: Expect::Absent,
-            });
+            };
+            if let Some(written) = batches.push(store, write).await? {
+                revision = written;
+            }
         }
-        if !batch.is_empty() {
-            revision = store.write_batch(batch).await?;
+        if let Some(written) = batches.flush(store).await? {
+            revision = written;
         }
     } else {
         for kv in &parsed.keys {
