@@ -143,14 +143,13 @@ impl SledStore {
             }
             Durability::Fsync | Durability::Flush => None,
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
             // sled's space amplification is its weak spot; writes wait for the flush anyway.
             .mode(sled::Mode::LowSpace)
-            .flush_every_ms(flush_every)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+            .flush_every_ms(flush_every);
+        let db = open_db(&config, &path)?;
         let trees = open_trees(&db)?;
         let start = check_schema(&path, &trees)?;
         let db_file = match options.durability {
@@ -257,6 +256,29 @@ pub(crate) struct StartState {
     pub compact_done: Revision,
 }
 
+/// How long an open waits for a directory lock that a store closed just before may still
+/// hold: sled releases it a moment after the close returns (spacejam/sled#1289).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database, waiting up to [`LOCK_WAIT`] for a lock held by a store just closed;
+/// a store still open (here or in another process) is [`Error::Unavailable`] after that.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(error) if is_lock_error(&error) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => return Err(open_error(path, error)),
+        }
+    }
+}
+
+fn is_lock_error(error: &sled::Error) -> bool {
+    error.to_string().contains("could not acquire lock")
+}
+
 fn open_trees(db: &sled::Db) -> Result<Trees> {
     let open_tree = |name: &str| {
         db.open_tree(name)
@@ -282,21 +304,7 @@ fn open_trees(db: &sled::Db) -> Result<Trees> {
 /// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
 pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
     let path = path.as_ref();
-    // sled may release a closed database's directory lock a moment after the close returns
-    // (spacejam/sled#1289): a store closed just before is waited for, briefly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let db = loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => break db,
-            Err(error)
-                if error.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(error) => return Err(open_error(path, error)),
-        }
-    };
+    let db = open_db(&sled::Config::new().path(path).flush_every_ms(None), path)?;
     let trees = open_trees(&db)?;
     let start = check_schema(path, &trees)?;
     if revision < start.revision {
@@ -320,8 +328,7 @@ pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
 }
 
 fn open_error(path: &Path, error: sled::Error) -> Error {
-    let message = error.to_string();
-    if message.contains("could not acquire lock") {
+    if is_lock_error(&error) {
         return Error::unavailable_from(
             format!(
                 "the sled store at {} is already open (sled allows a single opener per \

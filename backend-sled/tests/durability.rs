@@ -13,6 +13,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, bail, ensure};
 use backend_sled::{SledOptions, SledStore};
 use bytes::Bytes;
@@ -636,10 +638,7 @@ fn corrupt_records() -> anyhow::Result<()> {
         {
             // No background flusher: it would hold the directory's lock for a moment after
             // `db` is dropped, and the store's open below would find it still locked.
-            let db = sled::Config::new()
-                .path(&path)
-                .flush_every_ms(None)
-                .open()?;
+            let db = common::open_raw(&path)?;
             let versions = db.open_tree("versions")?;
             let mut key = b"/c/a\0".to_vec();
             key.extend_from_slice(&revision.to_be_bytes());

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{Context, ensure};
 use backend_sled::{SledOptions, SledStore};
 use bytes::Bytes;
@@ -124,11 +126,7 @@ async fn a_layout_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
         store.create("/u/a", Bytes::from_static(b"a"), None).await?;
     }
     {
-        // No background flusher, which would keep the directory locked after the drop.
-        let db = sled::Config::new()
-            .path(dir.path().join("db"))
-            .flush_every_ms(None)
-            .open()?;
+        let db = common::open_raw(&dir.path().join("db"))?;
         db.open_tree("meta")?
             .insert(b"schema", &1u64.to_be_bytes()[..])?;
         db.flush()?;
@@ -159,10 +157,7 @@ async fn a_layout_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
         b.mod_revision
     );
     drop(store);
-    let db = sled::Config::new()
-        .path(dir.path().join("db"))
-        .flush_every_ms(None)
-        .open()?;
+    let db = common::open_raw(&dir.path().join("db"))?;
     let schema = db
         .open_tree("meta")?
         .get(b"schema")?
