@@ -278,10 +278,13 @@ impl Writer {
             Durability::None => return Ok(()),
             Durability::Flush | Durability::Fsync => {}
         }
+        // The markers let crash tests kill the process inside a flush.
+        tracing::debug!("sled flush starting");
         self.shared
             .db
             .flush()
             .map_err(|e| sled_error("flushing the sled store", e))?;
+        tracing::debug!("sled flush done");
         self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         if let Some(file) = &self.db_file {
             file.sync_data()
@@ -781,6 +784,7 @@ impl Writer {
     /// too. What remains is exactly what reads and watches at or after the compaction revision
     /// can reach.
     fn compact_step(&mut self) -> Result<()> {
+        tracing::debug!("sled compaction step starting");
         let trees = &self.shared.trees;
         let start = self.compact_done.saturating_add(1);
         let end = self.compact_target;
@@ -832,6 +836,7 @@ impl Writer {
             .counters
             .compacted_entries
             .fetch_add(log_keys.len() as u64, Ordering::Relaxed);
+        tracing::debug!(entries = log_keys.len(), "sled compaction step done");
         if done == end {
             tracing::info!(revision = end, "sled compaction finished");
         }

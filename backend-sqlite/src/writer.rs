@@ -510,6 +510,9 @@ impl Writer {
         let batch = self.options.compaction_batch.max(1);
         let span = tracing::debug_span!("sqlite_compact_step", from, target);
         let _enter = span.enter();
+        // The maintenance markers (here and in `checkpoint_and_vacuum`) let crash tests kill
+        // the process inside each phase.
+        tracing::debug!("sqlite compaction step starting");
         let mut removed = 0u64;
         let upto;
         {
@@ -554,6 +557,7 @@ impl Writer {
             )?;
             tx.commit()?;
         }
+        tracing::debug!(removed, "sqlite compaction step done");
         self.state.compacted_through = upto;
         bump(&self.counters.compaction_batches, 1);
         bump(&self.counters.compacted_rows, removed);
@@ -572,7 +576,12 @@ impl Writer {
             .conn
             .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
         if free_before > 0 {
+            tracing::debug!(
+                free_pages = free_before,
+                "sqlite incremental vacuum starting"
+            );
             self.conn.execute_batch("PRAGMA incremental_vacuum")?;
+            tracing::debug!("sqlite incremental vacuum done");
             let free_after: i64 = self
                 .conn
                 .query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
@@ -583,9 +592,11 @@ impl Writer {
             );
         }
         // PASSIVE never waits for readers; pages still in use are checkpointed next time.
+        tracing::debug!("sqlite wal checkpoint starting");
         self.conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .optional()?;
+        tracing::debug!("sqlite wal checkpoint done");
         bump(&self.counters.checkpoints, 1);
         Ok(())
     }

@@ -42,6 +42,7 @@ macro_rules! case {
     };
 }
 
+pub mod crash;
 pub mod harness;
 mod k8s;
 mod keep_alive;
