@@ -136,6 +136,11 @@ pub struct Args {
     /// that resource; other sizes bound the events its ring keeps (default 100 to 102400).
     #[arg(long, value_delimiter = ',')]
     pub watch_cache_sizes: Vec<String>,
+
+    /// How long events live after their last write, such as 1h, 90s or 3600 (kube-apiserver's
+    /// --event-ttl).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
 }
 
 /// `--storage`, or the default SQLite database in the data directory.
@@ -295,17 +300,28 @@ impl Args {
     }
 }
 
-/// Parses `32s`, `500ms` or a number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("{text:?} is not a duration such as 32s or 500ms");
+/// Parses `500ms`, `32s`, `5m`, `1h` or a number of seconds, as the duration flags take them.
+///
+/// # Errors
+///
+/// Text that is none of those, named in the message.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 32s, 500ms, 5m or 1h");
     if let Some(ms) = text.strip_suffix("ms") {
         return ms.parse().map(Duration::from_millis).map_err(|_| invalid());
     }
-    let seconds = text.strip_suffix('s').unwrap_or(text);
-    seconds
-        .parse()
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, 'h')) => (&text[..at], 3600),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 's')) => (&text[..at], 1),
+        _ => (text, 1),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
         .map(Duration::from_secs)
-        .map_err(|_| invalid())
+        .ok_or_else(invalid)
 }
 
 /// The user of the generated administrator token.
@@ -407,6 +423,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return crate::backup::run(command).await;
     }
     args.check()?;
+    // Every connection and watch holds a descriptor. Raise the soft limit to the hard one, as
+    // the Go runtime does for kube-apiserver, so the server admits as many clients as the
+    // system allows (often 1,024 soft against 500,000 or more hard).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let (authentication, kubeconfig_token) = args.authentication()?;
@@ -465,7 +488,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.audit_log_path {
         builder = builder.with_audit_log(crate::audit::AuditLog::open(path)?);
     }
-    crate::kinds::register_all(&mut builder, transformer)?;
+    crate::kinds::register_all_with(
+        &mut builder,
+        transformer,
+        builtin_kinds::EventStrategy::with_ttl(args.event_ttl),
+    )?;
     let server = builder.build()?;
     server.bootstrap().await?;
     let controllers = server.controllers();
@@ -556,4 +583,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The serve task ends once connections drain (watches end on shutdown).
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_units_kube_apiserver_flags_take() {
+        let ok = |text: &str| parse_duration(text).unwrap();
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("32s"), Duration::from_secs(32));
+        assert_eq!(ok("32"), Duration::from_secs(32));
+        assert_eq!(ok("5m"), Duration::from_secs(300));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        for bad in ["", "h", "1.5h", "-1s", "1d", "99999999999999999999h"] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(error.contains("is not a duration"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn event_ttl_defaults_to_an_hour_and_takes_a_flag() {
+        let args = Args::parse_from(["apiserver"]);
+        assert_eq!(args.event_ttl, Duration::from_secs(3600));
+        let args = Args::parse_from(["apiserver", "--event-ttl", "90s"]);
+        assert_eq!(
+            builtin_kinds::EventStrategy::with_ttl(args.event_ttl).ttl(),
+            Duration::from_secs(90)
+        );
+    }
 }

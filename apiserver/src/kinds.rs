@@ -26,10 +26,20 @@ pub fn leases_info() -> ResourceInfo {
 }
 
 /// Registers every kind the binary serves. `secrets` are encrypted at rest with
-/// `secret_transformer` when given.
+/// `secret_transformer` when given; events live an hour ([`builtin_kinds::EVENT_TTL_SECONDS`]).
 pub fn register_all(
     builder: &mut ServerBuilder,
     secret_transformer: Option<Arc<dyn ValueTransformer>>,
+) -> Result<(), ServerError> {
+    register_all_with(builder, secret_transformer, EventStrategy::default())
+}
+
+/// [`register_all`] with the events' strategy given, such as
+/// [`EventStrategy::with_ttl`] for `--event-ttl`.
+pub fn register_all_with(
+    builder: &mut ServerBuilder,
+    secret_transformer: Option<Arc<dyn ValueTransformer>>,
+    events: EventStrategy,
 ) -> Result<(), ServerError> {
     let schemas: BTreeMap<&str, fn() -> Value> = openapi::builtin_schemas();
     let schema_for = |kind: &'static str| -> crate::handler::SchemaFn {
@@ -72,7 +82,7 @@ pub fn register_all(
         KindSpec::<Event>::new(
             builtin::events(),
             Arc::new(TypedConverter::<Event>::new()),
-            Arc::new(EventStrategy),
+            Arc::new(events),
             &patch::EVENT,
         )
         .with_openapi(schema_for("Event")),

@@ -151,6 +151,10 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             Error::unavailable_from("sqlite is busy", error)
         }
+        // etcd answers a full backend the same way: an internal error that names it.
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            Error::internal_from("sqlite: no space left on the database's disk", error)
+        }
         _ => Error::internal_from("sqlite", error),
     }
 }

@@ -431,14 +431,20 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "write transaction failed; every request in it fails");
                 bump(&self.counters.failed, batch.len() as u64);
-                let message = format!("write transaction failed: {error}");
+                // An internal failure (a full disk) stays one; anything else may pass.
+                let failure = || match &error {
+                    Error::Internal { message, .. } => {
+                        Error::internal(format!("write transaction failed: {message}"))
+                    }
+                    other => Error::unavailable(format!("write transaction failed: {other}")),
+                };
                 for command in batch {
                     match command {
                         Command::Write { reply, .. } => {
-                            let _ = reply.send(Err(Error::unavailable(message.clone())));
+                            let _ = reply.send(Err(failure()));
                         }
                         Command::Compact { reply, .. } => {
-                            let _ = reply.send(Err(Error::unavailable(message.clone())));
+                            let _ = reply.send(Err(failure()));
                         }
                     }
                 }

@@ -665,12 +665,39 @@ impl Strategy<Secret> for SecretStrategy {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/// `events` (core/v1): expire [`EVENT_TTL_SECONDS`] after their last write; the involved
-/// object's namespace must match the event's; new-style events (with `eventTime`) need
-/// `reportingController`, `reportingInstance`, `action` and `reason`; `type` is `Normal` or
-/// `Warning`. Field selectors see `involvedObject.*`, `reason`, `source`, `type`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EventStrategy;
+/// `events` (core/v1): expire a fixed time after their last write ([`EVENT_TTL_SECONDS`]
+/// unless built [`EventStrategy::with_ttl`]); the involved object's namespace must match the
+/// event's; new-style events (with `eventTime`) need `reportingController`,
+/// `reportingInstance`, `action` and `reason`; `type` is `Normal` or `Warning`. Field selectors
+/// see `involvedObject.*`, `reason`, `source`, `type`.
+#[derive(Clone, Copy, Debug)]
+pub struct EventStrategy {
+    ttl_seconds: u64,
+}
+
+impl Default for EventStrategy {
+    fn default() -> Self {
+        EventStrategy {
+            ttl_seconds: EVENT_TTL_SECONDS,
+        }
+    }
+}
+
+impl EventStrategy {
+    /// Events that expire `ttl` after their last write (kube-apiserver's `--event-ttl`),
+    /// rounded up to whole seconds and at least one second, as storage TTLs are.
+    pub fn with_ttl(ttl: std::time::Duration) -> Self {
+        let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        EventStrategy {
+            ttl_seconds: whole.max(1),
+        }
+    }
+
+    /// How long an event lives after its last write.
+    pub fn ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ttl_seconds)
+    }
+}
 
 fn validate_event(event: &Event) -> Vec<FieldError> {
     let mut errors = validate_object_meta(&event.metadata, true, name_is_dns_subdomain);
@@ -755,7 +782,7 @@ impl Strategy<Event> for EventStrategy {
     }
 
     fn ttl_seconds(&self, _object: &Event, _existing: u64, _update: bool) -> u64 {
-        EVENT_TTL_SECONDS
+        self.ttl_seconds
     }
 
     fn selectable_fields(&self, event: &Event) -> Fields {
@@ -1147,8 +1174,8 @@ mod event_table_tests {
             "source": {"host": "node-1"}, "reportingComponent": "unit",
         }))
         .unwrap();
-        let columns = EventStrategy.table_columns();
-        let cells = EventStrategy.table_cells(&event);
+        let columns = EventStrategy::default().table_columns();
+        let cells = EventStrategy::default().table_cells(&event);
         assert_eq!(columns.len(), cells.len());
         let wide: Vec<&str> = columns
             .iter()

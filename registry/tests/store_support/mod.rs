@@ -90,7 +90,7 @@ pub fn events(b: &Backend) -> Store<Event> {
         Storage::new(b.store.clone(), Arc::new(Event::default)),
         GroupResource::new("", "events"),
         "Event",
-        Arc::new(EventStrategy),
+        Arc::new(EventStrategy::default()),
     )
 }
 
