@@ -176,6 +176,15 @@ impl Args {
                 self.bind
             );
         }
+        // Storage TTLs are deadlines from now: a year is far beyond any use and far from
+        // overflowing a clock.
+        let year = Duration::from_secs(366 * 24 * 3600);
+        if self.event_ttl.is_zero() || self.event_ttl > year {
+            anyhow::bail!(
+                "--event-ttl {:?} must be more than zero and at most a year (8784h)",
+                self.event_ttl
+            );
+        }
         Ok(())
     }
 

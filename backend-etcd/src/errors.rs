@@ -45,6 +45,11 @@ pub(crate) fn classify(what: &str, error: etcd_client::Error) -> EtcdFailure {
                 return EtcdFailure::NotSent(Error::unavailable_from(message, status));
             }
             EtcdFailure::Other(match status.code() {
+                // etcd's NOSPACE alarm ("mvcc: database space exceeded") lasts until an operator
+                // compacts, defragments and disarms it: not a failure to retry blindly.
+                Code::ResourceExhausted if message.contains("database space exceeded") => {
+                    Error::internal_from(message, status)
+                }
                 Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument(message),
                 Code::Unavailable
                 | Code::DeadlineExceeded

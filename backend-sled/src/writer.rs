@@ -284,12 +284,12 @@ impl Writer {
             .db
             .flush()
             .map_err(|e| sled_error("flushing the sled store", e))?;
-        tracing::debug!("sled flush done");
         self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         if let Some(file) = &self.db_file {
             file.sync_data()
                 .map_err(|e| Error::unavailable_from("fsyncing the sled database file", e))?;
         }
+        tracing::debug!("sled flush done");
         Ok(())
     }
 

@@ -7,16 +7,12 @@
 //! point replays every revision since, and that the store takes writes
 //! (`conformance::crash`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use backend_sled::{SledOptions, SledStore};
-use conformance::crash::{Phase, Workload, kill_during, run_child, verify_after_kill};
-use libtest_mimic::{Arguments, Trial};
-
-const CHILD_ENV: &str = "MAINTENANCE_CHILD_DIR";
-const KILLS_PER_PHASE: usize = 4;
+use conformance::crash::{MaintenanceTest, Phase, run_maintenance_test};
 
 const PHASES: [Phase; 2] = [
     Phase {
@@ -33,62 +29,23 @@ const PHASES: [Phase; 2] = [
     },
 ];
 
-fn main() -> ExitCode {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
-        let generation = std::env::var("CRASH_GENERATION")
-            .ok()
-            .and_then(|g| g.parse().ok())
-            .unwrap_or(0);
-        let workload = Workload {
-            generation,
-            writers: 4,
-            keys: 8,
-            value_size: 4096,
-            compact_every: Duration::from_millis(100),
-            keep: 32,
-        };
-        let open = || Ok(SledStore::open(Path::new(&dir), options())?);
-        return run_child("backend_sled=debug", open, workload);
-    }
-    let arguments = Arguments::from_args();
-    let trials = PHASES
-        .iter()
-        .map(|&phase| {
-            Trial::test(format!("crash::sigkill_during_{}", phase.name), move || {
-                sigkill_during(phase).map_err(|e| format!("{e:#}").into())
-            })
-        })
-        .collect();
-    libtest_mimic::run(&arguments, trials).exit_code()
-}
-
-fn options() -> SledOptions {
+fn open(path: &Path) -> anyhow::Result<SledStore> {
     let mut options = SledOptions::default();
     options.cache_bytes = 16 * 1024 * 1024;
     // The child compacts by itself, often.
     options.compact_interval = Duration::ZERO;
-    options
+    Ok(SledStore::open(path, options)?)
 }
 
-fn sigkill_during(phase: Phase) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let path: PathBuf = dir.path().join("store");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let exe = std::env::current_exe()?;
-    let child = |round: usize| {
-        let mut command = Command::new(&exe);
-        command
-            .env(CHILD_ENV, &path)
-            .env("CRASH_GENERATION", round.to_string());
-        command
-    };
-    kill_during(phase, KILLS_PER_PHASE, child, |latest, before| {
-        runtime.block_on(async {
-            let store = SledStore::open(&path, options())?;
-            verify_after_kill(&store, latest, before).await
-        })
+fn main() -> ExitCode {
+    run_maintenance_test(MaintenanceTest {
+        child_env: "MAINTENANCE_CHILD_DIR",
+        log_filter: "backend_sled=debug",
+        store_name: "store",
+        phases: &PHASES,
+        kills: 4,
+        open,
+        // sled verifies its log when the store reopens.
+        check_files: |_| Ok(()),
     })
 }

@@ -151,7 +151,8 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> Error {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             Error::unavailable_from("sqlite is busy", error)
         }
-        // etcd answers a full backend the same way: an internal error that names it.
+        // A full disk is named, as etcd names its full backend ("database space exceeded").
+        // Every error but BUSY and LOCKED is internal: retrying will not help.
         Some(rusqlite::ErrorCode::DiskFull) => {
             Error::internal_from("sqlite: no space left on the database's disk", error)
         }

@@ -431,7 +431,8 @@ impl Writer {
             Err(error) => {
                 tracing::error!(%error, "write transaction failed; every request in it fails");
                 bump(&self.counters.failed, batch.len() as u64);
-                // An internal failure (a full disk) stays one; anything else may pass.
+                // An internal failure (a full disk, an I/O error, corruption) stays one; only
+                // a busy database is worth retrying.
                 let failure = || match &error {
                     Error::Internal { message, .. } => {
                         Error::internal(format!("write transaction failed: {message}"))

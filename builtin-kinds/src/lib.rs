@@ -687,7 +687,9 @@ impl EventStrategy {
     /// Events that expire `ttl` after their last write (kube-apiserver's `--event-ttl`),
     /// rounded up to whole seconds and at least one second, as storage TTLs are.
     pub fn with_ttl(ttl: std::time::Duration) -> Self {
-        let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let whole = ttl
+            .as_secs()
+            .saturating_add(u64::from(ttl.subsec_nanos() > 0));
         EventStrategy {
             ttl_seconds: whole.max(1),
         }

@@ -34,7 +34,13 @@ impl Http {
     pub fn new(base: String) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let pool = Pool::builder(TokioExecutor::new()).build(connector);
+        // The server closes a keep-alive connection that waited 32 s for its next request (see
+        // the README's Limits); a pool keeping idle connections longer would now and then send
+        // a request into one being closed. Clients should keep idle connections for less time
+        // than the server does.
+        let pool = Pool::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(20))
+            .build(connector);
         Http { pool, base }
     }
 
@@ -93,20 +99,20 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// 429 TooManyRequests.
     pub throttled: AtomicU64,
-    /// Anything else: 5xx, other 4xx, transport errors. The soak fails if any occur.
+    /// Anything else: 5xx, other 4xx, transport errors, and the watchers' and tracker's
+    /// failed lists and watches. The soak fails if any occur.
     pub failed: AtomicU64,
     /// Ticks dropped because too many requests were still in flight.
     pub skipped: AtomicU64,
     /// Events the load's watchers received.
     pub watch_events: AtomicU64,
-    /// Watches the load's watchers started (first ones, resumptions and re-lists).
-    pub watch_starts: AtomicU64,
     /// The first failures' descriptions (at most 20).
     pub failures: std::sync::Mutex<Vec<String>>,
 }
 
 impl Counters {
-    fn failure(&self, what: String) {
+    /// Counts a failure and keeps its description if it is among the first 20.
+    pub fn failure(&self, what: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut failures) = self.failures.lock()
             && failures.len() < 20
@@ -444,7 +450,6 @@ pub async fn run_watcher(http: Http, counters: Arc<Counters>, stop: watch::Recei
                 }
             },
         };
-        counters.watch_starts.fetch_add(1, Ordering::Relaxed);
         let events = &counters.watch_events;
         match follow(&http, &path, from, &stop, |seen| {
             if matches!(seen, Seen::Change { .. }) {
@@ -474,7 +479,7 @@ struct Ledger {
     history: BTreeMap<u64, u64>,
     history_bytes: u64,
     latest: u64,
-    /// Times a tracker had to re-list (its history since then is unknown).
+    /// Times a tracker listed again after its watch expired (its history since is unknown).
     resets: u64,
     /// Events deleted: the load never deletes one, so these are TTL expiries.
     expired_events: u64,
@@ -518,7 +523,9 @@ impl Ledger {
         self.history_bytes -= dropped;
     }
 
-    fn reset(&mut self, resource: &str, items: &[serde_json::Value]) {
+    /// Replaces `resource`'s live objects with a list's `items`; `again` when the tracker lists
+    /// after its watch expired (not its first list).
+    fn reset(&mut self, resource: &str, items: &[serde_json::Value], again: bool) {
         let prefix = format!("{resource}/");
         let gone: u64 = self
             .live
@@ -538,7 +545,7 @@ impl Ledger {
             self.live.insert(format!("{prefix}{name}"), bytes);
             self.live_bytes += bytes;
         }
-        self.resets += 1;
+        self.resets += u64::from(again);
     }
 }
 
@@ -553,7 +560,7 @@ pub struct Accounting {
     pub live_objects: u64,
     /// The newest revision the tracker saw.
     pub latest: u64,
-    /// Re-lists the trackers needed.
+    /// Lists the trackers needed after their watches expired.
     pub resets: u64,
     /// Events that expired through their TTL.
     pub expired_events: u64,
@@ -578,12 +585,14 @@ impl Tracker {
     ) {
         let path = format!("/api/v1/namespaces/{NAMESPACE}/{resource}");
         let mut revision = None;
+        let mut listed = false;
         while !*stop.borrow() {
             let from = match revision {
                 Some(revision) => revision,
                 None => match list_all(&http, &path).await {
                     Ok((revision, items)) => {
-                        self.ledger().reset(resource, &items);
+                        self.ledger().reset(resource, &items, listed);
+                        listed = true;
                         revision
                     }
                     Err(error) => {
@@ -602,6 +611,7 @@ impl Tracker {
                 Err(error) => {
                     counters.failure(format!("tracker: {error:#}"));
                     revision = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }

@@ -68,7 +68,7 @@ struct RunArgs {
     #[arg(long, default_value = "30m", value_parser = apiserver::cli::parse_duration)]
     duration: Duration,
     /// How often resources are sampled.
-    #[arg(long, default_value = "10s", value_parser = apiserver::cli::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
     sample_every: Duration,
     /// Samples before this are warm-up, outside the bounds checked (default: a third of
     /// --duration, so 10 of 30 minutes).
@@ -76,7 +76,7 @@ struct RunArgs {
     warmup: Option<Duration>,
     /// Requests started per second per backend: 35% updates, 15% creates, 15% deletes of
     /// ConfigMaps, 10% lists, 25% Event creates.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     rate: u64,
     /// ConfigMap names the writers cycle through.
     #[arg(long, default_value_t = 2000)]
@@ -100,6 +100,15 @@ struct RunArgs {
     /// Where the stores live (default: a temporary directory, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+/// A duration flag that must not be zero.
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = apiserver::cli::parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(duration)
 }
 
 /// One sample of one backend.
@@ -131,13 +140,17 @@ pub struct Sample {
     pub requests_refused: u64,
     /// Requests answered 429.
     pub requests_throttled: u64,
-    /// Requests that failed otherwise.
+    /// Requests, and the watchers' and tracker's lists and watches, that failed otherwise.
     pub requests_failed: u64,
+    /// Requests the load did not start because 64 were still in flight (the server fell
+    /// behind the rate).
+    pub requests_skipped: u64,
     /// Events the load's watchers received so far.
     pub watch_events: u64,
     /// Events that expired through their TTL so far.
     pub expired_events: u64,
-    /// Times the tracker had to re-list (history it missed is then unaccounted).
+    /// Times the tracker had to list again after its watch expired (history it missed is then
+    /// unaccounted); its first lists do not count.
     pub tracker_resets: u64,
 }
 
@@ -156,7 +169,7 @@ impl Sample {
 /// The bounds, judged over the samples after warm-up.
 #[derive(Clone, Debug, Serialize)]
 struct Verdict {
-    /// Resident memory at the end of the window over its start, less one (see [`growth`]).
+    /// Resident memory's growth over the window (see [`growth`]).
     rss_growth: f64,
     /// Open descriptors likewise.
     fd_growth: f64,
@@ -167,22 +180,16 @@ struct Verdict {
     problems: Vec<String>,
 }
 
-/// The median of `values` (0 for none).
-fn median(values: &[u64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default() as f64
-}
-
-/// How much `value` grew over `window`: the median of its last quarter (at least three
-/// samples) over the median of its first quarter, less one. Medians over a quarter keep a
-/// watch reconnecting at a sample (a descriptor or two for a moment) from counting as growth.
+/// How much `value` grew over `window`: the lowest value of its second half over the lowest of
+/// its first half, less one. A leak raises the floor; connections, watches and buffers that
+/// come and go only make peaks, which the soak's own clients cause.
 fn growth(window: &[Sample], value: impl Fn(&Sample) -> u64) -> f64 {
     let values: Vec<u64> = window.iter().map(value).collect();
-    let edge = (values.len() / 4).max(3).min(values.len());
-    let start = median(&values[..edge]);
-    let end = median(&values[values.len() - edge..]);
-    if start == 0.0 { 0.0 } else { end / start - 1.0 }
+    let (first, second) = values.split_at(values.len() / 2);
+    match (first.iter().min(), second.iter().min()) {
+        (Some(&start), Some(&end)) if start > 0 => end as f64 / start as f64 - 1.0,
+        _ => 0.0,
+    }
 }
 
 fn judge(samples: &[Sample], warmup: Duration, first_failures: &[String]) -> Verdict {
@@ -229,6 +236,13 @@ fn judge(samples: &[Sample], warmup: Duration, first_failures: &[String]) -> Ver
     let last = samples.last().copied().unwrap_or_default();
     if last.expired_events == 0 {
         problems.push("no event expired through its TTL".to_owned());
+    }
+    let answered = last.requests_ok + last.requests_refused + last.requests_throttled;
+    if last.requests_skipped * 100 > answered {
+        problems.push(format!(
+            "the server fell behind the load: {} requests not started for 64 in flight",
+            last.requests_skipped
+        ));
     }
     // Failures as of the last sample: requests still in flight when the server is stopped
     // at the end fail, and are not the server's doing.
@@ -337,7 +351,12 @@ async fn soak(backend: Backend, args: &RunArgs, dir: PathBuf) -> Result<Report> 
             bail!("{}: the server process exited", backend.name());
         }
         let latest = tracker.account(point).latest;
-        point = load::compaction_point(&http, point, latest.max(point)).await?;
+        // A probe that fails keeps the last point (counted as a failure) rather than ending
+        // the run.
+        match load::compaction_point(&http, point, latest.max(point)).await {
+            Ok(found) => point = found,
+            Err(error) => counters.failure(format!("compaction probe: {error:#}")),
+        }
         let accounting = tracker.account(point);
         let disk = files.measure()?;
         let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -356,6 +375,7 @@ async fn soak(backend: Backend, args: &RunArgs, dir: PathBuf) -> Result<Report> 
             requests_refused: count(&counters.refused),
             requests_throttled: count(&counters.throttled),
             requests_failed: count(&counters.failed),
+            requests_skipped: count(&counters.skipped),
             watch_events: count(&counters.watch_events),
             expired_events: accounting.expired_events,
             tracker_resets: accounting.resets,
@@ -399,11 +419,11 @@ async fn soak(backend: Backend, args: &RunArgs, dir: PathBuf) -> Result<Report> 
 
 fn write_csv(path: &Path, samples: &[Sample]) -> Result<()> {
     let mut text = String::from(
-        "seconds,rss_bytes,open_fds,database_bytes,wal_bytes,live_bytes,history_bytes,live_objects,compaction_point,latest_revision,requests_ok,requests_refused,requests_throttled,requests_failed,watch_events,expired_events,tracker_resets\n",
+        "seconds,rss_bytes,open_fds,database_bytes,wal_bytes,live_bytes,history_bytes,live_objects,compaction_point,latest_revision,requests_ok,requests_refused,requests_throttled,requests_failed,requests_skipped,watch_events,expired_events,tracker_resets\n",
     );
     for s in samples {
         text.push_str(&format!(
-            "{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             s.seconds,
             s.rss_bytes,
             s.open_fds,
@@ -418,6 +438,7 @@ fn write_csv(path: &Path, samples: &[Sample]) -> Result<()> {
             s.requests_refused,
             s.requests_throttled,
             s.requests_failed,
+            s.requests_skipped,
             s.watch_events,
             s.expired_events,
             s.tracker_resets,
@@ -449,14 +470,24 @@ async fn run(args: RunArgs) -> Result<bool> {
             temporary.path().to_owned()
         }
     };
-    let runs = args
-        .backends
+    let mut backends = args.backends.clone();
+    backends.sort_by_key(|backend| backend.name());
+    backends.dedup();
+    let runs = backends
         .iter()
         .map(|&backend| soak(backend, &args, root.join(backend.name())));
     let reports = futures::future::join_all(runs).await;
     let mut passed = true;
+    let mut errors = Vec::new();
     for report in reports {
-        let report = report?;
+        // A backend whose run broke off does not keep the others' results from being written.
+        let report = match report {
+            Ok(report) => report,
+            Err(error) => {
+                errors.push(format!("{error:#}"));
+                continue;
+            }
+        };
         write_outputs(&args.out, &report)?;
         let v = &report.verdict;
         let last = report.samples.last().copied().unwrap_or_default();
@@ -480,6 +511,9 @@ async fn run(args: RunArgs) -> Result<bool> {
         }
         passed &= v.problems.is_empty();
     }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
     println!(
         "{} (plots and samples in {})",
         if passed { "PASS" } else { "FAIL" },
@@ -489,7 +523,6 @@ async fn run(args: RunArgs) -> Result<bool> {
 }
 
 fn serve(args: Vec<String>) -> ExitCode {
-    use clap::Parser as _;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

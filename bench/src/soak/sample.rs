@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 /// The store's files, by the backend that owns them.
 #[derive(Clone, Debug)]
@@ -15,8 +14,8 @@ pub enum StoreFiles {
     Sled(PathBuf),
 }
 
-/// Bytes on disk, split as the bound reads them.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+/// Bytes on disk: the database and its write-ahead log.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DiskBytes {
     /// The database proper (SQLite's main file; all of sled's directory).
     pub database: u64,

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+/// How long a server may take to start listening.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A running server process; dropping it kills the process.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -38,21 +41,27 @@ impl ServerProcess {
             .spawn()
             .context("starting the server process")?;
         let stdout = child.stdout.take().context("the server's stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let Some(line) = lines.next() else {
-                let status = child.wait().context("waiting for the server")?;
-                bail!("the server exited before listening ({status})");
-            };
-            let line = line.context("reading the server's stdout")?;
-            if let Some(rest) = line.strip_prefix("apiserver listening on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default();
-                break url.to_owned();
+        // A thread reads stdout (and keeps draining it, so the server never blocks on a full
+        // pipe) and hands over the address, so a server that never listens cannot hang us.
+        let (address, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("apiserver listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = address.send(url.to_owned());
+                }
             }
+        });
+        let mut server = ServerProcess {
+            child,
+            base: String::new(),
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(ServerProcess { child, base })
+        match listening.recv_timeout(START_TIMEOUT) {
+            Ok(base) => server.base = base,
+            Err(_) if !server.running() => bail!("the server exited before listening"),
+            Err(_) => bail!("the server did not listen within {START_TIMEOUT:?}"),
+        }
+        Ok(server)
     }
 
     /// The process id, for reading `/proc`.
