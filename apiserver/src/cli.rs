@@ -309,6 +309,37 @@ impl Args {
     }
 }
 
+/// The `apiserver` binary's whole `main`: logs to stderr (`RUST_LOG`, `info` by default),
+/// parses `args` (the program name first) as its command line, runs it on a multi-threaded
+/// runtime, and turns the outcome into an exit code, printing the error if there is one. Tools
+/// that run the server as a child process of their own (as `storage-soak` does) call it too.
+pub fn main<I, T>(args: I) -> std::process::ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse_from(args);
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Parses `500ms`, `32s`, `5m`, `1h` or a number of seconds, as the duration flags take them.
 ///
 /// # Errors

@@ -522,35 +522,11 @@ async fn run(args: RunArgs) -> Result<bool> {
     Ok(passed)
 }
 
-fn serve(args: Vec<String>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args =
-        apiserver::cli::Args::parse_from(std::iter::once("apiserver".to_owned()).chain(args));
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(apiserver::cli::run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Serve { args } => serve(args),
+        Command::Serve { args } => {
+            apiserver::cli::main(std::iter::once("apiserver".to_owned()).chain(args))
+        }
         Command::Run(args) => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
