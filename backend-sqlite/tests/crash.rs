@@ -6,7 +6,7 @@
 //! child started replays exactly the history since.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -197,23 +197,12 @@ fn crash_test() -> anyhow::Result<()> {
         let stdout = child.stdout.take().context("child stdout")?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || -> Vec<String> {
-            let mut reader = BufReader::new(stdout);
             let mut lines = Vec::new();
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    // A line without its newline was cut by the kill: not acknowledged.
-                    Ok(_) if line.last() != Some(&b'\n') => break,
-                    Ok(_) => {
-                        let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                        if text == "ready" {
-                            let _ = ready_tx.send(());
-                        } else {
-                            lines.push(text);
-                        }
-                    }
+            for text in conformance::crash::complete_lines(stdout) {
+                if text == "ready" {
+                    let _ = ready_tx.send(());
+                } else {
+                    lines.push(text);
                 }
             }
             lines

@@ -33,6 +33,21 @@ impl Killed {
     }
 }
 
+/// The complete lines `reader` yields (without their newlines), up to its end, an error, or a
+/// last line a kill cut short: a line is acknowledged only once its newline is written.
+pub fn complete_lines(reader: impl std::io::Read) -> impl Iterator<Item = String> {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    std::iter::from_fn(move || {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) if line.last() != Some(&b'\n') => None,
+            Ok(_) => Some(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()),
+        }
+    })
+}
+
 fn kill(child: &Mutex<Child>) {
     let mut child = child.lock().unwrap_or_else(PoisonError::into_inner);
     let _ = child.kill();
@@ -68,7 +83,6 @@ pub fn kill_at_marker(
             kill(&child);
         })
     };
-    let mut reader = BufReader::new(stdout);
     let mut killed = Killed {
         lines: Vec::new(),
         phase_started: false,
@@ -77,16 +91,7 @@ pub fn kill_at_marker(
     let mut ready = false;
     let mut aimed = false;
     let mut seen = 0;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            // A line without its newline was cut by the kill: not acknowledged.
-            Ok(_) if line.last() != Some(&b'\n') => break,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+    for text in complete_lines(stdout) {
         if !ready {
             ready = text == "ready";
             continue;
