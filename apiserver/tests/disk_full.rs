@@ -2,8 +2,8 @@
 //! through passwordless sudo), filled to the last byte by a filler file. Writes then fail
 //! with a Status that names the problem (no panic, no hang), reads and an open watch keep
 //! working, nothing acknowledged is lost (also across a SIGKILL and restart), and once the
-//! filler is deleted writes succeed again and the open watch sees them. (SQLite, the
-//! default store; sled cannot yet recover from a failed flush without a restart.)
+//! filler is deleted writes succeed again and the open watch sees them. On SQLite, the
+//! default store, and on sled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -150,9 +150,24 @@ async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>, w
 
 #[tokio::test]
 async fn sqlite_on_a_full_disk() {
+    full_disk(None).await;
+}
+
+/// sled refuses every write once a flush failed; the store reopens its directory once there
+/// is room again.
+#[tokio::test]
+async fn sled_on_a_full_disk() {
+    full_disk(Some("sled")).await;
+}
+
+/// The scenario on the default store, or on `backend` (a directory under the data directory).
+async fn full_disk(backend: Option<&str>) {
     let tmpfs = Tmpfs::mount(48);
     let data_dir: PathBuf = tmpfs.path().join("data");
-    let server = ServerProcess::start(&data_dir, &[]);
+    let storage =
+        backend.map(|scheme| format!("--storage={scheme}://{}", data_dir.join(scheme).display()));
+    let args: Vec<&str> = storage.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&data_dir, &args);
     let address = server.url.trim_start_matches("http://").to_owned();
 
     let mut acknowledged = Vec::new();
@@ -228,7 +243,7 @@ async fn sqlite_on_a_full_disk() {
 
     // Nothing acknowledged is lost, across a SIGKILL and a restart either.
     drop(server);
-    let server = ServerProcess::start(&data_dir, &[]);
+    let server = ServerProcess::start(&data_dir, &args);
     let address = server.url.trim_start_matches("http://").to_owned();
     for name in &acknowledged {
         let (code, body) = send(&address, "GET", &format!("{CMS}/{name}"), "").await;

@@ -50,8 +50,18 @@
 //! [`SledOptions::history`] and [`SledOptions::min_history`] revisions. Keys with a TTL store
 //! their expiry (wall-clock time) durably; the writer deletes them when due, also after a
 //! restart, each as an ordinary delete event with its own revision.
+//!
+//! # Space and failures
+//!
+//! sled 0.34 frees a log segment only once at most half of it is live, so the writer checks the
+//! directory's size against its contents and, past [`SledOptions::rewrite_percent`], rewrites
+//! it into a fresh directory and swaps it in, crash-safely (`database`). A failed flush (a full
+//! disk) makes sled refuse every later write: the store then refuses writes with that error,
+//! keeps serving reads and watches at the last durable revision, and reopens the directory once
+//! there is room, publishing what reached the disk.
 
 mod codec;
+mod database;
 mod keys;
 mod options;
 mod read;

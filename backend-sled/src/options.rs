@@ -54,6 +54,20 @@ pub struct SledOptions {
     pub compact_interval: Duration,
     /// `max_batch`: the most writes committed together in one group commit (default 256).
     pub max_batch: usize,
+    /// `rewrite_percent`: sled 0.34 frees a log segment only once at most half of it is live,
+    /// so under churn its directory grows far past the bytes it holds. When the directory
+    /// occupies more than this percentage of those bytes (keys and values of every tree, live
+    /// values and retained history), the writer rewrites it into a fresh directory and swaps it
+    /// in; writes wait meanwhile, as for etcd's defragmentation. A freshly written sled
+    /// directory already occupies 2-2.7x its contents, so lower settings rewrite at every check.
+    /// `0` turns it off (default 400).
+    pub rewrite_percent: u32,
+    /// `rewrite_min_bytes`: directories smaller than this are never rewritten: sled's fixed
+    /// overhead dominates them (default 8 MiB).
+    pub rewrite_min_bytes: u64,
+    /// `space_check_interval`: how often the writer compares the directory's size with its
+    /// contents (default 10s).
+    pub space_check_interval: Duration,
 }
 
 impl Default for SledOptions {
@@ -68,6 +82,9 @@ impl Default for SledOptions {
             min_history: 1000,
             compact_interval: Duration::from_secs(60),
             max_batch: 256,
+            rewrite_percent: 400,
+            rewrite_min_bytes: 8 * 1024 * 1024,
+            space_check_interval: Duration::from_secs(10),
         }
     }
 }
@@ -119,11 +136,27 @@ impl SledOptions {
                 "min_history" => options.min_history = number(name, value)?,
                 "compact_interval" => options.compact_interval = duration(name, value)?,
                 "max_batch" => options.max_batch = positive_usize(name, value)?,
+                "rewrite_percent" => {
+                    options.rewrite_percent = match u32::try_from(number(name, value)?) {
+                        Ok(percent) if percent == 0 || percent >= 100 => percent,
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "sled option {name}={value:?}: expected 0 (off) or a \
+                                 percentage of at least 100"
+                            )));
+                        }
+                    };
+                }
+                "rewrite_min_bytes" => options.rewrite_min_bytes = number(name, value)?,
+                "space_check_interval" => {
+                    options.space_check_interval = positive_duration(name, value)?;
+                }
                 _ => {
                     return Err(Error::InvalidArgument(format!(
                         "unknown sled option {name:?} (known: sync, flush_every, cache_bytes, \
                          watch_buffer, progress_interval, history, min_history, \
-                         compact_interval, max_batch)"
+                         compact_interval, max_batch, rewrite_percent, rewrite_min_bytes, \
+                         space_check_interval)"
                     )));
                 }
             }
@@ -189,7 +222,8 @@ mod tests {
     fn parses_every_option() {
         let o = SledOptions::from_query(
             "sync=none&flush_every=250ms&cache_bytes=1024&watch_buffer=8&progress_interval=2s\
-             &history=1h&min_history=5&compact_interval=0s&max_batch=4",
+             &history=1h&min_history=5&compact_interval=0s&max_batch=4&rewrite_percent=200\
+             &rewrite_min_bytes=0&space_check_interval=1s",
         )
         .unwrap();
         assert_eq!(o.durability, Durability::None);
@@ -201,6 +235,9 @@ mod tests {
         assert_eq!(o.min_history, 5);
         assert_eq!(o.compact_interval, Duration::ZERO);
         assert_eq!(o.max_batch, 4);
+        assert_eq!(o.rewrite_percent, 200);
+        assert_eq!(o.rewrite_min_bytes, 0);
+        assert_eq!(o.space_check_interval, Duration::from_secs(1));
         assert_eq!(SledOptions::from_query("").unwrap(), SledOptions::default());
     }
 
@@ -216,6 +253,8 @@ mod tests {
             ("progress_interval=0ms", "more than zero"),
             ("sync=none&sync=fsync", "given twice"),
             ("history=99999999999999999999h", "history"),
+            ("rewrite_percent=50", "at least 100"),
+            ("space_check_interval=0s", "more than zero"),
         ] {
             match SledOptions::from_query(query) {
                 Err(Error::InvalidArgument(message)) => {

@@ -14,6 +14,7 @@ use storage_api::{
 };
 
 use crate::codec::{self, Op};
+use crate::database::Trees;
 use crate::keys;
 use crate::store::{Shared, sled_error};
 
@@ -68,13 +69,13 @@ fn at_revision<T>(
 
 /// The version of `key` visible at `revision`, as stored (put or tombstone).
 pub(crate) fn version_at(
-    shared: &Shared,
+    trees: &Trees,
     key: &str,
     revision: Revision,
 ) -> Result<Option<(Revision, codec::Version)>> {
     let low = keys::version_key(key, 0);
     let high = keys::version_key(key, revision);
-    match shared.trees.versions.range(low..=high).next_back() {
+    match trees.versions.range(low..=high).next_back() {
         None => Ok(None),
         Some(entry) => {
             let (raw_key, raw_value) = entry.map_err(|e| sled_error("reading sled versions", e))?;
@@ -85,9 +86,8 @@ pub(crate) fn version_at(
 }
 
 /// The exact version `key@revision`, which must exist and be a put (a `prev` of an event).
-pub(crate) fn put_version(shared: &Shared, key: &str, revision: Revision) -> Result<KeyValue> {
-    let raw = shared
-        .trees
+pub(crate) fn put_version(trees: &Trees, key: &str, revision: Revision) -> Result<KeyValue> {
+    let raw = trees
         .versions
         .get(keys::version_key(key, revision))
         .map_err(|e| sled_error("reading sled versions", e))?
@@ -118,16 +118,20 @@ fn into_kv(key: &str, revision: Revision, version: codec::Version) -> Option<Key
 
 /// `get`, at the requested revision or the latest one.
 pub(crate) fn get(shared: &Shared, key: &str, revision: Option<Revision>) -> Result<GetResponse> {
+    let database = shared.database()?;
     let (revision, kv) = at_revision(shared, revision, |at| {
-        Ok(version_at(shared, key, at)?.and_then(|(rev, version)| into_kv(key, rev, version)))
+        Ok(version_at(&database.trees, key, at)?
+            .and_then(|(rev, version)| into_kv(key, rev, version)))
     })?;
     Ok(GetResponse { revision, kv })
 }
 
 /// `range`, at the requested revision or the latest one. The request is already validated.
 pub(crate) fn range(shared: &Shared, request: &RangeRequest) -> Result<RangeResponse> {
-    let (revision, (kvs, count)) =
-        at_revision(shared, request.revision, |at| range_at(shared, request, at))?;
+    let database = shared.database()?;
+    let (revision, (kvs, count)) = at_revision(shared, request.revision, |at| {
+        range_at(&database.trees, request, at)
+    })?;
     let more = !request.count_only && (kvs.len() as u64) < count;
     Ok(RangeResponse {
         revision,
@@ -140,14 +144,14 @@ pub(crate) fn range(shared: &Shared, request: &RangeRequest) -> Result<RangeResp
 /// One scan of the versions index over the range, keeping per key the newest version
 /// `<= revision`. Returns the key-values within the limit and the count of live keys.
 fn range_at(
-    shared: &Shared,
+    trees: &Trees,
     request: &RangeRequest,
     revision: Revision,
 ) -> Result<(Vec<KeyValue>, u64)> {
     let lower: Vec<u8> = request.first_key().as_bytes().to_vec();
     let iter = match prefix_range_end(request.prefix.as_bytes()) {
-        Some(upper) => shared.trees.versions.range(lower.clone()..upper),
-        None => shared.trees.versions.range(lower.clone()..),
+        Some(upper) => trees.versions.range(lower.clone()..upper),
+        None => trees.versions.range(lower.clone()..),
     };
     let limit = match request.limit {
         Some(0) | None => usize::MAX,
@@ -202,15 +206,15 @@ pub(crate) fn events(
     upto: Revision,
     max: usize,
 ) -> Result<(Vec<WatchEvent>, Revision)> {
-    let result = events_unchecked(shared, filter, after, upto, max);
+    let result = events_unchecked(&shared.database()?.trees, filter, after, upto, max);
     // A compaction past `after` may have removed entries we needed: report that, not the
     // missing-record error it may have caused.
     recheck_compacted(shared, after)?;
     result
 }
 
-fn events_unchecked(
-    shared: &Shared,
+pub(crate) fn events_unchecked(
+    trees: &Trees,
     filter: &KeyFilter,
     after: Revision,
     upto: Revision,
@@ -223,7 +227,7 @@ fn events_unchecked(
     let mut last = after;
     let low = keys::revision_key(after.saturating_add(1));
     let high = keys::revision_key(upto);
-    for (scanned, entry) in shared.trees.log.range(low..=high).enumerate() {
+    for (scanned, entry) in trees.log.range(low..=high).enumerate() {
         if scanned == max {
             return Ok((events, last));
         }
@@ -236,11 +240,11 @@ fn events_unchecked(
             }
             let prev = match record.prev {
                 0 => None,
-                prev => Some(put_version(shared, &record.key, prev)?),
+                prev => Some(put_version(trees, &record.key, prev)?),
             };
             let event = match record.op {
                 Op::Put => WatchEvent::Put {
-                    kv: put_version(shared, &record.key, revision)?,
+                    kv: put_version(trees, &record.key, revision)?,
                     prev,
                 },
                 Op::Delete => WatchEvent::Delete {

@@ -1,13 +1,13 @@
 //! The store handle, its shared state and the [`Interface`] implementation.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use storage_api::{
     BatchWrite, Capabilities, DeleteResponse, Error, GetResponse, Interface, Precondition,
     RangeRequest, RangeResponse, Result, Revision, Ttl, WatchRequest, WatchStream, validate_batch,
@@ -15,6 +15,7 @@ use storage_api::{
 };
 use tracing::Instrument;
 
+use crate::database::{Database, Trees};
 use crate::keys;
 use crate::options::{Durability, SledOptions};
 use crate::read;
@@ -22,26 +23,12 @@ use crate::watch::LogHistory;
 use crate::writer::{self, Command, Outcome, Request};
 use storage_api::{WatchHub, WatchSettings};
 
-/// The sled trees of one store (see [`crate::keys`] for their key layouts).
-#[derive(Clone, Debug)]
-pub(crate) struct Trees {
-    /// Revision -> log record (key, put or delete, previous revision of the key).
-    pub log: sled::Tree,
-    /// `key\0revision` -> version (put with its value, or tombstone).
-    pub versions: sled::Tree,
-    /// Key -> live state (create and mod revisions, expiry).
-    pub state: sled::Tree,
-    /// `expiry key` -> empty: keys with a TTL in expiry order.
-    pub ttl: sled::Tree,
-    /// Store-wide values: schema, revision, compaction.
-    pub meta: sled::Tree,
-}
-
 /// State shared by the store handle, the writer thread, readers and watches.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub db: sled::Db,
-    pub trees: Trees,
+    /// The open database; `None` only while the writer reopens it (after a failed flush, or to
+    /// swap in a rewrite), when reads fail with `Unavailable`.
+    pub database: RwLock<Option<Database>>,
     pub path: PathBuf,
     pub options: SledOptions,
     /// The compaction revision: the oldest revision still readable.
@@ -49,10 +36,39 @@ pub(crate) struct Shared {
     /// The registered watchers, and the newest revision that is durable (per the durability
     /// mode) and published to them: the revision every "latest" read is served at.
     pub hub: Arc<WatchHub>,
-    /// Set once, when the store can no longer accept writes (a failed flush).
-    pub failure: OnceLock<String>,
+    /// Set while the store cannot accept writes: from a failed flush until the writer has
+    /// reopened the database from disk.
+    pub failure: Mutex<Option<Failure>>,
     /// Counters, see [`SledStats`].
     pub counters: Counters,
+}
+
+/// Why a store refuses writes: the error of its failed flush, kept to answer every refused
+/// write with the same kind of error (a full disk is `Internal` and says so, other I/O
+/// failures `Unavailable`).
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    message: String,
+    unavailable: bool,
+}
+
+impl Failure {
+    pub fn of(error: &Error) -> Failure {
+        Failure {
+            message: error.to_string(),
+            unavailable: matches!(error, Error::Unavailable { .. }),
+        }
+    }
+
+    /// The error to answer with: `context`, then the failure.
+    pub fn error(&self, context: std::fmt::Arguments<'_>) -> Error {
+        let message = format!("{context}: {}", self.message);
+        if self.unavailable {
+            Error::unavailable(message)
+        } else {
+            Error::internal(message)
+        }
+    }
 }
 
 /// The live counters behind [`SledStats`].
@@ -62,6 +78,7 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub expired: AtomicU64,
     pub compacted_entries: AtomicU64,
+    pub rewrites: AtomicU64,
 }
 
 /// Counters of a [`SledStore`] since it was opened (for metrics and tests).
@@ -77,6 +94,9 @@ pub struct SledStats {
     pub expired: u64,
     /// Log entries whose history compaction has deleted.
     pub compacted_entries: u64,
+    /// Times the directory was rewritten to give back space (see
+    /// [`SledOptions::rewrite_percent`]).
+    pub rewrites: u64,
     /// The current (published) revision.
     pub revision: Revision,
     /// The compaction revision.
@@ -86,13 +106,25 @@ pub struct SledStats {
 impl Shared {
     /// The error to return once the store failed, if it did.
     pub fn check_failed(&self) -> Result<()> {
-        match self.failure.get() {
-            Some(message) => Err(Error::unavailable(format!(
-                "the sled store at {} failed and must be reopened: {message}",
+        match self.failure.lock().as_ref() {
+            Some(failure) => Err(failure.error(format_args!(
+                "the sled store at {} refuses writes until it is reopened from disk",
                 self.path.display()
             ))),
             None => Ok(()),
         }
+    }
+
+    /// The open database, for one read or write. Hold the guard for the whole operation and
+    /// never take a second one on the same thread: the writer waits for every guard before it
+    /// swaps the database.
+    pub fn database(&self) -> Result<MappedRwLockReadGuard<'_, Database>> {
+        RwLockReadGuard::try_map(self.database.read(), Option::as_ref).map_err(|_| {
+            Error::unavailable(format!(
+                "the sled store at {} is being reopened",
+                self.path.display()
+            ))
+        })
     }
 }
 
@@ -100,6 +132,12 @@ impl Shared {
 /// (corruption, bugs, unsupported configuration) is `Internal`.
 pub(crate) fn sled_error(context: &str, error: sled::Error) -> Error {
     match error {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            Error::internal_from(
+                format!("{context}: no space left on the sled store's disk"),
+                io,
+            )
+        }
         sled::Error::Io(io) => Error::unavailable_from(context.to_owned(), io),
         other => Error::internal_from(context.to_owned(), other),
     }
@@ -137,41 +175,19 @@ impl SledStore {
     pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
-        let flush_every = match options.durability {
-            Durability::None => {
-                Some(u64::try_from(options.flush_every.as_millis()).unwrap_or(u64::MAX))
-            }
-            Durability::Fsync | Durability::Flush => None,
-        };
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_bytes)
-            // sled's space amplification is its weak spot; writes wait for the flush anyway.
-            .mode(sled::Mode::LowSpace)
-            .flush_every_ms(flush_every);
-        let db = open_db(&config, &path)?;
-        let trees = open_trees(&db)?;
-        let start = check_schema(&path, &trees)?;
-        let db_file = match options.durability {
-            Durability::Fsync => Some(File::open(path.join("db")).map_err(|e| {
-                Error::unavailable_from(
-                    format!("opening {} for fsync", path.join("db").display()),
-                    e,
-                )
-            })?),
-            Durability::Flush | Durability::None => None,
-        };
+        let config = sled_config(&path, &options);
+        let database = Database::open(&config, &path, options.durability == Durability::Fsync)?;
+        let start = check_schema(&path, &database.trees)?;
         let shared = Arc::new(Shared {
-            db,
-            trees,
+            database: RwLock::new(Some(database)),
             path,
             options,
             compacted: AtomicU64::new(start.compacted),
             hub: Arc::new(WatchHub::new(start.revision)),
-            failure: OnceLock::new(),
+            failure: Mutex::new(None),
             counters: Counters::default(),
         });
-        let (sender, thread) = writer::spawn(Arc::clone(&shared), start, db_file)?;
+        let (sender, thread) = writer::spawn(Arc::clone(&shared), start)?;
         tracing::info!(
             revision = start.revision,
             compacted = start.compacted,
@@ -197,6 +213,7 @@ impl SledStore {
             flushes: counters.flushes.load(Ordering::Relaxed),
             expired: counters.expired.load(Ordering::Relaxed),
             compacted_entries: counters.compacted_entries.load(Ordering::Relaxed),
+            rewrites: counters.rewrites.load(Ordering::Relaxed),
             revision: self.shared.hub.published(),
             compacted: self.shared.compacted.load(Ordering::SeqCst),
         }
@@ -256,41 +273,20 @@ pub(crate) struct StartState {
     pub compact_done: Revision,
 }
 
-/// How long an open waits for a directory lock that a store closed just before may still
-/// hold: sled releases it a moment after the close returns (spacejam/sled#1289).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Opens the database, waiting up to [`LOCK_WAIT`] for a lock held by a store just closed;
-/// a store still open (here or in another process) is [`Error::Unavailable`] after that.
-fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match config.open() {
-            Ok(db) => return Ok(db),
-            Err(error) if is_lock_error(&error) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(error) => return Err(open_error(path, error)),
+/// The sled configuration of a store at `path`.
+pub(crate) fn sled_config(path: &Path, options: &SledOptions) -> sled::Config {
+    let flush_every = match options.durability {
+        Durability::None => {
+            Some(u64::try_from(options.flush_every.as_millis()).unwrap_or(u64::MAX))
         }
-    }
-}
-
-fn is_lock_error(error: &sled::Error) -> bool {
-    error.to_string().contains("could not acquire lock")
-}
-
-fn open_trees(db: &sled::Db) -> Result<Trees> {
-    let open_tree = |name: &str| {
-        db.open_tree(name)
-            .map_err(|e| sled_error(&format!("opening sled tree {name}"), e))
+        Durability::Fsync | Durability::Flush => None,
     };
-    Ok(Trees {
-        log: open_tree("log")?,
-        versions: open_tree("versions")?,
-        state: open_tree("state")?,
-        ttl: open_tree("ttl")?,
-        meta: open_tree("meta")?,
-    })
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_bytes)
+        // sled's space amplification is its weak spot; writes wait for the flush anyway.
+        .mode(sled::Mode::LowSpace)
+        .flush_every_ms(flush_every)
 }
 
 /// Moves the revision of the closed store in the directory `path` to `revision` and marks
@@ -304,8 +300,12 @@ fn open_trees(db: &sled::Db) -> Result<Trees> {
 /// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
 pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
     let path = path.as_ref();
-    let db = open_db(&sled::Config::new().path(path).flush_every_ms(None), path)?;
-    let trees = open_trees(&db)?;
+    let database = Database::open(
+        &sled::Config::new().path(path).flush_every_ms(None),
+        path,
+        false,
+    )?;
+    let Database { db, trees, .. } = database;
     let start = check_schema(path, &trees)?;
     if revision < start.revision {
         return Err(Error::InvalidArgument(format!(
@@ -325,23 +325,6 @@ pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
         .map_err(|e| sled_error("flushing the sled store", e))?;
     tracing::info!(path = %path.display(), revision, "moved the store's revision");
     Ok(())
-}
-
-fn open_error(path: &Path, error: sled::Error) -> Error {
-    if is_lock_error(&error) {
-        return Error::unavailable_from(
-            format!(
-                "the sled store at {} is already open (sled allows a single opener per \
-                 directory, in this process or another)",
-                path.display()
-            ),
-            error,
-        );
-    }
-    sled_error(
-        &format!("opening the sled store at {}", path.display()),
-        error,
-    )
 }
 
 fn read_meta(trees: &Trees, name: &[u8]) -> Result<Option<u64>> {
@@ -370,7 +353,7 @@ fn write_schema_version(trees: &Trees) -> Result<()> {
     Ok(())
 }
 
-fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
+pub(crate) fn check_schema(path: &Path, trees: &Trees) -> Result<StartState> {
     match read_meta(trees, keys::META_SCHEMA)? {
         Some(keys::SCHEMA_VERSION) => {}
         Some(old) if keys::UPGRADABLE_SCHEMAS.contains(&old) => {

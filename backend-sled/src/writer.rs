@@ -3,7 +3,6 @@
 //! It also expires TTLs and deletes compacted history in small steps between batches.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -13,15 +12,17 @@ use bytes::Bytes;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
 use storage_api::{
-    BatchWrite, DeleteResponse, Error, KeyValue, Precondition, Result, Revision, Ttl, WatchEvent,
+    BatchWrite, DeleteResponse, Error, KeyFilter, KeyValue, Precondition, Result, Revision, Ttl,
+    WatchEvent,
 };
 use tokio::sync::oneshot;
 
 use crate::codec::{self, LogRecord, Op, StateRecord};
+use crate::database::{self, Database};
 use crate::keys;
 use crate::options::Durability;
 use crate::read;
-use crate::store::{Shared, StartState, sled_error};
+use crate::store::{Failure, Shared, StartState, check_schema, sled_config, sled_error};
 
 /// Log entries whose compacted history is deleted per step (one small transaction each).
 const COMPACT_CHUNK: usize = 256;
@@ -31,6 +32,10 @@ const EXPIRE_CHUNK: usize = 256;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Pause after a failed background step (TTL expiry, compaction) before trying again.
 const BACKOFF: Duration = Duration::from_secs(5);
+/// Pause between attempts to reopen a store whose flush failed.
+const REOPEN_RETRY: Duration = Duration::from_secs(1);
+/// Free bytes a reopen waits for: sled writes while it recovers its log.
+const REOPEN_SPACE: u64 = 8 * 1024 * 1024;
 
 /// A write, as sent to the writer. Keys are validated by the caller.
 #[derive(Debug)]
@@ -81,14 +86,13 @@ pub(crate) struct Request {
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     start: StartState,
-    db_file: Option<File>,
 ) -> Result<(mpsc::Sender<Request>, JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel();
     let compact_interval = shared.options.compact_interval;
+    let space_check_interval = shared.options.space_check_interval;
     let writer = Writer {
         shared,
         receiver,
-        db_file,
         revision: start.revision,
         compact_done: start.compact_done,
         compact_target: start.compacted,
@@ -96,6 +100,8 @@ pub(crate) fn spawn(
         next_compact_tick: (!compact_interval.is_zero()).then(|| Instant::now() + compact_interval),
         ttl_paused_until: None,
         compact_paused_until: None,
+        next_reopen: None,
+        next_space_check: Instant::now() + space_check_interval,
     };
     let thread = std::thread::Builder::new()
         .name("sled-writer".into())
@@ -118,8 +124,6 @@ struct Commit<'a> {
 struct Writer {
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<Request>,
-    /// The database file, fsynced after sled's flush with `sync=fsync`.
-    db_file: Option<File>,
     /// The revision of the last committed write.
     revision: Revision,
     /// Compacted history has been deleted for log entries up to this revision.
@@ -131,6 +135,10 @@ struct Writer {
     next_compact_tick: Option<Instant>,
     ttl_paused_until: Option<Instant>,
     compact_paused_until: Option<Instant>,
+    /// Set while the store refuses writes after a failed flush: when to try reopening it.
+    next_reopen: Option<Instant>,
+    /// When to compare the directory's size with its contents next (see [`Writer::rewrite`]).
+    next_space_check: Instant,
 }
 
 fn now_ms() -> u64 {
@@ -186,7 +194,7 @@ impl Writer {
             self.step(batch);
             self.background();
         }
-        if self.shared.failure.get().is_none() {
+        if self.shared.failure.lock().is_none() {
             if let Err(error) = self.sync() {
                 tracing::error!(%error, "final sled flush failed");
             }
@@ -198,6 +206,9 @@ impl Writer {
     fn idle_wait(&self) -> Duration {
         let now = Instant::now();
         let mut wait = MAX_IDLE;
+        if let Some(at) = self.next_reopen {
+            return at.saturating_duration_since(now).min(MAX_IDLE);
+        }
         if self.compact_done < self.compact_target
             && self.compact_paused_until.is_none_or(|until| until <= now)
         {
@@ -206,8 +217,14 @@ impl Writer {
         if let Some(tick) = self.next_compact_tick {
             wait = wait.min(tick.saturating_duration_since(now));
         }
+        wait = wait.min(self.next_space_check.saturating_duration_since(now));
         if self.ttl_paused_until.is_none_or(|until| until <= now) {
-            if let Some(Ok((raw, _))) = self.shared.trees.ttl.first().transpose() {
+            let first = self
+                .shared
+                .database()
+                .ok()
+                .and_then(|database| database.trees.ttl.first().transpose());
+            if let Some(Ok((raw, _))) = first {
                 if let Ok((at, _)) = keys::parse_ttl_key(&raw) {
                     wait = wait.min(Duration::from_millis(at.saturating_sub(now_ms())));
                 } else {
@@ -248,22 +265,30 @@ impl Writer {
                 }
             }
         }
-        if dirty {
-            if let Err(error) = self.sync() {
-                let message = error.to_string();
-                tracing::error!(%error, "sled flush failed; the store stops accepting writes");
-                let _ = self.shared.failure.set(message);
-                for (reply, result) in answers {
-                    let _ = reply.send(result.and_then(|_| {
-                        Err(Error::unavailable(format!(
-                            "the write was committed in memory but flushing it failed, so it                              may or may not survive a restart: {error}"
-                        )))
-                    }));
-                }
-                // Watches must not see writes that may not be durable.
-                self.shared.hub.close();
-                return;
+        // A write that failed inside sled (not a failed precondition) may have left sled
+        // unable to write: a flush tells.
+        let sled_failed = answers.iter().any(|(_, result)| {
+            matches!(
+                result,
+                Err(Error::Unavailable { .. } | Error::Internal { .. })
+            )
+        });
+        let flushed = match (dirty, sled_failed) {
+            (_, true) => self.flush(),
+            (true, false) => self.sync(),
+            (false, false) => Ok(()),
+        };
+        if let Err(error) = flushed {
+            let failure = self.fail(&error);
+            for (reply, result) in answers {
+                let _ = reply.send(result.and_then(|_| {
+                    Err(failure.error(format_args!(
+                        "the write was committed in memory but flushing it failed, so it may \
+                         or may not survive"
+                    )))
+                }));
             }
+            return;
         }
         self.shared.hub.publish(&events, self.revision);
         for (reply, result) in answers {
@@ -275,17 +300,22 @@ impl Writer {
     /// Makes everything committed so far durable, per the durability mode.
     fn sync(&self) -> Result<()> {
         match self.shared.options.durability {
-            Durability::None => return Ok(()),
-            Durability::Flush | Durability::Fsync => {}
+            Durability::None => Ok(()),
+            Durability::Flush | Durability::Fsync => self.flush(),
         }
+    }
+
+    /// Writes sled's buffers (and fsyncs with `sync=fsync`) whatever the durability mode.
+    fn flush(&self) -> Result<()> {
         // The markers let crash tests kill the process inside a flush.
         tracing::debug!("sled flush starting");
-        self.shared
+        let database = self.shared.database()?;
+        database
             .db
             .flush()
             .map_err(|e| sled_error("flushing the sled store", e))?;
         self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Some(file) = &self.db_file {
+        if let Some(file) = &database.db_file {
             file.sync_data()
                 .map_err(|e| Error::unavailable_from("fsyncing the sled database file", e))?;
         }
@@ -341,6 +371,7 @@ impl Writer {
 
     fn state(&self, key: &str) -> Result<Option<StateRecord>> {
         self.shared
+            .database()?
             .trees
             .state
             .get(key.as_bytes())
@@ -351,7 +382,7 @@ impl Writer {
 
     /// The live value of `key` described by `state`.
     fn live(&self, key: &str, state: &StateRecord) -> Result<KeyValue> {
-        let kv = read::put_version(&self.shared, key, state.mod_revision)?;
+        let kv = read::put_version(&self.shared.database()?.trees, key, state.mod_revision)?;
         if kv.create_revision != state.create_revision {
             return Err(Error::internal(format!(
                 "sled store is inconsistent for {key:?}: state says created at {}, version \
@@ -545,7 +576,8 @@ impl Writer {
         }
         let log_key = keys::revision_key(revision);
         let log = codec::encode_log_batch(&records)?;
-        let trees = &self.shared.trees;
+        let database = self.shared.database()?;
+        let trees = &database.trees;
         (
             &trees.log,
             &trees.versions,
@@ -611,7 +643,8 @@ impl Writer {
 
     /// Commits one write atomically across the trees and advances the revision.
     fn commit(&mut self, commit: Commit<'_>) -> Result<()> {
-        let trees = &self.shared.trees;
+        let database = self.shared.database()?;
+        let trees = &database.trees;
         let log_key = keys::revision_key(commit.revision);
         let version_key = keys::version_key(commit.key, commit.revision);
         let old_ttl = commit.old_expiry.map(|at| keys::ttl_key(at, commit.key));
@@ -657,6 +690,7 @@ impl Writer {
         for _ in 0..EXPIRE_CHUNK {
             let Some((raw, _)) = self
                 .shared
+                .database()?
                 .trees
                 .ttl
                 .first()
@@ -690,6 +724,7 @@ impl Writer {
 
     fn remove_ttl_entry(&self, raw: &[u8]) -> Result<()> {
         self.shared
+            .database()?
             .trees
             .ttl
             .remove(raw)
@@ -714,6 +749,7 @@ impl Writer {
             });
         }
         self.shared
+            .database()?
             .trees
             .meta
             .insert(keys::META_COMPACTED, &keys::revision_key(revision)[..])
@@ -725,12 +761,182 @@ impl Writer {
         Ok(())
     }
 
-    /// Background work between batches: one compaction step, and the compactor's tick.
-    fn background(&mut self) {
-        if self.shared.check_failed().is_err() {
+    /// Stops taking writes after a failed flush, until [`Writer::try_reopen`] succeeds. Watches
+    /// stay open: they have seen only durable writes, and resume after the reopen.
+    fn fail(&mut self, error: &Error) -> Failure {
+        tracing::error!(%error, "sled flush failed; refusing writes until the store is reopened from disk");
+        let failure = Failure::of(error);
+        *self.shared.failure.lock() = Some(failure.clone());
+        self.next_reopen = Some(Instant::now() + REOPEN_RETRY);
+        failure
+    }
+
+    /// One attempt to leave the failed state by reopening the database from disk.
+    fn try_reopen(&mut self) {
+        let _span = tracing::info_span!("sled_reopen").entered();
+        match self.reopen() {
+            Ok(()) => {
+                self.next_reopen = None;
+                *self.shared.failure.lock() = None;
+                tracing::info!(
+                    revision = self.revision,
+                    "reopened the sled store; taking writes again"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the sled store cannot be reopened yet; retrying");
+                self.next_reopen = Some(Instant::now() + REOPEN_RETRY);
+            }
+        }
+    }
+
+    /// Closes sled (which refuses every write once a flush failed) and opens the directory
+    /// again, recovering what reached the disk. Writes that were durable but not yet published
+    /// (a flush may fail after writing some of its batch) are published from the log, so
+    /// watchers see them in order.
+    fn reopen(&mut self) -> Result<()> {
+        let path = &self.shared.path;
+        // sled writes as it recovers, and reads need a database meanwhile: only close the old
+        // one once there is room to open it again.
+        database::ensure_free_space(path, REOPEN_SPACE)?;
+        let config = sled_config(path, &self.shared.options);
+        let fsync = self.shared.options.durability == Durability::Fsync;
+        let start = {
+            let mut slot = self.shared.database.write();
+            drop(slot.take());
+            let database = Database::open(&config, path, fsync)?;
+            let start = check_schema(path, &database.trees)?;
+            *slot = Some(database);
+            start
+        };
+        let published = self.shared.hub.published();
+        if start.revision < published {
+            return Err(Error::internal(format!(
+                "the reopened sled store is at revision {}, behind the published revision \
+                 {published}",
+                start.revision
+            )));
+        }
+        let mut events = Vec::new();
+        let mut after = published;
+        let everything = KeyFilter {
+            key: String::new(),
+            prefix: true,
+        };
+        while after < start.revision {
+            let (page, upto) = read::events_unchecked(
+                &self.shared.database()?.trees,
+                &everything,
+                after,
+                start.revision,
+                COMPACT_CHUNK,
+            )?;
+            events.extend(page);
+            after = upto;
+        }
+        self.revision = start.revision;
+        self.compact_done = start.compact_done;
+        self.compact_target = start.compacted;
+        self.shared
+            .compacted
+            .store(start.compacted, Ordering::SeqCst);
+        self.shared.hub.publish(&events, start.revision);
+        Ok(())
+    }
+
+    /// Compares the directory's size with the bytes it holds and, past
+    /// [`SledOptions::rewrite_percent`](crate::SledOptions::rewrite_percent), rewrites it.
+    fn check_space(&mut self, now: Instant) {
+        let shared = Arc::clone(&self.shared);
+        let options = &shared.options;
+        self.next_space_check = now + options.space_check_interval;
+        if options.rewrite_percent == 0 {
             return;
         }
+        let result = (|| -> Result<bool> {
+            let disk = database::disk_bytes(&shared.path)?;
+            if disk < options.rewrite_min_bytes {
+                return Ok(false);
+            }
+            let logical = shared.database()?.trees.logical_bytes()?;
+            let over =
+                u128::from(disk) * 100 > u128::from(logical) * u128::from(options.rewrite_percent);
+            if over {
+                tracing::info!(
+                    disk,
+                    logical,
+                    "the sled directory outgrew its contents; rewriting it"
+                );
+            }
+            Ok(over)
+        })();
+        let outcome = match result {
+            Ok(true) => self.rewrite(),
+            Ok(false) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            tracing::error!(%error, "sled space check or rewrite failed; retrying later");
+            self.next_space_check = now + BACKOFF.max(options.space_check_interval * 10);
+        }
+    }
+
+    /// Gives back the space sled does not reclaim: copies the trees into a fresh directory
+    /// and swaps it in (see [`crate::database`]). Writes wait meanwhile, in the channel; reads
+    /// go on, except while the directories are swapped.
+    fn rewrite(&mut self) -> Result<()> {
+        // The markers let crash tests kill the process inside a rewrite.
+        tracing::debug!("sled rewrite starting");
+        let started = Instant::now();
+        // Compaction steps are committed without a flush: make them durable before copying.
+        if let Err(error) = self.flush() {
+            self.fail(&error);
+            return Err(error);
+        }
+        let path = &self.shared.path;
+        let copy = database::copy_for_rewrite(&*self.shared.database()?, path)?;
+        let config = sled_config(path, &self.shared.options);
+        let fsync = self.shared.options.durability == Durability::Fsync;
+        let mut slot = self.shared.database.write();
+        drop(slot.take());
+        let swapped = database::swap_in_rewrite(path, &copy);
+        // The open finishes or undoes a swap that failed half-way (`recover_layout`).
+        match Database::open(&config, path, fsync) {
+            Ok(database) => *slot = Some(database),
+            Err(error) => {
+                drop(slot);
+                self.fail(&error);
+                return Err(error);
+            }
+        }
+        drop(slot);
+        swapped?;
+        self.shared
+            .counters
+            .rewrites
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("sled rewrite done");
+        tracing::info!(
+            disk = database::disk_bytes(path).unwrap_or(0),
+            millis = started.elapsed().as_millis(),
+            "rewrote the sled directory; writes waited meanwhile"
+        );
+        Ok(())
+    }
+
+    /// Background work between batches: reopening after a failure, one compaction step, the
+    /// compactor's tick and the space check.
+    fn background(&mut self) {
         let now = Instant::now();
+        if let Some(at) = self.next_reopen {
+            if at <= now {
+                self.try_reopen();
+            }
+            return;
+        }
+        if now >= self.next_space_check {
+            self.check_space(now);
+        }
         if let Some(tick) = self.next_compact_tick {
             if tick <= now {
                 self.compact_tick(now);
@@ -785,7 +991,8 @@ impl Writer {
     /// can reach.
     fn compact_step(&mut self) -> Result<()> {
         tracing::debug!("sled compaction step starting");
-        let trees = &self.shared.trees;
+        let database = self.shared.database()?;
+        let trees = &database.trees;
         let start = self.compact_done.saturating_add(1);
         let end = self.compact_target;
         let mut log_keys = Vec::new();

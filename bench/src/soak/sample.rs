@@ -42,10 +42,18 @@ impl StoreFiles {
                     wal: with_suffix("-wal")? + with_suffix("-shm")?,
                 })
             }
-            StoreFiles::Sled(dir) => Ok(DiskBytes {
-                database: tree_bytes(dir)?,
-                wal: 0,
-            }),
+            StoreFiles::Sled(dir) => {
+                // A rewrite copies the store into `DIR.rewrite` and swaps it in through
+                // `DIR.old`; those count while they exist, and `DIR` itself is missing for the
+                // moment between the two renames.
+                let mut database = 0;
+                for suffix in ["", ".rewrite", ".old", ".space-probe"] {
+                    let mut name = dir.as_os_str().to_owned();
+                    name.push(suffix);
+                    database += tree_bytes(Path::new(&name))?;
+                }
+                Ok(DiskBytes { database, wal: 0 })
+            }
         }
     }
 }
@@ -60,16 +68,23 @@ fn allocated(path: &Path) -> Result<u64> {
     }
 }
 
-/// The allocated bytes of every file under `dir`.
-fn tree_bytes(dir: &Path) -> Result<u64> {
+/// The allocated bytes of `path`: a file's, or every file's under a directory; 0 when it does
+/// not exist (also when it vanishes while being listed).
+fn tree_bytes(path: &Path) -> Result<u64> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => return allocated(path),
+        Err(error) => return Err(error).with_context(|| format!("listing {}", path.display())),
+    };
     let mut total = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
-        total += if path.is_dir() {
-            tree_bytes(&path)?
-        } else {
-            allocated(&path)?
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error).with_context(|| format!("listing {}", path.display())),
         };
+        total += tree_bytes(&entry.path())?;
     }
     Ok(total)
 }

@@ -1,0 +1,441 @@
+//! The sled database behind a store, as one replaceable value: opened at start, reopened from
+//! disk after a failed flush, and rewritten into a fresh directory to give back the space sled
+//! 0.34 does not reclaim by itself.
+//!
+//! # Rewriting a directory
+//!
+//! sled 0.34 frees segments lazily and its cleanup settings have no effect, so a store that
+//! updates and compacts steadily occupies several times its live bytes. [`rewrite`] copies
+//! every tree into a sibling directory `PATH.rewrite`, makes it durable, closes both databases
+//! and renames: `PATH` to `PATH.old`, `PATH.rewrite` to `PATH`, then removes `PATH.old`.
+//! [`recover_layout`], run before every open, finishes or undoes an interrupted swap, so a
+//! crash at any step leaves one complete store at `PATH`:
+//!
+//! - `PATH` exists: it is the store; a leftover `PATH.rewrite` (an unfinished copy, or the old
+//!   store after the first rename) and `PATH.old` are removed;
+//! - `PATH` is missing and `PATH.rewrite` exists: the crash came between the two renames, and
+//!   the copy, durable before the first rename, becomes `PATH`;
+//! - only `PATH.old` exists: it goes back to `PATH`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use storage_api::{Error, Result};
+
+use crate::store::sled_error;
+
+/// The sled trees of one store (see [`crate::keys`] for their key layouts).
+#[derive(Clone, Debug)]
+pub(crate) struct Trees {
+    /// Revision -> log record (key, put or delete, previous revision of the key).
+    pub log: sled::Tree,
+    /// `key\0revision` -> version (put with its value, or tombstone).
+    pub versions: sled::Tree,
+    /// Key -> live state (create and mod revisions, expiry).
+    pub state: sled::Tree,
+    /// `expiry key` -> empty: keys with a TTL in expiry order.
+    pub ttl: sled::Tree,
+    /// Store-wide values: schema, revision, compaction.
+    pub meta: sled::Tree,
+}
+
+/// The names of the trees in [`Trees`], in the order a rewrite copies them.
+const TREE_NAMES: [&str; 5] = ["log", "versions", "state", "ttl", "meta"];
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Trees> {
+        let open_tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| sled_error(&format!("opening sled tree {name}"), e))
+        };
+        Ok(Trees {
+            log: open_tree("log")?,
+            versions: open_tree("versions")?,
+            state: open_tree("state")?,
+            ttl: open_tree("ttl")?,
+            meta: open_tree("meta")?,
+        })
+    }
+
+    fn all(&self) -> [(&'static str, &sled::Tree); 5] {
+        [
+            ("log", &self.log),
+            ("versions", &self.versions),
+            ("state", &self.state),
+            ("ttl", &self.ttl),
+            ("meta", &self.meta),
+        ]
+    }
+
+    /// The bytes of every key and value in the trees: what the store holds, whatever sled
+    /// occupies on disk for it.
+    pub fn logical_bytes(&self) -> Result<u64> {
+        let mut total = 0_u64;
+        for (name, tree) in self.all() {
+            for entry in tree.iter() {
+                let (key, value) =
+                    entry.map_err(|e| sled_error(&format!("scanning sled tree {name}"), e))?;
+                total += (key.len() + value.len()) as u64;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// An open sled database and its trees.
+#[derive(Debug)]
+pub(crate) struct Database {
+    pub db: sled::Db,
+    pub trees: Trees,
+    /// The database file, fsynced after sled's flush with `sync=fsync`.
+    pub db_file: Option<File>,
+}
+
+/// How long an open waits for a directory lock that a store closed just before may still
+/// hold: sled releases it a moment after the close returns (spacejam/sled#1289).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Database {
+    /// Opens the database at `config`'s path (after [`recover_layout`]), waiting up to
+    /// [`LOCK_WAIT`] for a lock held by a store just closed; a store still open (here or in
+    /// another process) is [`Error::Unavailable`] after that. With `fsync`, the database
+    /// file is opened too, for fsyncing after each flush.
+    pub fn open(config: &sled::Config, path: &Path, fsync: bool) -> Result<Database> {
+        recover_layout(path)?;
+        let db = open_db(config, path)?;
+        let trees = Trees::open(&db)?;
+        let db_file = if fsync {
+            let file = path.join("db");
+            Some(File::open(&file).map_err(|e| {
+                Error::unavailable_from(format!("opening {} for fsync", file.display()), e)
+            })?)
+        } else {
+            None
+        };
+        Ok(Database { db, trees, db_file })
+    }
+}
+
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(error) if is_lock_error(&error) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => return Err(open_error(path, error)),
+        }
+    }
+}
+
+fn is_lock_error(error: &sled::Error) -> bool {
+    error.to_string().contains("could not acquire lock")
+}
+
+fn open_error(path: &Path, error: sled::Error) -> Error {
+    if is_lock_error(&error) {
+        return Error::unavailable_from(
+            format!(
+                "the sled store at {} is already open (sled allows a single opener per \
+                 directory, in this process or another)",
+                path.display()
+            ),
+            error,
+        );
+    }
+    sled_error(
+        &format!("opening the sled store at {}", path.display()),
+        error,
+    )
+}
+
+/// `PATH` with `suffix` appended to its last component, or `None` for a path without one
+/// (`/`), which cannot be rewritten.
+fn sibling(path: &Path, suffix: &str) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let mut sibling = name.to_owned();
+    sibling.push(suffix);
+    Some(path.with_file_name(sibling))
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |error| {
+        if error.kind() == std::io::ErrorKind::StorageFull {
+            Error::internal_from(
+                format!("{context}: no space left on the sled store's disk"),
+                error,
+            )
+        } else {
+            Error::unavailable_from(context, error)
+        }
+    }
+}
+
+fn remove_dir(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error(format!("removing {}", path.display()))(error)),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(io_error(format!(
+        "renaming {} to {}",
+        from.display(),
+        to.display()
+    )))
+}
+
+/// Finishes or undoes a directory swap that a crash interrupted (see the module
+/// documentation). Does nothing for a store that was never rewritten.
+pub(crate) fn recover_layout(path: &Path) -> Result<()> {
+    let (Some(copy), Some(old)) = (sibling(path, ".rewrite"), sibling(path, ".old")) else {
+        return Ok(());
+    };
+    if !path.exists() {
+        if copy.exists() {
+            tracing::warn!(path = %path.display(), "finishing an interrupted sled rewrite");
+            rename(&copy, path)?;
+        } else if old.exists() {
+            tracing::warn!(path = %path.display(), "undoing an interrupted sled rewrite");
+            rename(&old, path)?;
+        } else {
+            return Ok(());
+        }
+        sync_parent(path)?;
+    }
+    remove_dir(&copy)?;
+    remove_dir(&old)
+}
+
+/// Fsyncs `path`'s parent directory, so that a rename in it is durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io_error(format!("fsyncing {}", parent.display())))
+}
+
+/// Fsyncs every file and directory under `dir` (sled 0.34 never fsyncs its blob files).
+fn sync_tree(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(io_error(format!("listing {}", dir.display())))?
+            .path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)
+                .and_then(|file| file.sync_all())
+                .map_err(io_error(format!("fsyncing {}", path.display())))?;
+        }
+    }
+    File::open(dir)
+        .and_then(|file| file.sync_all())
+        .map_err(io_error(format!("fsyncing {}", dir.display())))
+}
+
+/// The bytes the files under `dir` occupy on disk (allocated blocks, as `du` counts them).
+pub(crate) fn disk_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let entries = std::fs::read_dir(dir).map_err(io_error(format!("listing {}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(format!("listing {}", dir.display())))?;
+        let meta = entry
+            .metadata()
+            .map_err(io_error(format!("reading {}", entry.path().display())))?;
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            allocated(&meta)
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(unix)]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
+/// Fails unless `bytes` can be written beside the store at `path` now: a probe file of that
+/// size is written, synced and removed.
+pub(crate) fn ensure_free_space(path: &Path, bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let probe = sibling(path, ".space-probe").ok_or_else(|| {
+        Error::internal(format!(
+            "the sled store at {} has no directory name",
+            path.display()
+        ))
+    })?;
+    let context = format!("reserving {bytes} bytes beside {}", path.display());
+    let result = (|| {
+        let mut file = File::create(&probe)?;
+        let chunk = vec![0_u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+            file.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
+        file.sync_data()
+    })();
+    let removed = std::fs::remove_file(&probe);
+    result.map_err(io_error(context))?;
+    match removed {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error(format!("removing {}", probe.display()))(error)),
+    }
+}
+
+/// Entries copied per sled batch during a rewrite.
+const COPY_BATCH: usize = 1024;
+
+/// Copies every tree of `from` into a new database at `PATH.rewrite` and makes it durable,
+/// ready for [`swap_in_rewrite`]. `from` stays open and unchanged; the caller must keep
+/// writes away from it meanwhile (the writer thread does the rewrite itself). On failure the
+/// partial copy is removed. Returns the copy's path.
+pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> {
+    let copy = sibling(path, ".rewrite").ok_or_else(|| {
+        Error::internal(format!(
+            "the sled store at {} has no directory name to rewrite beside",
+            path.display()
+        ))
+    })?;
+    remove_dir(&copy)?;
+    let result = (|| {
+        let db = open_db(
+            &sled::Config::new()
+                .path(&copy)
+                .mode(sled::Mode::LowSpace)
+                .flush_every_ms(None),
+            &copy,
+        )?;
+        for ((name, tree), expected) in from.trees.all().into_iter().zip(TREE_NAMES) {
+            debug_assert_eq!(name, expected);
+            let target = db
+                .open_tree(name)
+                .map_err(|e| sled_error(&format!("creating sled tree {name} in the copy"), e))?;
+            let mut batch = sled::Batch::default();
+            let mut pending = 0;
+            for entry in tree.iter() {
+                let (key, value) =
+                    entry.map_err(|e| sled_error(&format!("reading sled tree {name}"), e))?;
+                batch.insert(key, value);
+                pending += 1;
+                if pending == COPY_BATCH {
+                    target
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(|e| sled_error(&format!("copying sled tree {name}"), e))?;
+                    pending = 0;
+                }
+            }
+            target
+                .apply_batch(batch)
+                .map_err(|e| sled_error(&format!("copying sled tree {name}"), e))?;
+        }
+        db.flush()
+            .map_err(|e| sled_error("flushing the sled copy", e))?;
+        drop(db);
+        sync_tree(&copy)?;
+        sync_parent(&copy)
+    })();
+    match result {
+        Ok(()) => Ok(copy),
+        Err(error) => {
+            if let Err(cleanup) = remove_dir(&copy) {
+                tracing::warn!(%cleanup, "removing the partial sled copy failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Replaces the (closed) store at `path` with the durable copy at `copy`, by the renames the
+/// module documentation describes. On failure, [`recover_layout`] (run by the next open)
+/// leaves one complete store at `path`.
+pub(crate) fn swap_in_rewrite(path: &Path, copy: &Path) -> Result<()> {
+    let old = sibling(path, ".old").ok_or_else(|| {
+        Error::internal(format!(
+            "the sled store at {} has no directory name to rewrite beside",
+            path.display()
+        ))
+    })?;
+    rename(path, &old)?;
+    rename(copy, path)?;
+    sync_parent(path)?;
+    remove_dir(&old)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn mkdir(path: &Path) {
+        std::fs::create_dir_all(path).unwrap();
+        std::fs::write(path.join("marker"), path.to_string_lossy().as_bytes()).unwrap();
+    }
+
+    fn marker(path: &Path) -> String {
+        std::fs::read_to_string(path.join("marker")).unwrap()
+    }
+
+    #[test]
+    fn recovery_keeps_exactly_one_complete_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let copy = dir.path().join("store.rewrite");
+        let old = dir.path().join("store.old");
+
+        // An unfinished copy beside the store: the store stays, the copy goes.
+        mkdir(&path);
+        mkdir(&copy);
+        recover_layout(&path).unwrap();
+        assert_eq!(marker(&path), path.to_string_lossy());
+        assert!(!copy.exists());
+
+        // A crash between the two renames: the durable copy becomes the store.
+        std::fs::rename(&path, &old).unwrap();
+        mkdir(&copy);
+        recover_layout(&path).unwrap();
+        assert_eq!(marker(&path), copy.to_string_lossy());
+        assert!(!copy.exists() && !old.exists());
+
+        // Only the old store: it goes back.
+        std::fs::rename(&path, &old).unwrap();
+        recover_layout(&path).unwrap();
+        assert_eq!(marker(&path), copy.to_string_lossy());
+
+        // A crash after the swap, before the old store was removed.
+        mkdir(&old);
+        recover_layout(&path).unwrap();
+        assert!(path.exists() && !old.exists());
+
+        // A store never rewritten is left alone.
+        recover_layout(&dir.path().join("fresh")).unwrap();
+        assert!(!dir.path().join("fresh").exists());
+    }
+
+    #[test]
+    fn sibling_names_append_to_the_last_component() {
+        assert_eq!(
+            sibling(Path::new("/data/sled"), ".old"),
+            Some(PathBuf::from("/data/sled.old"))
+        );
+        assert_eq!(sibling(Path::new("/"), ".old"), None);
+    }
+}
