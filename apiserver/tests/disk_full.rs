@@ -122,8 +122,10 @@ async fn watch(address: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            // Chunked framing: the events are the lines that are JSON.
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+            // Chunked framing: the events are the lines that are JSON objects with a type (a
+            // chunk's size line may parse as a JSON number).
+            let event = serde_json::from_str::<serde_json::Value>(&line).ok();
+            if let Some(event) = event.filter(|event| event.get("type").is_some()) {
                 let name = event["object"]["metadata"]["name"].as_str().unwrap_or("");
                 let kind = event["type"].as_str().unwrap_or("");
                 if sender.send(format!("{kind} {name}")).is_err() {
@@ -133,6 +135,29 @@ async fn watch(address: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
         }
     });
     receiver
+}
+
+/// Every event up to and including `last`.
+async fn events_until(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    last: &str,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(event)) => {
+                let done = event == last;
+                seen.push(event);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(None) => panic!("the watch ended before {last}: {seen:?}"),
+            Err(_) => panic!("no {last} within 20 s: {seen:?}"),
+        }
+    }
 }
 
 async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<String>, wanted: &str) {
@@ -189,12 +214,12 @@ async fn full_disk(backend: Option<&str>) {
         match code {
             201 => acknowledged.push(name),
             _ => {
-                refusal = Some((code, body));
+                refusal = Some((name, code, body));
                 break;
             }
         }
     }
-    let (code, body) = refusal.expect("a write failed once the disk was full");
+    let (refused, code, body) = refusal.expect("a write failed once the disk was full");
     let status: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
     eprintln!(
         "disk full after a {filled}-byte filler; {} writes acknowledged; refused with {code}: {}",
@@ -223,13 +248,16 @@ async fn full_disk(backend: Option<&str>) {
     }
     let (code, _) = send(&address, "GET", CMS, "").await;
     assert_eq!(code, 200, "a list on a full disk");
+    // A watch opened now works too.
+    let mut opened_while_full = watch(&address).await;
 
     // Free the space: writes succeed again, and the watch opened before sees them.
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (code, body) = send(&address, "POST", CMS, &config_map("after", 1024)).await;
-        if code == 201 {
+        // 409: an attempt whose answer was lost to the outage did create it.
+        if code == 201 || code == 409 {
             break;
         }
         assert!(
@@ -239,7 +267,29 @@ async fn full_disk(backend: Option<&str>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     acknowledged.push("after".to_owned());
-    next_event(&mut events, "ADDED after").await;
+    // The watch opened before the disk filled saw every acknowledged write once, in order; the
+    // refused write, whose outcome was unknown, at most once (if it reached the disk).
+    let seen = events_until(&mut events, "ADDED after").await;
+    let refused = format!("ADDED {refused}");
+    assert!(
+        seen.iter().filter(|event| **event == refused).count() <= 1,
+        "{seen:?}"
+    );
+    let seen: Vec<&String> = seen
+        .iter()
+        .filter(|event| **event != refused && !event.starts_with("ADDED before-"))
+        .collect();
+    let expected: Vec<String> = acknowledged
+        .iter()
+        .filter(|name| !name.starts_with("before-"))
+        .map(|name| format!("ADDED {name}"))
+        .collect();
+    assert_eq!(
+        seen,
+        expected.iter().collect::<Vec<_>>(),
+        "the watch's events across the outage"
+    );
+    next_event(&mut opened_while_full, "ADDED after").await;
 
     // Nothing acknowledged is lost, across a SIGKILL and a restart either.
     drop(server);

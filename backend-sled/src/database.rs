@@ -2,20 +2,25 @@
 //! disk after a failed flush, and rewritten into a fresh directory to give back the space sled
 //! 0.34 does not reclaim by itself.
 //!
+//! # Files beside the store
+//!
+//! A store at `PATH` holds an exclusive lock on `PATH.sled-lock` while open, taken before
+//! anything else is touched, so a second opener cannot disturb a rewrite in progress.
+//!
 //! # Rewriting a directory
 //!
-//! sled 0.34 frees segments lazily and its cleanup settings have no effect, so a store that
-//! updates and compacts steadily occupies several times its live bytes. [`rewrite`] copies
-//! every tree into a sibling directory `PATH.rewrite`, makes it durable, closes both databases
-//! and renames: `PATH` to `PATH.old`, `PATH.rewrite` to `PATH`, then removes `PATH.old`.
-//! [`recover_layout`], run before every open, finishes or undoes an interrupted swap, so a
-//! crash at any step leaves one complete store at `PATH`:
+//! sled 0.34 frees a log segment only once at most half of it is live, so a store that updates
+//! and compacts steadily occupies several times its live bytes. [`copy_for_rewrite`] copies
+//! every tree into a sibling directory `PATH.sled-rewrite` and makes it durable;
+//! [`swap_in_rewrite`] then renames `PATH` to `PATH.sled-old` and the copy to `PATH`, and removes
+//! `PATH.sled-old`. [`recover_layout`], run under the lock before every open, finishes or undoes
+//! an interrupted swap, so a crash at any step leaves one complete store at `PATH`:
 //!
-//! - `PATH` exists: it is the store; a leftover `PATH.rewrite` (an unfinished copy, or the old
-//!   store after the first rename) and `PATH.old` are removed;
-//! - `PATH` is missing and `PATH.rewrite` exists: the crash came between the two renames, and
-//!   the copy, durable before the first rename, becomes `PATH`;
-//! - only `PATH.old` exists: it goes back to `PATH`.
+//! - `PATH` exists: it is the store; a leftover `PATH.sled-rewrite` (an unfinished copy) and
+//!   `PATH.sled-old` (the store before a finished swap) are removed;
+//! - `PATH` is missing and `PATH.sled-rewrite` exists: the crash came between the two renames,
+//!   and the copy, durable before the first rename, becomes `PATH`;
+//! - only `PATH.sled-old` exists: it goes back to `PATH`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -82,6 +87,53 @@ impl Trees {
     }
 }
 
+/// The exclusive lock on `PATH.sled-lock`, held while a store at `PATH` is open.
+#[derive(Debug)]
+pub(crate) struct StoreLock {
+    _file: File,
+}
+
+impl StoreLock {
+    /// Takes the lock, waiting up to [`LOCK_WAIT`] for a store just closed; a store still open
+    /// (in this process or another) is [`Error::Unavailable`].
+    pub fn acquire(path: &Path) -> Result<StoreLock> {
+        let lock = sibling(path, ".sled-lock").ok_or_else(|| no_name(path))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(io_error(format!("opening {}", lock.display())))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            // Fully qualified: `File` has an inherent `try_lock` on newer toolchains.
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(Error::unavailable(format!(
+                        "the sled store at {} is already open (one opener per directory, in \
+                         this process or another)",
+                        path.display()
+                    )));
+                }
+                Err(fs4::TryLockError::Error(error)) => {
+                    return Err(io_error(format!("locking {}", lock.display()))(error));
+                }
+            }
+        }
+    }
+}
+
+fn no_name(path: &Path) -> Error {
+    Error::InvalidArgument(format!(
+        "the sled store path {} has no directory name",
+        path.display()
+    ))
+}
+
 /// An open sled database and its trees.
 #[derive(Debug)]
 pub(crate) struct Database {
@@ -96,11 +148,16 @@ pub(crate) struct Database {
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Database {
-    /// Opens the database at `config`'s path (after [`recover_layout`]), waiting up to
-    /// [`LOCK_WAIT`] for a lock held by a store just closed; a store still open (here or in
-    /// another process) is [`Error::Unavailable`] after that. With `fsync`, the database
-    /// file is opened too, for fsyncing after each flush.
-    pub fn open(config: &sled::Config, path: &Path, fsync: bool) -> Result<Database> {
+    /// Opens the database at `config`'s path (after [`recover_layout`]); the caller holds the
+    /// [`StoreLock`]. Waits up to [`LOCK_WAIT`] for sled's own lock, which a database closed
+    /// just before may still hold. With `fsync`, the database file is opened too, for fsyncing
+    /// after each flush.
+    pub fn open(
+        config: &sled::Config,
+        path: &Path,
+        _lock: &StoreLock,
+        fsync: bool,
+    ) -> Result<Database> {
         recover_layout(path)?;
         let db = open_db(config, path)?;
         let trees = Trees::open(&db)?;
@@ -190,8 +247,9 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 
 /// Finishes or undoes a directory swap that a crash interrupted (see the module
 /// documentation). Does nothing for a store that was never rewritten.
-pub(crate) fn recover_layout(path: &Path) -> Result<()> {
-    let (Some(copy), Some(old)) = (sibling(path, ".rewrite"), sibling(path, ".old")) else {
+fn recover_layout(path: &Path) -> Result<()> {
+    let (Some(copy), Some(old)) = (sibling(path, ".sled-rewrite"), sibling(path, ".sled-old"))
+    else {
         return Ok(());
     };
     if !path.exists() {
@@ -274,12 +332,7 @@ fn allocated(meta: &std::fs::Metadata) -> u64 {
 /// size is written, synced and removed.
 pub(crate) fn ensure_free_space(path: &Path, bytes: u64) -> Result<()> {
     use std::io::Write;
-    let probe = sibling(path, ".space-probe").ok_or_else(|| {
-        Error::internal(format!(
-            "the sled store at {} has no directory name",
-            path.display()
-        ))
-    })?;
+    let probe = sibling(path, ".sled-space-probe").ok_or_else(|| no_name(path))?;
     let context = format!("reserving {bytes} bytes beside {}", path.display());
     let result = (|| {
         let mut file = File::create(&probe)?;
@@ -301,20 +354,16 @@ pub(crate) fn ensure_free_space(path: &Path, bytes: u64) -> Result<()> {
     }
 }
 
-/// Entries copied per sled batch during a rewrite.
+/// Entries, and bytes, copied per sled batch during a rewrite.
 const COPY_BATCH: usize = 1024;
+const COPY_BATCH_BYTES: usize = 4 << 20;
 
 /// Copies every tree of `from` into a new database at `PATH.rewrite` and makes it durable,
 /// ready for [`swap_in_rewrite`]. `from` stays open and unchanged; the caller must keep
 /// writes away from it meanwhile (the writer thread does the rewrite itself). On failure the
 /// partial copy is removed. Returns the copy's path.
 pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> {
-    let copy = sibling(path, ".rewrite").ok_or_else(|| {
-        Error::internal(format!(
-            "the sled store at {} has no directory name to rewrite beside",
-            path.display()
-        ))
-    })?;
+    let copy = sibling(path, ".sled-rewrite").ok_or_else(|| no_name(path))?;
     remove_dir(&copy)?;
     let result = (|| {
         let db = open_db(
@@ -330,17 +379,18 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
                 .open_tree(name)
                 .map_err(|e| sled_error(&format!("creating sled tree {name} in the copy"), e))?;
             let mut batch = sled::Batch::default();
-            let mut pending = 0;
+            let (mut pending, mut pending_bytes) = (0, 0);
             for entry in tree.iter() {
                 let (key, value) =
                     entry.map_err(|e| sled_error(&format!("reading sled tree {name}"), e))?;
+                pending_bytes += key.len() + value.len();
                 batch.insert(key, value);
                 pending += 1;
-                if pending == COPY_BATCH {
+                if pending == COPY_BATCH || pending_bytes >= COPY_BATCH_BYTES {
                     target
                         .apply_batch(std::mem::take(&mut batch))
                         .map_err(|e| sled_error(&format!("copying sled tree {name}"), e))?;
-                    pending = 0;
+                    (pending, pending_bytes) = (0, 0);
                 }
             }
             target
@@ -350,6 +400,9 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
         db.flush()
             .map_err(|e| sled_error("flushing the sled copy", e))?;
         drop(db);
+        // sled finishes closing a moment after the drop (spacejam/sled#1289); sync what it
+        // wrote only once it let go of its file.
+        wait_until_closed(&copy)?;
         sync_tree(&copy)?;
         sync_parent(&copy)
     })();
@@ -364,16 +417,38 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
     }
 }
 
+/// Waits up to [`LOCK_WAIT`] until no sled database holds the directory `dir` open.
+fn wait_until_closed(dir: &Path) -> Result<()> {
+    let file = dir.join("db");
+    let db = File::open(&file).map_err(io_error(format!("opening {}", file.display())))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match fs4::FileExt::try_lock(&db) {
+            Ok(()) => {
+                return fs4::FileExt::unlock(&db)
+                    .map_err(io_error(format!("unlocking {}", file.display())));
+            }
+            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(Error::unavailable(format!(
+                    "sled did not close {} in time",
+                    dir.display()
+                )));
+            }
+            Err(fs4::TryLockError::Error(error)) => {
+                return Err(io_error(format!("locking {}", file.display()))(error));
+            }
+        }
+    }
+}
+
 /// Replaces the (closed) store at `path` with the durable copy at `copy`, by the renames the
 /// module documentation describes. On failure, [`recover_layout`] (run by the next open)
 /// leaves one complete store at `path`.
 pub(crate) fn swap_in_rewrite(path: &Path, copy: &Path) -> Result<()> {
-    let old = sibling(path, ".old").ok_or_else(|| {
-        Error::internal(format!(
-            "the sled store at {} has no directory name to rewrite beside",
-            path.display()
-        ))
-    })?;
+    let old = sibling(path, ".sled-old").ok_or_else(|| no_name(path))?;
     rename(path, &old)?;
     rename(copy, path)?;
     sync_parent(path)?;
@@ -398,8 +473,8 @@ mod tests {
     fn recovery_keeps_exactly_one_complete_store() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
-        let copy = dir.path().join("store.rewrite");
-        let old = dir.path().join("store.old");
+        let copy = dir.path().join("store.sled-rewrite");
+        let old = dir.path().join("store.sled-old");
 
         // An unfinished copy beside the store: the store stays, the copy goes.
         mkdir(&path);

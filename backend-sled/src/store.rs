@@ -15,7 +15,7 @@ use storage_api::{
 };
 use tracing::Instrument;
 
-use crate::database::{Database, Trees};
+use crate::database::{Database, StoreLock, Trees};
 use crate::keys;
 use crate::options::{Durability, SledOptions};
 use crate::read;
@@ -26,8 +26,9 @@ use storage_api::{WatchHub, WatchSettings};
 /// State shared by the store handle, the writer thread, readers and watches.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The open database; `None` only while the writer reopens it (after a failed flush, or to
-    /// swap in a rewrite), when reads fail with `Unavailable`.
+    /// The open database. Reads wait while the writer swaps it (to reopen it after a failed
+    /// flush, or to swap in a rewrite); it is `None`, and reads fail with `Unavailable`, only
+    /// after a reopen that failed, until one succeeds.
     pub database: RwLock<Option<Database>>,
     pub path: PathBuf,
     pub options: SledOptions,
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub failure: Mutex<Option<Failure>>,
     /// Counters, see [`SledStats`].
     pub counters: Counters,
+    /// The store's lock file, held until the database above is closed (fields drop in order).
+    pub lock: StoreLock,
 }
 
 /// Why a store refuses writes: the error of its failed flush, kept to answer every refused
@@ -169,14 +172,29 @@ impl SledStore {
     /// `spawn_blocking` inside a runtime if the directory may be large. Needs no Tokio runtime
     /// itself; the store's methods must be called from one.
     ///
-    /// Errors: [`Error::Unavailable`] if the directory is already open (sled takes an exclusive
-    /// lock; a second opener, in this process or another, is refused) or cannot be read;
+    /// The store locks the file `PATH.sled-lock` beside the directory while open, and may
+    /// create `PATH.sled-rewrite` and `PATH.sled-old` there (see [`SledOptions::rewrite_percent`]).
+    ///
+    /// Errors: [`Error::Unavailable`] if the directory is already open (a second opener, in
+    /// this process or another, is refused) or cannot be read;
     /// [`Error::Internal`] for a corrupt store or one written by a newer version of this crate.
     pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
-        let path = path.as_ref().to_path_buf();
+        // Absolute, so that `sled://.` has a name to put its lock and rewrite beside.
+        let path = std::path::absolute(path.as_ref()).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the sled store path {}: {e}",
+                path.as_ref().display()
+            ))
+        })?;
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
+        let lock = StoreLock::acquire(&path)?;
         let config = sled_config(&path, &options);
-        let database = Database::open(&config, &path, options.durability == Durability::Fsync)?;
+        let database = Database::open(
+            &config,
+            &path,
+            &lock,
+            options.durability == Durability::Fsync,
+        )?;
         let start = check_schema(&path, &database.trees)?;
         let shared = Arc::new(Shared {
             database: RwLock::new(Some(database)),
@@ -186,6 +204,7 @@ impl SledStore {
             hub: Arc::new(WatchHub::new(start.revision)),
             failure: Mutex::new(None),
             counters: Counters::default(),
+            lock,
         });
         let (sender, thread) = writer::spawn(Arc::clone(&shared), start)?;
         tracing::info!(
@@ -300,9 +319,11 @@ pub(crate) fn sled_config(path: &Path, options: &SledOptions) -> sled::Config {
 /// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
 pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
     let path = path.as_ref();
+    let lock = StoreLock::acquire(path)?;
     let database = Database::open(
         &sled::Config::new().path(path).flush_every_ms(None),
         path,
+        &lock,
         false,
     )?;
     let Database { db, trees, .. } = database;
@@ -523,7 +544,7 @@ impl Interface for SledStore {
         );
         async {
             request.validate()?;
-            self.shared.check_failed()?;
+            // A store that refuses writes (until it is reopened) still serves watches.
             if let Some(start) = request.start_revision {
                 let compacted = self.shared.compacted.load(Ordering::SeqCst);
                 if start < compacted {

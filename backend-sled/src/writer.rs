@@ -36,6 +36,8 @@ const BACKOFF: Duration = Duration::from_secs(5);
 const REOPEN_RETRY: Duration = Duration::from_secs(1);
 /// Free bytes a reopen waits for: sled writes while it recovers its log.
 const REOPEN_SPACE: u64 = 8 * 1024 * 1024;
+/// The space check counts the contents at least every this many checks.
+const RECOUNT_EVERY: u32 = 30;
 
 /// A write, as sent to the writer. Keys are validated by the caller.
 #[derive(Debug)]
@@ -102,6 +104,7 @@ pub(crate) fn spawn(
         compact_paused_until: None,
         next_reopen: None,
         next_space_check: Instant::now() + space_check_interval,
+        space: SpaceCheck::default(),
     };
     let thread = std::thread::Builder::new()
         .name("sled-writer".into())
@@ -139,6 +142,18 @@ struct Writer {
     next_reopen: Option<Instant>,
     /// When to compare the directory's size with its contents next (see [`Writer::rewrite`]).
     next_space_check: Instant,
+    space: SpaceCheck,
+}
+
+/// What the space check remembers between checks.
+#[derive(Default)]
+struct SpaceCheck {
+    /// The contents' bytes at the last count.
+    logical: u64,
+    /// Checks since then.
+    checks_since_count: u32,
+    /// The directory's bytes right after the last rewrite.
+    rewritten_size: u64,
 }
 
 fn now_ms() -> u64 {
@@ -280,13 +295,13 @@ impl Writer {
         };
         if let Err(error) = flushed {
             let failure = self.fail(&error);
-            for (reply, result) in answers {
-                let _ = reply.send(result.and_then(|_| {
-                    Err(failure.error(format_args!(
-                        "the write was committed in memory but flushing it failed, so it may \
-                         or may not survive"
-                    )))
-                }));
+            // Every answer of the batch, a failed precondition's too, was decided on state that
+            // may not survive: its outcome is unknown.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(failure.error(format_args!(
+                    "flushing this write's batch failed, so whether it took effect is unknown \
+                     until the store is reopened"
+                ))));
             }
             return;
         }
@@ -314,11 +329,11 @@ impl Writer {
             .db
             .flush()
             .map_err(|e| sled_error("flushing the sled store", e))?;
-        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         if let Some(file) = &database.db_file {
             file.sync_data()
                 .map_err(|e| Error::unavailable_from("fsyncing the sled database file", e))?;
         }
+        self.shared.counters.flushes.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("sled flush done");
         Ok(())
     }
@@ -801,39 +816,75 @@ impl Writer {
         database::ensure_free_space(path, REOPEN_SPACE)?;
         let config = sled_config(path, &self.shared.options);
         let fsync = self.shared.options.durability == Durability::Fsync;
-        let start = {
+        let mut start = {
             let mut slot = self.shared.database.write();
             drop(slot.take());
-            let database = Database::open(&config, path, fsync)?;
+            let database = Database::open(&config, path, &self.shared.lock, fsync)?;
             let start = check_schema(path, &database.trees)?;
             *slot = Some(database);
             start
         };
+        let durable = start;
         let published = self.shared.hub.published();
+        // Readers were told of compaction up to here: it never moves back, even if the flush
+        // that failed held its record.
+        let compacted = self.shared.compacted.load(Ordering::SeqCst);
         if start.revision < published {
-            return Err(Error::internal(format!(
-                "the reopened sled store is at revision {}, behind the published revision \
-                 {published}",
-                start.revision
-            )));
+            if self.shared.options.durability != Durability::None {
+                return Err(Error::internal(format!(
+                    "the reopened sled store is at revision {}, behind the published revision \
+                     {published}",
+                    start.revision
+                )));
+            }
+            // `sync=none` published writes the failed flush lost. Their revisions were seen, so
+            // they are never reused: the store moves on from `published`, with the lost ones
+            // compacted (a watch from before them gets 410 and re-lists).
+            tracing::warn!(
+                durable = start.revision,
+                published,
+                "sync=none: writes acknowledged before the failed flush are lost"
+            );
+            start.revision = published;
+            start.compacted = published;
+        }
+        if start.compacted < compacted {
+            start.compacted = compacted;
         }
         let mut events = Vec::new();
-        let mut after = published;
-        let everything = KeyFilter {
-            key: String::new(),
-            prefix: true,
-        };
-        while after < start.revision {
-            let (page, upto) = read::events_unchecked(
-                &self.shared.database()?.trees,
-                &everything,
-                after,
-                start.revision,
-                COMPACT_CHUNK,
-            )?;
-            events.extend(page);
-            after = upto;
+        {
+            let database = self.shared.database()?;
+            if start.compacted > durable.compacted || start.revision > durable.revision {
+                let mut batch = sled::Batch::default();
+                batch.insert(keys::META_REVISION, &keys::revision_key(start.revision)[..]);
+                batch.insert(
+                    keys::META_COMPACTED,
+                    &keys::revision_key(start.compacted)[..],
+                );
+                database
+                    .trees
+                    .meta
+                    .apply_batch(batch)
+                    .map_err(|e| sled_error("writing sled meta after a reopen", e))?;
+            }
+            let everything = KeyFilter {
+                key: String::new(),
+                prefix: true,
+            };
+            let mut after = published;
+            while after < start.revision {
+                let (page, upto) = read::events_unchecked(
+                    &database.trees,
+                    &everything,
+                    after,
+                    start.revision,
+                    COMPACT_CHUNK,
+                )?;
+                events.extend(page);
+                after = upto;
+            }
         }
+        self.flush()?;
         self.revision = start.revision;
         self.compact_done = start.compact_done;
         self.compact_target = start.compacted;
@@ -847,38 +898,56 @@ impl Writer {
     /// Compares the directory's size with the bytes it holds and, past
     /// [`SledOptions::rewrite_percent`](crate::SledOptions::rewrite_percent), rewrites it.
     fn check_space(&mut self, now: Instant) {
-        let shared = Arc::clone(&self.shared);
-        let options = &shared.options;
-        self.next_space_check = now + options.space_check_interval;
-        if options.rewrite_percent == 0 {
+        let interval = self.shared.options.space_check_interval;
+        self.next_space_check = now + interval;
+        if self.shared.options.rewrite_percent == 0 {
             return;
         }
-        let result = (|| -> Result<bool> {
-            let disk = database::disk_bytes(&shared.path)?;
-            if disk < options.rewrite_min_bytes {
-                return Ok(false);
-            }
-            let logical = shared.database()?.trees.logical_bytes()?;
-            let over =
-                u128::from(disk) * 100 > u128::from(logical) * u128::from(options.rewrite_percent);
-            if over {
-                tracing::info!(
-                    disk,
-                    logical,
-                    "the sled directory outgrew its contents; rewriting it"
-                );
-            }
-            Ok(over)
-        })();
-        let outcome = match result {
+        let outcome = match self.rewrite_due() {
             Ok(true) => self.rewrite(),
             Ok(false) => Ok(()),
             Err(error) => Err(error),
         };
         if let Err(error) = outcome {
             tracing::error!(%error, "sled space check or rewrite failed; retrying later");
-            self.next_space_check = now + BACKOFF.max(options.space_check_interval * 10);
+            self.next_space_check = now + BACKOFF.max(interval * 10);
         }
+    }
+
+    /// Whether the directory occupies more than `rewrite_percent` of its contents.
+    fn rewrite_due(&mut self) -> Result<bool> {
+        let shared = Arc::clone(&self.shared);
+        let options = &shared.options;
+        let disk = database::disk_bytes(&shared.path)?;
+        if disk < options.rewrite_min_bytes {
+            return Ok(false);
+        }
+        // A fresh copy already occupies 2-2.7x its contents: rewriting again before the
+        // directory grew half again past that would only hold writes back, whatever the setting.
+        if u128::from(disk) * 2 <= u128::from(self.space.rewritten_size) * 3 {
+            return Ok(false);
+        }
+        let over = |logical: u64| {
+            u128::from(disk) * 100 > u128::from(logical) * u128::from(options.rewrite_percent)
+        };
+        // Counting the contents scans every tree while writes wait: only when the last count
+        // says a rewrite may be due, or every few checks, since deletes shrink the contents.
+        if !over(self.space.logical) && self.space.checks_since_count < RECOUNT_EVERY {
+            self.space.checks_since_count += 1;
+            return Ok(false);
+        }
+        let logical = shared.database()?.trees.logical_bytes()?;
+        self.space.logical = logical;
+        self.space.checks_since_count = 0;
+        if !over(logical) {
+            return Ok(false);
+        }
+        tracing::info!(
+            disk,
+            logical,
+            "the sled directory outgrew its contents; rewriting it"
+        );
+        Ok(true)
     }
 
     /// Gives back the space sled does not reclaim: copies the trees into a fresh directory
@@ -901,10 +970,13 @@ impl Writer {
         drop(slot.take());
         let swapped = database::swap_in_rewrite(path, &copy);
         // The open finishes or undoes a swap that failed half-way (`recover_layout`).
-        match Database::open(&config, path, fsync) {
+        match Database::open(&config, path, &self.shared.lock, fsync) {
             Ok(database) => *slot = Some(database),
             Err(error) => {
                 drop(slot);
+                if let Err(swap) = &swapped {
+                    tracing::error!(error = %swap, "swapping in the sled rewrite failed");
+                }
                 self.fail(&error);
                 return Err(error);
             }
@@ -916,8 +988,9 @@ impl Writer {
             .rewrites
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!("sled rewrite done");
+        self.space.rewritten_size = database::disk_bytes(&self.shared.path)?;
         tracing::info!(
-            disk = database::disk_bytes(path).unwrap_or(0),
+            disk = self.space.rewritten_size,
             millis = started.elapsed().as_millis(),
             "rewrote the sled directory; writes waited meanwhile"
         );
@@ -979,9 +1052,11 @@ impl Writer {
         if self.shared.check_failed().is_err() {
             return;
         }
-        let result = self.start_compaction(target).and_then(|()| self.sync());
-        if let Err(error) = result {
+        if let Err(error) = self.start_compaction(target) {
             tracing::error!(%error, "background sled compaction failed");
+        } else if let Err(error) = self.sync() {
+            // sled refuses writes after a failed flush; so must the store, until reopened.
+            self.fail(&error);
         }
     }
 

@@ -43,11 +43,11 @@ impl StoreFiles {
                 })
             }
             StoreFiles::Sled(dir) => {
-                // A rewrite copies the store into `DIR.rewrite` and swaps it in through
-                // `DIR.old`; those count while they exist, and `DIR` itself is missing for the
-                // moment between the two renames.
+                // A rewrite copies the store into `DIR.sled-rewrite` and swaps it in through
+                // `DIR.sled-old`; those count while they exist, and `DIR` itself is missing for
+                // the moment between the two renames.
                 let mut database = 0;
-                for suffix in ["", ".rewrite", ".old", ".space-probe"] {
+                for suffix in ["", ".sled-rewrite", ".sled-old", ".sled-space-probe"] {
                     let mut name = dir.as_os_str().to_owned();
                     name.push(suffix);
                     database += tree_bytes(Path::new(&name))?;
