@@ -234,6 +234,7 @@ async fn watch(state: &Arc<ServerState>, request: ResourceRequest) -> Result<Res
         options.predicate.field = FieldSelector::one_term_equal("metadata.name", name);
     }
     let timeout = request.query.watch_timeout()?;
+    options.deadline = Some(std::time::Instant::now() + timeout);
     let as_table = wants_table(crate::http::header_str(&request.headers, header::ACCEPT));
     let ctx = request.context();
     crate::watch::serve(state, request.handler, ctx, options, timeout, as_table).await

@@ -147,6 +147,8 @@ impl Query {
             // them.
             progress_notify: watch && allow_watch_bookmarks,
             send_initial_events,
+            // The watch handler sets it from `timeoutSeconds`.
+            deadline: None,
         })
     }
 

@@ -57,6 +57,10 @@ pub struct ListOptions {
     pub progress_notify: bool,
     /// Watch only: send the current state as ADDED events first (`sendInitialEvents`).
     pub send_initial_events: Option<bool>,
+    /// Watch only: when the caller will end the watch (its `timeoutSeconds`). The watch cache
+    /// sends a watcher that allows bookmarks one about 2 s before it, so the client resumes from
+    /// a recent revision (upstream's `cacheWatcher.nextBookmarkTime`).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// The metadata of the current stored object passed to an update function.

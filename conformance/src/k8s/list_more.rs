@@ -436,6 +436,19 @@ async fn get_list_non_recursive(store: Store, row: NonRecursiveRow) -> anyhow::R
         seed.key.as_str()
     };
     let result = storage.get_list(key, &options).await;
+    // Our addition: once caught up, a watch cache answers a single-key list at resourceVersion
+    // 0 from memory, as upstream's cacher does (`listItems`), rather than passing it on.
+    if options.resource_version == "0" {
+        storage.catch_up().await?;
+        if let Some(before) = storage.reads_from_cache() {
+            let again = storage.get_list(key, &options).await?;
+            ensure!(
+                storage.reads_from_cache() == Some(before + 1),
+                "the watch cache passed a single-key list at resourceVersion 0 to the store"
+            );
+            ensure!(again.resource_version != 0, "unset resourceVersion");
+        }
+    }
     let list = match (row.expect, result) {
         (Expect::TooLarge, Err(error)) if error.is_too_large_resource_version() => return Ok(()),
         (Expect::TooLarge, other) => bail!(

@@ -72,6 +72,16 @@ impl Pods {
         }
     }
 
+    /// With a watch cache: how many gets and lists it has answered from memory.
+    pub(crate) fn reads_from_cache(&self) -> Option<u64> {
+        self.cache.as_ref().map(|cache| {
+            cache
+                .stats()
+                .reads_from_cache
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
     /// With a watch cache: the revision of its first list, the oldest it serves history from.
     pub(crate) fn cache_listed_at(&self) -> Option<u64> {
         self.listed_at

@@ -13,10 +13,14 @@
 //! - **Indexed dispatch** by watched key or directory and by a declared [`Trigger`], with
 //!   predicate transitions; delivery never blocks the cache for long: a watcher whose buffer
 //!   stays full beyond the time budget is ended cleanly (never a silent gap).
-//! - **Reads from memory**: gets and lists at resourceVersion `0` or not-older-than a revision,
-//!   exact revisions inside the ring's window (continue tokens included), and consistent reads
-//!   once the cache has caught up with the backend's current revision (bounded wait, then the
-//!   backend). Writes go to the backend, with the cached object as the suggestion.
+//! - **Bookmarks**: every `bookmark_interval` to watchers that allow them, and one about 2 s
+//!   before a watch's deadline ([`ListOptions::deadline`]), as upstream's
+//!   `cacheWatcher.nextBookmarkTime`.
+//! - **Reads from memory**: gets and lists (of a directory, or of one key) at resourceVersion
+//!   `0` or not-older-than a revision, exact revisions inside the ring's window (continue
+//!   tokens included), and consistent reads once the cache has caught up with the backend's
+//!   current revision (bounded wait, then the backend). Writes go to the backend, with the
+//!   cached object as the suggestion.
 
 mod shared;
 mod state;
@@ -439,10 +443,13 @@ impl<K: Object> WatchCache<K> {
         key: &str,
         options: &ListOptions,
     ) -> std::result::Result<ObjectList<Shared<K>>, Miss> {
-        if !options.recursive {
-            return Err(Miss::Delegate);
-        }
-        let full = directory(self.cached_key_or_miss(key)?);
+        // A non-recursive list is of the one object at `key` (upstream's `Store.List` asks for
+        // one when a field selector names it); upstream's cacher serves it from its store too.
+        let scope = match options.recursive {
+            true => directory(self.cached_key_or_miss(key)?),
+            false => self.cached_key_or_miss(key)?,
+        };
+        let full = scope.as_str();
         let limit = match options.predicate.limit {
             Some(limit) if limit < 0 => {
                 return Err(Miss::Fail(StorageError::BadRequest(
@@ -452,7 +459,7 @@ impl<K: Object> WatchCache<K> {
             Some(limit) => limit.unsigned_abs(),
             None => 0,
         };
-        let plan: ListPlan = plan(&full, options, limit).map_err(Miss::Fail)?;
+        let plan: ListPlan = plan(full, options, limit).map_err(Miss::Fail)?;
         match plan.revision {
             // An exact revision (a continue token's, or resourceVersionMatch=Exact): from the
             // ring when it is inside the window, else the backend decides (it may still have
@@ -481,18 +488,22 @@ impl<K: Object> WatchCache<K> {
             }
         }
         let core = self.inner.core.read();
-        if !core.state.is_ready() {
+        // A cache at revision 0 has seen nothing yet (not even a first write to an empty
+        // store), and a list must not answer with the unset resourceVersion "0".
+        if !core.state.is_ready() || (plan.revision.is_none() && core.state.revision() == 0) {
             return Err(Miss::Delegate);
         }
-        let start = plan.continue_key.as_deref().unwrap_or(&full);
+        let start = plan.continue_key.as_deref().unwrap_or(full);
         // Served at the cache's revision when no exact one was asked for.
         let (revision, snapshot) = match plan.revision {
-            None => (core.state.revision(), core.state.range_now(&full, start)),
-            Some(exact) => match core.state.range_at(&full, start, exact) {
+            None => (core.state.revision(), core.state.range_now(full, start)),
+            Some(exact) => match core.state.range_at(full, start, exact) {
                 Ok(snapshot) => (exact, snapshot),
                 Err(Window::TooOld { .. } | Window::TooNew { .. }) => return Err(Miss::Delegate),
             },
         };
+        // The range is by prefix: a single key's excludes the keys it is a prefix of.
+        let snapshot = snapshot.filter(|entry| options.recursive || entry.key == full);
         let predicate = &options.predicate;
         let mut items = Vec::new();
         let mut last_key = None;
@@ -516,7 +527,7 @@ impl<K: Object> WatchCache<K> {
         }
         let (continue_token, remaining_item_count) = match last_key {
             Some(last) if remaining > 0 => {
-                let token = encode_continue(&format!("{last}\0"), &full, to_i64(revision))
+                let token = encode_continue(&format!("{last}\0"), full, to_i64(revision))
                     .map_err(|e| Miss::Fail(StorageError::Internal(e.to_string())))?;
                 (Some(token), predicate.is_empty().then(|| to_i64(remaining)))
             }
@@ -701,9 +712,14 @@ impl<K: Object> WatchCache<K> {
                 Err(Window::TooNew { .. }) => revision,
             },
         };
-        let id = core
-            .watchers
-            .add(scope, predicate, sender, bookmarks, Instant::now());
+        let id = core.watchers.add(
+            scope,
+            predicate,
+            sender,
+            bookmarks,
+            options.deadline,
+            Instant::now(),
+        );
         gauge(&config.stats.watchers, core.watchers.len());
         drop(core);
         let registration = Registration {

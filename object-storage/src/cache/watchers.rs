@@ -76,8 +76,31 @@ struct Group<K> {
 /// One registered watcher.
 struct Member<K> {
     sender: mpsc::Sender<Parcel<K>>,
-    /// When the next periodic bookmark is due; `None` for watchers that did not ask for them.
+    /// When the next bookmark is due; `None` for watchers that did not ask for them, and after
+    /// the last one before the watch's deadline.
     next_bookmark: Option<Instant>,
+    /// When the caller ends the watch, if it said.
+    deadline: Option<Instant>,
+}
+
+/// How long before a watch's deadline its last bookmark is due (upstream: 2 s).
+const PRE_TIMEOUT_BOOKMARK: Duration = Duration::from_secs(2);
+
+/// When a watcher's next bookmark is due, as upstream's `cacheWatcher.nextBookmarkTime`: `every`
+/// after `now`, but no later than [`PRE_TIMEOUT_BOOKMARK`] before the watch's `deadline`, so the
+/// client learns a recent revision just before the server ends the watch; none once that moment
+/// has passed.
+pub(crate) fn next_bookmark_time(
+    now: Instant,
+    every: Duration,
+    deadline: Option<Instant>,
+) -> Option<Instant> {
+    let periodic = now + every;
+    let Some(deadline) = deadline else {
+        return Some(periodic);
+    };
+    let due = periodic.min(deadline.checked_sub(PRE_TIMEOUT_BOOKMARK)?);
+    (due >= now).then_some(due)
 }
 
 /// The groups filed under one scope.
@@ -133,12 +156,14 @@ impl<K: Object> Watchers<K> {
     }
 
     /// Files a watcher of `scope` (a key, or a directory ending in `/`) and returns its id.
+    /// With `bookmarks`, it gets one that often and one just before its `deadline`.
     pub(crate) fn add(
         &mut self,
         scope: String,
         predicate: &SelectionPredicate,
         sender: mpsc::Sender<Parcel<K>>,
         bookmarks: Option<Duration>,
+        deadline: Option<Instant>,
         now: Instant,
     ) -> u64 {
         let key = GroupKey {
@@ -156,7 +181,9 @@ impl<K: Object> Watchers<K> {
                 id,
                 Member {
                     sender,
-                    next_bookmark: bookmarks.map(|every| now + every),
+                    next_bookmark: bookmarks
+                        .and_then(|every| next_bookmark_time(now, every, deadline)),
+                    deadline,
                 },
             );
         }
@@ -303,7 +330,7 @@ impl<K: Object> Watchers<K> {
         groups
     }
 
-    /// The watchers whose periodic bookmark is due at `now`, rescheduled `every` later.
+    /// The watchers whose bookmark is due at `now`, rescheduled per [`next_bookmark_time`].
     pub(crate) fn due_bookmarks(
         &mut self,
         now: Instant,
@@ -312,11 +339,9 @@ impl<K: Object> Watchers<K> {
         let mut due = Vec::new();
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
-                if let Some(at) = member.next_bookmark.as_mut() {
-                    if *at <= now {
-                        *at = now + every;
-                        due.push(member.sender.clone());
-                    }
+                if member.next_bookmark.is_some_and(|at| at <= now) {
+                    member.next_bookmark = next_bookmark_time(now, every, member.deadline);
+                    due.push(member.sender.clone());
                 }
             }
         }
@@ -367,7 +392,34 @@ pub(crate) fn transition<K: Object>(
 
 #[cfg(test)]
 mod tests {
-    use super::scopes_of;
+    use super::{PRE_TIMEOUT_BOOKMARK, next_bookmark_time, scopes_of};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_last_bookmark_comes_just_before_the_deadline() {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        // No deadline: every minute.
+        assert_eq!(next_bookmark_time(now, minute, None), Some(now + minute));
+        // A far deadline does not move the periodic one.
+        let far = now + Duration::from_secs(600);
+        assert_eq!(
+            next_bookmark_time(now, minute, Some(far)),
+            Some(now + minute)
+        );
+        // A deadline within the period: 2 s before it.
+        let near = now + Duration::from_secs(10);
+        assert_eq!(
+            next_bookmark_time(now, minute, Some(near)),
+            Some(near - PRE_TIMEOUT_BOOKMARK)
+        );
+        // Once that moment has passed (the bookmark was sent), no more.
+        let later = near - Duration::from_secs(1);
+        assert_eq!(next_bookmark_time(later, minute, Some(near)), None);
+        // A watch shorter than 2 s gets none.
+        let short = now + Duration::from_secs(1);
+        assert_eq!(next_bookmark_time(now, minute, Some(short)), None);
+    }
 
     #[test]
     fn an_event_concerns_its_key_and_the_directories_above_it() {
