@@ -234,7 +234,8 @@ async fn watch(state: &Arc<ServerState>, request: ResourceRequest) -> Result<Res
         options.predicate.field = FieldSelector::one_term_equal("metadata.name", name);
     }
     let timeout = request.query.watch_timeout()?;
-    options.deadline = Some(std::time::Instant::now() + timeout);
+    // A timeout past what `Instant` holds has no deadline worth a bookmark.
+    options.deadline = std::time::Instant::now().checked_add(timeout);
     let as_table = wants_table(crate::http::header_str(&request.headers, header::ACCEPT));
     let ctx = request.context();
     crate::watch::serve(state, request.handler, ctx, options, timeout, as_table).await

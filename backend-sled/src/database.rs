@@ -98,6 +98,10 @@ impl StoreLock {
     /// (in this process or another) is [`Error::Unavailable`].
     pub fn acquire(path: &Path) -> Result<StoreLock> {
         let lock = sibling(path, ".sled-lock").ok_or_else(|| no_name(path))?;
+        if let Some(parent) = lock.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io_error(format!("creating {}", parent.display())))?;
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -418,7 +422,7 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
 }
 
 /// Waits up to [`LOCK_WAIT`] until no sled database holds the directory `dir` open.
-fn wait_until_closed(dir: &Path) -> Result<()> {
+pub(crate) fn wait_until_closed(dir: &Path) -> Result<()> {
     let file = dir.join("db");
     let db = File::open(&file).map_err(io_error(format!("opening {}", file.display())))?;
     let deadline = std::time::Instant::now() + LOCK_WAIT;

@@ -179,13 +179,7 @@ impl SledStore {
     /// this process or another, is refused) or cannot be read;
     /// [`Error::Internal`] for a corrupt store or one written by a newer version of this crate.
     pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore> {
-        // Absolute, so that `sled://.` has a name to put its lock and rewrite beside.
-        let path = std::path::absolute(path.as_ref()).map_err(|e| {
-            Error::InvalidArgument(format!(
-                "the sled store path {}: {e}",
-                path.as_ref().display()
-            ))
-        })?;
+        let path = absolute(path.as_ref())?;
         let _span = tracing::info_span!("sled_open", path = %path.display()).entered();
         let lock = StoreLock::acquire(&path)?;
         let config = sled_config(&path, &options);
@@ -292,6 +286,12 @@ pub(crate) struct StartState {
     pub compact_done: Revision,
 }
 
+/// `path` made absolute, so that `sled://.` has a name to put its lock and rewrite beside.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .map_err(|e| Error::InvalidArgument(format!("the sled store path {}: {e}", path.display())))
+}
+
 /// The sled configuration of a store at `path`.
 pub(crate) fn sled_config(path: &Path, options: &SledOptions) -> sled::Config {
     let flush_every = match options.durability {
@@ -318,7 +318,7 @@ pub(crate) fn sled_config(path: &Path, options: &SledOptions) -> sled::Config {
 /// Fails with [`Error::Unavailable`] while a store keeps the directory open, and with
 /// [`Error::InvalidArgument`] when `revision` is below the store's current revision.
 pub fn bump_revision(path: impl AsRef<Path>, revision: Revision) -> Result<()> {
-    let path = path.as_ref();
+    let path = &absolute(path.as_ref())?;
     let lock = StoreLock::acquire(path)?;
     let database = Database::open(
         &sled::Config::new().path(path).flush_every_ms(None),

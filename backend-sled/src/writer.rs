@@ -152,8 +152,8 @@ struct SpaceCheck {
     logical: u64,
     /// Checks since then.
     checks_since_count: u32,
-    /// The directory's bytes right after the last rewrite.
-    rewritten_size: u64,
+    /// The directory's size right after the last rewrite, in percent of its contents.
+    rewritten_percent: u32,
 }
 
 fn now_ms() -> u64 {
@@ -847,10 +847,13 @@ impl Writer {
             );
             start.revision = published;
             start.compacted = published;
+            // Watchers (a watch cache among them) hold what was lost: they resume, get
+            // `Compacted` and list again.
+            self.shared.hub.end_watches();
         }
-        if start.compacted < compacted {
-            start.compacted = compacted;
-        }
+        // Never past the durable revision either: a compaction in the failed batch may have
+        // named a write that did not survive.
+        start.compacted = start.compacted.max(compacted).min(start.revision);
         let mut events = Vec::new();
         {
             let database = self.shared.database()?;
@@ -914,7 +917,9 @@ impl Writer {
         }
     }
 
-    /// Whether the directory occupies more than `rewrite_percent` of its contents.
+    /// Whether the directory occupies more than `rewrite_percent` of its contents, and more
+    /// than half again the share a fresh copy took at the last rewrite (a fresh copy already
+    /// occupies 2-2.7x its contents: rewriting below that would only hold writes back).
     fn rewrite_due(&mut self) -> Result<bool> {
         let shared = Arc::clone(&self.shared);
         let options = &shared.options;
@@ -922,14 +927,9 @@ impl Writer {
         if disk < options.rewrite_min_bytes {
             return Ok(false);
         }
-        // A fresh copy already occupies 2-2.7x its contents: rewriting again before the
-        // directory grew half again past that would only hold writes back, whatever the setting.
-        if u128::from(disk) * 2 <= u128::from(self.space.rewritten_size) * 3 {
-            return Ok(false);
-        }
-        let over = |logical: u64| {
-            u128::from(disk) * 100 > u128::from(logical) * u128::from(options.rewrite_percent)
-        };
+        let percent = u128::from(options.rewrite_percent)
+            .max(u128::from(self.space.rewritten_percent) * 3 / 2);
+        let over = |logical: u64| u128::from(disk) * 100 > u128::from(logical) * percent;
         // Counting the contents scans every tree while writes wait: only when the last count
         // says a rewrite may be due, or every few checks, since deletes shrink the contents.
         if !over(self.space.logical) && self.space.checks_since_count < RECOUNT_EVERY {
@@ -968,7 +968,9 @@ impl Writer {
         let fsync = self.shared.options.durability == Durability::Fsync;
         let mut slot = self.shared.database.write();
         drop(slot.take());
-        let swapped = database::swap_in_rewrite(path, &copy);
+        // As for the copy: sled lets go of its files a moment after the drop.
+        let swapped =
+            database::wait_until_closed(path).and_then(|()| database::swap_in_rewrite(path, &copy));
         // The open finishes or undoes a swap that failed half-way (`recover_layout`).
         match Database::open(&config, path, &self.shared.lock, fsync) {
             Ok(database) => *slot = Some(database),
@@ -988,9 +990,13 @@ impl Writer {
             .rewrites
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!("sled rewrite done");
-        self.space.rewritten_size = database::disk_bytes(&self.shared.path)?;
+        // The copy holds what the last count found (writes waited since).
+        let disk = database::disk_bytes(&self.shared.path).unwrap_or(0);
+        self.space.rewritten_percent =
+            u32::try_from(u128::from(disk) * 100 / u128::from(self.space.logical.max(1)))
+                .unwrap_or(u32::MAX);
         tracing::info!(
-            disk = self.space.rewritten_size,
+            disk,
             millis = started.elapsed().as_millis(),
             "rewrote the sled directory; writes waited meanwhile"
         );

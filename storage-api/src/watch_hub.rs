@@ -151,6 +151,13 @@ impl WatchHub {
         registry.watchers.clear();
     }
 
+    /// Ends every current watch as [`WatchHub::close`] does, but keeps taking new ones: for a
+    /// store that lost history its watchers already saw (they resume from their last revision,
+    /// and a store that marked it compacted answers `Compacted`, so they list again).
+    pub fn end_watches(&self) {
+        self.registry.lock().watchers.clear();
+    }
+
     /// How many watchers are registered for live events (a dropped stream is counted until
     /// the next batch with events is published).
     pub fn watchers(&self) -> usize {
@@ -309,7 +316,7 @@ impl Cursor {
     }
 
     fn closed() -> Error {
-        Error::unavailable("the store was closed")
+        Error::unavailable("the store ended this watch; resume from its last revision")
     }
 
     async fn next(&mut self) -> Option<Result<WatchEvent>> {
