@@ -44,9 +44,6 @@ pub(crate) struct Trees {
     pub meta: sled::Tree,
 }
 
-/// The names of the trees in [`Trees`], in the order a rewrite copies them.
-const TREE_NAMES: [&str; 5] = ["log", "versions", "state", "ttl", "meta"];
-
 impl Trees {
     fn open(db: &sled::Db) -> Result<Trees> {
         let open_tree = |name: &str| {
@@ -108,24 +105,31 @@ impl StoreLock {
             .write(true)
             .open(&lock)
             .map_err(io_error(format!("opening {}", lock.display())))?;
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        loop {
-            // Fully qualified: `File` has an inherent `try_lock` on newer toolchains.
-            match fs4::FileExt::try_lock(&file) {
-                Ok(()) => return Ok(StoreLock { _file: file }),
-                Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(fs4::TryLockError::WouldBlock) => {
-                    return Err(Error::unavailable(format!(
-                        "the sled store at {} is already open (one opener per directory, in \
-                         this process or another)",
-                        path.display()
-                    )));
-                }
-                Err(fs4::TryLockError::Error(error)) => {
-                    return Err(io_error(format!("locking {}", lock.display()))(error));
-                }
+        if !lock_within(&file, &lock)? {
+            return Err(Error::unavailable(format!(
+                "the sled store at {} is already open (one opener per directory, in this \
+                 process or another)",
+                path.display()
+            )));
+        }
+        Ok(StoreLock { _file: file })
+    }
+}
+
+/// Takes an exclusive lock on `file` (at `path`), retrying for up to [`LOCK_WAIT`]; `false`
+/// when it is still held by someone else then.
+fn lock_within(file: &File, path: &Path) -> Result<bool> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // Fully qualified: `File` has an inherent `try_lock` on newer toolchains.
+        match fs4::FileExt::try_lock(file) {
+            Ok(()) => return Ok(true),
+            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(fs4::TryLockError::WouldBlock) => return Ok(false),
+            Err(fs4::TryLockError::Error(error)) => {
+                return Err(io_error(format!("locking {}", path.display()))(error));
             }
         }
     }
@@ -377,8 +381,7 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
                 .flush_every_ms(None),
             &copy,
         )?;
-        for ((name, tree), expected) in from.trees.all().into_iter().zip(TREE_NAMES) {
-            debug_assert_eq!(name, expected);
+        for (name, tree) in from.trees.all() {
             let target = db
                 .open_tree(name)
                 .map_err(|e| sled_error(&format!("creating sled tree {name} in the copy"), e))?;
@@ -425,27 +428,13 @@ pub(crate) fn copy_for_rewrite(from: &Database, path: &Path) -> Result<PathBuf> 
 pub(crate) fn wait_until_closed(dir: &Path) -> Result<()> {
     let file = dir.join("db");
     let db = File::open(&file).map_err(io_error(format!("opening {}", file.display())))?;
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match fs4::FileExt::try_lock(&db) {
-            Ok(()) => {
-                return fs4::FileExt::unlock(&db)
-                    .map_err(io_error(format!("unlocking {}", file.display())));
-            }
-            Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(fs4::TryLockError::WouldBlock) => {
-                return Err(Error::unavailable(format!(
-                    "sled did not close {} in time",
-                    dir.display()
-                )));
-            }
-            Err(fs4::TryLockError::Error(error)) => {
-                return Err(io_error(format!("locking {}", file.display()))(error));
-            }
-        }
+    if !lock_within(&db, &file)? {
+        return Err(Error::unavailable(format!(
+            "sled did not close {} in time",
+            dir.display()
+        )));
     }
+    fs4::FileExt::unlock(&db).map_err(io_error(format!("unlocking {}", file.display())))
 }
 
 /// Replaces the (closed) store at `path` with the durable copy at `copy`, by the renames the

@@ -118,6 +118,17 @@ impl Shared {
         }
     }
 
+    /// Opens the store's directory again (after [`Database::open`]'s layout recovery), for the
+    /// writer to swap in; the caller has dropped the database it replaces.
+    pub fn open_database(&self) -> Result<Database> {
+        Database::open(
+            &sled_config(&self.path, &self.options),
+            &self.path,
+            &self.lock,
+            self.options.durability == Durability::Fsync,
+        )
+    }
+
     /// The open database, for one read or write. Hold the guard for the whole operation and
     /// never take a second one on the same thread: the writer waits for every guard before it
     /// swaps the database.

@@ -18,11 +18,11 @@ use storage_api::{
 use tokio::sync::oneshot;
 
 use crate::codec::{self, LogRecord, Op, StateRecord};
-use crate::database::{self, Database};
+use crate::database;
 use crate::keys;
 use crate::options::Durability;
 use crate::read;
-use crate::store::{Failure, Shared, StartState, check_schema, sled_config, sled_error};
+use crate::store::{Failure, Shared, StartState, check_schema, sled_error};
 
 /// Log entries whose compacted history is deleted per step (one small transaction each).
 const COMPACT_CHUNK: usize = 256;
@@ -814,12 +814,10 @@ impl Writer {
         // sled writes as it recovers, and reads need a database meanwhile: only close the old
         // one once there is room to open it again.
         database::ensure_free_space(path, REOPEN_SPACE)?;
-        let config = sled_config(path, &self.shared.options);
-        let fsync = self.shared.options.durability == Durability::Fsync;
         let mut start = {
             let mut slot = self.shared.database.write();
             drop(slot.take());
-            let database = Database::open(&config, path, &self.shared.lock, fsync)?;
+            let database = self.shared.open_database()?;
             let start = check_schema(path, &database.trees)?;
             *slot = Some(database);
             start
@@ -964,15 +962,13 @@ impl Writer {
         }
         let path = &self.shared.path;
         let copy = database::copy_for_rewrite(&*self.shared.database()?, path)?;
-        let config = sled_config(path, &self.shared.options);
-        let fsync = self.shared.options.durability == Durability::Fsync;
         let mut slot = self.shared.database.write();
         drop(slot.take());
         // As for the copy: sled lets go of its files a moment after the drop.
         let swapped =
             database::wait_until_closed(path).and_then(|()| database::swap_in_rewrite(path, &copy));
         // The open finishes or undoes a swap that failed half-way (`recover_layout`).
-        match Database::open(&config, path, &self.shared.lock, fsync) {
+        match self.shared.open_database() {
             Ok(database) => *slot = Some(database),
             Err(error) => {
                 drop(slot);

@@ -445,9 +445,11 @@ impl<K: Object> WatchCache<K> {
     ) -> std::result::Result<ObjectList<Shared<K>>, Miss> {
         // A non-recursive list is of the one object at `key` (upstream's `Store.List` asks for
         // one when a field selector names it); upstream's cacher serves it from its store too.
-        let scope = match options.recursive {
-            true => directory(self.cached_key_or_miss(key)?),
-            false => self.cached_key_or_miss(key)?,
+        let cached = self.cached_key_or_miss(key)?;
+        let scope = if options.recursive {
+            directory(cached)
+        } else {
+            cached
         };
         let full = scope.as_str();
         let limit = match options.predicate.limit {
