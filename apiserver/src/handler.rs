@@ -27,6 +27,7 @@ use scheme::{ResourceInfo, Scheme};
 use serde_json::Value;
 
 use crate::strict::{self, CheckedView};
+use crate::table::TableRequest;
 
 /// How the server treats fields a request body carries that the kind does not know
 /// (`fieldValidation`).
@@ -257,6 +258,19 @@ pub trait ResourceHandler: Send + Sync + 'static {
             .boxed())
     }
 
+    /// Watches objects as the one-row Tables of `as=Table` watch events (JSON text from
+    /// [`crate::table::watch_event_table`], without column definitions), and bookmarks as
+    /// their documents. `None` when this handler cannot share Tables between watchers; the
+    /// caller then renders each watcher's from [`ResourceHandler::watch`].
+    async fn watch_tables(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<Option<EncodedWatch>, ApiError> {
+        let _ = (ctx, options);
+        Ok(None)
+    }
+
     /// Creates an object, applying `ctx.field_validation` to the body.
     async fn create(
         &self,
@@ -347,7 +361,10 @@ pub struct StoreHandler<K: Object> {
 }
 
 /// `event` with its object turned into another form by `f`; a failure becomes an ERROR event.
-fn try_map<T, U>(event: WatchEvent<T>, f: impl FnOnce(T) -> Result<U, ApiError>) -> WatchEvent<U> {
+pub(crate) fn try_map<T, U>(
+    event: WatchEvent<T>,
+    f: impl FnOnce(T) -> Result<U, ApiError>,
+) -> WatchEvent<U> {
     match event {
         WatchEvent::Added(object) => f(object).map_or_else(WatchEvent::Error, WatchEvent::Added),
         WatchEvent::Modified(object) => {
@@ -387,6 +404,25 @@ impl BookmarkDocument {
         let meta = serde_json::to_value(object.meta()).unwrap_or(Value::Null);
         serde_json::json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta})
     }
+}
+
+/// The format name a watch event's Table is remembered under on a [`Shared`] object.
+const WATCH_TABLE_FORMAT: &str = "meta.k8s.io/v1 Table watch event, includeObject=Metadata";
+
+/// An object's one-row Table for a watch event, as JSON text.
+fn encode_watch_table<K: Object>(
+    strategy: &dyn registry::Strategy<K>,
+    object: &K,
+) -> Result<Bytes, ApiError> {
+    let meta = object.meta();
+    let metadata = serde_json::to_value(meta).map_err(encoding_failed)?;
+    let row = TableRequest::for_watch().row(
+        strategy.table_cells(object),
+        &serde_json::json!({ "metadata": metadata }),
+    );
+    crate::table::watch_event_table(meta.resource_version.as_deref(), &row)
+        .map(Bytes::from)
+        .map_err(encoding_failed)
 }
 
 /// Encodes objects of one kind as JSON text in one version, once per object: the bytes are
@@ -720,6 +756,30 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
             other => try_map(other, |object| encoder.encode(&object)),
         });
         Ok(stream.boxed())
+    }
+
+    async fn watch_tables(
+        &self,
+        ctx: &RequestContext,
+        options: &ListOptions,
+    ) -> Result<Option<EncodedWatch>, ApiError> {
+        let watch = self.store.watch_shared(&ctx.namespace, options).await?;
+        let encoder = self.encoder(&ctx.version);
+        let strategy = Arc::clone(self.store.strategy());
+        // A watch event's Table depends on the stored object alone (its cells come from the
+        // stored type and its row carries only metadata), so one encoding serves the watchers
+        // of every version.
+        let stream = watch.map(move |event| match event {
+            WatchEvent::Bookmark(object) => try_map(WatchEvent::Bookmark(object), |o| {
+                encoder.encode_bookmark(&o)
+            }),
+            other => try_map(other, |object| {
+                object.encoded(WATCH_TABLE_FORMAT, |object| {
+                    encode_watch_table(strategy.as_ref(), object)
+                })
+            }),
+        });
+        Ok(Some(stream.boxed()))
     }
 
     async fn create(

@@ -66,12 +66,7 @@ impl TableRequest {
     ) -> Value {
         let rows: Vec<Value> = objects
             .iter()
-            .map(|object| {
-                json!({
-                    "cells": handler.table_cells(ctx, object),
-                    "object": self.row_object(object),
-                })
-            })
+            .map(|object| self.row(handler.table_cells(ctx, object), object))
             .collect();
         let mut metadata = serde_json::Map::new();
         if let Some(rv) = resource_version {
@@ -89,6 +84,12 @@ impl TableRequest {
         })
     }
 
+    /// One row: `cells` and what the row carries of `object` (a document in the request
+    /// version).
+    pub(crate) fn row(self, cells: Vec<Value>, object: &Value) -> Value {
+        json!({"cells": cells, "object": self.row_object(object)})
+    }
+
     fn row_object(self, object: &Value) -> Value {
         match self.include {
             IncludeObject::None => Value::Null,
@@ -102,6 +103,45 @@ impl TableRequest {
     }
 }
 
+/// The end of a watch event's Table as [`watch_event_table`] writes it.
+const NO_COLUMNS: &[u8] = b"\"columnDefinitions\":[]}";
+
+/// The Table of one watch event as JSON text: `row` as its only row, at the object's
+/// `resource_version` (as upstream's table convertors set it for a single object), with empty
+/// column definitions written last so that [`with_columns`] can fill them in for a watch's
+/// first event.
+pub(crate) fn watch_event_table(
+    resource_version: Option<&str>,
+    row: &Value,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let metadata = match resource_version {
+        Some(rv) => json!({ "resourceVersion": rv }),
+        None => json!({}),
+    };
+    let mut table = Vec::with_capacity(256);
+    table.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":");
+    serde_json::to_writer(&mut table, &metadata)?;
+    table.extend_from_slice(b",\"rows\":[");
+    serde_json::to_writer(&mut table, row)?;
+    table.extend_from_slice(b"],");
+    table.extend_from_slice(NO_COLUMNS);
+    Ok(table)
+}
+
+/// `table` (from [`watch_event_table`]) with `columns` (JSON text) as its column definitions.
+pub(crate) fn with_columns(table: &[u8], columns: &[u8]) -> Vec<u8> {
+    match table.strip_suffix(b"[]}".as_slice()) {
+        Some(head) if table.ends_with(NO_COLUMNS) => {
+            let mut filled = Vec::with_capacity(table.len() + columns.len());
+            filled.extend_from_slice(head);
+            filled.extend_from_slice(columns);
+            filled.push(b'}');
+            filled
+        }
+        _ => table.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +152,27 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
         ));
         assert!(!wants_table("application/json"));
+    }
+
+    #[test]
+    fn watch_event_tables_take_their_columns_when_asked() {
+        let row = json!({"cells": ["a"], "object": null});
+        let table = watch_event_table(Some("7"), &row).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&table).unwrap(),
+            json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+                   "metadata": {"resourceVersion": "7"}, "columnDefinitions": [], "rows": [row]})
+        );
+        let filled = with_columns(&table, br#"[{"name":"Name"}]"#);
+        let filled: Value = serde_json::from_slice(&filled).unwrap();
+        assert_eq!(filled["columnDefinitions"], json!([{"name": "Name"}]));
+        assert_eq!(filled["rows"], json!([row]));
+        let unversioned = watch_event_table(None, &row).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&unversioned).unwrap()["metadata"],
+            json!({})
+        );
+        // Text in any other shape is left as it is.
+        assert_eq!(with_columns(b"{}", b"[]"), b"{}");
     }
 }

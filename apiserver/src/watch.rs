@@ -13,9 +13,9 @@ use futures::stream::BoxStream;
 use object_storage::{ListOptions, WatchEvent};
 use serde_json::{Value, json};
 
-use crate::handler::{RequestContext, ResourceHandler};
+use crate::handler::{EncodedWatch, RequestContext, ResourceHandler, try_map};
 use crate::server::ServerState;
-use crate::table::TableRequest;
+use crate::table::{TableRequest, watch_event_table, with_columns};
 
 /// Counts an open watch while alive.
 struct WatchGuard(prometheus::IntGauge);
@@ -37,24 +37,16 @@ pub(crate) async fn serve(
     as_table: bool,
 ) -> Result<Response, ApiError> {
     let lines: BoxStream<'static, Vec<u8>> = if as_table {
-        let events = handler.watch(&ctx, &options).await?;
+        let columns = serde_json::to_vec(&handler.table_columns())
+            .map_err(|e| ApiError::internal(format!("encoding table columns: {e}")))?;
+        let tables = match handler.watch_tables(&ctx, &options).await? {
+            // Rendered once per event for all watchers (from a watch cache).
+            Some(tables) => tables,
+            None => tables_per_watcher(handler, ctx, &options).await?,
+        };
         let mut first = true;
-        until_error(events)
-            .map(move |event| {
-                let event = match event {
-                    WatchEvent::Added(object) => {
-                        WatchEvent::Added(table_row(handler.as_ref(), &ctx, object, &mut first))
-                    }
-                    WatchEvent::Modified(object) => {
-                        WatchEvent::Modified(table_row(handler.as_ref(), &ctx, object, &mut first))
-                    }
-                    WatchEvent::Deleted(object) => {
-                        WatchEvent::Deleted(table_row(handler.as_ref(), &ctx, object, &mut first))
-                    }
-                    other => other,
-                };
-                encode_event(event)
-            })
+        until_error(tables)
+            .map(move |event| table_line(event, &columns, &mut first))
             .boxed()
     } else {
         // Objects arrive encoded (once per event and version, from a watch cache): each line
@@ -134,21 +126,46 @@ fn encode_event(event: WatchEvent<Value>) -> Vec<u8> {
     serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default()
 }
 
-/// `object` as a one-row Table; column definitions only in the first event's.
-fn table_row(
-    handler: &dyn ResourceHandler,
-    ctx: &RequestContext,
-    object: Value,
-    first: &mut bool,
-) -> Value {
-    let mut table =
-        TableRequest::for_watch().render(handler, ctx, std::slice::from_ref(&object), None, None);
-    if !std::mem::take(first) {
-        if let Some(map) = table.as_object_mut() {
-            map.insert("columnDefinitions".into(), json!([]));
-        }
+/// Watch event Tables rendered by this watcher alone, for handlers that cannot share them.
+async fn tables_per_watcher(
+    handler: Arc<dyn ResourceHandler>,
+    ctx: RequestContext,
+    options: &ListOptions,
+) -> Result<EncodedWatch, ApiError> {
+    let events = handler.watch(&ctx, options).await?;
+    let failed = |e: serde_json::Error| ApiError::internal(format!("encoding a watch event: {e}"));
+    Ok(events
+        .map(move |event| match event {
+            WatchEvent::Bookmark(object) => try_map(WatchEvent::Bookmark(object), |o| {
+                serde_json::to_vec(&o).map(Bytes::from).map_err(failed)
+            }),
+            other => try_map(other, |object| {
+                let row =
+                    TableRequest::for_watch().row(handler.table_cells(&ctx, &object), &object);
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str);
+                watch_event_table(rv, &row).map(Bytes::from).map_err(failed)
+            }),
+        })
+        .boxed())
+}
+
+/// One Table watch event as a line (without the newline): the event's one-row Table, with
+/// `columns` (JSON text) filled in only in the watch's first event, as upstream's
+/// `serveWatch` sets `NoHeaders` after it. Bookmarks and errors are written as in plain
+/// watches.
+fn table_line(event: WatchEvent<Bytes>, columns: &[u8], first: &mut bool) -> Vec<u8> {
+    let carries_object = matches!(
+        event,
+        WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)
+    );
+    if carries_object && std::mem::take(first) {
+        return encoded_line(try_map(event, |table| {
+            Ok(Bytes::from(with_columns(&table, columns)))
+        }));
     }
-    table
+    encoded_line(event)
 }
 
 #[cfg(test)]
@@ -169,6 +186,34 @@ mod tests {
             serde_json::from_slice::<Value>(&error).unwrap()["object"]["code"],
             410
         );
+    }
+
+    #[test]
+    fn table_events_carry_columns_in_the_first_only() {
+        let table = || Bytes::from(watch_event_table(Some("3"), &json!({"cells": ["a"]})).unwrap());
+        let columns = br#"[{"name":"Name"}]"#;
+        let mut first = true;
+        let line = |event, first: &mut bool| {
+            serde_json::from_slice::<Value>(&table_line(event, columns, first)).unwrap()
+        };
+        // A bookmark is not the first event with an object.
+        let bookmark = line(
+            WatchEvent::Bookmark(Bytes::from_static(br#"{"kind":"ConfigMap"}"#)),
+            &mut first,
+        );
+        assert_eq!(bookmark["type"], "BOOKMARK");
+        assert_eq!(bookmark["object"], json!({"kind": "ConfigMap"}));
+        let added = line(WatchEvent::Added(table()), &mut first);
+        assert_eq!(added["type"], "ADDED");
+        assert_eq!(
+            added["object"]["columnDefinitions"],
+            json!([{"name": "Name"}])
+        );
+        assert_eq!(added["object"]["metadata"]["resourceVersion"], "3");
+        let deleted = line(WatchEvent::Deleted(table()), &mut first);
+        assert_eq!(deleted["type"], "DELETED");
+        assert_eq!(deleted["object"]["columnDefinitions"], json!([]));
+        assert_eq!(deleted["object"]["rows"][0]["cells"], json!(["a"]));
     }
 
     #[test]

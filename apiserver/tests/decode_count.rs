@@ -1,6 +1,8 @@
 //! How many times one request decodes an object into its Rust type: the body of a create is
 //! decoded once; an update decodes its body once and the stored object it replaces once (the
-//! compare-and-swap needs it). A counting type stands in for `ConfigMap` to count them.
+//! compare-and-swap needs it). A counting type stands in for `ConfigMap` to count them, and
+//! its strategy counts the Table rows it renders: through the watch cache, each event of an
+//! `as=Table` watch is rendered once for all its watchers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +22,9 @@ use serde_json::{Value, json};
 
 /// Typed decodes of [`Counted`] so far.
 static DECODES: AtomicUsize = AtomicUsize::new(0);
+
+/// Table rows [`CountedStrategy`] rendered so far.
+static ROWS: AtomicUsize = AtomicUsize::new(0);
 
 /// A `ConfigMap` that counts its decodes.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -69,18 +74,22 @@ impl Strategy<Counted> for CountedStrategy {
     fn table_columns(&self) -> Vec<TableColumn> {
         ConfigMapStrategy.table_columns()
     }
+
+    fn table_cells(&self, object: &Counted) -> Vec<Value> {
+        ROWS.fetch_add(1, Ordering::SeqCst);
+        ConfigMapStrategy.table_cells(&object.0)
+    }
 }
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
-#[tokio::test]
-async fn typed_decodes_per_request() {
+/// A server on memory storage serving [`Counted`] as ConfigMaps, with `cache`, and a client.
+async fn serve_counted(cache: Option<apiserver::watch_cache::WatchCacheSettings>) -> kube::Client {
     let storage = storage::open("memory://").await.expect("storage");
-    // Counted is the request path: a watch cache decodes each event once more in the
-    // background, at its own moment, whatever the requests.
-    let mut builder = apiserver::ServerBuilder::new(storage)
-        .expect("builder")
-        .with_watch_cache(apiserver::watch_cache::WatchCacheSettings::disabled());
+    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
+    if let Some(cache) = cache {
+        builder = builder.with_watch_cache(cache);
+    }
     builder
         .register_kind(apiserver::KindSpec::<Counted>::new(
             ResourceInfo::for_type::<ConfigMap>(),
@@ -94,7 +103,14 @@ async fn typed_decodes_per_request() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, server.router()).into_future());
     let config = kube::Config::new(format!("http://{address}").parse().unwrap());
-    let client = kube::Client::try_from(config).unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn typed_decodes_per_request() {
+    // Counted is the request path: a watch cache decodes each event once more in the
+    // background, at its own moment, whatever the requests.
+    let client = serve_counted(Some(apiserver::watch_cache::WatchCacheSettings::disabled())).await;
     let send = |method: Method, uri: String, body: Value| {
         let client = client.clone();
         async move {
@@ -127,5 +143,73 @@ async fn typed_decodes_per_request() {
     assert_eq!(
         update_decodes, 2,
         "the body and the stored object, once each"
+    );
+}
+
+#[tokio::test]
+async fn table_watch_events_are_rendered_once_for_all_watchers() {
+    // The default settings: the watch cache is on.
+    let client = serve_counted(None).await;
+    let mut watches = Vec::new();
+    for _ in 0..3 {
+        let request = axum::http::Request::builder()
+            .uri(format!("{CMS}?watch=true&timeoutSeconds=3"))
+            .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        // The answer's head arrives once the watch is registered.
+        let response = client.send(request).await.expect("watch");
+        assert_eq!(response.status(), StatusCode::OK);
+        watches.push(response);
+    }
+    let rows_before = ROWS.load(Ordering::SeqCst);
+    let mut versions = Vec::new();
+    for name in ["a", "b"] {
+        let created = common::send_raw(
+            &client,
+            Method::POST,
+            CMS,
+            "application/json",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        versions.push(created.body["metadata"]["resourceVersion"].clone());
+    }
+    let mut bodies = Vec::new();
+    for response in watches {
+        let bytes = response.into_body().collect_bytes().await.expect("body");
+        bodies.push(String::from_utf8(bytes.to_vec()).expect("UTF-8"));
+    }
+    let rendered = ROWS.load(Ordering::SeqCst) - rows_before;
+
+    for body in &bodies {
+        assert_eq!(body, &bodies[0], "every watcher writes the same events");
+    }
+    let events: Vec<Value> = bodies[0]
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(events.len(), 2, "{}", bodies[0]);
+    let columns = serde_json::to_value(ConfigMapStrategy.table_columns()).unwrap();
+    for (i, (event, name)) in events.iter().zip(["a", "b"]).enumerate() {
+        assert_eq!(event["type"], "ADDED");
+        let table = &event["object"];
+        assert_eq!(table["kind"], "Table");
+        assert_eq!(table["apiVersion"], "meta.k8s.io/v1");
+        assert_eq!(table["metadata"]["resourceVersion"], versions[i]);
+        let expected_columns = if i == 0 { columns.clone() } else { json!([]) };
+        assert_eq!(table["columnDefinitions"], expected_columns, "event {i}");
+        let rows = table["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["cells"][0], name);
+        assert_eq!(rows[0]["object"]["kind"], "PartialObjectMetadata");
+        assert_eq!(rows[0]["object"]["metadata"]["name"], name);
+    }
+    assert_eq!(
+        rendered, 2,
+        "one row per event, not one per watcher and event"
     );
 }
