@@ -47,6 +47,7 @@ pub mod backup;
 pub mod cli;
 mod dispatch;
 mod endpoints;
+mod garbage_collector;
 mod handler;
 mod http;
 mod impersonation;

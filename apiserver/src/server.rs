@@ -707,14 +707,16 @@ impl ApiServer {
         Ok(())
     }
 
-    /// Spawns the background controllers (the namespace lifecycle, and the RBAC controller
-    /// when the RBAC kinds are served) on the current runtime; they stop at
-    /// [`ApiServer::shutdown`].
+    /// Spawns the background controllers (the namespace lifecycle, the garbage collector of
+    /// `ownerReferences`, and the RBAC controller when the RBAC kinds are served) on the
+    /// current runtime; they stop at [`ApiServer::shutdown`].
     pub fn controllers(&self) -> tokio::task::JoinHandle<()> {
         let namespaces = tokio::spawn(crate::namespace::run_controller(self.inner.clone()));
+        let garbage = tokio::spawn(crate::garbage_collector::run_controller(self.inner.clone()));
         let rbac = tokio::spawn(crate::rbac::run_controller(self.inner.clone()));
         tokio::spawn(async move {
             let _ = namespaces.await;
+            let _ = garbage.await;
             let _ = rbac.await;
         })
     }

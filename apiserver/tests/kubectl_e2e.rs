@@ -380,6 +380,51 @@ fn end_to_end(binary: PathBuf) {
         String::from_utf8_lossy(&waited.stderr)
     );
 
+    // Cascading deletion: kubectl waits for each delete, which the garbage collector finishes.
+    for policy in ["orphan", "foreground", "background"] {
+        let owner = format!("owner-{policy}");
+        let dependent = format!("dependent-{policy}");
+        k.ok(&["create", "cm", &owner]);
+        let uid = k.ok(&["get", "cm", &owner, "-o", "jsonpath={.metadata.uid}"]);
+        write(
+            &work,
+            "dependent.yaml",
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {dependent}\n  \
+                 ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    \
+                 uid: {}\n    blockOwnerDeletion: true\n",
+                uid.trim()
+            ),
+        );
+        k.ok(&["create", "-f", "dependent.yaml"]);
+        let cascade = format!("--cascade={policy}");
+        k.ok(&["delete", "cm", &owner, &cascade, "--timeout=30s"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = k.ok(&["get", "cm", &dependent, "--ignore-not-found", "-o", "name"]);
+            let done = if policy == "orphan" {
+                let owners = k.ok(&[
+                    "get",
+                    "cm",
+                    &dependent,
+                    "-o",
+                    "jsonpath={.metadata.ownerReferences}",
+                ]);
+                !left.trim().is_empty() && owners.trim().is_empty()
+            } else {
+                left.trim().is_empty()
+            };
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "--cascade={policy}: {dependent} is still {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     // The example kind: v1beta1 and v1 views of one object; SMP is 415 for it.
     k.ok(&["create", "-f", "w.yaml"]);
     assert_eq!(
