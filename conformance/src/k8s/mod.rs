@@ -11,6 +11,7 @@
 //! validation reads the raw stored bytes, and the transformer hooks swap a
 //! `object_storage::transformer::PrefixTransformer`.
 
+mod cacher;
 mod list;
 mod list_more;
 mod model;
@@ -44,6 +45,7 @@ pub(crate) fn cases() -> Vec<Case> {
     all.extend(list::cases());
     all.extend(list_more::cases());
     all.extend(watch::cases());
+    all.extend(cacher::cases());
     let cached: Vec<Case> = all
         .iter()
         .map(|case| case.clone().through(Layer::WatchCache, "watch_cache"))

@@ -148,6 +148,14 @@ impl Pods {
         self.objects().watch(key, options).await
     }
 
+    pub(crate) async fn watch_shared(
+        &self,
+        key: &str,
+        options: &ListOptions,
+    ) -> object_storage::Result<object_storage::SharedWatch<Pod>> {
+        self.objects().watch_shared(key, options).await
+    }
+
     pub(crate) async fn delete<V>(
         &self,
         key: &str,
