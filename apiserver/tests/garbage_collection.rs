@@ -53,6 +53,43 @@ fn owned_by(owners: &[(&ConfigMap, bool)]) -> Option<Vec<OwnerReference>> {
     )
 }
 
+async fn create_secret(api: &Api<Secret>, name: &str, meta: ObjectMeta) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..meta
+        },
+        ..Secret::default()
+    };
+    api.create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+}
+
+/// Metadata naming `owners` (with `blockOwnerDeletion`) and nothing else.
+fn owned(owners: &[(&ConfigMap, bool)]) -> ObjectMeta {
+    ObjectMeta {
+        owner_references: owned_by(owners),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `propagationPolicy=Orphan`.
+fn orphan() -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..DeleteParams::default()
+    }
+}
+
+/// Removes the finalizers that hold the ConfigMap `name`.
+async fn release(api: &Api<ConfigMap>, name: &str) {
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+}
+
 async fn create(api: &Api<ConfigMap>, name: &str, meta: ObjectMeta) -> ConfigMap {
     let object = ConfigMap {
         metadata: ObjectMeta {
@@ -93,30 +130,13 @@ async fn background_deletion_removes_dependents_whose_owners_are_gone() {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let owner = create(&api, "owner", ObjectMeta::default()).await;
     let other = create(&api, "other", ObjectMeta::default()).await;
-    let only_child = ObjectMeta {
-        owner_references: owned_by(&[(&owner, false)]),
-        ..ObjectMeta::default()
-    };
+    let only_child = owned(&[(&owner, false)]);
     create(&api, "only-child", only_child).await;
-    let shared = ObjectMeta {
-        owner_references: owned_by(&[(&owner, false), (&other, false)]),
-        ..ObjectMeta::default()
-    };
+    let shared = owned(&[(&owner, false), (&other, false)]);
     create(&api, "shared-child", shared).await;
     // A dependent of another kind.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("owned-secret".to_owned()),
-            owner_references: owned_by(&[(&owner, false)]),
-            ..ObjectMeta::default()
-        },
-        ..Secret::default()
-    };
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    create_secret(&secrets, "owned-secret", owned(&[(&owner, false)])).await;
     // Nothing happens while the owner is there.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(api.get_opt("only-child").await.unwrap().is_some());
@@ -158,10 +178,7 @@ async fn a_dependent_of_an_owner_that_never_existed_is_deleted() {
         },
         ..ConfigMap::default()
     };
-    let meta = ObjectMeta {
-        owner_references: owned_by(&[(&phantom, false)]),
-        ..ObjectMeta::default()
-    };
+    let meta = owned(&[(&phantom, false)]);
     create(&api, "orphaned-at-birth", meta).await;
     eventually(&api, "orphaned-at-birth", "deletion", |cm| cm.is_none()).await;
 }
@@ -171,16 +188,9 @@ async fn orphan_deletion_keeps_dependents_without_the_reference() {
     let (_server, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let owner = create(&api, "owner", ObjectMeta::default()).await;
-    let meta = ObjectMeta {
-        owner_references: owned_by(&[(&owner, true)]),
-        ..ObjectMeta::default()
-    };
+    let meta = owned(&[(&owner, true)]);
     create(&api, "child", meta).await;
-    let orphan = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Orphan),
-        ..DeleteParams::default()
-    };
-    api.delete("owner", &orphan).await.unwrap();
+    api.delete("owner", &orphan()).await.unwrap();
     eventually(&api, "owner", "deletion", |cm| cm.is_none()).await;
     eventually(&api, "child", "losing its owner reference", |cm| {
         cm.is_some_and(|cm| {
@@ -208,10 +218,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         ..ObjectMeta::default()
     };
     create(&api, "held", held).await;
-    let loose = ObjectMeta {
-        owner_references: owned_by(&[(&owner, false)]),
-        ..ObjectMeta::default()
-    };
+    let loose = owned(&[(&owner, false)]);
     create(&api, "loose", loose).await;
     api.delete("owner", &DeleteParams::foreground())
         .await
@@ -231,10 +238,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         Some(vec!["foregroundDeletion".to_owned()])
     );
 
-    let release = serde_json::json!({"metadata": {"finalizers": null}});
-    api.patch("held", &PatchParams::default(), &Patch::Merge(&release))
-        .await
-        .unwrap();
+    release(&api, "held").await;
     eventually(&api, "held", "deletion", |cm| cm.is_none()).await;
     eventually(&api, "owner", "deletion", |cm| cm.is_none()).await;
 }
@@ -244,10 +248,7 @@ async fn foreground_deletion_waits_for_the_whole_subtree() {
     let (_server, client) = start().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let owner = create(&api, "owner", ObjectMeta::default()).await;
-    let middle = ObjectMeta {
-        owner_references: owned_by(&[(&owner, true)]),
-        ..ObjectMeta::default()
-    };
+    let middle = owned(&[(&owner, true)]);
     let middle = create(&api, "middle", middle).await;
     let leaf = ObjectMeta {
         owner_references: owned_by(&[(&middle, true)]),
@@ -276,10 +277,7 @@ async fn foreground_deletion_waits_for_the_whole_subtree() {
         "the owner waits"
     );
 
-    let release = serde_json::json!({"metadata": {"finalizers": null}});
-    api.patch("leaf", &PatchParams::default(), &Patch::Merge(&release))
-        .await
-        .unwrap();
+    release(&api, "leaf").await;
     for name in ["leaf", "middle", "owner"] {
         eventually(&api, name, "deletion", |cm| cm.is_none()).await;
     }
@@ -294,10 +292,7 @@ async fn an_owner_recreated_under_its_name_is_another_owner() {
     // raced by recreating the owner at once.
     api.delete("owner", &DeleteParams::default()).await.unwrap();
     create(&api, "owner", ObjectMeta::default()).await;
-    let meta = ObjectMeta {
-        owner_references: owned_by(&[(&first, false)]),
-        ..ObjectMeta::default()
-    };
+    let meta = owned(&[(&first, false)]);
     create(&api, "child-of-the-first", meta).await;
     eventually(&api, "child-of-the-first", "deletion", |cm| cm.is_none()).await;
     assert!(api.get_opt("owner").await.unwrap().is_some());
@@ -375,24 +370,9 @@ fn a_pending_orphan_deletion_is_finished_after_a_restart() {
         let owner = create(&api, "owner", ObjectMeta::default()).await;
         let secrets: Api<Secret> = Api::namespaced(client, "default");
         for name in ["dependent-1", "dependent-2"] {
-            let secret = Secret {
-                metadata: ObjectMeta {
-                    name: Some(name.to_owned()),
-                    owner_references: owned_by(&[(&owner, true)]),
-                    ..ObjectMeta::default()
-                },
-                ..Secret::default()
-            };
-            secrets
-                .create(&PostParams::default(), &secret)
-                .await
-                .unwrap();
+            create_secret(&secrets, name, owned(&[(&owner, true)])).await;
         }
-        let orphan = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Orphan),
-            ..DeleteParams::default()
-        };
-        api.delete("owner", &orphan).await.unwrap();
+        api.delete("owner", &orphan()).await.unwrap();
         let pending = api.get("owner").await.unwrap();
         assert_eq!(pending.metadata.finalizers, Some(vec!["orphan".to_owned()]));
     });

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Pod;
 use object_storage::{ListOptions, Shared, WatchEvent};
 
 use super::watch::{EVENT_WAIT, describe, expect_event, next_event, put, rv_of};
-use super::{Store, pod, pod_key, pods};
+use super::{Pods, Store, pod, pod_key, pods};
 use crate::runner::Case;
 
 /// Why these cases skip `Storage`: upstream runs them against its cacher only.
@@ -52,6 +52,12 @@ pub(super) fn cases() -> Vec<Case> {
         );
     }
     cases
+}
+
+/// The resourceVersion of a consistent list of every pod.
+async fn current_rv(storage: &Pods) -> anyhow::Result<String> {
+    let list = storage.get_list("/pods", &super::recursive("")).await?;
+    Ok(list.resource_version.to_string())
 }
 
 /// Watch options from `resource_version` under a label selector (`""`: everything).
@@ -94,11 +100,7 @@ fn at(pod: &Pod, resource_version: &str) -> Pod {
 /// deleted, under three watchers (everything, `foo=true`, `bar=true`).
 async fn caching_delete_events(store: Store) -> anyhow::Result<()> {
     let storage = pods(&store);
-    let start = storage
-        .get_list("/pods", &super::recursive(""))
-        .await?
-        .resource_version
-        .to_string();
+    let start = current_rv(&storage).await?;
     let mut all = storage.watch("/pods/ns", &selected(&start, "")?).await?;
     let mut foo_watch = storage
         .watch("/pods/ns", &selected(&start, "foo=true")?)
@@ -158,11 +160,7 @@ async fn caching_delete_events(store: Store) -> anyhow::Result<()> {
 /// events, and each event's object is one shared value (so its encodings are made once).
 async fn caching_objects(store: Store, watchers: usize) -> anyhow::Result<()> {
     let storage = pods(&store);
-    let start = storage
-        .get_list("/pods", &super::recursive(""))
-        .await?
-        .resource_version
-        .to_string();
+    let start = current_rv(&storage).await?;
     let mut watches = Vec::new();
     for _ in 0..watchers {
         watches.push(
@@ -219,11 +217,7 @@ async fn caching_objects(store: Store, watchers: usize) -> anyhow::Result<()> {
 async fn dispatch_not_blocked(store: Store) -> anyhow::Result<()> {
     const PODS: usize = 50;
     let storage = pods(&store);
-    let start = storage
-        .get_list("/pods", &super::recursive(""))
-        .await?
-        .resource_version
-        .to_string();
+    let start = current_rv(&storage).await?;
     let options = ListOptions {
         resource_version: start,
         recursive: true,
