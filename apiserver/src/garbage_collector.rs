@@ -15,9 +15,10 @@
 //! finalizer, and the dependents of each owner uid. Like upstream's `attemptToDeleteItem`,
 //! a decision reads the live dependent and looks its owners up by name with a consistent read
 //! before acting, and every delete and update carries the uid and resourceVersion it was
-//! decided on, so a graph that lags behind delays work but cannot cause a wrong delete.
-//! Decisions that read an owner's dependents from the graph (orphaning, releasing a
-//! foreground deletion) wait until every followed kind has been listed once.
+//! decided on. The graph mostly tells what to look at: orphaning an owner's dependents and
+//! releasing a foreground deletion confirm the dependents with consistent lists of the live
+//! objects, so a graph that lags behind (a kind not listed yet after a restart, an event still
+//! on its way) delays them but does not orphan too few dependents or release an owner early.
 //!
 //! Owners are resolved by API group and kind among the served kinds. A dependent with an owner
 //! of a kind not served, or with a namespaced owner while it is cluster-scoped, is left alone
@@ -83,6 +84,16 @@ enum Observed {
     Upserted(Resource, Value),
     /// An object was deleted.
     Deleted(Resource, Value),
+}
+
+impl Observed {
+    fn resource(&self) -> &Resource {
+        match self {
+            Observed::Listed(resource, _)
+            | Observed::Upserted(resource, _)
+            | Observed::Deleted(resource, _) => resource,
+        }
+    }
 }
 
 /// One entry of `metadata.ownerReferences`.
@@ -302,6 +313,15 @@ impl Queue {
     }
 }
 
+/// A live object that names an owner, with what it takes to write it.
+struct LiveDependent {
+    handler: Arc<dyn ResourceHandler>,
+    ctx: RequestContext,
+    object: Value,
+    /// Its reference to the owner has `blockOwnerDeletion`.
+    blocking: bool,
+}
+
 /// What an owner reference points at.
 #[derive(Debug, PartialEq, Eq)]
 enum OwnerState {
@@ -321,18 +341,9 @@ enum OwnerState {
 struct Tracker {
     graph: Graph,
     queue: Queue,
-    /// Followed resources whose first list has not arrived: until it has, the graph may lack
-    /// dependents, and no decision that reads dependents from it is made (upstream waits for
-    /// its informers to sync the same way).
-    unsynced: HashSet<Resource>,
 }
 
 impl Tracker {
-    /// Whether every followed resource has been listed.
-    fn synced(&self) -> bool {
-        self.unsynced.is_empty()
-    }
-
     fn observe(&mut self, observed: Observed) {
         match observed {
             Observed::Upserted(resource, object) => {
@@ -373,7 +384,6 @@ impl Tracker {
                     })
                     .map(|(uid, _)| uid.clone())
                     .collect();
-                self.unsynced.remove(&resource);
                 named
                     .into_iter()
                     .for_each(|uid| self.queue.push(Work::Dependent(uid)));
@@ -419,7 +429,6 @@ impl Tracker {
     /// Owners waiting for them are checked again, and so are their dependents (whose owner
     /// no longer resolves, so they are left alone).
     fn forget(&mut self, resource: &Resource) {
-        self.unsynced.remove(resource);
         let uids: Vec<String> = self
             .graph
             .nodes
@@ -478,14 +487,14 @@ pub async fn run_controller(state: Arc<ServerState>) {
             }
             () = std::future::ready(()), if ready => decide = true,
             observed = rx.recv() => match observed {
-                Some(observed) => collector.tracker.observe(observed),
+                Some(observed) => collector.observe(observed),
                 None => break,
             },
         }
         if decide {
             // What the followers saw first, so that the decision reads the newest graph.
             while let Ok(observed) = rx.try_recv() {
-                collector.tracker.observe(observed);
+                collector.observe(observed);
             }
             if let Some(work) = collector.tracker.queue.pop() {
                 collector.process(work).await;
@@ -493,7 +502,7 @@ pub async fn run_controller(state: Arc<ServerState>) {
         }
     }
     for (_, follower) in collector.followers.drain() {
-        follower.abort();
+        follower.task.abort();
     }
 }
 
@@ -507,7 +516,13 @@ struct Collector {
     state: Arc<ServerState>,
     user: Arc<auth::UserInfo>,
     tracker: Tracker,
-    followers: HashMap<Resource, tokio::task::JoinHandle<()>>,
+    followers: HashMap<Resource, Follower>,
+}
+
+/// The task following one resource, and the handler it follows.
+struct Follower {
+    handler: Arc<dyn ResourceHandler>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Collector {
@@ -524,35 +539,50 @@ impl Collector {
             }
             let resource = Resource::of(handler.as_ref());
             served.insert(resource.clone());
-            if !self.followers.contains_key(&resource) {
-                self.tracker.unsynced.insert(resource.clone());
-                let follower = tokio::spawn(follow(
-                    handler.clone(),
-                    resource.clone(),
-                    tx.clone(),
-                    self.state.shutdown_rx.clone(),
-                ));
-                self.followers.insert(resource, follower);
+            match self.followers.get(&resource) {
+                Some(follower)
+                    if std::ptr::addr_eq(Arc::as_ptr(&follower.handler), Arc::as_ptr(handler)) =>
+                {
+                    continue;
+                }
+                // The kind was removed and served again: follow the new handler.
+                Some(_) => {
+                    if let Some(old) = self.followers.remove(&resource) {
+                        old.task.abort();
+                    }
+                    self.tracker.forget(&resource);
+                }
+                None => {}
             }
+            let task = tokio::spawn(follow(
+                handler.clone(),
+                resource.clone(),
+                tx.clone(),
+                self.state.shutdown_rx.clone(),
+            ));
+            let handler = handler.clone();
+            self.followers.insert(resource, Follower { handler, task });
         }
         let tracker = &mut self.tracker;
         self.followers.retain(|resource, follower| {
             let keep = served.contains(resource);
             if !keep {
-                follower.abort();
+                follower.task.abort();
                 tracker.forget(resource);
             }
             keep
         });
     }
 
-    async fn process(&mut self, work: Work) {
-        if !matches!(work, Work::Dependent(_)) && !self.tracker.synced() {
-            // Decided from the graph's dependents, which are complete only once every
-            // resource is listed. Decisions about a dependent read its owners live instead.
-            self.tracker.queue.later(work, RETRY);
-            return;
+    /// Takes in what a follower saw, unless its resource is no longer followed (events a
+    /// stopped follower had already sent).
+    fn observe(&mut self, observed: Observed) {
+        if self.followers.contains_key(observed.resource()) {
+            self.tracker.observe(observed);
         }
+    }
+
+    async fn process(&mut self, work: Work) {
         let span = tracing::debug_span!("garbage_collect", ?work);
         let result = async {
             match &work {
@@ -615,8 +645,12 @@ impl Collector {
         if present {
             return remove_owner_references(handler.as_ref(), &ctx, &latest, &gone).await;
         }
-        let has_dependents = self.tracker.graph.dependents.contains_key(uid);
-        let policy = if waiting && has_dependents {
+        // From the graph, as upstream decides it (`dependentsLength`): a live list per
+        // dependent of a large foreground deletion would cost a list of the namespace each.
+        // A dependent the graph has not seen yet makes this one go in the background; its own
+        // dependents are then collected after it.
+        let has_dependents = waiting && self.tracker.graph.dependents.contains_key(uid);
+        let policy = if has_dependents {
             // An owner waits for this dependent, which has dependents of its own: it is
             // deleted in the foreground, so that the owner waits for the whole subtree. As
             // upstream, when one of those dependents is itself waiting for its dependents,
@@ -696,7 +730,10 @@ impl Collector {
         )
     }
 
-    /// Drops every dependent's reference to the owner `uid`, then its `orphan` finalizer.
+    /// Drops every dependent's reference to the owner `uid`, then its `orphan` finalizer. The
+    /// dependents are found by listing the live objects, not from the graph: a dependent whose
+    /// event has not arrived yet would otherwise lose its owner with the reference still in
+    /// place, and be collected.
     async fn orphan_dependents(&mut self, uid: &str) -> Result<(), ApiError> {
         let Some(owner) = self.tracker.graph.nodes.get(uid).cloned() else {
             return Ok(());
@@ -705,19 +742,14 @@ impl Collector {
             return Ok(());
         }
         let owner_uid = HashSet::from([uid.to_owned()]);
-        for dependent_uid in self.tracker.graph.dependents_of(uid) {
-            let Some(dependent) = self.tracker.graph.nodes.get(&dependent_uid).cloned() else {
-                continue;
-            };
-            let Some((handler, ctx)) = self.target(&dependent.resource, &dependent.namespace)
-            else {
-                continue;
-            };
-            if let Some(latest) =
-                live(handler.as_ref(), &ctx, &dependent.name, &dependent_uid).await?
-            {
-                remove_owner_references(handler.as_ref(), &ctx, &latest, &owner_uid).await?;
-            }
+        for dependent in self.live_dependents(&owner.namespace, uid).await? {
+            remove_owner_references(
+                dependent.handler.as_ref(),
+                &dependent.ctx,
+                &dependent.object,
+                &owner_uid,
+            )
+            .await?;
         }
         self.remove_finalizer(&owner, uid, FINALIZER_ORPHAN_DEPENDENTS)
             .await
@@ -746,15 +778,71 @@ impl Collector {
                 })
             })
             .collect();
-        if blocking.is_empty() {
-            return self
-                .remove_finalizer(&owner, uid, FINALIZER_DELETE_DEPENDENTS)
-                .await;
+        if !blocking.is_empty() {
+            for dependent in blocking {
+                self.tracker.queue.push(Work::Dependent(dependent));
+            }
+            return Ok(());
         }
-        for dependent in blocking {
-            self.tracker.queue.push(Work::Dependent(dependent));
+        // The graph may lag behind: the owner is released only when no live object blocks it.
+        // One the graph has not seen yet is deleted when its event arrives.
+        let live = self.live_dependents(&owner.namespace, uid).await?;
+        if live.iter().any(|dependent| dependent.blocking) {
+            self.tracker
+                .queue
+                .later(Work::Foreground(uid.to_owned()), RETRY);
+            return Ok(());
         }
-        Ok(())
+        self.remove_finalizer(&owner, uid, FINALIZER_DELETE_DEPENDENTS)
+            .await
+    }
+
+    /// Every live object that names the owner `uid` (in `namespace`, `""` when the owner is
+    /// cluster-scoped) among its owners, by consistent lists of the served kinds that can hold
+    /// one: those of the owner's namespace for a namespaced owner, all for a cluster-scoped
+    /// one. Used before the decisions that would go wrong on a graph that lags behind.
+    async fn live_dependents(
+        &self,
+        namespace: &str,
+        uid: &str,
+    ) -> Result<Vec<LiveDependent>, ApiError> {
+        let kinds = self.state.kinds();
+        let mut found = Vec::new();
+        for handler in &kinds.ordered {
+            let info = handler.info();
+            if !info.verbs.iter().any(|verb| verb == "list")
+                || (!namespace.is_empty() && !info.namespaced)
+            {
+                continue;
+            }
+            let ctx = self.context(handler.as_ref(), namespace);
+            for object in handler.list(&ctx, &ListOptions::default()).await?.items {
+                let reference = object
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|reference| reference.get("uid").and_then(Value::as_str) == Some(uid));
+                let Some(reference) = reference else {
+                    continue;
+                };
+                let blocking = reference
+                    .get("blockOwnerDeletion")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let object_namespace = object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                found.push(LiveDependent {
+                    handler: handler.clone(),
+                    ctx: self.context(handler.as_ref(), object_namespace),
+                    blocking,
+                    object,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// Removes `finalizer` from the live object `uid` (the Store deletes it when it was the
@@ -1154,8 +1242,6 @@ mod tests {
         tracker.upserted(&cms, &object("d1", &[("waiting", true)], &[], false));
         tracker.upserted(&cms, &object("d2", &[("gone", false)], &[], false));
         tracker.upserted(&cms, &object("d3", &[("listed", false)], &[], false));
-        tracker.unsynced.insert(cms.clone());
-        assert!(!tracker.synced());
         drain(&mut tracker.queue);
         // d1 went while no watch was open; d2's owner "gone" (which has no node) too.
         tracker.observe(Observed::Listed(
@@ -1167,7 +1253,6 @@ mod tests {
                 object("listed", &[], &[], false),
             ],
         ));
-        assert!(tracker.synced(), "the first list arrived");
         let work = drain(&mut tracker.queue);
         // d3's owner is in the list: nothing to check again.
         assert!(

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::{Method, StatusCode};
 use builtin_kinds::ConfigMapStrategy;
+use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use registry::{Strategy, TableColumn};
@@ -25,6 +26,10 @@ static DECODES: AtomicUsize = AtomicUsize::new(0);
 
 /// Table rows [`CountedStrategy`] rendered so far.
 static ROWS: AtomicUsize = AtomicUsize::new(0);
+
+/// Held by each test while it counts: the counters are the process's, and the other test's
+/// requests (and its watch cache's decodes) would land in them.
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A `ConfigMap` that counts its decodes.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -108,6 +113,7 @@ async fn serve_counted(cache: Option<apiserver::watch_cache::WatchCacheSettings>
 
 #[tokio::test]
 async fn typed_decodes_per_request() {
+    let _counting = COUNTING.lock().await;
     // Counted is the request path: a watch cache decodes each event once more in the
     // background, at its own moment, whatever the requests.
     let client = serve_counted(Some(apiserver::watch_cache::WatchCacheSettings::disabled())).await;
@@ -148,19 +154,19 @@ async fn typed_decodes_per_request() {
 
 #[tokio::test]
 async fn table_watch_events_are_rendered_once_for_all_watchers() {
+    let _counting = COUNTING.lock().await;
     // The default settings: the watch cache is on.
     let client = serve_counted(None).await;
     let mut watches = Vec::new();
     for _ in 0..3 {
         let request = axum::http::Request::builder()
-            .uri(format!("{CMS}?watch=true&timeoutSeconds=3"))
+            .uri(format!("{CMS}?watch=true"))
             .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
-            .body(kube::client::Body::empty())
+            .body(Vec::new())
             .unwrap();
         // The answer's head arrives once the watch is registered.
-        let response = client.send(request).await.expect("watch");
-        assert_eq!(response.status(), StatusCode::OK);
-        watches.push(response);
+        let lines = client.request_stream(request).await.expect("watch").lines();
+        watches.push(Box::pin(lines));
     }
     let rows_before = ROWS.load(Ordering::SeqCst);
     let mut versions = Vec::new();
@@ -179,9 +185,18 @@ async fn table_watch_events_are_rendered_once_for_all_watchers() {
         versions.push(created.body["metadata"]["resourceVersion"].clone());
     }
     let mut bodies = Vec::new();
-    for response in watches {
-        let bytes = response.into_body().collect_bytes().await.expect("body");
-        bodies.push(String::from_utf8(bytes.to_vec()).expect("UTF-8"));
+    for lines in &mut watches {
+        let mut body = String::new();
+        for _ in 0..2 {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next())
+                .await
+                .expect("an event within 30 s")
+                .expect("the watch goes on")
+                .expect("a line");
+            body.push_str(&line);
+            body.push('\n');
+        }
+        bodies.push(body);
     }
     let rendered = ROWS.load(Ordering::SeqCst) - rows_before;
 

@@ -40,13 +40,26 @@ pub(crate) struct Pods {
 impl Pods {
     /// `storage` itself, or (for [`Layer::WatchCache`]) a new cache in front of it.
     pub(crate) fn new(storage: Storage<Pod>, layer: Layer) -> Self {
+        Pods::with_cache_config(storage, layer, Pods::cache_config())
+    }
+
+    /// The cache settings of the suite: upstream's defaults, bookmarks more often.
+    pub(crate) fn cache_config() -> WatchCacheConfig {
+        WatchCacheConfig {
+            bookmark_interval: BOOKMARKS_EVERY,
+            ..WatchCacheConfig::default()
+        }
+    }
+
+    /// [`Pods::new`] with a cache built with `config` (ignored for [`Layer::Storage`]).
+    pub(crate) fn with_cache_config(
+        storage: Storage<Pod>,
+        layer: Layer,
+        config: WatchCacheConfig,
+    ) -> Self {
         let (cache, listed_at) = match layer {
             Layer::Storage => (None, None),
             Layer::WatchCache => {
-                let config = WatchCacheConfig {
-                    bookmark_interval: BOOKMARKS_EVERY,
-                    ..WatchCacheConfig::default()
-                };
                 // The suite runs inside a multi-threaded Tokio runtime; without one the cache
                 // cannot start and the case fails loudly rather than testing `Storage`.
                 let started =
@@ -80,6 +93,21 @@ impl Pods {
                 .reads_from_cache
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
+    }
+
+    /// With a watch cache: how many watchers it closed because they fell behind.
+    pub(crate) fn watchers_closed_slow(&self) -> Option<u64> {
+        self.cache.as_ref().map(|cache| {
+            cache
+                .stats()
+                .watchers_closed_slow
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// The `Storage` under the cache (or the case's storage itself).
+    pub(crate) fn storage(&self) -> &Storage<Pod> {
+        &self.storage
     }
 
     /// With a watch cache: the revision of its first list, the oldest it serves history from.
