@@ -145,11 +145,7 @@ impl Node {
         if uid.is_empty() {
             return None;
         }
-        let owners = metadata
-            .get("ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let owners = owner_references(object)
             .filter_map(|reference| {
                 let field = |name: &str| reference.get(name).and_then(Value::as_str);
                 Some(OwnerRef {
@@ -184,6 +180,23 @@ impl Node {
     fn relevant(&self) -> bool {
         !self.owners.is_empty() || self.orphan || self.foreground
     }
+}
+
+/// The entries of `metadata.ownerReferences` of a document.
+fn owner_references(object: &Value) -> impl Iterator<Item = &Value> {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// The uid an owner reference names (`""` when it names none).
+fn reference_uid(reference: &Value) -> &str {
+    reference
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn finalizers(object: &Value) -> impl Iterator<Item = &str> {
@@ -238,6 +251,15 @@ impl Graph {
             .get(owner)
             .map(|set| set.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The uids of the objects of `resource` it holds.
+    fn uids_of(&self, resource: &Resource) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, node)| node.resource == *resource)
+            .map(|(uid, _)| uid.clone())
+            .collect()
     }
 
     fn is_foreground(&self, uid: &str) -> bool {
@@ -360,14 +382,11 @@ impl Tracker {
                     .filter_map(|object| self.upserted(&resource, object))
                     .collect();
                 // What went while no watch was open.
-                let gone: Vec<String> = self
-                    .graph
-                    .nodes
-                    .iter()
-                    .filter(|(uid, node)| node.resource == resource && !seen.contains(*uid))
-                    .map(|(uid, _)| uid.clone())
-                    .collect();
-                gone.iter().for_each(|uid| self.deleted(uid));
+                for uid in self.graph.uids_of(&resource) {
+                    if !seen.contains(&uid) {
+                        self.deleted(&uid);
+                    }
+                }
                 // An owner of this kind with no owners of its own left no node when it went
                 // while no watch was open: the dependents naming an owner of this kind that
                 // the list does not hold are checked again.
@@ -425,18 +444,12 @@ impl Tracker {
     }
 
     /// Forgets the objects of a resource no longer served (they are listed again if it comes
-    /// back).
-    /// Owners waiting for them are checked again, and so are their dependents (whose owner
-    /// no longer resolves, so they are left alone).
+    /// back). Owners waiting for them are checked again, and so are their dependents (whose
+    /// owner no longer resolves, so they are left alone).
     fn forget(&mut self, resource: &Resource) {
-        let uids: Vec<String> = self
-            .graph
-            .nodes
-            .iter()
-            .filter(|(_, node)| node.resource == *resource)
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        uids.iter().for_each(|uid| self.deleted(uid));
+        for uid in self.graph.uids_of(resource) {
+            self.deleted(&uid);
+        }
     }
 
     /// Forgets a deleted object and queues its dependents and the owners waiting for it.
@@ -817,12 +830,8 @@ impl Collector {
             }
             let ctx = self.context(handler.as_ref(), namespace);
             for object in handler.list(&ctx, &ListOptions::default()).await?.items {
-                let reference = object
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|reference| reference.get("uid").and_then(Value::as_str) == Some(uid));
+                let reference =
+                    owner_references(&object).find(|reference| reference_uid(reference) == uid);
                 let Some(reference) = reference else {
                     continue;
                 };
@@ -922,23 +931,11 @@ async fn remove_owner_references(
     latest: &Value,
     gone: &HashSet<String>,
 ) -> Result<(), ApiError> {
-    let references = latest
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let kept: Vec<Value> = references
-        .iter()
-        .filter(|reference| {
-            let uid = reference
-                .get("uid")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            !gone.contains(uid)
-        })
+    let kept: Vec<Value> = owner_references(latest)
+        .filter(|reference| !gone.contains(reference_uid(reference)))
         .cloned()
         .collect();
-    if kept.len() == references.len() {
+    if kept.len() == owner_references(latest).count() {
         return Ok(());
     }
     let kept = if kept.is_empty() {
@@ -956,11 +953,7 @@ async fn unblock_owner_references(
     ctx: &RequestContext,
     latest: &Value,
 ) -> Result<(), ApiError> {
-    let references: Vec<Value> = latest
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let references: Vec<Value> = owner_references(latest)
         .map(|reference| {
             let mut reference = reference.clone();
             if let Some(fields) = reference.as_object_mut() {

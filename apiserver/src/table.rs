@@ -103,6 +103,9 @@ impl TableRequest {
     }
 }
 
+/// The column definitions' key, which [`watch_event_table`] writes last.
+const COLUMNS_KEY: &[u8] = b"\"columnDefinitions\":";
+
 /// The end of a watch event's Table as [`watch_event_table`] writes it.
 const NO_COLUMNS: &[u8] = b"\"columnDefinitions\":[]}";
 
@@ -130,16 +133,10 @@ pub(crate) fn watch_event_table(
 
 /// `table` (from [`watch_event_table`]) with `columns` (JSON text) as its column definitions.
 pub(crate) fn with_columns(table: &[u8], columns: &[u8]) -> Vec<u8> {
-    match table.strip_suffix(b"[]}".as_slice()) {
-        Some(head) if table.ends_with(NO_COLUMNS) => {
-            let mut filled = Vec::with_capacity(table.len() + columns.len());
-            filled.extend_from_slice(head);
-            filled.extend_from_slice(columns);
-            filled.push(b'}');
-            filled
-        }
-        _ => table.to_vec(),
-    }
+    let Some(head) = table.strip_suffix(NO_COLUMNS) else {
+        return table.to_vec();
+    };
+    [head, COLUMNS_KEY, columns, b"}"].concat()
 }
 
 #[cfg(test)]
