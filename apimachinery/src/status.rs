@@ -173,6 +173,7 @@ impl FieldError {
                 | FieldErrorType::Duplicate
                 | FieldErrorType::NotFound
                 | FieldErrorType::TypeInvalid
+                | FieldErrorType::TooMany
         );
         if let (Some(value), true) = (&self.value, shows_value) {
             let shown = match value {

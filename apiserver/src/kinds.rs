@@ -1,7 +1,8 @@
 //! The kinds the `apiserver` binary serves: core `v1` namespaces, configmaps, secrets,
 //! events and serviceaccounts, `coordination.k8s.io/v1` leases, the RBAC kinds and the
-//! authorization and authentication reviews, and the example group's `widgets` (with the
-//! `example-widgets` crate's [`example_widgets::WidgetStrategy`]).
+//! authorization and authentication reviews, `apiextensions.k8s.io/v1`
+//! customresourcedefinitions (and the kinds they define), and the example group's `widgets`
+//! (with the `example-widgets` crate's [`example_widgets::WidgetStrategy`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +100,7 @@ pub fn register_all_with(
     crate::service_accounts::register(builder, schema_for("ServiceAccount"))?;
     builder.register_rbac()?;
     builder.register_reviews()?;
+    builder.register_crds()?;
     builder.register_kind(
         KindSpec::<Widget>::new(
             example_widgets::widget_resource_info(),

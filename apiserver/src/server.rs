@@ -24,6 +24,7 @@ use crate::metrics::{InstrumentedStore, Metrics};
 use crate::namespace::NamespaceBinding;
 use crate::rbac::RbacStores;
 use crate::watch_cache::{WatchCacheSettings, WatchCaching};
+use apiextensions::CustomResourceDefinition;
 
 /// Everything needed to serve one kind from a registry [`Store`].
 pub struct KindSpec<K: Object + Default> {
@@ -158,6 +159,9 @@ pub enum ServerError {
     /// The bootstrap RBAC policy could not be written.
     #[error("writing the bootstrap RBAC policy: {0}")]
     BootstrapPolicy(#[source] ApiError),
+    /// The stored CustomResourceDefinitions could not be read to serve their kinds.
+    #[error("serving the stored CustomResourceDefinitions: {0}")]
+    ServeCrds(#[source] ApiError),
 }
 
 type Factory = Box<
@@ -189,6 +193,7 @@ pub struct ServerBuilder {
     audit: Option<AuditLog>,
     namespaces: Option<Store<Namespace>>,
     rbac: Option<RbacStores>,
+    crds: Option<Store<CustomResourceDefinition>>,
     namespace_binding: Arc<NamespaceBinding>,
     server_address: String,
     inflight: InFlightLimits,
@@ -214,6 +219,7 @@ impl ServerBuilder {
             audit: None,
             namespaces: None,
             rbac: None,
+            crds: None,
             namespace_binding: Arc::new(NamespaceBinding::default()),
             server_address: "127.0.0.1:6443".to_owned(),
             inflight: InFlightLimits::default(),
@@ -293,6 +299,18 @@ impl ServerBuilder {
     pub fn register_rbac(&mut self) -> Result<(), ServerError> {
         let stores = crate::rbac::register(self)?;
         self.rbac = Some(stores);
+        Ok(())
+    }
+
+    /// Serves `apiextensions.k8s.io/v1` CustomResourceDefinitions; the CRD controller
+    /// ([`ApiServer::controllers`]) then serves the kind of every established CRD.
+    ///
+    /// # Errors
+    ///
+    /// When the kind is already registered.
+    pub fn register_crds(&mut self) -> Result<(), ServerError> {
+        let store = crate::crds::register(self)?;
+        self.crds = Some(store);
         Ok(())
     }
 
@@ -473,6 +491,7 @@ impl ServerBuilder {
                 audit: self.audit,
                 namespaces: self.namespaces,
                 rbac: self.rbac,
+                crds: self.crds,
                 namespace_binding: self.namespace_binding,
                 shutdown_tx,
                 shutdown_rx,
@@ -622,6 +641,8 @@ pub struct ServerState {
     pub namespaces: Option<Store<Namespace>>,
     /// The RBAC stores, when the RBAC kinds are served.
     pub(crate) rbac: Option<RbacStores>,
+    /// The CustomResourceDefinitions store, when CRDs are served.
+    pub(crate) crds: Option<Store<CustomResourceDefinition>>,
     /// The namespace lifecycle of namespaced kinds, also those added while serving.
     namespace_binding: Arc<NamespaceBinding>,
     shutdown_tx: watch::Sender<bool>,
@@ -652,6 +673,62 @@ impl ServerState {
     /// Replaces the served kinds with what `change` makes of the current ones. Changes apply
     /// one after the other; the next snapshot is built while requests keep reading the current
     /// one, and the swap itself is all the write lock covers.
+    /// Serves `spec`'s kind from now on; with `replace`, a kind of the same group and
+    /// plural served now is swapped for it in the same step, so requests never see neither.
+    ///
+    /// # Errors
+    ///
+    /// When the kind is already served (and not replaced) or its info is inconsistent.
+    pub(crate) fn serve_kind<K: Object + Default>(
+        &self,
+        spec: KindSpec<K>,
+        replace: bool,
+    ) -> Result<(), ServerError> {
+        refuse_namespaces(&spec.info)?;
+        self.change_kinds(|current| {
+            let mut scheme = (*current.scheme).clone();
+            let resource = spec.info.group_resource();
+            let mut ordered = current.ordered.clone();
+            if replace {
+                scheme.unregister(&resource);
+                ordered.retain(|handler| handler.info().group_resource() != resource);
+            }
+            scheme
+                .register(spec.info.clone(), spec.converter.clone())
+                .map_err(|source| ServerError::Registration {
+                    plural: spec.info.plural.clone(),
+                    source,
+                })?;
+            let scheme = Arc::new(scheme);
+            let store = build_store(&self.storage, &self.namespace_binding, &spec);
+            let store = self.watch_caching.wrap(store)?;
+            ordered.push(store_handler(store, spec, &scheme));
+            Ok((ServedKinds::new(scheme, ordered), ()))
+        })
+    }
+
+    /// Stops serving the kind `plural` of `group`; see [`ApiServer::remove_kind`].
+    pub(crate) fn remove_kind(&self, group: &str, plural: &str) -> bool {
+        if group.is_empty() && plural == "namespaces" {
+            return false;
+        }
+        let removed = self.change_kinds(|current| {
+            let mut scheme = (*current.scheme).clone();
+            let removed = scheme.unregister(&GroupResource::new(group, plural));
+            let ordered = current
+                .ordered
+                .iter()
+                .filter(|handler| {
+                    let info = handler.info();
+                    !(info.group == group && info.plural == plural)
+                })
+                .cloned()
+                .collect();
+            Ok((ServedKinds::new(Arc::new(scheme), ordered), removed))
+        });
+        matches!(removed, Ok(true))
+    }
+
     fn change_kinds<T>(
         &self,
         change: impl FnOnce(&ServedKinds) -> Result<(ServedKinds, T), ServerError>,
@@ -704,20 +781,26 @@ impl ApiServer {
                 .await
                 .map_err(ServerError::BootstrapPolicy)?;
         }
+        crate::crds::serve_established(&self.inner)
+            .await
+            .map_err(ServerError::ServeCrds)?;
         Ok(())
     }
 
     /// Spawns the background controllers (the namespace lifecycle, the garbage collector of
-    /// `ownerReferences`, and the RBAC controller when the RBAC kinds are served) on the
+    /// `ownerReferences`, the RBAC controller when the RBAC kinds are served, and the CRD
+    /// controller when CustomResourceDefinitions are served) on the
     /// current runtime; they stop at [`ApiServer::shutdown`].
     pub fn controllers(&self) -> tokio::task::JoinHandle<()> {
         let namespaces = tokio::spawn(crate::namespace::run_controller(self.inner.clone()));
         let garbage = tokio::spawn(crate::garbage_collector::run_controller(self.inner.clone()));
         let rbac = tokio::spawn(crate::rbac::run_controller(self.inner.clone()));
+        let crds = tokio::spawn(crate::crds::run_controller(self.inner.clone()));
         tokio::spawn(async move {
             let _ = namespaces.await;
             let _ = garbage.await;
             let _ = rbac.await;
+            let _ = crds.await;
         })
     }
 
@@ -729,23 +812,7 @@ impl ApiServer {
     ///
     /// When the kind is already served or its info is inconsistent.
     pub fn add_kind<K: Object + Default>(&self, spec: KindSpec<K>) -> Result<(), ServerError> {
-        refuse_namespaces(&spec.info)?;
-        let state = &self.inner;
-        state.change_kinds(|current| {
-            let mut scheme = (*current.scheme).clone();
-            scheme
-                .register(spec.info.clone(), spec.converter.clone())
-                .map_err(|source| ServerError::Registration {
-                    plural: spec.info.plural.clone(),
-                    source,
-                })?;
-            let scheme = Arc::new(scheme);
-            let store = build_store(&state.storage, &state.namespace_binding, &spec);
-            let store = state.watch_caching.wrap(store)?;
-            let mut ordered = current.ordered.clone();
-            ordered.push(store_handler(store, spec, &scheme));
-            Ok((ServedKinds::new(scheme, ordered), ()))
-        })
+        self.inner.serve_kind(spec, false)
     }
 
     /// Stops serving the kind `plural` of `group` and returns whether it was served. Its
@@ -753,24 +820,7 @@ impl ApiServer {
     /// open on it run until they end; the namespace controller no longer sees it. Core
     /// namespaces cannot be removed.
     pub fn remove_kind(&self, group: &str, plural: &str) -> bool {
-        if group.is_empty() && plural == "namespaces" {
-            return false;
-        }
-        let removed = self.inner.change_kinds(|current| {
-            let mut scheme = (*current.scheme).clone();
-            let removed = scheme.unregister(&GroupResource::new(group, plural));
-            let ordered = current
-                .ordered
-                .iter()
-                .filter(|handler| {
-                    let info = handler.info();
-                    !(info.group == group && info.plural == plural)
-                })
-                .cloned()
-                .collect();
-            Ok((ServedKinds::new(Arc::new(scheme), ordered), removed))
-        });
-        matches!(removed, Ok(true))
+        self.inner.remove_kind(group, plural)
     }
 
     /// Signals shutdown: open watches end cleanly, controllers stop.

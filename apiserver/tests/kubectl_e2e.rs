@@ -657,3 +657,249 @@ fn namespace_lifecycle(binary: PathBuf) {
     let status = server.terminate().expect("server exits on SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+/// The CronTab CRD of upstream's documentation, with printer columns, a status subresource
+/// and bounds.
+const CRONTAB_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    singular: crontab
+    kind: CronTab
+    shortNames: [ct]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: CronTab runs a command on a schedule.
+        properties:
+          spec:
+            type: object
+            description: The desired schedule.
+            properties:
+              cronSpec:
+                type: string
+                description: When to run, in cron syntax.
+              image:
+                type: string
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+                default: 1
+"#;
+
+const CRONTAB: &str = "apiVersion: stable.example.com/v1
+kind: CronTab
+metadata:
+  name: nightly
+spec:
+  cronSpec: \"0 0 * * *\"
+  image: busybox
+";
+
+const CRONTAB2: &str = "apiVersion: stable.example.com/v1
+kind: CronTab
+metadata:
+  name: nightly
+spec:
+  cronSpec: \"0 1 * * *\"
+  image: busybox
+  replicas: 2
+";
+
+const CRONTAB_BAD: &str = "apiVersion: stable.example.com/v1
+kind: CronTab
+metadata:
+  name: too-many
+spec:
+  cronSpec: \"* * * * *\"
+  replicas: 50
+";
+
+/// CRDs with every pinned kubectl installed: install and wait for `Established`, then the
+/// everyday commands on custom objects, and deleting the CRD deletes them.
+#[test]
+fn kubectl_custom_resources() {
+    for binary in kubectl_binaries() {
+        eprintln!("== {}", binary.display());
+        custom_resources(binary);
+    }
+}
+
+fn custom_resources(binary: PathBuf) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let work = temp.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let server = ServerProcess::start(&data, &[]);
+    let k = Kubectl {
+        binary,
+        kubeconfig: server.kubeconfig.clone(),
+        cache: temp.path().join("cache"),
+        dir: work.clone(),
+    };
+    write(&work, "crd.yaml", CRONTAB_CRD);
+    write(&work, "ct.yaml", CRONTAB);
+    write(&work, "ct2.yaml", CRONTAB2);
+    write(&work, "bad.yaml", CRONTAB_BAD);
+
+    assert!(k.ok(&["apply", "-f", "crd.yaml"]).contains(
+        "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
+    ));
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd/crontabs.stable.example.com",
+    ]);
+    assert!(
+        k.ok(&["get", "crd"])
+            .contains("crontabs.stable.example.com")
+    );
+    assert!(k.ok(&["api-resources"]).contains("crontabs"));
+
+    // create, get with the printer columns, apply, patch of each type.
+    assert!(
+        k.ok(&["apply", "-f", "ct.yaml"])
+            .contains("crontab.stable.example.com/nightly created")
+    );
+    let table = k.ok(&["get", "crontabs"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SPEC", "REPLICAS"], "{table}");
+    assert!(
+        table.contains("nightly") && table.contains("0 0 * * *"),
+        "{table}"
+    );
+    assert_eq!(
+        k.ok(&["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"]),
+        "1"
+    );
+    assert!(k.ok(&["apply", "-f", "ct2.yaml"]).contains("configured"));
+    assert_eq!(
+        k.ok(&["get", "ct", "nightly", "-o", "jsonpath={.spec.cronSpec}"]),
+        "0 1 * * *"
+    );
+    k.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/image","value":"alpine"}]"#,
+    ]);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "ct",
+            "nightly",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.image}"
+        ]),
+        "3 alpine"
+    );
+    assert!(
+        k.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "ct2.yaml"
+        ])
+        .contains("serverside-applied")
+    );
+    k.ok(&["label", "ct", "nightly", "team=ops"]);
+    assert!(
+        k.ok(&["get", "ct", "-l", "team=ops", "-o", "name"])
+            .contains("crontab.stable.example.com/nightly")
+    );
+    assert!(k.ok(&["describe", "ct", "nightly"]).contains("0 1 * * *"));
+    assert!(k.ok(&["explain", "crontabs.spec"]).contains("cronSpec"));
+
+    // A rejected object, with the schema's message.
+    let refused = k.fails(&["apply", "-f", "bad.yaml"]);
+    assert!(
+        refused.contains("spec.replicas: Invalid value: 50: spec.replicas in body should be less than or equal to 10"),
+        "{refused}"
+    );
+
+    // get -w sees the custom objects change.
+    let mut watch = k
+        .command(&["get", "ct", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    std::thread::sleep(Duration::from_millis(1500));
+    k.ok(&["annotate", "ct", "nightly", "note=watched"]);
+    k.ok(&["delete", "ct", "nightly"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().expect("watch output");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    for event in ["MODIFIED", "DELETED"] {
+        assert!(
+            seen.lines()
+                .any(|l| l.contains(event) && l.contains("nightly")),
+            "watch missed {event}: {seen}"
+        );
+    }
+
+    // Deleting the CRD deletes its objects, then the kind is gone.
+    k.ok(&["apply", "-f", "ct.yaml"]);
+    k.ok(&["delete", "-f", "crd.yaml", "--timeout=30s"]);
+    let gone = k.fails(&["get", "crontabs"]);
+    // Which message depends on whether kubectl's discovery cache still names the kind.
+    assert!(
+        gone.contains("the server doesn't have a resource type \"crontabs\"")
+            || gone.contains("the server could not find the requested resource"),
+        "{gone}"
+    );
+    k.ok(&["apply", "-f", "crd.yaml"]);
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd/crontabs.stable.example.com",
+    ]);
+    let empty = k.run_with_input(&["get", "crontabs", "-o", "name"], None);
+    assert!(
+        empty.ok && empty.stdout.trim().is_empty(),
+        "objects survived their CRD: {}",
+        empty.stdout
+    );
+}

@@ -70,6 +70,9 @@ pub enum Level {
     /// by side, on the same server at the same time with as many clients, as a
     /// `system:masters` member (its row's level is `http-masters`).
     HttpRbac,
+    /// `http-cache` with a CustomResourceDefinition's objects of the same shape as the
+    /// ConfigMaps (`data.pad`), installed by the client: the cost of a custom kind.
+    HttpCrd,
 }
 
 impl Level {
@@ -82,6 +85,7 @@ impl Level {
             Level::Http => "http",
             Level::HttpCache => "http-cache",
             Level::HttpRbac => "http-rbac",
+            Level::HttpCrd => "http-crd",
         }
     }
 
@@ -89,7 +93,7 @@ impl Level {
     pub fn cached(self) -> bool {
         matches!(
             self,
-            Level::ObjectCache | Level::HttpCache | Level::HttpRbac
+            Level::ObjectCache | Level::HttpCache | Level::HttpRbac | Level::HttpCrd
         )
     }
 }

@@ -323,8 +323,16 @@ fn run(args: Args) -> Result<()> {
     if wants(&[Level::Object, Level::ObjectCache]) && !cfg!(feature = "object") {
         bail!("--levels object and object-cache need the bench built with feature `object`");
     }
-    if wants(&[Level::Http, Level::HttpCache, Level::HttpRbac]) && !cfg!(feature = "http") {
-        bail!("--levels http, http-cache, and http-rbac need the bench built with feature `http`");
+    if wants(&[
+        Level::Http,
+        Level::HttpCache,
+        Level::HttpRbac,
+        Level::HttpCrd,
+    ]) && !cfg!(feature = "http")
+    {
+        bail!(
+            "--levels http, http-cache, http-rbac and http-crd need the bench built with feature `http`"
+        );
     }
     if args.concurrency.is_empty() {
         bail!("--concurrency needs at least one value");
@@ -667,6 +675,7 @@ async fn execute(
                             value_size: args.value_size,
                             server_nodelay: args.http_nodelay,
                             watch_cache: true,
+                            kind: http::Kind::ConfigMap,
                             external: None,
                         };
                         let (user, masters) = http::measure_rbac(
@@ -692,7 +701,7 @@ async fn execute(
                         bail!("the http-rbac level needs feature `http`")
                     }
                 }
-                Level::Http | Level::HttpCache => {
+                Level::Http | Level::HttpCache | Level::HttpCrd => {
                     #[cfg(feature = "http")]
                     {
                         // A namespace no earlier run used, for `--url` stores that are not fresh.
@@ -701,6 +710,11 @@ async fn execute(
                             value_size: args.value_size,
                             server_nodelay: args.http_nodelay,
                             watch_cache: level.cached(),
+                            kind: if *level == Level::HttpCrd {
+                                http::Kind::Custom
+                            } else {
+                                http::Kind::ConfigMap
+                            },
                             external: args.http_server_for(*level),
                         };
                         http::measure(store, &setup, *workload, *concurrency, params, progress)

@@ -283,6 +283,24 @@ impl<K: Object> Store<K> {
         meta.deletion_grace_period_seconds = Some(0);
     }
 
+    /// Adds the kind's [`finalizers_on_delete`](super::Strategy::finalizers_on_delete) to an
+    /// object not yet being deleted.
+    fn add_delete_finalizers(&self, object: &mut K) {
+        if object.meta().deletion_timestamp.is_some() {
+            return;
+        }
+        let extra = self.strategy.finalizers_on_delete(object);
+        if extra.is_empty() {
+            return;
+        }
+        let finalizers = object.meta_mut().finalizers.get_or_insert_with(Vec::new);
+        for finalizer in extra {
+            if !finalizers.contains(&finalizer) {
+                finalizers.push(finalizer);
+            }
+        }
+    }
+
     /// One attempt of the graceful / finalizer update of a delete: the object to write
     /// (marked for deletion), or a stop when the object is already being deleted or must be
     /// deleted at once. What the attempts learn goes into `marking`.
@@ -299,6 +317,7 @@ impl<K: Object> Store<K> {
             marking.stop = Some(MarkStop::AlreadyDeleting);
             return Ok(UpdateDecision::Stop(()));
         }
+        self.add_delete_finalizers(&mut existing);
         let (changed, finalizers) = self.gc_finalizers(&existing, &options);
         if changed {
             existing.meta_mut().finalizers = (!finalizers.is_empty()).then_some(finalizers);
@@ -430,6 +449,7 @@ impl<K: Object> Store<K> {
                 deleted: false,
             });
         }
+        self.add_delete_finalizers(&mut current);
         let pending_finalizers = current
             .meta()
             .finalizers

@@ -148,6 +148,14 @@ pub trait Strategy<K: Object>: Send + Sync {
         GcPolicy::DeleteDependents
     }
 
+    /// Finalizers the first delete of an object adds before anything else is decided, as
+    /// CustomResourceDefinitions add `customresourcecleanup.apiextensions.k8s.io` in upstream's
+    /// `customresourcedefinition.REST.Delete`: the object then stays, marked as being deleted,
+    /// until whoever owns them removes them. None by default.
+    fn finalizers_on_delete(&self, _object: &K) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Called when a delete marks the object as being deleted (deletionTimestamp set, object
     /// kept for finalizers or grace); namespaces enter the `Terminating` phase here.
     fn on_deletion_marked(&self, _object: &mut K) {}

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use storage_api::{Interface, Revision};
 
+use super::Kind;
 use super::wire::{self, ConfigMapBody, Lines, List, Object};
 use crate::client::{Client, Expired, SeenStream};
 
@@ -37,7 +38,25 @@ pub struct HttpClient {
     /// The store of an in-process server, compacted directly as a server's own compactor
     /// does (the HTTP API has no compaction call).
     compactor: Option<Arc<dyn Interface>>,
+    /// What it reads and writes.
+    kind: Kind,
 }
+
+/// The CustomResourceDefinition of [`Kind::Custom`]: objects shaped like the bench's
+/// ConfigMaps, with a `data` map of strings.
+pub const BENCH_CRD: &str = r#"{
+  "apiVersion": "apiextensions.k8s.io/v1",
+  "kind": "CustomResourceDefinition",
+  "metadata": {"name": "benchobjects.bench.example.com"},
+  "spec": {
+    "group": "bench.example.com",
+    "scope": "Namespaced",
+    "names": {"plural": "benchobjects", "singular": "benchobject", "kind": "BenchObject"},
+    "versions": [{"name": "v1", "served": true, "storage": true,
+      "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+        "data": {"type": "object", "additionalProperties": {"type": "string"}}}}}}]
+  }
+}"#;
 
 impl HttpClient {
     /// A client of the server at `base` (`http://127.0.0.1:PORT`) that creates namespace
@@ -82,7 +101,45 @@ impl HttpClient {
             pad: "x".repeat(value_size),
             authorization,
             compactor: None,
+            kind: Kind::ConfigMap,
         })
+    }
+
+    /// This client, reading and writing `kind`.
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Installs [`BENCH_CRD`] (unless present) and waits until its kind is served.
+    ///
+    /// # Errors
+    ///
+    /// When the server refuses the CRD or does not serve its kind within 30 s.
+    pub async fn install_bench_crd(&self) -> Result<()> {
+        let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        if let Err(error) = self
+            .call(
+                Method::POST,
+                path.to_owned(),
+                Some(Bytes::from_static(BENCH_CRD.as_bytes())),
+            )
+            .await
+        {
+            if !error.to_string().contains("AlreadyExists")
+                && !error.to_string().contains("already exists")
+            {
+                return Err(error.context("creating the bench CRD"));
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.can_list().await {
+            if std::time::Instant::now() > deadline {
+                bail!("the bench CRD was not served within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Creates the client's namespace.
@@ -140,7 +197,7 @@ impl HttpClient {
     }
 
     fn collection(&self) -> String {
-        format!("/api/v1/namespaces/{}/configmaps", self.namespace)
+        self.kind.collection(&self.namespace)
     }
 
     fn item(&self, name: &str) -> String {
@@ -148,7 +205,14 @@ impl HttpClient {
     }
 
     fn body(&self, name: &str, stamp: u64, resource_version: Option<Revision>) -> Result<Bytes> {
-        let body = ConfigMapBody::new(&self.namespace, name, stamp, &self.pad, resource_version);
+        let body = ConfigMapBody::of_kind(
+            self.kind.type_meta(),
+            &self.namespace,
+            name,
+            stamp,
+            &self.pad,
+            resource_version,
+        );
         Ok(Bytes::from(serde_json::to_vec(&body)?))
     }
 

@@ -29,8 +29,49 @@ pub struct Setup {
     pub server_nodelay: bool,
     /// Serve through the API server's watch cache (level `http-cache`).
     pub watch_cache: bool,
+    /// What the clients read and write.
+    pub kind: Kind,
     /// A running API server to drive instead of one started here (`--http-server`).
     pub external: Option<String>,
+}
+
+/// The kind of object the HTTP level reads and writes: ConfigMaps, or the objects of a
+/// CustomResourceDefinition of the same shape (`data.pad`), which the client installs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// Core `v1` ConfigMaps.
+    #[default]
+    ConfigMap,
+    /// `bench.example.com/v1` BenchObjects, served from [`client::BENCH_CRD`].
+    Custom,
+}
+
+impl Kind {
+    /// The collection path in `namespace`.
+    pub fn collection(self, namespace: &str) -> String {
+        match self {
+            Kind::ConfigMap => format!("/api/v1/namespaces/{namespace}/configmaps"),
+            Kind::Custom => {
+                format!("/apis/bench.example.com/v1/namespaces/{namespace}/benchobjects")
+            }
+        }
+    }
+
+    /// `apiVersion` and `kind` of the objects.
+    pub fn type_meta(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::ConfigMap => ("v1", "ConfigMap"),
+            Kind::Custom => ("bench.example.com/v1", "BenchObject"),
+        }
+    }
+
+    /// The key prefix of the objects in `namespace` in the server's store.
+    pub fn key_prefix(self, namespace: &str) -> String {
+        match self {
+            Kind::ConfigMap => format!("/registry/configmaps/{namespace}/"),
+            Kind::Custom => format!("/registry/bench.example.com/benchobjects/{namespace}/"),
+        }
+    }
 }
 
 /// How many RoleBindings an RBAC measurement's namespace holds (one of them the driving
@@ -78,8 +119,12 @@ pub async fn measure(
         (None, Some(server)) => server.base_url(),
         (None, None) => bail!("no API server to drive"),
     };
-    let mut client =
-        client::HttpClient::connect(base, setup.namespace.clone(), setup.value_size).await?;
+    let mut client = client::HttpClient::connect(base, setup.namespace.clone(), setup.value_size)
+        .await?
+        .with_kind(setup.kind);
+    if setup.kind == Kind::Custom {
+        client.install_bench_crd().await?;
+    }
     if server.is_some() {
         // An in-process server: the workload compacts its store as the server's own
         // compactor would.
@@ -90,7 +135,7 @@ pub async fn measure(
         // The history is read from the server's store (DELETE answers carry no revision).
         let reference = server.is_some().then(|| watch_check::Reference {
             store,
-            prefix: format!("/registry/configmaps/{}/", setup.namespace),
+            prefix: setup.kind.key_prefix(&setup.namespace),
         });
         watch_check::watch_check(client.clone(), concurrency, params, reference).await
     } else {
@@ -219,6 +264,7 @@ mod tests {
                 value_size: 32,
                 server_nodelay: true,
                 watch_cache,
+                kind: Kind::ConfigMap,
                 external: None,
             };
             let params = Params {
@@ -254,6 +300,7 @@ mod tests {
             value_size: 64,
             server_nodelay: true,
             watch_cache: true,
+            kind: Kind::ConfigMap,
             external: None,
         };
         for workload in [Workload::Create, Workload::Get] {
@@ -286,7 +333,8 @@ mod tests {
         );
     }
 
-    /// Every workload but churn, over HTTP against a memory store: real requests, no errors.
+    /// Every workload but churn, over HTTP against a memory store, on ConfigMaps and on a CRD's
+    /// objects: real requests, no errors.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_workload_runs_over_http() {
         let progress: Progress = Arc::new(|_| {});
@@ -311,6 +359,12 @@ mod tests {
                     value_size: 64,
                     server_nodelay: concurrency == 4,
                     watch_cache: concurrency == 4,
+                    // A CRD's objects at 4 clients, ConfigMaps at 1.
+                    kind: if concurrency == 4 {
+                        Kind::Custom
+                    } else {
+                        Kind::ConfigMap
+                    },
                     external: None,
                 };
                 let measured = measure(

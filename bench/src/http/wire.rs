@@ -10,8 +10,8 @@ use storage_api::Revision;
 
 use crate::client::{Expired, Seen};
 
-/// The ConfigMap the client creates and updates: a name, a label, the stamp annotation and a
-/// `pad` data entry of `--value-size` bytes.
+/// The ConfigMap the client creates and updates (or a CRD's object of the same shape): a
+/// name, a label, the stamp annotation and a `pad` data entry of `--value-size` bytes.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapBody<'a> {
@@ -52,7 +52,11 @@ struct DataBody<'a> {
 impl<'a> ConfigMapBody<'a> {
     /// ConfigMap `name` in `namespace` stamped with `stamp`; with `resource_version` it is an
     /// update that only succeeds on that version (optimistic concurrency).
-    pub fn new(
+    /// Object `name` of `(apiVersion, kind)` in `namespace` stamped with `stamp`; with
+    /// `resource_version` it is an update that only succeeds on that version (optimistic
+    /// concurrency).
+    pub fn of_kind(
+        (api_version, kind): (&'static str, &'static str),
         namespace: &'a str,
         name: &'a str,
         stamp: u64,
@@ -60,8 +64,8 @@ impl<'a> ConfigMapBody<'a> {
         resource_version: Option<Revision>,
     ) -> Self {
         ConfigMapBody {
-            api_version: "v1",
-            kind: "ConfigMap",
+            api_version,
+            kind,
             metadata: MetaBody {
                 name,
                 namespace,
@@ -325,12 +329,12 @@ mod tests {
 
     #[test]
     fn bodies_and_errors() {
-        let body = ConfigMapBody::new("ns", "cm", 9, "pp", Some(12));
+        let body = ConfigMapBody::of_kind(("v1", "ConfigMap"), "ns", "cm", 9, "pp", Some(12));
         let value = serde_json::to_value(&body).unwrap();
         assert_eq!(value["metadata"]["resourceVersion"], "12");
         assert_eq!(value["metadata"]["annotations"]["bench.storage/stamp"], "9");
         assert_eq!(value["data"]["pad"], "pp");
-        let created = ConfigMapBody::new("ns", "cm", 9, "pp", None);
+        let created = ConfigMapBody::of_kind(("v1", "ConfigMap"), "ns", "cm", 9, "pp", None);
         let value = serde_json::to_value(&created).unwrap();
         assert!(value["metadata"].get("resourceVersion").is_none());
         assert_eq!(

@@ -1,0 +1,627 @@
+//! CustomResourceDefinitions over HTTP, through kube-rs: a CRD is validated, established and
+//! served at once; its objects are validated, pruned and defaulted by the schema, shown with
+//! the CRD's printer columns, selected by its selectable fields, written through `status`;
+//! name conflicts are reported in conditions; deleting a CRD deletes its objects; stored CRDs
+//! are served again after a restart; and a kube-rs `CustomResource` type is installed from its
+//! generated CRD and driven by a watcher and a controller loop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use kube::{Client, Config, CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A server on `url` with every built-in kind and its controllers, its address and a client.
+async fn start_on(url: &str) -> (apiserver::ApiServer, String, Client) {
+    let storage = storage::open(url).await.expect("storage");
+    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
+    apiserver::kinds::register_all(&mut builder, None).expect("register");
+    let server = builder.build().expect("build");
+    server.bootstrap().await.expect("bootstrap");
+    server.controllers();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let config = Config::new(address.parse().unwrap());
+    (server, address, Client::try_from(config).unwrap())
+}
+
+/// The upstream documentation's CronTab CRD, with a status subresource, printer columns, a
+/// selectable field, a default and bounds.
+fn crontab_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "shortNames": ["ct"]},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "subresources": {"status": {}},
+                "selectableFields": [{"jsonPath": ".spec.color"}],
+                "additionalPrinterColumns": [
+                    {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
+                    {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "required": ["cronSpec"], "properties": {
+                        "cronSpec": {"type": "string", "pattern": "^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$"},
+                        "image": {"type": "string"},
+                        "color": {"type": "string", "enum": ["red", "blue"]},
+                        "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+                    }},
+                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+                }}},
+            }],
+        }
+    }))
+    .unwrap()
+}
+
+fn crontab_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("stable.example.com", "v1", "CronTab"),
+        "crontabs",
+    )
+}
+
+fn crontab(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "stable.example.com/v1", "kind": "CronTab",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Waits until `check` holds for the CRD `name`, or panics after 10 s with the last state.
+async fn wait_for_crd(
+    crds: &Api<CustomResourceDefinition>,
+    name: &str,
+    check: impl Fn(&CustomResourceDefinition) -> bool,
+) -> CustomResourceDefinition {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let crd = crds.get(name).await.unwrap();
+        if check(&crd) {
+            return crd;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} never got there: {:?}",
+            crd.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn condition(crd: &CustomResourceDefinition, type_: &str) -> Option<(String, String)> {
+    let conditions = crd.status.as_ref()?.conditions.as_ref()?;
+    let found = conditions.iter().find(|c| c.type_ == type_)?;
+    Some((
+        found.status.clone(),
+        found.reason.clone().unwrap_or_default(),
+    ))
+}
+
+fn established(crd: &CustomResourceDefinition) -> bool {
+    condition(crd, "Established").is_some_and(|(status, _)| status == "True")
+}
+
+async fn install(client: &Client, crd: &CustomResourceDefinition) -> CustomResourceDefinition {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), crd).await.unwrap();
+    let name = crd.metadata.name.clone().unwrap();
+    wait_for_crd(&crds, &name, established).await
+}
+
+fn api_error(error: kube::Error) -> kube::core::Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_crd_is_established_and_its_objects_follow_the_schema() {
+    let (_server, address, client) = start_on("memory://").await;
+    let crd = install(&client, &crontab_crd()).await;
+    assert_eq!(
+        condition(&crd, "NamesAccepted"),
+        Some(("True".to_owned(), "NoConflicts".to_owned()))
+    );
+    let status = crd.status.as_ref().unwrap();
+    assert_eq!(
+        status.stored_versions.as_deref(),
+        Some(&["v1".to_owned()][..])
+    );
+    assert_eq!(status.accepted_names.as_ref().unwrap().kind, "CronTab");
+
+    // Discovery lists the new kind.
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (found, _) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "stable.example.com",
+            "v1",
+            "CronTab",
+        ))
+        .expect("CronTab in discovery");
+    assert_eq!(found.plural, "crontabs");
+
+    let crontabs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    // Defaulting, and pruning of a field the schema does not know.
+    let created = crontabs
+        .create(
+            &PostParams::default(),
+            &crontab(
+                "c1",
+                json!({"cronSpec": "* * * * */5", "color": "red", "bogus": 1}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.data["spec"]["replicas"], 1);
+    assert!(created.data["spec"].get("bogus").is_none());
+    assert_eq!(created.metadata.generation, Some(1));
+
+    // Validation with upstream's messages.
+    let error = api_error(
+        crontabs
+            .create(
+                &PostParams::default(),
+                &crontab("c2", json!({"cronSpec": "often", "replicas": 20})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422);
+    assert!(
+        error.message.contains("spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains(
+            "spec.cronSpec: Invalid value: \"often\": spec.cronSpec in body should match"
+        ),
+        "{}",
+        error.message
+    );
+
+    // Strict field validation reports the pruned field as upstream does.
+    let strict = post_json(
+        &address,
+        "/apis/stable.example.com/v1/namespaces/default/crontabs?fieldValidation=Strict",
+        json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "c3"},
+               "spec": {"cronSpec": "* * * * *", "bogus": 1}}),
+    )
+    .await;
+    // As upstream: a strict decoding error is a 400 on create.
+    assert_eq!(strict.0, 400, "{}", strict.1);
+    assert!(
+        strict.1.contains("unknown field \\\"spec.bogus\\\""),
+        "{}",
+        strict.1
+    );
+
+    // Merge, JSON and apply patches; the generation moves with the spec only.
+    let patched = crontabs
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["spec"]["replicas"], 3);
+    assert_eq!(patched.metadata.generation, Some(2));
+    let patched = crontabs
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(
+                    json!([{"op": "add", "path": "/spec/image", "value": "busybox"}]),
+                )
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["spec"]["image"], "busybox");
+    let applied = crontabs
+        .patch(
+            "c4",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+                "metadata": {"name": "c4"}, "spec": {"cronSpec": "0 * * * *", "color": "blue"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data["spec"]["replicas"], 1);
+
+    // The status subresource: main writes keep the status, status writes keep the spec.
+    let with_status = crontabs
+        .patch_status(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": true}, "spec": {"replicas": 9}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(with_status.data["status"]["ready"], true);
+    assert_eq!(with_status.data["spec"]["replicas"], 3);
+    assert_eq!(with_status.metadata.generation, Some(3));
+    let main = crontabs
+        .patch(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": false}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(main.data["status"]["ready"], true);
+    assert_eq!(main.metadata.generation, Some(3));
+
+    // Selectable fields.
+    let red = crontabs
+        .list(&ListParams::default().fields("spec.color=red"))
+        .await
+        .unwrap();
+    let names: Vec<String> = red
+        .items
+        .iter()
+        .map(|o| o.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["c1"]);
+    let error = api_error(
+        crontabs
+            .list(&ListParams::default().fields("spec.image=busybox"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 400, "{}", error.message);
+
+    // Printer columns.
+    let table = get_table(
+        &address,
+        "/apis/stable.example.com/v1/namespaces/default/crontabs",
+    )
+    .await;
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Name", "Spec", "Replicas", "Age"]);
+    let first = &table["rows"][0]["cells"];
+    assert_eq!(first[0], "c1");
+    assert_eq!(first[1], "* * * * */5");
+    assert_eq!(first[2], 3);
+
+    // A watch sees writes.
+    let mut events = crontabs
+        .watch(&kube::api::WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    crontabs
+        .create(
+            &PostParams::default(),
+            &crontab("c5", json!({"cronSpec": "1 * * * *"})),
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+            Ok(Some(Ok(kube::api::WatchEvent::Added(o)))) => seen.push(o.metadata.name.unwrap()),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("watch: {other:?}"),
+        }
+    }
+    assert!(seen.contains(&"c5".to_owned()), "{seen:?}");
+
+    // Deleting the CRD deletes its objects first, then the kind is no longer served.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete("crontabs.stable.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match crds.get_opt("crontabs.stable.example.com").await.unwrap() {
+            None => break,
+            Some(crd) => assert!(
+                Instant::now() < deadline,
+                "CRD not deleted: {:?}",
+                crd.status
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = api_error(crontabs.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(error.code, 404);
+
+    // The same CRD again: none of the old objects is back.
+    install(&client, &crontab_crd()).await;
+    assert!(
+        crontabs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+async fn post_json(address: &str, path: &str, body: Value) -> (u16, String) {
+    raw_request(address, "POST", path, "application/json", Some(body)).await
+}
+
+async fn get_table(address: &str, path: &str) -> Value {
+    let (code, body) = raw_request(
+        address,
+        "GET",
+        path,
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// One HTTP/1.1 request over a fresh connection; the status code and the body.
+async fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text[9..12].parse().unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (code, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn conflicting_names_are_reported_and_not_served() {
+    let (_server, _address, client) = start_on("memory://").await;
+    install(&client, &crontab_crd()).await;
+    let mut other = crontab_crd();
+    other.metadata.name = Some("crontabs2.stable.example.com".to_owned());
+    other.spec.names.plural = "crontabs2".to_owned();
+    other.spec.names.singular = Some("crontab2".to_owned());
+    other.spec.names.short_names = None;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &other).await.unwrap();
+    let crd = wait_for_crd(&crds, "crontabs2.stable.example.com", |crd| {
+        condition(crd, "NamesAccepted").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition(&crd, "NamesAccepted"),
+        Some(("False".to_owned(), "KindConflict".to_owned()))
+    );
+    assert_eq!(
+        condition(&crd, "Established"),
+        Some(("False".to_owned(), "NotAccepted".to_owned()))
+    );
+    // A CRD may not take the names of a built-in kind either.
+    let mut widgets = crontab_crd();
+    widgets.metadata.name = Some("widgets.apps.example.io".to_owned());
+    widgets.spec.group = "apps.example.io".to_owned();
+    widgets.spec.names.plural = "widgets".to_owned();
+    widgets.spec.names.singular = Some("gizmo".to_owned());
+    widgets.spec.names.kind = "Gizmo".to_owned();
+    widgets.spec.names.short_names = None;
+    crds.create(&PostParams::default(), &widgets).await.unwrap();
+    let crd = wait_for_crd(&crds, "widgets.apps.example.io", |crd| {
+        condition(crd, "NamesAccepted").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition(&crd, "NamesAccepted"),
+        Some(("False".to_owned(), "PluralConflict".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn invalid_crds_are_rejected_with_upstream_messages() {
+    let (_server, _address, client) = start_on("memory://").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crontab_crd();
+    crd.spec.versions[0].storage = false;
+    crd.metadata.name = Some("crontab.stable.example.com".to_owned());
+    let error = api_error(crds.create(&PostParams::default(), &crd).await.unwrap_err());
+    assert_eq!(error.code, 422);
+    assert!(error.message.starts_with("CustomResourceDefinition.apiextensions.k8s.io \"crontab.stable.example.com\" is invalid: "), "{}", error.message);
+    assert!(error.message.contains("metadata.name: Invalid value: \"crontab.stable.example.com\": must be spec.names.plural+\".\"+spec.group"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("must have exactly one version marked as storage version"),
+        "{}",
+        error.message
+    );
+    let mut crd = crontab_crd();
+    crd.spec.versions[0].schema = None;
+    let error = api_error(crds.create(&PostParams::default(), &crd).await.unwrap_err());
+    assert!(
+        error.message.contains(
+            "spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required"
+        ),
+        "{}",
+        error.message
+    );
+}
+
+/// A runtime of its own per server, so every task of the first ends and the store closes.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn stored_crds_are_served_again_after_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", directory.path().join("db.sqlite").display());
+    let first = runtime();
+    first.block_on(async {
+        let (_server, _address, client) = start_on(&url).await;
+        install(&client, &crontab_crd()).await;
+        let crontabs: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), "default", &crontab_resource());
+        crontabs
+            .create(
+                &PostParams::default(),
+                &crontab("kept", json!({"cronSpec": "* * * * *"})),
+            )
+            .await
+            .unwrap();
+    });
+    first.shutdown_timeout(Duration::from_secs(10));
+    runtime().block_on(async {
+        let (_server, _address, client) = start_on(&url).await;
+        // No waiting: bootstrap serves established CRDs before requests are taken.
+        let crontabs: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), "default", &crontab_resource());
+        let kept = crontabs.get("kept").await.unwrap();
+        assert_eq!(kept.data["spec"]["replicas"], 1);
+    });
+}
+
+/// A kube-rs custom resource, as a controller author writes one.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[kube(
+    group = "docs.example.org",
+    version = "v1",
+    kind = "Document",
+    namespaced,
+    status = "DocumentStatus",
+    shortname = "doc",
+    printcolumn = r#"{"name":"Title","type":"string","jsonPath":".spec.title"}"#
+)]
+struct DocumentSpec {
+    title: String,
+    #[serde(default)]
+    pages: u32,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+struct DocumentStatus {
+    published: bool,
+}
+
+#[tokio::test]
+async fn a_kube_rs_custom_resource_runs_under_a_controller() {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let (_server, _address, client) = start_on("memory://").await;
+    install(&client, &Document::crd()).await;
+    let documents: Api<Document> = Api::namespaced(client.clone(), "default");
+
+    // A controller loop: every document it sees gets `status.published`.
+    let controller_api = documents.clone();
+    let controller = tokio::spawn(async move {
+        let mut stream = watcher(controller_api.clone(), watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(document)) = stream.next().await {
+            if document.status.as_ref().is_some_and(|s| s.published) {
+                continue;
+            }
+            let name = document.metadata.name.clone().unwrap();
+            controller_api
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": {"published": true}})),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    for i in 0..3 {
+        let document = Document::new(
+            &format!("d{i}"),
+            DocumentSpec {
+                title: format!("Title {i}"),
+                pages: i,
+            },
+        );
+        documents
+            .create(&PostParams::default(), &document)
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = documents.list(&ListParams::default()).await.unwrap();
+        let published = list
+            .items
+            .iter()
+            .filter(|d| d.status.as_ref().is_some_and(|s| s.published))
+            .count();
+        if published == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "published {published} of 3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    controller.abort();
+}
