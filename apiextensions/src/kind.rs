@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use apimachinery::selector::{Fields, SelectorError, known_field_conversion};
-use apimachinery::status::FieldError;
+use apimachinery::status::{FieldError, FieldErrorType};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceDefinitionVersion,
 };
 use kube_core::Resource;
 use registry::strategy::{Strategy, TableColumn, name_column};
 use registry::validation::{name_is_dns_subdomain, validate_object_meta};
-use scheme::{ConversionError, Converter, ResourceInfo};
+use scheme::{ConversionError, Converter, INTERNAL_VERSION, ResourceInfo};
 use serde_json::{Map, Value, json};
 
 use crate::Unstructured;
@@ -164,8 +164,16 @@ impl CustomResourceKind {
             .conversion
             .as_ref()
             .is_some_and(|c| c.strategy == "Webhook");
+        // The scheme converts a kind of several versions through a hub no one is served at;
+        // a kind of one version is its own hub, so its requests skip conversion.
+        let hub = if all_versions.len() > 1 {
+            INTERNAL_VERSION.to_owned()
+        } else {
+            storage.clone()
+        };
         let converter = CustomResourceConverter {
             group: spec.group.clone(),
+            hub,
             storage_version: storage.clone(),
             schemas: rules
                 .iter()
@@ -186,11 +194,13 @@ impl CustomResourceKind {
     }
 }
 
-/// Converts a CRD's objects between versions through the storage version, and prunes and
-/// defaults request bodies by the schema of their version.
+/// Converts a CRD's objects between versions through a hub (the one version of a
+/// single-version CRD, else [`INTERNAL_VERSION`]), and prunes and defaults request bodies by
+/// the schema of their version.
 #[derive(Clone, Debug)]
 pub struct CustomResourceConverter {
     group: String,
+    hub: String,
     storage_version: String,
     schemas: HashMap<String, Option<StructuralSchema>>,
     webhook: bool,
@@ -204,12 +214,13 @@ impl CustomResourceConverter {
             .ok_or_else(|| ConversionError::UnsupportedVersion(version.to_owned()))
     }
 
-    /// Conversion strategy `None`: only `apiVersion` changes.
+    /// Conversion strategy `None`: only `apiVersion` changes. A `Webhook` CRD converts only
+    /// between its storage version and the hub (the same fields): this server does not call
+    /// conversion webhooks.
     fn rewrite(&self, version: &str, mut object: Value) -> Result<Value, ConversionError> {
-        self.schema(version)?;
-        if self.webhook {
+        if self.webhook && version != self.storage_version && version != self.hub {
             return Err(ConversionError::Failed(format!(
-                "conversion webhooks are not supported by this server: cannot convert {}/{} to or from {version}",
+                "conversion webhooks are not supported by this server: cannot convert {} objects to or from {version}, only {} is served",
                 self.group, self.storage_version
             )));
         }
@@ -220,6 +231,17 @@ impl CustomResourceConverter {
             );
         }
         Ok(object)
+    }
+
+    /// `convert_to_hub` for a `Webhook` CRD: only from the storage version.
+    fn check_webhook_source(&self, version: &str) -> Result<(), ConversionError> {
+        if self.webhook && version != self.storage_version {
+            return Err(ConversionError::Failed(format!(
+                "conversion webhooks are not supported by this server: cannot convert {} objects from {version}, only {} is served",
+                self.group, self.storage_version
+            )));
+        }
+        Ok(())
     }
 
     /// The OpenAPI v3 schema of the kind at `version`: the CRD's schema with the standard
@@ -242,7 +264,7 @@ impl CustomResourceConverter {
 
 impl Converter for CustomResourceConverter {
     fn hub_version(&self) -> &str {
-        &self.storage_version
+        &self.hub
     }
 
     /// Prunes unknown fields (unless the schema preserves them) and applies defaults.
@@ -258,10 +280,12 @@ impl Converter for CustomResourceConverter {
 
     fn convert_to_hub(&self, version: &str, object: Value) -> Result<Value, ConversionError> {
         self.schema(version)?;
-        self.rewrite(&self.storage_version, object)
+        self.check_webhook_source(version)?;
+        self.rewrite(&self.hub, object)
     }
 
     fn convert_from_hub(&self, version: &str, hub: Value) -> Result<Value, ConversionError> {
+        self.schema(version)?;
         self.rewrite(version, hub)
     }
 
@@ -280,12 +304,33 @@ pub struct CustomResourceStrategy {
 }
 
 impl CustomResourceStrategy {
-    fn schema_errors(&self, object: &Unstructured) -> Vec<FieldError> {
+    /// Metadata, the structural schema and, when those leave no type errors, the CEL rules
+    /// (upstream's `customResourceStrategy.Validate`); `old` on updates.
+    fn schema_errors(&self, object: &Unstructured, old: Option<&Unstructured>) -> Vec<FieldError> {
         let mut errors =
             validate_object_meta(&object.metadata, self.namespaced, name_is_dns_subdomain);
-        if let Some(schema) = &self.rules.schema {
-            errors.extend(schema.validate_content(&object.content));
+        let Some(schema) = &self.rules.schema else {
+            return errors;
+        };
+        errors.extend(schema.validate_content(&object.content));
+        if !schema.has_rules() {
+            return errors;
         }
+        if errors.iter().any(|e| e.kind == FieldErrorType::TypeInvalid) {
+            errors.push(FieldError::invalid(
+                "<nil>",
+                "null",
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+            return errors;
+        }
+        let document = |o: &Unstructured| match o.to_value() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let current = document(object);
+        let previous = old.map(document);
+        errors.extend(schema.validate_rules(&current, previous.as_ref()));
         errors
     }
 
@@ -320,11 +365,11 @@ impl Strategy<Unstructured> for CustomResourceStrategy {
     }
 
     fn validate(&self, object: &Unstructured) -> Vec<FieldError> {
-        self.schema_errors(object)
+        self.schema_errors(object, None)
     }
 
-    fn validate_update(&self, new: &Unstructured, _old: &Unstructured) -> Vec<FieldError> {
-        self.schema_errors(new)
+    fn validate_update(&self, new: &Unstructured, old: &Unstructured) -> Vec<FieldError> {
+        self.schema_errors(new, Some(old))
     }
 
     fn convert_field_label(
@@ -493,7 +538,47 @@ mod tests {
         kind.converter.default("v1beta1", &mut loose).unwrap();
         assert_eq!(loose["spec"]["junk"], 1);
         let hub = kind.converter.convert_to_hub("v1beta1", loose).unwrap();
-        assert_eq!(hub["apiVersion"], "stable.example.com/v1");
+        assert_eq!(hub["apiVersion"], "stable.example.com/__internal");
+        let v1 = kind.converter.convert_from_hub("v1", hub).unwrap();
+        assert_eq!(v1["apiVersion"], "stable.example.com/v1");
+    }
+
+    #[test]
+    fn webhook_crds_convert_only_their_storage_version() {
+        let mut crd: CustomResourceDefinition = serde_json::from_value(json!({
+            "metadata": {"name": "crontabs.stable.example.com"},
+            "spec": {
+                "group": "stable.example.com", "scope": "Namespaced",
+                "names": {"plural": "crontabs", "kind": "CronTab"},
+                "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                    "clientConfig": {"url": "https://127.0.0.1:1/convert"}}},
+                "versions": [
+                    {"name": "v1", "served": true, "storage": true,
+                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                    {"name": "v2", "served": true, "storage": false,
+                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                ]
+            }
+        }))
+        .unwrap();
+        apply_defaults(&mut crd);
+        let kind = CustomResourceKind::from_crd(&crd).unwrap();
+        let object = json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab"});
+        let hub = kind.converter.convert_to_hub("v1", object.clone()).unwrap();
+        assert_eq!(
+            kind.converter.convert_from_hub("v1", hub.clone()).unwrap(),
+            object
+        );
+        let error = kind
+            .converter
+            .convert_from_hub("v2", hub)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("conversion webhooks are not supported"),
+            "{error}"
+        );
+        assert!(kind.converter.convert_to_hub("v2", object).is_err());
     }
 
     #[test]

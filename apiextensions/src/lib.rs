@@ -5,6 +5,8 @@
 //! - [`definition`]: the CRD kind's defaulting, validation, conditions and strategies;
 //! - [`schema`]: structural schemas, and the validation, pruning and defaulting of objects by
 //!   them;
+//! - [`cel`]: CEL validation rules (`x-kubernetes-validations`), their cost limits and
+//!   evaluation;
 //! - [`columns`]: `additionalPrinterColumns` and the simple JSONPath they and
 //!   `selectableFields` use;
 //! - [`kind`]: a CRD turned into what the server needs to serve its kind (resource info,
@@ -13,6 +15,7 @@
 //! The server side (serving established CRDs, conditions, deleting a CRD's objects) lives in
 //! the `apiserver` crate's CRD controller.
 
+pub mod cel;
 pub mod columns;
 pub mod definition;
 pub mod kind;

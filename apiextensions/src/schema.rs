@@ -8,10 +8,13 @@
 //! validator (`<path> in body must be of type integer: "string"`, ...).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use apimachinery::status::{FieldError, FieldErrorType};
 use regex::Regex;
 use serde_json::{Map, Value};
+
+use crate::cel::{Rules, root_self, rule_errors};
 
 /// The fields every object has at its root whatever its schema says: never pruned, never
 /// validated by the schema (metadata is validated as `ObjectMeta`).
@@ -20,8 +23,10 @@ const ROOT_TYPE_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
 /// One version's structural schema, with its `pattern`s compiled once.
 #[derive(Clone, Debug)]
 pub struct StructuralSchema {
-    root: Value,
+    /// Shared, never changed: the compiled CEL rules are keyed by node addresses inside it.
+    root: Arc<Value>,
     patterns: HashMap<String, Regex>,
+    rules: Arc<Rules>,
 }
 
 impl StructuralSchema {
@@ -30,7 +35,31 @@ impl StructuralSchema {
     pub fn new(root: Value) -> Self {
         let mut patterns = HashMap::new();
         collect_patterns(&root, &mut patterns);
-        StructuralSchema { root, patterns }
+        let root = Arc::new(root);
+        let rules = Arc::new(Rules::compile(&root));
+        StructuralSchema {
+            root,
+            patterns,
+            rules,
+        }
+    }
+
+    /// Whether the schema has CEL rules (`x-kubernetes-validations`).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    /// Evaluates the CEL rules against a whole object document; `old` is the stored object on
+    /// updates (for transition rules). Root rules see only `name` and `generateName` of the
+    /// metadata, as upstream.
+    pub fn validate_rules(
+        &self,
+        document: &Map<String, Value>,
+        old: Option<&Map<String, Value>>,
+    ) -> Vec<FieldError> {
+        let current = root_self(document);
+        let old = old.map(root_self);
+        self.rules.validate(&self.root, &current, old.as_ref())
     }
 
     /// The schema as JSON.
@@ -784,12 +813,24 @@ pub fn structural_errors(schema: &Value, path: &str) -> Vec<FieldError> {
         }
     }
     node_errors(schema, path, false, &mut errors);
+    errors.extend(rule_errors(schema, path));
     errors
 }
 
 /// Checks one schema node; `typed_position` says whether it is a property, an item or an
-/// additional property (where structural schemas need a type).
+/// additional property outside any `allOf`/`anyOf`/`oneOf`/`not` (where structural schemas
+/// need a type; inside those junctors only value validations appear, untyped).
 fn node_errors(schema: &Value, path: &str, typed_position: bool, errors: &mut Vec<FieldError>) {
+    node_errors_in(schema, path, typed_position, false, errors);
+}
+
+fn node_errors_in(
+    schema: &Value,
+    path: &str,
+    typed_position: bool,
+    in_junctor: bool,
+    errors: &mut Vec<FieldError>,
+) {
     let Value::Object(map) = schema else {
         errors.push(FieldError::invalid(
             path,
@@ -804,7 +845,7 @@ fn node_errors(schema: &Value, path: &str, typed_position: bool, errors: &mut Ve
         .get("type")
         .and_then(Value::as_str)
         .is_some_and(|t| !t.is_empty());
-    if typed_position && !has_type && !preserve && !int_or_string {
+    if typed_position && !in_junctor && !has_type && !preserve && !int_or_string {
         errors.push(FieldError::required(
             format!("{path}.type"),
             "must not be empty for specified object fields",
@@ -866,20 +907,17 @@ fn node_errors(schema: &Value, path: &str, typed_position: bool, errors: &mut Ve
     }
     if let Some(properties) = map.get("properties").and_then(Value::as_object) {
         for (name, child) in properties {
-            node_errors(child, &format!("{path}.properties[{name}]"), true, errors);
+            let child_path = format!("{path}.properties[{name}]");
+            node_errors_in(child, &child_path, true, in_junctor, errors);
         }
     }
     if let Some(additional) = map.get("additionalProperties").filter(|a| a.is_object()) {
-        node_errors(
-            additional,
-            &format!("{path}.additionalProperties"),
-            true,
-            errors,
-        );
+        let child_path = format!("{path}.additionalProperties");
+        node_errors_in(additional, &child_path, true, in_junctor, errors);
     }
     match map.get("items") {
         Some(items @ Value::Object(_)) => {
-            node_errors(items, &format!("{path}.items"), true, errors)
+            node_errors_in(items, &format!("{path}.items"), true, in_junctor, errors);
         }
         Some(Value::Array(_)) => errors.push(FieldError::forbidden(
             format!("{path}.items"),
@@ -890,7 +928,13 @@ fn node_errors(schema: &Value, path: &str, typed_position: bool, errors: &mut Ve
     for junctor in ["allOf", "anyOf", "oneOf"] {
         if let Some(list) = map.get(junctor).and_then(Value::as_array) {
             for (i, child) in list.iter().enumerate() {
-                node_errors(child, &format!("{path}.{junctor}[{i}]"), false, errors);
+                node_errors_in(
+                    child,
+                    &format!("{path}.{junctor}[{i}]"),
+                    false,
+                    true,
+                    errors,
+                );
             }
         }
     }
@@ -1027,6 +1071,7 @@ mod tests {
                 "list": {"type": "array", "items": {"type": "string"}, "uniqueItems": true},
                 "bad": {"type": "string", "pattern": "("},
                 "n": {"type": "integer", "default": "x"},
+                "alt": {"type": "object", "oneOf": [{"properties": {"kind": {"enum": ["a"]}}}]},
             }}),
             path,
         );

@@ -20,14 +20,15 @@
 //! but never changes a decision; a pass that could not finish is retried after a second.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use apiextensions::definition::{CLEANUP_FINALIZER, condition, condition_is_true, set_condition};
 use apiextensions::{
     CrdStatusStrategy, CrdStrategy, CustomResourceDefinition, CustomResourceKind, Unstructured,
 };
-use apimachinery::status::ApiError;
+use apimachinery::status::{ApiError, GroupResource};
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinitionNames, CustomResourceDefinitionStatus,
@@ -38,7 +39,7 @@ use registry::{Store, UpdateOptions};
 use scheme::{ResourceInfo, TypedConverter};
 use serde_json::{Value, json};
 
-use crate::handler::{RequestContext, SchemaFn};
+use crate::handler::{Admission, RequestContext, SchemaFn};
 use crate::server::{KindSpec, ServerBuilder, ServerError, ServerState};
 
 /// How long a pass that could not finish waits before the next.
@@ -243,6 +244,31 @@ impl TakenNames {
     }
 }
 
+/// Refuses creates of a CRD's objects once the CRD terminates, as upstream's `crdHandler`
+/// does (405, `create not allowed while custom resource definition is terminating`), so its
+/// cleanup finishes.
+struct TerminatingGuard {
+    terminating: Arc<AtomicBool>,
+    resource: GroupResource,
+}
+
+impl Admission<Unstructured> for TerminatingGuard {
+    fn admit(
+        &self,
+        _ctx: &RequestContext,
+        _new: &Unstructured,
+        old: Option<&Unstructured>,
+    ) -> Result<(), ApiError> {
+        if old.is_none() && self.terminating.load(Ordering::Acquire) {
+            let mut error = ApiError::method_not_supported(&self.resource, "create");
+            error.message =
+                "create not allowed while custom resource definition is terminating".to_owned();
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
 struct Controller {
     state: Arc<ServerState>,
     store: Store<CustomResourceDefinition>,
@@ -299,6 +325,11 @@ impl Controller {
         if kind.status_subresource {
             spec = spec.with_status_strategy(Arc::new(kind.strategy.status_strategy()));
         }
+        let terminating = self.terminating_flag(&name);
+        spec = spec.with_admission(Arc::new(TerminatingGuard {
+            terminating,
+            resource: kind.info.group_resource(),
+        }));
         let replace = self.served.contains_key(&name);
         self.state
             .serve_kind(spec, replace)
@@ -308,7 +339,23 @@ impl Controller {
         Ok(())
     }
 
+    /// The terminating flag of the CRD `name`'s kind, shared with its [`TerminatingGuard`].
+    fn terminating_flag(&self, name: &str) -> Arc<AtomicBool> {
+        self.state
+            .crd_terminating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
     fn unserve(&mut self, name: &str) {
+        self.state
+            .crd_terminating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
         if let Some(served) = self.served.remove(name) {
             self.state.remove_kind(&served.group, &served.plural);
             tracing::info!(crd = %name, "no longer serving custom resource");
@@ -436,7 +483,7 @@ impl Controller {
                 }
             }
         }
-        served_ok & self.write_status(crd, status).await
+        served_ok & self.write_status(crd, status).await.is_some()
     }
 
     /// Deletes a terminating CRD's objects, stops serving its kind and removes the cleanup
@@ -454,16 +501,23 @@ impl Controller {
             return true;
         }
         let mut status = crd.status.clone().unwrap_or_default();
-        set_condition(
-            &mut status,
-            condition::TERMINATING,
-            "True",
-            "InstanceDeletionInProgress",
-            "CustomResource deletion is in progress",
-        );
-        if !self.write_status(crd, status.clone()).await {
-            return false;
+        // A condition already saying why deletion waits stays until the outcome changes, so
+        // passes that change nothing write nothing (and wake no one).
+        let reported = apiextensions::definition::find_condition(crd, condition::TERMINATING)
+            .is_some_and(|c| c.reason.as_deref() == Some("InstanceDeletionCheck"));
+        if !reported {
+            set_condition(
+                &mut status,
+                condition::TERMINATING,
+                "True",
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+            );
         }
+        let Some(current) = self.write_status(crd, status.clone()).await else {
+            return false;
+        };
+        self.terminating_flag(&name).store(true, Ordering::Release);
         if let Err(message) = self.delete_objects(crd).await {
             set_condition(
                 &mut status,
@@ -472,7 +526,7 @@ impl Controller {
                 "InstanceDeletionCheck",
                 &message,
             );
-            self.write_status(crd, status).await;
+            self.write_status(&current, status).await;
             return false;
         }
         self.unserve(&name);
@@ -555,14 +609,15 @@ impl Controller {
         }
     }
 
-    /// Writes `status` to the CRD through `/status` when it differs; false on failure.
+    /// Writes `status` to the CRD through `/status` when it differs from `crd`'s; the CRD as
+    /// stored afterwards, `None` on failure.
     async fn write_status(
         &self,
         crd: &CustomResourceDefinition,
         status: CustomResourceDefinitionStatus,
-    ) -> bool {
+    ) -> Option<CustomResourceDefinition> {
         if crd.status.as_ref() == Some(&status) {
-            return true;
+            return Some(crd.clone());
         }
         let name = crd.metadata.name.clone().unwrap_or_default();
         let uid = crd.metadata.uid.clone();
@@ -594,10 +649,10 @@ impl Controller {
             )
             .await;
         match result {
-            Ok(_) => true,
+            Ok(updated) => Some(updated.object),
             Err(error) => {
                 tracing::debug!(crd = %name, %error, "CRD status");
-                false
+                None
             }
         }
     }

@@ -59,10 +59,14 @@ fn crontab_crd() -> CustomResourceDefinition {
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "required": ["cronSpec"], "properties": {
+                    "spec": {"type": "object", "required": ["cronSpec"],
+                      "x-kubernetes-validations": [{"rule": "!has(self.image) || !self.image.startsWith('forbidden/')",
+                        "messageExpression": "'image ' + self.image + ' comes from a forbidden registry'"}],
+                      "properties": {
                         "cronSpec": {"type": "string", "pattern": "^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$"},
-                        "image": {"type": "string"},
-                        "color": {"type": "string", "enum": ["red", "blue"]},
+                        "image": {"type": "string", "maxLength": 256},
+                        "color": {"type": "string", "enum": ["red", "blue"],
+                          "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "color is immutable"}]},
                         "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
                     }},
                     "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
@@ -199,6 +203,45 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
         error.message.contains(
             "spec.cronSpec: Invalid value: \"often\": spec.cronSpec in body should match"
         ),
+        "{}",
+        error.message
+    );
+
+    // CEL rules, with messageExpression, and a transition rule.
+    let error = api_error(
+        crontabs
+            .create(
+                &PostParams::default(),
+                &crontab(
+                    "c2",
+                    json!({"cronSpec": "* * * * *", "image": "forbidden/x"}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422);
+    assert!(
+        error.message.contains(
+            "spec: Invalid value: \"object\": image forbidden/x comes from a forbidden registry"
+        ),
+        "{}",
+        error.message
+    );
+    let error = api_error(
+        crontabs
+            .patch(
+                "c1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"color": "blue"}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error
+            .message
+            .contains("spec.color: Invalid value: \"string\": color is immutable"),
         "{}",
         error.message
     );
@@ -624,4 +667,68 @@ async fn a_kube_rs_custom_resource_runs_under_a_controller() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     controller.abort();
+}
+
+#[tokio::test]
+async fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
+    let (_server, _address, client) = start_on("memory://").await;
+    install(&client, &crontab_crd()).await;
+    let crontabs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let mut held = crontab("held", json!({"cronSpec": "* * * * *"}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+    crontabs
+        .create(&PostParams::default(), &held)
+        .await
+        .unwrap();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.delete("crontabs.stable.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let crd = wait_for_crd(&crds, "crontabs.stable.example.com", |crd| {
+        condition(crd, "Terminating")
+            .is_some_and(|(status, reason)| status == "True" && reason == "InstanceDeletionCheck")
+    })
+    .await;
+    assert!(
+        crd.metadata
+            .finalizers
+            .unwrap()
+            .contains(&"customresourcecleanup.apiextensions.k8s.io".to_owned())
+    );
+    let error = api_error(
+        crontabs
+            .create(
+                &PostParams::default(),
+                &crontab("late", json!({"cronSpec": "* * * * *"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 405);
+    assert_eq!(
+        error.message,
+        "create not allowed while custom resource definition is terminating"
+    );
+
+    // Once the object's own finalizer goes, so do the object and the CRD.
+    crontabs
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crds
+        .get_opt("crontabs.stable.example.com")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the CRD stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

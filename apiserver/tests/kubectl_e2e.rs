@@ -693,12 +693,16 @@ spec:
           spec:
             type: object
             description: The desired schedule.
+            x-kubernetes-validations:
+            - rule: "!has(self.image) || self.image != 'forbidden'"
+              message: the image forbidden is not allowed
             properties:
               cronSpec:
                 type: string
                 description: When to run, in cron syntax.
               image:
                 type: string
+                maxLength: 128
               replicas:
                 type: integer
                 minimum: 1
@@ -723,6 +727,42 @@ spec:
   cronSpec: \"0 1 * * *\"
   image: busybox
   replicas: 2
+";
+
+const CRONTAB_CEL: &str = "apiVersion: stable.example.com/v1
+kind: CronTab
+metadata:
+  name: refused
+spec:
+  cronSpec: \"* * * * *\"
+  image: forbidden
+";
+
+const HTTP_ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: app
+spec:
+  parentRefs:
+  - name: web
+  rules:
+  - backendRefs:
+    - name: app
+      port: 8080
+";
+
+const HTTP_ROUTE_RELATIVE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: relative
+spec:
+  parentRefs:
+  - name: web
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: api
 ";
 
 const CRONTAB_BAD: &str = "apiVersion: stable.example.com/v1
@@ -760,6 +800,7 @@ fn custom_resources(binary: PathBuf) {
     write(&work, "ct.yaml", CRONTAB);
     write(&work, "ct2.yaml", CRONTAB2);
     write(&work, "bad.yaml", CRONTAB_BAD);
+    write(&work, "cel.yaml", CRONTAB_CEL);
 
     assert!(k.ok(&["apply", "-f", "crd.yaml"]).contains(
         "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
@@ -856,6 +897,12 @@ fn custom_resources(binary: PathBuf) {
         "{refused}"
     );
 
+    let refused = k.fails(&["apply", "-f", "cel.yaml"]);
+    assert!(
+        refused.contains("spec: Invalid value: \"object\": the image forbidden is not allowed"),
+        "{refused}"
+    );
+
     // get -w sees the custom objects change.
     let mut watch = k
         .command(&["get", "ct", "-w", "--output-watch-events"])
@@ -877,6 +924,44 @@ fn custom_resources(binary: PathBuf) {
             "watch missed {event}: {seen}"
         );
     }
+
+    // A large published CRD (the Gateway API's HTTPRoute: two versions, dozens of CEL
+    // rules), applied server-side as its project recommends, and its rules enforced.
+    let published = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/crds/gateway.networking.k8s.io_httproutes.yaml");
+    let published = published.to_str().expect("utf-8 path");
+    assert!(
+        k.ok(&["apply", "--server-side", "-f", published])
+            .contains("serverside-applied")
+    );
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=30s",
+        "crd/httproutes.gateway.networking.k8s.io",
+    ]);
+    write(&work, "route.yaml", HTTP_ROUTE);
+    write(&work, "bad-route.yaml", HTTP_ROUTE_RELATIVE);
+    assert!(
+        k.ok(&["apply", "-f", "route.yaml"])
+            .contains("httproute.gateway.networking.k8s.io/app created")
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "httproute",
+            "app",
+            "-o",
+            "jsonpath={.spec.rules[0].matches[0].path.type}"
+        ]),
+        "PathPrefix"
+    );
+    let refused = k.fails(&["apply", "-f", "bad-route.yaml"]);
+    assert!(
+        refused.contains("value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"),
+        "{refused}"
+    );
 
     // Deleting the CRD deletes its objects, then the kind is gone.
     k.ok(&["apply", "-f", "ct.yaml"]);
