@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::Unstructured;
 use crate::columns::{JsonPath, PrinterColumn};
 use crate::definition::storage_version;
+use crate::patching::CustomResourcePatchSchema;
 use crate::schema::StructuralSchema;
 
 /// Everything needed to serve one CRD's kind.
@@ -32,6 +33,8 @@ pub struct CustomResourceKind {
     pub strategy: Arc<CustomResourceStrategy>,
     /// Whether the storage version has a `status` subresource.
     pub status_subresource: bool,
+    /// How lists merge under patches and server-side apply (the storage version's list types).
+    pub patch_schema: Arc<CustomResourcePatchSchema>,
 }
 
 impl std::fmt::Debug for CustomResourceKind {
@@ -181,6 +184,9 @@ impl CustomResourceKind {
                 .collect(),
             webhook,
         };
+        let patch_schema = Arc::new(CustomResourcePatchSchema::new(
+            storage_rules.schema.as_ref().map(StructuralSchema::root),
+        ));
         let strategy = CustomResourceStrategy {
             namespaced,
             rules: storage_rules.clone(),
@@ -190,6 +196,7 @@ impl CustomResourceKind {
             converter: Arc::new(converter),
             strategy: Arc::new(strategy),
             status_subresource: storage_rules.status_subresource,
+            patch_schema,
         })
     }
 }

@@ -9,6 +9,7 @@
 //!   evaluation;
 //! - [`columns`]: `additionalPrinterColumns` and the simple JSONPath they and
 //!   `selectableFields` use;
+//! - [`patching`]: how a CRD's lists merge under patches and server-side apply;
 //! - [`kind`]: a CRD turned into what the server needs to serve its kind (resource info,
 //!   converter, strategies).
 //!
@@ -20,6 +21,7 @@ pub mod columns;
 pub mod definition;
 pub mod kind;
 mod object;
+pub mod patching;
 pub mod schema;
 
 pub use definition::{CLEANUP_FINALIZER, CrdStatusStrategy, CrdStrategy};

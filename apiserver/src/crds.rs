@@ -321,6 +321,7 @@ impl Controller {
             kind.strategy.clone(),
             &patch::CUSTOM_RESOURCE,
         )
+        .with_patch_schema(kind.patch_schema.clone())
         .with_openapi(openapi);
         if kind.status_subresource {
             spec = spec.with_status_strategy(Arc::new(kind.strategy.status_strategy()));

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use object_storage::{ListOptions, Shared, WatchEvent};
-use patch::{self, KindSchema, PatchSchema, PatchType};
+use patch::{self, PatchSchema, PatchType};
 use registry::Store;
 use registry::{
     CreateOptions, DeleteResponse, PatchBody, PatchOptions, SchemeView, TableColumn, UpdateOptions,
@@ -354,7 +354,7 @@ pub struct StoreHandler<K: Object> {
     store: Store<K>,
     scheme: Arc<Scheme>,
     info: ResourceInfo,
-    patch_schema: &'static KindSchema,
+    patch_schema: Arc<dyn PatchSchema>,
     openapi: Option<SchemaFn>,
     admission: Option<Arc<dyn Admission<K>>>,
     subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
@@ -479,10 +479,10 @@ impl<K: Object> StoreHandler<K> {
         store: Store<K>,
         scheme: Arc<Scheme>,
         info: ResourceInfo,
-        patch_schema: &'static KindSchema,
+        patch_schema: Arc<dyn PatchSchema>,
     ) -> Self {
         StoreHandler {
-            store: store.with_patch_schema(Arc::new(*patch_schema)),
+            store: store.with_patch_schema(patch_schema.clone()),
             scheme,
             info,
             patch_schema,

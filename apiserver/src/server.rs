@@ -9,7 +9,7 @@ use axum::Router;
 use k8s_openapi::api::core::v1::Namespace;
 use object_storage::Storage;
 use object_storage::transformer::ValueTransformer;
-use patch::KindSchema;
+use patch::{KindSchema, PatchSchema};
 use registry::Store;
 use registry::Strategy;
 use scheme::{Converter, GroupVersion, RegistrationError, ResourceInfo, RestMapper, Scheme};
@@ -34,7 +34,7 @@ pub struct KindSpec<K: Object + Default> {
     status_strategy: Option<Arc<dyn Strategy<K>>>,
     subresource_strategies: Vec<(String, Arc<dyn Strategy<K>>)>,
     return_deleted_object: bool,
-    patch_schema: &'static KindSchema,
+    patch_schema: Arc<dyn PatchSchema>,
     openapi: Option<SchemaFn>,
     transformer: Option<Arc<dyn ValueTransformer>>,
     admission: Option<Arc<dyn Admission<K>>>,
@@ -58,12 +58,19 @@ impl<K: Object + Default> KindSpec<K> {
             status_strategy: None,
             subresource_strategies: Vec::new(),
             return_deleted_object: false,
-            patch_schema,
+            patch_schema: Arc::new(*patch_schema),
             openapi: None,
             transformer: None,
             admission: None,
             subresource_creates: Vec::new(),
         }
+    }
+
+    /// Patches (merge rules of lists, strategic merge) by `schema` instead of the static
+    /// schema given to [`KindSpec::new`], as a CRD's kind does from its structural schema.
+    pub fn with_patch_schema(mut self, schema: Arc<dyn PatchSchema>) -> Self {
+        self.patch_schema = schema;
+        self
     }
 
     /// Answers POSTs to the subresource `subresource` (which `info` must list with the

@@ -6,6 +6,7 @@
 //! generated CRD and driven by a watcher and a controller loop.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![recursion_limit = "256"]
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,11 @@ fn crontab_crd() -> CustomResourceDefinition {
                         "color": {"type": "string", "enum": ["red", "blue"],
                           "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "color is immutable"}]},
                         "replicas": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+                        "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                          "x-kubernetes-list-map-keys": ["name"], "maxItems": 16,
+                          "items": {"type": "object", "required": ["name"], "properties": {
+                            "name": {"type": "string", "maxLength": 63},
+                            "port": {"type": "integer"}}}},
                     }},
                     "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
                 }}},
@@ -731,4 +737,50 @@ async fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
         assert!(Instant::now() < deadline, "the CRD stayed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn server_side_apply_merges_map_lists_by_their_keys() {
+    let (_server, _address, client) = start_on("memory://").await;
+    install(&client, &crontab_crd()).await;
+    let crontabs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let apply = |manager: &'static str, port: Value| {
+        let crontabs = crontabs.clone();
+        async move {
+            crontabs
+                .patch(
+                    "shared",
+                    &PatchParams::apply(manager),
+                    &Patch::Apply(
+                        json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+                        "metadata": {"name": "shared"},
+                        "spec": {"cronSpec": "* * * * *", "ports": [port]}}),
+                    ),
+                )
+                .await
+        }
+    };
+    apply("first", json!({"name": "http", "port": 80}))
+        .await
+        .unwrap();
+    // Another manager's item of the same map list sits beside the first one's; the shared
+    // scalar it sets to the same value is co-owned, not a conflict.
+    let merged = apply("second", json!({"name": "metrics", "port": 9090}))
+        .await
+        .unwrap();
+    let names: Vec<&str> = merged.data["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["http", "metrics"]);
+    // The same item from two managers with different values conflicts.
+    let error = api_error(
+        apply("second", json!({"name": "http", "port": 8080}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 409, "{}", error.message);
 }
