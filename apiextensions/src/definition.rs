@@ -323,6 +323,36 @@ fn versions_errors(crd: &CustomResourceDefinition) -> Vec<FieldError> {
                 ));
             }
         }
+        if let Some(scale) = version.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
+            let scale_path = format!("{path}.subresources.scale");
+            let under = |p: &str, roots: &[&str]| {
+                crate::kind::field_path(p)
+                    .is_some_and(|f| f.len() > 1 && roots.contains(&f[0].as_str()))
+            };
+            if !under(&scale.spec_replicas_path, &["spec"]) {
+                errors.push(FieldError::invalid(
+                    format!("{scale_path}.specReplicasPath"),
+                    scale.spec_replicas_path.as_str(),
+                    "should be a json path under .spec",
+                ));
+            }
+            if !under(&scale.status_replicas_path, &["status"]) {
+                errors.push(FieldError::invalid(
+                    format!("{scale_path}.statusReplicasPath"),
+                    scale.status_replicas_path.as_str(),
+                    "should be a json path under .status",
+                ));
+            }
+            if let Some(selector) = &scale.label_selector_path {
+                if !under(selector, &["spec", "status"]) {
+                    errors.push(FieldError::invalid(
+                        format!("{scale_path}.labelSelectorPath"),
+                        selector.as_str(),
+                        "should be a json path under either .spec or .status",
+                    ));
+                }
+            }
+        }
         let mut seen = BTreeSet::new();
         for (j, field) in version.selectable_fields.iter().flatten().enumerate() {
             let field_path = format!("{path}.selectableFields[{j}].jsonPath");

@@ -13,7 +13,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube_core::Resource;
 use registry::strategy::{Strategy, TableColumn, name_column};
 use registry::validation::{name_is_dns_subdomain, validate_object_meta};
-use scheme::{ConversionError, Converter, INTERNAL_VERSION, ResourceInfo};
+use scheme::{ConversionError, Converter, INTERNAL_VERSION, ResourceInfo, SubresourceInfo};
 use serde_json::{Map, Value, json};
 
 use crate::Unstructured;
@@ -35,6 +35,96 @@ pub struct CustomResourceKind {
     pub status_subresource: bool,
     /// How lists merge under patches and server-side apply (the storage version's list types).
     pub patch_schema: Arc<CustomResourcePatchSchema>,
+    /// The storage version's `scale` subresource, if it declares one.
+    pub scale: Option<ScalePaths>,
+}
+
+/// Where a CRD's objects keep what the `scale` subresource shows: the field paths of
+/// `specReplicasPath`, `statusReplicasPath` and `labelSelectorPath`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    spec_replicas: Vec<String>,
+    status_replicas: Vec<String>,
+    label_selector: Option<Vec<String>>,
+}
+
+/// The field names of a simple path (`.spec.replicas`); `None` for anything else.
+pub fn field_path(path: &str) -> Option<Vec<String>> {
+    let fields: Vec<String> = path
+        .strip_prefix('.')?
+        .split('.')
+        .map(str::to_owned)
+        .collect();
+    let simple = fields.iter().all(|f| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    simple.then_some(fields)
+}
+
+impl ScalePaths {
+    fn read<'a>(object: &'a Unstructured, path: &[String]) -> Option<&'a Value> {
+        let (first, rest) = path.split_first()?;
+        rest.iter()
+            .try_fold(object.content.get(first)?, |value, field| value.get(field))
+    }
+
+    /// `spec.replicas` of the Scale: the integer at `specReplicasPath`, else 0.
+    pub fn spec_replicas(&self, object: &Unstructured) -> i64 {
+        Self::read(object, &self.spec_replicas)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// `status.replicas` of the Scale: the integer at `statusReplicasPath`, else 0.
+    pub fn status_replicas(&self, object: &Unstructured) -> i64 {
+        Self::read(object, &self.status_replicas)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    /// `status.selector` of the Scale: the string at `labelSelectorPath`, if any.
+    pub fn selector(&self, object: &Unstructured) -> Option<String> {
+        let path = self.label_selector.as_ref()?;
+        Self::read(object, path)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// Writes `replicas` at `specReplicasPath`, creating the objects on the way.
+    ///
+    /// # Errors
+    ///
+    /// When a field on the way holds something other than an object.
+    pub fn set_replicas(&self, object: &mut Unstructured, replicas: i64) -> Result<(), String> {
+        let Some((first, rest)) = self.spec_replicas.split_first() else {
+            return Err("empty specReplicasPath".to_owned());
+        };
+        let Some((last, middle)) = rest.split_last() else {
+            object.content.insert(first.clone(), Value::from(replicas));
+            return Ok(());
+        };
+        let mut at = object
+            .content
+            .entry(first.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        for field in middle {
+            let Value::Object(map) = at else {
+                return Err(format!("{field} is not inside an object"));
+            };
+            at = map
+                .entry(field.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        match at {
+            Value::Object(map) => {
+                map.insert(last.clone(), Value::from(replicas));
+                Ok(())
+            }
+            _ => Err(format!("{last} is not inside an object")),
+        }
+    }
 }
 
 impl std::fmt::Debug for CustomResourceKind {
@@ -53,6 +143,7 @@ struct VersionRules {
     columns: Vec<PrinterColumn>,
     selectable: Vec<(String, JsonPath)>,
     status_subresource: bool,
+    scale: Option<ScalePaths>,
 }
 
 impl VersionRules {
@@ -91,6 +182,19 @@ impl VersionRules {
             let label = field.json_path.trim_start_matches('.').to_owned();
             selectable.push((label, JsonPath::parse(&field.json_path)?));
         }
+        let scale = match version.subresources.as_ref().and_then(|s| s.scale.as_ref()) {
+            None => None,
+            Some(scale) => {
+                let path = |p: &str| {
+                    field_path(p).ok_or_else(|| format!("{p:?} is not a simple field path"))
+                };
+                Some(ScalePaths {
+                    spec_replicas: path(&scale.spec_replicas_path)?,
+                    status_replicas: path(&scale.status_replicas_path)?,
+                    label_selector: scale.label_selector_path.as_deref().map(path).transpose()?,
+                })
+            }
+        };
         Ok(VersionRules {
             schema,
             columns,
@@ -99,6 +203,7 @@ impl VersionRules {
                 .subresources
                 .as_ref()
                 .is_some_and(|s| s.status.is_some()),
+            scale,
         })
     }
 }
@@ -163,6 +268,9 @@ impl CustomResourceKind {
         if storage_rules.status_subresource {
             info = info.with_status_subresource();
         }
+        if storage_rules.scale.is_some() {
+            info = info.with_subresource(SubresourceInfo::scale());
+        }
         let webhook = spec
             .conversion
             .as_ref()
@@ -197,6 +305,7 @@ impl CustomResourceKind {
             strategy: Arc::new(strategy),
             status_subresource: storage_rules.status_subresource,
             patch_schema,
+            scale: storage_rules.scale.clone(),
         })
     }
 }

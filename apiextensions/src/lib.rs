@@ -26,5 +26,5 @@ pub mod schema;
 
 pub use definition::{CLEANUP_FINALIZER, CrdStatusStrategy, CrdStrategy};
 pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-pub use kind::{CustomResourceConverter, CustomResourceKind, CustomResourceStrategy};
+pub use kind::{CustomResourceConverter, CustomResourceKind, CustomResourceStrategy, ScalePaths};
 pub use object::Unstructured;

@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use apiextensions::definition::{CLEANUP_FINALIZER, condition, condition_is_true, set_condition};
 use apiextensions::{
-    CrdStatusStrategy, CrdStrategy, CustomResourceDefinition, CustomResourceKind, Unstructured,
+    CrdStatusStrategy, CrdStrategy, CustomResourceDefinition, CustomResourceKind, ScalePaths,
+    Unstructured,
 };
 use apimachinery::status::{ApiError, GroupResource};
 use futures::StreamExt;
@@ -40,6 +41,7 @@ use scheme::{ResourceInfo, TypedConverter};
 use serde_json::{Value, json};
 
 use crate::handler::{Admission, RequestContext, SchemaFn};
+use crate::scale::ScaleSubresource;
 use crate::server::{KindSpec, ServerBuilder, ServerError, ServerState};
 
 /// How long a pass that could not finish waits before the next.
@@ -244,6 +246,29 @@ impl TakenNames {
     }
 }
 
+/// The `scale` subresource of a CRD's kind, at the paths its CRD declares.
+struct CrdScale(ScalePaths);
+
+impl ScaleSubresource<Unstructured> for CrdScale {
+    fn spec_replicas(&self, object: &Unstructured) -> i64 {
+        self.0.spec_replicas(object)
+    }
+
+    fn status_replicas(&self, object: &Unstructured) -> i64 {
+        self.0.status_replicas(object)
+    }
+
+    fn selector(&self, object: &Unstructured) -> Option<String> {
+        self.0.selector(object)
+    }
+
+    fn set_replicas(&self, object: &mut Unstructured, replicas: i64) -> Result<(), ApiError> {
+        self.0
+            .set_replicas(object, replicas)
+            .map_err(|problem| ApiError::bad_request(format!("cannot scale: {problem}")))
+    }
+}
+
 /// Refuses creates of a CRD's objects once the CRD terminates, as upstream's `crdHandler`
 /// does (405, `create not allowed while custom resource definition is terminating`), so its
 /// cleanup finishes.
@@ -325,6 +350,9 @@ impl Controller {
         .with_openapi(openapi);
         if kind.status_subresource {
             spec = spec.with_status_strategy(Arc::new(kind.strategy.status_strategy()));
+        }
+        if let Some(paths) = kind.scale.clone() {
+            spec = spec.with_scale(Arc::new(CrdScale(paths)));
         }
         let terminating = self.terminating_flag(&name);
         spec = spec.with_admission(Arc::new(TerminatingGuard {

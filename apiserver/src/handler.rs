@@ -18,6 +18,8 @@ use futures::stream::BoxStream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use object_storage::{ListOptions, Shared, WatchEvent};
 use patch::{self, PatchSchema, PatchType};
+
+use crate::scale::ScaleSubresource;
 use registry::Store;
 use registry::{
     CreateOptions, DeleteResponse, PatchBody, PatchOptions, SchemeView, TableColumn, UpdateOptions,
@@ -343,6 +345,8 @@ enum Target {
     /// A subresource with a strategy of its own that is only ever updated
     /// (`namespaces/finalize`).
     UpdateOnly,
+    /// The `scale` subresource: an `autoscaling/v1` Scale view of the object.
+    Scale,
 }
 
 /// Type-erased function giving the OpenAPI schema of a kind at a version.
@@ -358,6 +362,7 @@ pub struct StoreHandler<K: Object> {
     openapi: Option<SchemaFn>,
     admission: Option<Arc<dyn Admission<K>>>,
     subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
+    scale: Option<Arc<dyn ScaleSubresource<K>>>,
 }
 
 /// `event` with its object turned into another form by `f`; a failure becomes an ERROR event.
@@ -489,7 +494,15 @@ impl<K: Object> StoreHandler<K> {
             openapi: None,
             admission: None,
             subresource_creates: Vec::new(),
+            scale: None,
         }
+    }
+
+    /// This handler serving the `scale` subresource through `scale` (which `info` must list,
+    /// [`scheme::SubresourceInfo::scale`]).
+    pub fn with_scale(mut self, scale: Arc<dyn ScaleSubresource<K>>) -> Self {
+        self.scale = Some(scale);
+        self
     }
 
     /// This handler answering POSTs to `subresource` with `create`.
@@ -535,6 +548,9 @@ impl<K: Object> StoreHandler<K> {
             "" => Ok(Target::Main),
             "status" if self.info.has_subresource("status") => Ok(Target::Status),
             "status" => Err(crate::http::not_found()),
+            "scale" if self.scale.is_some() && self.info.has_subresource("scale") => {
+                Ok(Target::Scale)
+            }
             other if self.store.has_subresource(other) => Ok(Target::UpdateOnly),
             _ => Err(crate::http::not_found()),
         }
@@ -549,6 +565,76 @@ impl<K: Object> StoreHandler<K> {
             )),
             target => Ok(target),
         }
+    }
+
+    /// Writes the desired replicas `replicas(current Scale)` into the object (through the
+    /// main resource's strategy, as upstream's `ScaleREST`), failing with 409 when the Scale was
+    /// read at another resourceVersion; answers with the new Scale.
+    async fn write_scale(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        resource_version: Option<String>,
+        replicas: impl Fn(&Value) -> Result<i64, ApiError> + Send + Sync,
+    ) -> Result<WriteOutcome, ApiError> {
+        let Some(scale) = self.scale.clone() else {
+            return Err(crate::http::not_found());
+        };
+        let resource = self.info.group_resource();
+        let options = UpdateOptions {
+            dry_run: ctx.dry_run,
+            field_manager: Some(ctx.field_manager.clone()),
+            preconditions: resource_version.map(|rv| object_storage::Preconditions {
+                uid: None,
+                resource_version: Some(rv),
+            }),
+            ..UpdateOptions::default()
+        };
+        let updated = self
+            .store
+            .update_with(
+                &ctx.namespace,
+                name,
+                "",
+                |existing| {
+                    let mut object = existing
+                        .cloned()
+                        .ok_or_else(|| ApiError::not_found(&resource, name))?;
+                    let wanted = replicas(&crate::scale::scale_document(scale.as_ref(), &object))?;
+                    scale.set_replicas(&mut object, wanted)?;
+                    Ok(object)
+                },
+                &options,
+            )
+            .await?;
+        Ok(WriteOutcome {
+            object: crate::scale::scale_document(scale.as_ref(), &updated.object),
+            created: false,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// A merge or JSON patch of the Scale view (upstream patches the Scale object, then
+    /// updates through it).
+    async fn patch_scale(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+    ) -> Result<WriteOutcome, ApiError> {
+        if !matches!(patch_type, PatchType::Merge | PatchType::Json) {
+            return Err(ApiError::unsupported_media_type(&format!(
+                "{}; the scale subresource takes JSON and merge patches",
+                patch_type.content_type()
+            )));
+        }
+        let body = body.to_vec();
+        self.write_scale(ctx, name, None, move |current| {
+            let patched = patch::apply_patch(current, &body, patch_type, &patch::METADATA_ONLY)?;
+            crate::scale::requested(&patched).map(|(replicas, _)| replicas)
+        })
+        .await
     }
 
     /// The stored object as a document in `version`.
@@ -673,11 +759,14 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         name: &str,
         resource_version: &str,
     ) -> Result<Value, ApiError> {
-        self.readable_target(ctx, "get")?;
+        let target = self.readable_target(ctx, "get")?;
         let object = self
             .store
             .get(&ctx.namespace, name, resource_version)
             .await?;
+        if let (Target::Scale, Some(scale)) = (target, &self.scale) {
+            return Ok(crate::scale::scale_document(scale.as_ref(), &object));
+        }
         self.to_version(&object, &ctx.version)
     }
 
@@ -837,7 +926,12 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         name: &str,
         body: RequestBody,
     ) -> Result<WriteOutcome, ApiError> {
-        self.target(ctx)?;
+        if self.target(ctx)? == Target::Scale {
+            let (replicas, resource_version) = crate::scale::requested(&body.document)?;
+            return self
+                .write_scale(ctx, name, resource_version, move |_| Ok(replicas))
+                .await;
+        }
         let view = self.view(ctx);
         let (object, warnings) = self.decode_body(ctx, &view, body)?;
         // The Store checks the body's name against the URL's, turns its uid into a
@@ -870,6 +964,9 @@ impl<K: Object> ResourceHandler for StoreHandler<K> {
         body: &[u8],
     ) -> Result<WriteOutcome, ApiError> {
         let target = self.readable_target(ctx, "patch")?;
+        if target == Target::Scale {
+            return self.patch_scale(ctx, name, patch_type, body).await;
+        }
         let view = self.view(ctx);
         // Apply configurations are checked as sent; other patch types on the patched
         // document, inside the Store's pipeline, as Kubernetes does.

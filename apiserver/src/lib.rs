@@ -64,6 +64,7 @@ pub mod rbac;
 mod request;
 pub mod reviews;
 mod routes;
+pub mod scale;
 mod server;
 pub mod service_accounts;
 mod strict;

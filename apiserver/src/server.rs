@@ -23,6 +23,7 @@ use crate::inflight::InFlightLimits;
 use crate::metrics::{InstrumentedStore, Metrics};
 use crate::namespace::NamespaceBinding;
 use crate::rbac::RbacStores;
+use crate::scale::ScaleSubresource;
 use crate::watch_cache::{WatchCacheSettings, WatchCaching};
 use apiextensions::CustomResourceDefinition;
 
@@ -39,6 +40,7 @@ pub struct KindSpec<K: Object + Default> {
     transformer: Option<Arc<dyn ValueTransformer>>,
     admission: Option<Arc<dyn Admission<K>>>,
     subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
+    scale: Option<Arc<dyn ScaleSubresource<K>>>,
 }
 
 impl<K: Object + Default> KindSpec<K> {
@@ -63,7 +65,18 @@ impl<K: Object + Default> KindSpec<K> {
             transformer: None,
             admission: None,
             subresource_creates: Vec::new(),
+            scale: None,
         }
+    }
+
+    /// Serves the `scale` subresource through `scale`; `info` gains
+    /// [`scheme::SubresourceInfo::scale`].
+    pub fn with_scale(mut self, scale: Arc<dyn ScaleSubresource<K>>) -> Self {
+        if !self.info.has_subresource("scale") {
+            self.info = self.info.with_subresource(scheme::SubresourceInfo::scale());
+        }
+        self.scale = Some(scale);
+        self
     }
 
     /// Patches (merge rules of lists, strategic merge) by `schema` instead of the static
@@ -577,6 +590,9 @@ fn store_handler<K: Object + Default>(
     }
     for (subresource, create) in spec.subresource_creates {
         handler = handler.with_subresource_create(&subresource, create);
+    }
+    if let Some(scale) = spec.scale {
+        handler = handler.with_scale(scale);
     }
     Arc::new(handler)
 }

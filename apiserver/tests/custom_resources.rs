@@ -52,7 +52,8 @@ fn crontab_crd() -> CustomResourceDefinition {
             "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "shortNames": ["ct"]},
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
                 "selectableFields": [{"jsonPath": ".spec.color"}],
                 "additionalPrinterColumns": [
                     {"name": "Spec", "type": "string", "jsonPath": ".spec.cronSpec"},
@@ -75,7 +76,8 @@ fn crontab_crd() -> CustomResourceDefinition {
                             "name": {"type": "string", "maxLength": 63},
                             "port": {"type": "integer"}}}},
                     }},
-                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}},
+                    "status": {"type": "object", "properties": {"ready": {"type": "boolean"},
+                        "replicas": {"type": "integer"}, "selector": {"type": "string"}}},
                 }}},
             }],
         }
@@ -328,6 +330,85 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
         .unwrap();
     assert_eq!(main.data["status"]["ready"], true);
     assert_eq!(main.metadata.generation, Some(3));
+
+    // The scale subresource: an autoscaling/v1 Scale, read, replaced and patched.
+    let scale = crontabs.get_scale("c1").await.unwrap();
+    assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(3));
+    crontabs
+        .patch_status(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 2, "selector": "app=c1"}})),
+        )
+        .await
+        .unwrap();
+    let scale = crontabs.get_scale("c1").await.unwrap();
+    assert_eq!(scale.status.as_ref().unwrap().replicas, 2);
+    assert_eq!(
+        scale.status.as_ref().unwrap().selector.as_deref(),
+        Some("app=c1")
+    );
+    let replaced = crontabs
+        .replace_scale(
+            "c1",
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": "c1"}, "spec": {"replicas": 4}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.spec.unwrap().replicas, Some(4));
+    let patched = crontabs
+        .patch_scale(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.unwrap().replicas, Some(5));
+    assert_eq!(
+        crontabs.get("c1").await.unwrap().data["spec"]["replicas"],
+        5
+    );
+    let error = api_error(
+        crontabs
+            .patch_scale(
+                "c1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": -1}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 422, "{}", error.message);
+    // Writes through the scale keep the object valid by its schema (maximum 10).
+    let error = api_error(
+        crontabs
+            .patch_scale(
+                "c1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 11}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        error
+            .message
+            .contains("spec.replicas in body should be less than or equal to 10"),
+        "{}",
+        error.message
+    );
+    crontabs
+        .patch_scale(
+            "c1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
 
     // Selectable fields.
     let red = crontabs

@@ -678,6 +678,9 @@ spec:
     storage: true
     subresources:
       status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
     additionalPrinterColumns:
     - name: Spec
       type: string
@@ -881,6 +884,14 @@ fn custom_resources(binary: PathBuf) {
             "ct2.yaml"
         ])
         .contains("serverside-applied")
+    );
+    assert!(
+        k.ok(&["scale", "ct", "nightly", "--replicas=4"])
+            .contains("scaled")
+    );
+    assert_eq!(
+        k.ok(&["get", "ct", "nightly", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
     );
     k.ok(&["label", "ct", "nightly", "team=ops"]);
     assert!(

@@ -85,8 +85,11 @@ impl RestMapper {
                 version: None,
             });
             for sub in &info.subresources {
+                let (group, version) = sub.response_group_version.clone().unzip();
                 resources.push(APIResource {
                     kind: sub.kind.clone(),
+                    group,
+                    version,
                     name: format!("{}/{}", info.plural, sub.name),
                     namespaced: info.namespaced,
                     singular_name: String::new(),
@@ -163,9 +166,15 @@ fn aggregated_resource(info: &ResourceInfo, version: &str) -> Value {
                 .subresources
                 .iter()
                 .map(|sub| {
+                    let (group, version) = sub
+                        .response_group_version
+                        .as_ref()
+                        .map_or((info.group.as_str(), version), |(g, v)| {
+                            (g.as_str(), v.as_str())
+                        });
                     json!({
                         "subresource": sub.name,
-                        "responseKind": { "group": info.group, "version": version, "kind": sub.kind },
+                        "responseKind": { "group": group, "version": version, "kind": sub.kind },
                         "verbs": sub.verbs,
                     })
                 })

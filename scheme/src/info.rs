@@ -29,6 +29,9 @@ pub struct SubresourceInfo {
     pub kind: String,
     /// Verbs for discovery.
     pub verbs: Vec<String>,
+    /// The group and version of `kind` when it is not the parent's (`autoscaling`, `v1` for
+    /// `scale`); `None` for the parent's own group-version.
+    pub response_group_version: Option<(String, String)>,
 }
 
 impl SubresourceInfo {
@@ -38,6 +41,15 @@ impl SubresourceInfo {
             name: name.into(),
             kind: kind.into(),
             verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            response_group_version: None,
+        }
+    }
+
+    /// The `scale` subresource: get, patch and update of `autoscaling/v1` `Scale`.
+    pub fn scale() -> Self {
+        SubresourceInfo {
+            response_group_version: Some(("autoscaling".to_owned(), "v1".to_owned())),
+            ..SubresourceInfo::new("scale", "Scale", &SUBRESOURCE_VERBS)
         }
     }
 
