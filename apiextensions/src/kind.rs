@@ -37,6 +37,9 @@ pub struct CustomResourceKind {
     pub patch_schema: Arc<CustomResourcePatchSchema>,
     /// The storage version's `scale` subresource, if it declares one.
     pub scale: Option<ScalePaths>,
+    /// The storage version's schema when it has defaults, to apply to objects read from
+    /// storage.
+    pub read_defaults: Option<StructuralSchema>,
 }
 
 /// Where a CRD's objects keep what the `scale` subresource shows: the field paths of
@@ -306,6 +309,10 @@ impl CustomResourceKind {
             status_subresource: storage_rules.status_subresource,
             patch_schema,
             scale: storage_rules.scale.clone(),
+            read_defaults: storage_rules
+                .schema
+                .clone()
+                .filter(StructuralSchema::has_defaults),
         })
     }
 }

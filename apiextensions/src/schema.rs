@@ -44,6 +44,27 @@ impl StructuralSchema {
         }
     }
 
+    /// Whether any node of the schema has a `default`.
+    pub fn has_defaults(&self) -> bool {
+        fn any_default(schema: &Value) -> bool {
+            let Value::Object(map) = schema else {
+                return false;
+            };
+            map.contains_key("default") || children(map).any(any_default)
+        }
+        any_default(&self.root)
+    }
+
+    /// Applies the defaults to an object's top-level fields other than `apiVersion`, `kind`
+    /// and `metadata`, as [`StructuralSchema::apply_defaults`] does to a whole document.
+    pub fn apply_defaults_to_content(&self, content: &mut Map<String, Value>) {
+        let mut document = Value::Object(std::mem::take(content));
+        default_value(&self.root, &mut document);
+        if let Value::Object(map) = document {
+            *content = map;
+        }
+    }
+
     /// Whether the schema has CEL rules (`x-kubernetes-validations`).
     pub fn has_rules(&self) -> bool {
         !self.rules.is_empty()

@@ -354,6 +354,11 @@ impl Controller {
         if let Some(paths) = kind.scale.clone() {
             spec = spec.with_scale(Arc::new(CrdScale(paths)));
         }
+        if let Some(schema) = kind.read_defaults.clone() {
+            spec = spec.with_read_defaults(Arc::new(move |object: &mut Unstructured| {
+                schema.apply_defaults_to_content(&mut object.content);
+            }));
+        }
         let terminating = self.terminating_flag(&name);
         spec = spec.with_admission(Arc::new(TerminatingGuard {
             terminating,

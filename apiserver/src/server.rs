@@ -41,6 +41,7 @@ pub struct KindSpec<K: Object + Default> {
     admission: Option<Arc<dyn Admission<K>>>,
     subresource_creates: Vec<(String, Arc<dyn SubresourceCreate<K>>)>,
     scale: Option<Arc<dyn ScaleSubresource<K>>>,
+    read_defaults: Option<object_storage::ReadDefaults<K>>,
 }
 
 impl<K: Object + Default> KindSpec<K> {
@@ -66,7 +67,14 @@ impl<K: Object + Default> KindSpec<K> {
             admission: None,
             subresource_creates: Vec::new(),
             scale: None,
+            read_defaults: None,
         }
+    }
+
+    /// Applies `defaults` to every object read from storage (a CRD's structural defaults).
+    pub fn with_read_defaults(mut self, defaults: object_storage::ReadDefaults<K>) -> Self {
+        self.read_defaults = Some(defaults);
+        self
     }
 
     /// Serves the `scale` subresource through `scale`; `info` gains
@@ -550,6 +558,9 @@ fn build_store<K: Object + Default>(
     let mut object_storage = Storage::<K>::new(storage.clone(), Arc::new(K::default));
     if let Some(transformer) = &spec.transformer {
         object_storage = object_storage.with_transformer(transformer.clone());
+    }
+    if let Some(defaults) = &spec.read_defaults {
+        object_storage = object_storage.with_read_defaults(defaults.clone());
     }
     let mut store = Store::new(
         object_storage,

@@ -865,3 +865,36 @@ async fn server_side_apply_merges_map_lists_by_their_keys() {
     );
     assert_eq!(error.code, 409, "{}", error.message);
 }
+
+#[tokio::test]
+async fn defaults_added_to_a_crd_apply_to_stored_objects_on_read() {
+    let (_server, _address, client) = start_on("memory://").await;
+    install(&client, &crontab_crd()).await;
+    let crontabs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    crontabs
+        .create(&PostParams::default(), &crontab("old", json!({"cronSpec": "* * * * *"})))
+        .await
+        .unwrap();
+    // The CRD gains a default for spec.image; the stored object does not have it.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut crd = crds.get("crontabs.stable.example.com").await.unwrap();
+    let schema = crd.spec.versions[0].schema.as_mut().unwrap();
+    let mut root = serde_json::to_value(schema.open_api_v3_schema.as_ref().unwrap()).unwrap();
+    root["properties"]["spec"]["properties"]["image"]["default"] = json!("busybox:1.36");
+    schema.open_api_v3_schema = Some(serde_json::from_value(root).unwrap());
+    crds.replace("crontabs.stable.example.com", &PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let read = crontabs.get("old").await.unwrap();
+        if read.data["spec"]["image"] == "busybox:1.36" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no default on read: {}", read.data);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = crontabs.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items[0].data["spec"]["image"], "busybox:1.36");
+}

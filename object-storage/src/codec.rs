@@ -18,20 +18,36 @@ use apimachinery::resource_version::format_resource_version;
 pub struct Codec<K> {
     new: NewFunc<K>,
     transformer: Arc<dyn ValueTransformer>,
+    read_defaults: Option<ReadDefaults<K>>,
 }
+
+/// Fills defaults into every object decoded from storage, as upstream's CRD storage codec
+/// applies a CRD's structural defaults on read (objects written before a default existed
+/// read with it).
+pub type ReadDefaults<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
 
 impl<K> Clone for Codec<K> {
     fn clone(&self) -> Self {
         Codec {
             new: self.new.clone(),
             transformer: self.transformer.clone(),
+            read_defaults: self.read_defaults.clone(),
         }
     }
 }
 
 impl<K: Object> Codec<K> {
     pub(crate) fn new(new: NewFunc<K>, transformer: Arc<dyn ValueTransformer>) -> Self {
-        Codec { new, transformer }
+        Codec {
+            new,
+            transformer,
+            read_defaults: None,
+        }
+    }
+
+    pub(crate) fn with_read_defaults(mut self, defaults: ReadDefaults<K>) -> Self {
+        self.read_defaults = Some(defaults);
+        self
     }
 
     pub(crate) fn with_transformer(mut self, transformer: Arc<dyn ValueTransformer>) -> Self {
@@ -93,6 +109,9 @@ impl<K: Object> Codec<K> {
                 key: key.to_owned(),
                 message: format!("cannot decode stored object: {e}"),
             })?;
+        if let Some(defaults) = &self.read_defaults {
+            defaults(&mut object);
+        }
         Self::set_resource_version(&mut object, revision);
         Ok(object)
     }

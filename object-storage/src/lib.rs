@@ -46,7 +46,7 @@ use apimachinery::object::{NewFunc, Object};
 use apimachinery::resource_version::parse_resource_version;
 use apimachinery::selector::Fields;
 
-pub use codec::Codec;
+pub use codec::{Codec, ReadDefaults};
 pub use watch::ObjectWatch;
 
 /// A create must not carry a resourceVersion (Kubernetes' `ResourceVersionSetOnCreate`);
@@ -197,6 +197,13 @@ impl<K: Object> Storage<K> {
     /// This storage with a value transformer (encryption at rest) applied to every value.
     pub fn with_transformer(mut self, transformer: Arc<dyn ValueTransformer>) -> Self {
         self.codec = self.codec.with_transformer(transformer);
+        self
+    }
+
+    /// This storage applying `defaults` to every object it decodes from the store (reads,
+    /// lists, watch events, the current object of an update), as upstream does for CRDs.
+    pub fn with_read_defaults(mut self, defaults: ReadDefaults<K>) -> Self {
+        self.codec = self.codec.with_read_defaults(defaults);
         self
     }
 
