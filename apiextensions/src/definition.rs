@@ -225,6 +225,15 @@ pub fn validate(crd: &CustomResourceDefinition) -> Vec<FieldError> {
                             "exactly one of url or service is required",
                         ));
                     }
+                    if let Some(url) = config.as_ref().and_then(|c| c.url.as_deref()) {
+                        if !url.starts_with("https://") {
+                            errors.push(FieldError::invalid(
+                                "spec.conversion.webhook.clientConfig.url",
+                                url,
+                                "'https' is the only allowed URL scheme",
+                            ));
+                        }
+                    }
                     let versions = &webhook.conversion_review_versions;
                     if !versions.iter().any(|v| v == "v1" || v == "v1beta1") {
                         errors.push(FieldError::invalid(

@@ -26,5 +26,8 @@ pub mod schema;
 
 pub use definition::{CLEANUP_FINALIZER, CrdStatusStrategy, CrdStrategy};
 pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-pub use kind::{CustomResourceConverter, CustomResourceKind, CustomResourceStrategy, ScalePaths};
+pub use kind::{
+    ConversionWebhook, CustomResourceConverter, CustomResourceKind, CustomResourceStrategy,
+    ScalePaths,
+};
 pub use object::Unstructured;

@@ -40,6 +40,7 @@ use registry::{Store, UpdateOptions};
 use scheme::{ResourceInfo, TypedConverter};
 use serde_json::{Value, json};
 
+use crate::conversion_webhook::{WebhookConverter, WebhookTarget};
 use crate::handler::{Admission, RequestContext, SchemaFn};
 use crate::scale::ScaleSubresource;
 use crate::server::{KindSpec, ServerBuilder, ServerError, ServerState};
@@ -340,9 +341,27 @@ impl Controller {
         let kind = CustomResourceKind::from_crd(crd)?;
         let converter = kind.converter.clone();
         let openapi: SchemaFn = Arc::new(move |version: &str| converter.openapi(version));
+        let mut converter: Arc<dyn scheme::Converter> = kind.converter.clone();
+        if let Some(url) = kind.webhook.as_ref().and_then(|w| w.url.clone()) {
+            let target = WebhookTarget {
+                url,
+                ca_bundle: kind
+                    .webhook
+                    .as_ref()
+                    .map(|w| w.ca_bundle.clone())
+                    .unwrap_or_default(),
+            };
+            converter = Arc::new(WebhookConverter::new(
+                kind.converter.clone(),
+                &kind.info.group,
+                &kind.info.kind,
+                &kind.info.storage_version,
+                &target,
+            ));
+        }
         let mut spec = KindSpec::<Unstructured>::new(
             kind.info.clone(),
-            kind.converter.clone(),
+            converter,
             kind.strategy.clone(),
             &patch::CUSTOM_RESOURCE,
         )

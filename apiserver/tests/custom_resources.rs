@@ -3,7 +3,8 @@
 //! the CRD's printer columns, selected by its selectable fields, written through `status`;
 //! name conflicts are reported in conditions; deleting a CRD deletes its objects; stored CRDs
 //! are served again after a restart; and a kube-rs `CustomResource` type is installed from its
-//! generated CRD and driven by a watcher and a controller loop.
+//! generated CRD and driven by a kube-rs `Controller`; and conversion through a CRD's HTTPS
+//! webhook.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![recursion_limit = "256"]
@@ -700,32 +701,37 @@ struct DocumentStatus {
 
 #[tokio::test]
 async fn a_kube_rs_custom_resource_runs_under_a_controller() {
-    use kube::runtime::{WatchStreamExt, watcher};
+    use kube::runtime::Controller;
+    use kube::runtime::controller::Action;
+    use std::sync::Arc;
     let (_server, _address, client) = start_on("memory://").await;
     install(&client, &Document::crd()).await;
     let documents: Api<Document> = Api::namespaced(client.clone(), "default");
 
-    // A controller loop: every document it sees gets `status.published`.
-    let controller_api = documents.clone();
-    let controller = tokio::spawn(async move {
-        let mut stream = watcher(controller_api.clone(), watcher::Config::default())
-            .applied_objects()
-            .boxed();
-        while let Some(Ok(document)) = stream.next().await {
-            if document.status.as_ref().is_some_and(|s| s.published) {
-                continue;
-            }
-            let name = document.metadata.name.clone().unwrap();
-            controller_api
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"published": true}})),
-                )
-                .await
-                .unwrap();
+    // A kube-rs Controller: reconciling a document marks it published.
+    async fn reconcile(
+        document: Arc<Document>,
+        api: Arc<Api<Document>>,
+    ) -> Result<Action, kube::Error> {
+        if !document.status.as_ref().is_some_and(|s| s.published) {
+            let name = document.metadata.name.clone().unwrap_or_default();
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"published": true}})),
+            )
+            .await?;
         }
-    });
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: Arc<Document>, _: &kube::Error, _: Arc<Api<Document>>) -> Action {
+        Action::requeue(Duration::from_millis(100))
+    }
+    let controller = tokio::spawn(
+        Controller::new(documents.clone(), kube::runtime::watcher::Config::default())
+            .run(reconcile, error_policy, Arc::new(documents.clone()))
+            .for_each(|_| async {}),
+    );
     for i in 0..3 {
         let document = Document::new(
             &format!("d{i}"),
@@ -873,7 +879,10 @@ async fn defaults_added_to_a_crd_apply_to_stored_objects_on_read() {
     let crontabs: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "default", &crontab_resource());
     crontabs
-        .create(&PostParams::default(), &crontab("old", json!({"cronSpec": "* * * * *"})))
+        .create(
+            &PostParams::default(),
+            &crontab("old", json!({"cronSpec": "* * * * *"})),
+        )
         .await
         .unwrap();
     // The CRD gains a default for spec.image; the stored object does not have it.
@@ -892,9 +901,140 @@ async fn defaults_added_to_a_crd_apply_to_stored_objects_on_read() {
         if read.data["spec"]["image"] == "busybox:1.36" {
             break;
         }
-        assert!(Instant::now() < deadline, "no default on read: {}", read.data);
+        assert!(
+            Instant::now() < deadline,
+            "no default on read: {}",
+            read.data
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let listed = crontabs.list(&ListParams::default()).await.unwrap();
     assert_eq!(listed.items[0].data["spec"]["image"], "busybox:1.36");
+}
+
+/// A conversion webhook over HTTPS on a thread and runtime of its own (the server's converter
+/// calls it synchronously): CronTab v1 `spec.cronSpec` is v2 `spec.schedule`. Returns its URL
+/// and the PEM of the CA that signed its certificate.
+fn start_conversion_webhook(dir: &std::path::Path) -> (String, String) {
+    use axum::routing::post;
+    let tls = apiserver::tls::ensure(dir, &["127.0.0.1".to_owned()]).unwrap();
+    let config = apiserver::tls::server_config(&tls.serving_cert, &tls.serving_key, None).unwrap();
+    let ca = std::fs::read_to_string(&tls.ca_cert).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("https://{}/convert", listener.local_addr().unwrap());
+    let convert = |body: axum::body::Bytes| async move {
+        let review: Value = serde_json::from_slice(&body).unwrap();
+        let request = &review["request"];
+        let desired = request["desiredAPIVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let converted: Vec<Value> = request["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|object| {
+                let mut object = object.clone();
+                let spec = object["spec"].as_object_mut().unwrap();
+                if desired.ends_with("/v2") {
+                    if let Some(cron) = spec.remove("cronSpec") {
+                        spec.insert("schedule".to_owned(), cron);
+                    }
+                } else if let Some(schedule) = spec.remove("schedule") {
+                    spec.insert("cronSpec".to_owned(), schedule);
+                }
+                object["apiVersion"] = json!(desired);
+                object
+            })
+            .collect();
+        let answer = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+            "response": {"uid": request["uid"], "result": {"status": "Success"},
+                "convertedObjects": converted}});
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer.to_string(),
+        )
+    };
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let router = axum::Router::new().route("/convert", post(convert));
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            axum_server::from_tcp_rustls(listener, config)
+                .unwrap()
+                .serve(router.into_make_service())
+                .await
+                .unwrap();
+        });
+    });
+    (url, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_convert_through_the_crds_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca) = start_conversion_webhook(dir.path());
+    let (_server, _address, client) = start_on("memory://").await;
+    let spec_schema = |field: &str| {
+        json!({"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {field: {"type": "string"}}}}}})
+    };
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com", "scope": "Namespaced",
+            "names": {"plural": "crontabs", "kind": "CronTab"},
+            "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                "clientConfig": {"url": url, "caBundle": base64_encode(ca.as_bytes())}}},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": spec_schema("cronSpec")},
+                {"name": "v2", "served": true, "storage": false, "schema": spec_schema("schedule")},
+            ],
+        }
+    }))
+    .unwrap();
+    install(&client, &crd).await;
+    let v1: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let v2_resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("stable.example.com", "v2", "CronTab"),
+        "crontabs",
+    );
+    let v2: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &v2_resource);
+    v1.create(
+        &PostParams::default(),
+        &crontab("old", json!({"cronSpec": "* * * * *"})),
+    )
+    .await
+    .unwrap();
+    let seen = v2.get("old").await.unwrap();
+    assert_eq!(seen.data["spec"], json!({"schedule": "* * * * *"}));
+    let created: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "stable.example.com/v2",
+        "kind": "CronTab", "metadata": {"name": "new", "labels": {"made": "in-v2"}},
+        "spec": {"schedule": "0 * * * *"}}))
+        .unwrap();
+    let answered = v2.create(&PostParams::default(), &created).await.unwrap();
+    assert_eq!(answered.data["spec"], json!({"schedule": "0 * * * *"}));
+    let stored = v1.get("new").await.unwrap();
+    assert_eq!(stored.data["spec"], json!({"cronSpec": "0 * * * *"}));
+    assert_eq!(stored.metadata.labels.unwrap()["made"], "in-v2");
+    let listed = v2.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|o| o.data["spec"].get("schedule").is_some())
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
