@@ -211,10 +211,9 @@ async fn route(
                 return Err(method_not_allowed(method.as_str(), &path));
             }
             if wants_aggregated(&accept) {
-                return Ok(json_response_typed(
-                    StatusCode::OK,
+                return Ok(aggregated_discovery(
                     &kinds.mapper.aggregated_discovery(true),
-                    AGGREGATED_DISCOVERY_CONTENT_TYPE,
+                    header_str(request.headers(), header::IF_NONE_MATCH),
                 ));
             }
             Ok(json_response(
@@ -233,10 +232,9 @@ async fn route(
                 return Err(method_not_allowed(method.as_str(), &path));
             }
             if wants_aggregated(&accept) {
-                return Ok(json_response_typed(
-                    StatusCode::OK,
+                return Ok(aggregated_discovery(
                     &kinds.mapper.aggregated_discovery(false),
-                    AGGREGATED_DISCOVERY_CONTENT_TYPE,
+                    header_str(request.headers(), header::IF_NONE_MATCH),
                 ));
             }
             Ok(json_response(
@@ -298,6 +296,28 @@ fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// An aggregated discovery document with its ETag, or 304 Not Modified when the client holds
+/// the current one (upstream's `ServeHTTPWithETag`): the ETag changes with every kind added
+/// or removed, which is how clients learn of new CRDs.
+fn aggregated_discovery(document: &Value, if_none_match: &str) -> Response {
+    let mut response =
+        json_response_typed(StatusCode::OK, document, AGGREGATED_DISCOVERY_CONTENT_TYPE);
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&document.to_string(), &mut hasher);
+    let etag = format!("\"{:016X}\"", std::hash::Hasher::finish(&hasher));
+    if if_none_match == etag {
+        response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+    }
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    response
 }
 
 /// Whether an Accept header asks for aggregated discovery v2 first.

@@ -528,12 +528,26 @@ async fn raw_request(
     accept: &str,
     body: Option<Value>,
 ) -> (u16, String) {
+    let (code, _, body) = raw_exchange(address, method, path, accept, "", body).await;
+    (code, body)
+}
+
+/// One HTTP/1.1 request over a fresh connection, with `extra` header lines; the status code,
+/// the response head and the body.
+async fn raw_exchange(
+    address: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+    extra: &str,
+    body: Option<Value>,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = address.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -550,7 +564,7 @@ async fn raw_request(
     } else {
         rest.to_owned()
     };
-    (code, body)
+    (code, head.to_owned(), body)
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -1037,4 +1051,60 @@ async fn versions_convert_through_the_crds_webhook() {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn discovery_etags_and_openapi_follow_new_crds() {
+    const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    let (_server, address, client) = start_on("memory://").await;
+    let etag_of = |head: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("etag:")
+                    .then(|| l[5..].trim().to_owned())
+            })
+            .expect("an ETag")
+    };
+    let (code, head, _) = raw_exchange(&address, "GET", "/apis", AGGREGATED, "", None).await;
+    assert_eq!(code, 200);
+    let before = etag_of(&head);
+    let if_none_match = format!("If-None-Match: {before}\r\n");
+    let (code, _, _) =
+        raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
+    assert_eq!(code, 304);
+
+    install(&client, &crontab_crd()).await;
+    let (code, head, body) =
+        raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
+    assert_eq!(
+        code, 200,
+        "the old ETag must not match once a CRD is served"
+    );
+    assert_ne!(etag_of(&head), before);
+    assert!(body.contains("\"crontabs\""), "{body}");
+
+    // OpenAPI v3 (per group-version) and v2 carry the CRD's schema.
+    let (code, root) = raw_request(&address, "GET", "/openapi/v3", "application/json", None).await;
+    assert_eq!(code, 200);
+    let root: Value = serde_json::from_str(&root).unwrap();
+    let document = root["paths"]["apis/stable.example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("a document for the CRD's group-version")
+        .to_owned();
+    let (code, v3) = raw_request(&address, "GET", &document, "application/json", None).await;
+    assert_eq!(code, 200);
+    let v3: Value = serde_json::from_str(&v3).unwrap();
+    let schema = &v3["components"]["schemas"]["com.example.stable.v1.CronTab"];
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["cronSpec"]["type"], "string",
+        "{v3}"
+    );
+    let (code, v2) = raw_request(&address, "GET", "/openapi/v2", "application/json", None).await;
+    assert_eq!(code, 200);
+    let v2: Value = serde_json::from_str(&v2).unwrap();
+    assert!(
+        v2["definitions"]["com.example.stable.v1.CronTab"]["properties"]["spec"].is_object(),
+        "no CronTab in /openapi/v2"
+    );
 }
