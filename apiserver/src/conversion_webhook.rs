@@ -71,7 +71,7 @@ impl WebhookConverter {
             ))
         };
         let agent = self.agent.as_ref().map_err(|e| failed(e.clone()))?;
-        let uid = uuid();
+        let uid = registry::system::new_uid();
         let desired = self.api_version(version);
         let review = json!({
             "apiVersion": "apiextensions.k8s.io/v1",
@@ -181,30 +181,6 @@ fn check_answer(
     Ok(converted)
 }
 
-/// A random version 4 UUID for a review.
-fn uuid() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The time is unique enough to pair a request with its answer.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        bytes = nanos.to_le_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 /// An HTTPS agent trusting `ca_bundle` (or the Web PKI roots when it is empty).
 fn agent(ca_bundle: &[u8]) -> Result<ureq::Agent, String> {
     use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -289,6 +265,5 @@ mod tests {
             check_answer(&failed, "r1", "g/v2", &sent).unwrap_err(),
             "no way"
         );
-        assert_eq!(uuid().len(), 36);
     }
 }

@@ -583,31 +583,12 @@ impl Controller {
             return false;
         }
         self.unserve(&name);
-        let uid = crd.metadata.uid.clone();
         let result = self
-            .store
-            .update_with(
-                "",
-                &name,
-                "",
-                |existing| {
-                    let mut next = existing
-                        .cloned()
-                        .ok_or_else(|| ApiError::not_found(self.store.resource(), &name))?;
-                    if next.metadata.uid != uid {
-                        return Err(ApiError::conflict(
-                            self.store.resource(),
-                            &name,
-                            "the CRD was replaced",
-                        ));
-                    }
-                    if let Some(finalizers) = &mut next.metadata.finalizers {
-                        finalizers.retain(|f| f != CLEANUP_FINALIZER);
-                    }
-                    Ok(next)
-                },
-                &UpdateOptions::default(),
-            )
+            .update_crd(crd, "", |next| {
+                if let Some(finalizers) = &mut next.metadata.finalizers {
+                    finalizers.retain(|f| f != CLEANUP_FINALIZER);
+                }
+            })
             .await;
         match result {
             Ok(_) => true,
@@ -662,6 +643,37 @@ impl Controller {
         }
     }
 
+    /// Changes the stored CRD `crd` names with `change` (through `subresource`), retrying on
+    /// conflicts with the latest object; 409 if the CRD was deleted and created again.
+    async fn update_crd(
+        &self,
+        crd: &CustomResourceDefinition,
+        subresource: &str,
+        change: impl Fn(&mut CustomResourceDefinition) + Send + Sync,
+    ) -> Result<registry::Updated<CustomResourceDefinition>, ApiError> {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let uid = crd.metadata.uid.clone();
+        let resource = self.store.resource();
+        self.store
+            .update_with(
+                "",
+                &name,
+                subresource,
+                |existing| {
+                    let mut next = existing
+                        .cloned()
+                        .ok_or_else(|| ApiError::not_found(resource, &name))?;
+                    if next.metadata.uid != uid {
+                        return Err(ApiError::conflict(resource, &name, "the CRD was replaced"));
+                    }
+                    change(&mut next);
+                    Ok(next)
+                },
+                &UpdateOptions::default(),
+            )
+            .await
+    }
+
     /// Writes `status` to the CRD through `/status` when it differs from `crd`'s; the CRD as
     /// stored afterwards, `None` on failure.
     async fn write_status(
@@ -673,33 +685,14 @@ impl Controller {
             return Some(crd.clone());
         }
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let uid = crd.metadata.uid.clone();
         let result = self
-            .store
-            .update_with(
-                "",
-                &name,
-                "status",
-                |existing| {
-                    let mut next = existing
-                        .cloned()
-                        .ok_or_else(|| ApiError::not_found(self.store.resource(), &name))?;
-                    if next.metadata.uid != uid {
-                        return Err(ApiError::conflict(
-                            self.store.resource(),
-                            &name,
-                            "the CRD was replaced",
-                        ));
-                    }
-                    let mut merged = status.clone();
-                    // storedVersions belong to the strategy; keep what is stored.
-                    merged.stored_versions =
-                        next.status.as_ref().and_then(|s| s.stored_versions.clone());
-                    next.status = Some(merged);
-                    Ok(next)
-                },
-                &UpdateOptions::default(),
-            )
+            .update_crd(crd, "status", |next| {
+                let mut merged = status.clone();
+                // storedVersions belong to the strategy; keep what is stored.
+                merged.stored_versions =
+                    next.status.as_ref().and_then(|s| s.stored_versions.clone());
+                next.status = Some(merged);
+            })
             .await;
         match result {
             Ok(updated) => Some(updated.object),

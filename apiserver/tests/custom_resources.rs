@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![recursion_limit = "256"]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -17,27 +19,14 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
 };
-use kube::{Client, Config, CustomResource, CustomResourceExt};
+use kube::{Client, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// A server on `url` with every built-in kind and its controllers, its address and a client.
 async fn start_on(url: &str) -> (apiserver::ApiServer, String, Client) {
-    let storage = storage::open(url).await.expect("storage");
-    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
-    apiserver::kinds::register_all(&mut builder, None).expect("register");
-    let server = builder.build().expect("build");
-    server.bootstrap().await.expect("bootstrap");
-    server.controllers();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    let config = Config::new(address.parse().unwrap());
-    (server, address, Client::try_from(config).unwrap())
+    common::start_in_process(url).await
 }
 
 /// The upstream documentation's CronTab CRD, with a status subresource, printer columns, a
@@ -91,6 +80,11 @@ fn crontab_resource() -> ApiResource {
         &GroupVersionKind::gvk("stable.example.com", "v1", "CronTab"),
         "crontabs",
     )
+}
+
+/// The CronTabs of namespace `default`, as v1.
+fn crontabs_of(client: &Client) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), "default", &crontab_resource())
 }
 
 fn crontab(name: &str, spec: Value) -> DynamicObject {
@@ -175,8 +169,7 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
         .expect("CronTab in discovery");
     assert_eq!(found.plural, "crontabs");
 
-    let crontabs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let crontabs = crontabs_of(&client);
     // Defaulting, and pruning of a field the schema does not know.
     let created = crontabs
         .create(
@@ -670,8 +663,7 @@ fn stored_crds_are_served_again_after_a_restart() {
     first.block_on(async {
         let (_server, _address, client) = start_on(&url).await;
         install(&client, &crontab_crd()).await;
-        let crontabs: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), "default", &crontab_resource());
+        let crontabs = crontabs_of(&client);
         crontabs
             .create(
                 &PostParams::default(),
@@ -684,8 +676,7 @@ fn stored_crds_are_served_again_after_a_restart() {
     runtime().block_on(async {
         let (_server, _address, client) = start_on(&url).await;
         // No waiting: bootstrap serves established CRDs before requests are taken.
-        let crontabs: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), "default", &crontab_resource());
+        let crontabs = crontabs_of(&client);
         let kept = crontabs.get("kept").await.unwrap();
         assert_eq!(kept.data["spec"]["replicas"], 1);
     });
@@ -780,8 +771,7 @@ async fn a_kube_rs_custom_resource_runs_under_a_controller() {
 async fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
     let (_server, _address, client) = start_on("memory://").await;
     install(&client, &crontab_crd()).await;
-    let crontabs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let crontabs = crontabs_of(&client);
     let mut held = crontab("held", json!({"cronSpec": "* * * * *"}));
     held.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
     crontabs
@@ -844,8 +834,7 @@ async fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
 async fn server_side_apply_merges_map_lists_by_their_keys() {
     let (_server, _address, client) = start_on("memory://").await;
     install(&client, &crontab_crd()).await;
-    let crontabs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let crontabs = crontabs_of(&client);
     let apply = |manager: &'static str, port: Value| {
         let crontabs = crontabs.clone();
         async move {
@@ -890,8 +879,7 @@ async fn server_side_apply_merges_map_lists_by_their_keys() {
 async fn defaults_added_to_a_crd_apply_to_stored_objects_on_read() {
     let (_server, _address, client) = start_on("memory://").await;
     install(&client, &crontab_crd()).await;
-    let crontabs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let crontabs = crontabs_of(&client);
     crontabs
         .create(
             &PostParams::default(),
@@ -1013,8 +1001,7 @@ async fn versions_convert_through_the_crds_webhook() {
     }))
     .unwrap();
     install(&client, &crd).await;
-    let v1: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &crontab_resource());
+    let v1 = crontabs_of(&client);
     let v2_resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("stable.example.com", "v2", "CronTab"),
         "crontabs",

@@ -85,6 +85,36 @@ impl Kubectl {
     }
 }
 
+/// A fresh `apiserver` (SQLite in a temporary directory) and a kubectl working in a directory
+/// of its own with its own cache. Fields drop in order: the server before its directory.
+struct Session {
+    server: ServerProcess,
+    k: Kubectl,
+    work: PathBuf,
+    temp: tempfile::TempDir,
+}
+
+impl Session {
+    fn start(binary: PathBuf) -> Self {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let work = temp.path().join("work");
+        std::fs::create_dir_all(&work).expect("work dir");
+        let server = ServerProcess::start(&temp.path().join("data"), &[]);
+        let k = Kubectl {
+            binary,
+            kubeconfig: server.kubeconfig.clone(),
+            cache: temp.path().join("cache"),
+            dir: work.clone(),
+        };
+        Session {
+            server,
+            k,
+            work,
+            temp,
+        }
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).expect("write manifest");
 }
@@ -163,17 +193,12 @@ fn kubectl_end_to_end() {
 }
 
 fn end_to_end(binary: PathBuf) {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let data = temp.path().join("data");
-    let work = temp.path().join("work");
-    std::fs::create_dir_all(&work).expect("work dir");
-    let server = ServerProcess::start(&data, &[]);
-    let k = Kubectl {
-        binary,
-        kubeconfig: server.kubeconfig.clone(),
-        cache: temp.path().join("cache"),
-        dir: work.clone(),
-    };
+    let Session {
+        temp: _temp,
+        server,
+        k,
+        work,
+    } = Session::start(binary);
     write(&work, "cm.yaml", CM);
     write(&work, "cm2.yaml", CM2);
     write(&work, "ssa.yaml", CM_SSA);
@@ -530,17 +555,12 @@ fn kubectl_namespace_lifecycle() {
 }
 
 fn namespace_lifecycle(binary: PathBuf) {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let data = temp.path().join("data");
-    let work = temp.path().join("work");
-    std::fs::create_dir_all(&work).expect("work dir");
-    let server = ServerProcess::start(&data, &[]);
-    let k = Kubectl {
-        binary,
-        kubeconfig: server.kubeconfig.clone(),
-        cache: temp.path().join("cache"),
-        dir: work.clone(),
-    };
+    let Session {
+        temp: _temp,
+        server,
+        k,
+        work,
+    } = Session::start(binary);
     write(&work, "held.yaml", HELD);
 
     let err = k.fails(&["delete", "namespace", "default"]);
@@ -788,17 +808,12 @@ fn kubectl_custom_resources() {
 }
 
 fn custom_resources(binary: PathBuf) {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let data = temp.path().join("data");
-    let work = temp.path().join("work");
-    std::fs::create_dir_all(&work).expect("work dir");
-    let server = ServerProcess::start(&data, &[]);
-    let k = Kubectl {
-        binary,
-        kubeconfig: server.kubeconfig.clone(),
-        cache: temp.path().join("cache"),
-        dir: work.clone(),
-    };
+    let Session {
+        temp: _temp,
+        server: _server,
+        k,
+        work,
+    } = Session::start(binary);
     write(&work, "crd.yaml", CRONTAB_CRD);
     write(&work, "ct.yaml", CRONTAB);
     write(&work, "ct2.yaml", CRONTAB2);

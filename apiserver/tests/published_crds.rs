@@ -6,28 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 
 async fn start() -> (apiserver::ApiServer, String, Client) {
-    let storage = storage::open("memory://").await.expect("storage");
-    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
-    apiserver::kinds::register_all(&mut builder, None).expect("register");
-    let server = builder.build().expect("build");
-    server.bootstrap().await.expect("bootstrap");
-    server.controllers();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    let config = Config::new(address.parse().unwrap());
-    (server, address, Client::try_from(config).unwrap())
+    common::start_in_process("memory://").await
 }
 
 fn published(file: &str) -> CustomResourceDefinition {

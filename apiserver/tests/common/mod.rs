@@ -261,3 +261,25 @@ pub fn kubectl_binaries() -> Vec<PathBuf> {
         pinned
     }
 }
+
+/// An in-process server on the storage `url` with every built-in kind and its controllers,
+/// serving on a loopback port: the server, its `http://` address and a kube-rs client.
+pub async fn start_in_process(url: &str) -> (apiserver::ApiServer, String, kube::Client) {
+    let storage = storage::open(url).await.expect("storage");
+    let mut builder = apiserver::ServerBuilder::new(storage).expect("builder");
+    apiserver::kinds::register_all(&mut builder, None).expect("register");
+    let server = builder.build().expect("build");
+    server.bootstrap().await.expect("bootstrap");
+    server.controllers();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let router = server.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let config = kube::Config::new(address.parse().expect("url"));
+    let client = kube::Client::try_from(config).expect("client");
+    (server, address, client)
+}
