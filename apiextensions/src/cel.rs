@@ -166,9 +166,11 @@ impl Rules {
             }
             Value::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
-                    let old_items = old.and_then(Value::as_array);
+                    let old_items = old
+                        .and_then(Value::as_array)
+                        .map(|o| OldItems::index(schema, o));
                     for (i, item) in items.iter().enumerate() {
-                        let old_item = old_items.and_then(|o| correlate(schema, item, o));
+                        let old_item = old_items.as_ref().and_then(|o| o.find(schema, item));
                         self.node(item_schema, item, old_item, &format!("{path}[{i}]"), errors);
                     }
                 }
@@ -183,18 +185,39 @@ impl Rules {
     }
 }
 
-/// The old item an item of a `map` or `set` list corresponds to (upstream correlates only
-/// those list types; atomic lists have no `oldSelf`).
-fn correlate<'a>(schema: &Value, item: &Value, old: &'a [Value]) -> Option<&'a Value> {
+/// The old items of a `map` or `set` list by their key, so each new item finds its old one
+/// (`oldSelf`) in one lookup; upstream correlates only those list types, so atomic lists
+/// have none.
+struct OldItems<'a> {
+    by_key: HashMap<String, &'a Value>,
+}
+
+impl<'a> OldItems<'a> {
+    fn index(schema: &Value, old: &'a [Value]) -> Self {
+        let by_key = old
+            .iter()
+            .filter_map(|item| list_key(schema, item).map(|key| (key, item)))
+            .collect();
+        OldItems { by_key }
+    }
+
+    fn find(&self, schema: &Value, item: &Value) -> Option<&'a Value> {
+        self.by_key.get(&list_key(schema, item)?).copied()
+    }
+}
+
+/// The identity of a list item: the whole item in a `set`, its key fields in a `map`.
+fn list_key(schema: &Value, item: &Value) -> Option<String> {
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        Some("set") => old.iter().find(|o| *o == item),
+        Some("set") => Some(item.to_string()),
         Some("map") => {
             let keys = schema.get("x-kubernetes-list-map-keys")?.as_array()?;
-            old.iter().find(|o| {
-                keys.iter()
-                    .filter_map(Value::as_str)
-                    .all(|k| o.get(k) == item.get(k))
-            })
+            let fields: Vec<Value> = keys
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|k| item.get(k).cloned().unwrap_or(Value::Null))
+                .collect();
+            Some(Value::from(fields).to_string())
         }
         _ => None,
     }

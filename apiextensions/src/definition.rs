@@ -406,7 +406,28 @@ pub fn validate_update(
             FIELD_IMMUTABLE,
         ));
     }
+    errors.extend(stored_versions_errors(new));
     errors
+}
+
+/// Upstream's `ValidateCustomResourceDefinitionStoredVersions`: every stored version must
+/// still be in `spec.versions` (objects may still be stored in it).
+fn stored_versions_errors(crd: &CustomResourceDefinition) -> Vec<FieldError> {
+    let listed: BTreeSet<&str> = crd.spec.versions.iter().map(|v| v.name.as_str()).collect();
+    let stored = crd.status.as_ref().and_then(|s| s.stored_versions.as_ref());
+    stored
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, version)| !listed.contains(version.as_str()))
+        .map(|(i, version)| {
+            FieldError::invalid(
+                format!("status.storedVersions[{i}]"),
+                version.as_str(),
+                "must appear in spec.versions",
+            )
+        })
+        .collect()
 }
 
 /// The condition of `type_`, if set.
@@ -598,17 +619,7 @@ impl Strategy<CustomResourceDefinition> for CrdStatusStrategy {
         _old: &CustomResourceDefinition,
     ) -> Vec<FieldError> {
         let mut errors = validate(new);
-        let served: BTreeSet<&str> = new.spec.versions.iter().map(|v| v.name.as_str()).collect();
-        let stored = new.status.as_ref().and_then(|s| s.stored_versions.as_ref());
-        for (i, version) in stored.into_iter().flatten().enumerate() {
-            if !served.contains(version.as_str()) {
-                errors.push(FieldError::invalid(
-                    format!("status.storedVersions[{i}]"),
-                    version.as_str(),
-                    "must appear in spec.versions",
-                ));
-            }
-        }
+        errors.extend(stored_versions_errors(new));
         errors
     }
 

@@ -376,9 +376,9 @@ impl CustomResourceConverter {
             .ok_or_else(|| ConversionError::UnsupportedVersion(version.to_owned()))
     }
 
-    /// Conversion strategy `None`: only `apiVersion` changes. A `Webhook` CRD converts only
-    /// between its storage version and the hub (the same fields): this server does not call
-    /// conversion webhooks.
+    /// Conversion strategy `None`: only `apiVersion` changes. For a `Webhook` CRD this only
+    /// moves objects between its storage version and the hub (the same fields); the server
+    /// calls the webhook for the other versions (`apiserver`'s `WebhookConverter`).
     fn rewrite(&self, version: &str, mut object: Value) -> Result<Value, ConversionError> {
         if self.webhook && version != self.storage_version && version != self.hub {
             return Err(ConversionError::Failed(format!(
@@ -604,8 +604,13 @@ impl Strategy<Unstructured> for CustomResourceStatusStrategy {
         self.main.namespaced
     }
 
+    /// As upstream's `statusStrategy.PrepareForUpdate`: the old object with the new status
+    /// (and the new managedFields, which record the status write).
     fn prepare_for_update(&self, new: &mut Unstructured, old: &Unstructured) {
         let status = new.content.remove("status");
+        let managed_fields = new.metadata.managed_fields.take();
+        new.metadata = old.metadata.clone();
+        new.metadata.managed_fields = managed_fields;
         new.content = old.content.clone();
         match status {
             Some(status) => {

@@ -70,8 +70,8 @@ fn collect(schema: &Value, at: &mut Vec<String>, rules: &mut Vec<(Vec<String>, L
 }
 
 /// The patch engine names map keys with `'static` slices; each distinct key list is kept once
-/// for the life of the process (a handful: `name`, `type`, `port`, ...), however often CRDs
-/// change.
+/// for the life of the process, however often CRDs change. They grow only with the distinct
+/// key lists CRD authors write (in practice a handful: `name`, `type`, `port`, ...).
 fn intern(keys: &[&str]) -> &'static [&'static str] {
     static KEYS: OnceLock<Mutex<HashSet<&'static [&'static str]>>> = OnceLock::new();
     let mut known = KEYS

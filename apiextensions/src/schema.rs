@@ -561,18 +561,17 @@ fn list_type(
             _ => None,
         }
     };
-    let mut seen: Vec<Value> = Vec::new();
+    // Keys by their JSON text, so a long list costs one hash per item.
+    let mut seen = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(key) = key_of(item) else { return };
-        if seen.contains(&key) {
+        if !seen.insert(key.to_string()) {
             errors.push(FieldError {
                 kind: FieldErrorType::Duplicate,
                 field: format!("{path}[{i}]"),
                 value: Some(key),
                 detail: String::new(),
             });
-        } else {
-            seen.push(key);
         }
     }
 }
@@ -622,10 +621,13 @@ fn is_date_time(text: &str) -> bool {
     let Some((date, time)) = text.split_once(['T', 't', ' ']) else {
         return false;
     };
-    if !is_date(date) || time.len() < 8 {
+    // `get` rather than slicing: the text is a request's and may hold multi-byte characters.
+    let (Some(clock), Some(mut rest)) = (time.get(..8), time.get(8..)) else {
+        return false;
+    };
+    if !is_date(date) {
         return false;
     }
-    let (clock, mut rest) = time.split_at(8);
     let fields: Vec<&str> = clock.split(':').collect();
     let clock_ok = fields.len() == 3
         && fields.iter().all(|f| digits(f, 2))
@@ -866,6 +868,12 @@ fn node_errors_in(
         .get("type")
         .and_then(Value::as_str)
         .is_some_and(|t| !t.is_empty());
+    if in_junctor && map.contains_key("x-kubernetes-validations") {
+        errors.push(FieldError::forbidden(
+            format!("{path}.x-kubernetes-validations"),
+            "must be empty to be structural",
+        ));
+    }
     if typed_position && !in_junctor && !has_type && !preserve && !int_or_string {
         errors.push(FieldError::required(
             format!("{path}.type"),
@@ -1054,6 +1062,19 @@ mod tests {
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
             ]
         );
+    }
+
+    #[test]
+    fn formats_reject_without_panicking_on_any_text() {
+        for text in [
+            "2024-01-02T0000000\u{e9}",
+            "2024-01-02T\u{e9}\u{e9}\u{e9}\u{e9}",
+            "\u{e9}",
+            "",
+        ] {
+            assert!(!format_matches("date-time", text), "{text}");
+        }
+        assert!(format_matches("date-time", "2024-01-02T03:04:05Z"));
     }
 
     #[test]

@@ -4,15 +4,16 @@
 //! (`apiextensions-apiserver/pkg/apiserver/conversion/webhook_converter.go`).
 //!
 //! The scheme converts one object at a time through a synchronous [`Converter`], so each
-//! conversion is one blocking HTTPS request (`ureq`) on the calling thread, bounded by the
-//! webhook timeout; upstream sends a list's objects in one review.
+//! conversion is one blocking HTTPS request (`ureq`), bounded by the webhook timeout; on a
+//! multi-threaded Tokio runtime it runs in `block_in_place`, so the runtime moves its other
+//! tasks to another worker meanwhile. Upstream sends a list's objects in one review.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiextensions::CustomResourceConverter;
 use scheme::{ConversionError, Converter};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// How long a webhook may take to answer (upstream's conversion webhook timeout).
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,17 +80,21 @@ impl WebhookConverter {
             "request": {"uid": uid, "desiredAPIVersion": desired, "objects": [object]},
         });
         let body = serde_json::to_vec(&review).map_err(|e| failed(e.to_string()))?;
-        let mut response = agent
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .send(&body[..])
-            .map_err(|e| failed(e.to_string()))?;
-        let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| failed(e.to_string()))?;
+        let exchange = || -> Result<(ureq::http::StatusCode, Vec<u8>), String> {
+            let mut response = agent
+                .post(&self.url)
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .send(&body[..])
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let text = response
+                .body_mut()
+                .read_to_vec()
+                .map_err(|e| e.to_string())?;
+            Ok((status, text))
+        };
+        let (status, text) = off_the_runtime(exchange).map_err(failed)?;
         if !status.is_success() {
             return Err(failed(format!(
                 "the server responded with the status code {}",
@@ -98,29 +103,37 @@ impl WebhookConverter {
         }
         let answer: Value = serde_json::from_slice(&text)
             .map_err(|e| failed(format!("the response is not a ConversionReview: {e}")))?;
-        let converted =
-            check_answer(&answer, &uid, &desired, &object_meta(&review)).map_err(failed)?;
+        let sent = review
+            .pointer("/request/objects/0")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let converted = check_answer(&answer, &uid, &desired, &sent).map_err(failed)?;
         Ok(converted)
     }
 }
 
-/// The metadata of the one object of a review, for [`check_answer`].
-fn object_meta(review: &Value) -> Map<String, Value> {
-    review
-        .pointer("/request/objects/0/metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+/// Runs a blocking call without stalling the Tokio runtime it is called on: through
+/// `block_in_place` on a multi-threaded runtime (other tasks move to another worker), as is
+/// elsewhere (a current-thread runtime cannot lend its thread).
+fn off_the_runtime<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
 }
 
 /// Upstream's checks of a `ConversionReview` answer: the same uid, a `Success` result, one
-/// object of the desired apiVersion whose metadata changed only in labels and annotations.
-fn check_answer(
-    answer: &Value,
-    uid: &str,
-    desired: &str,
-    sent_meta: &Map<String, Value>,
-) -> Result<Value, String> {
+/// object of the desired apiVersion and the `sent` object's kind, with metadata, of which
+/// only labels and annotations may change.
+fn check_answer(answer: &Value, uid: &str, desired: &str, sent: &Value) -> Result<Value, String> {
+    let sent_meta = sent
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let sent_kind = sent.get("kind").and_then(Value::as_str);
     let response = answer
         .get("response")
         .ok_or("no response provided in the ConversionReview")?;
@@ -154,6 +167,17 @@ fn check_answer(
             objects.len()
         ));
     };
+    let kind = converted.get("kind").and_then(Value::as_str);
+    if sent_kind.is_some() && kind != sent_kind {
+        return Err(format!(
+            "invalid kind {:?} in the converted object, expected {:?}",
+            kind.unwrap_or_default(),
+            sent_kind.unwrap_or_default()
+        ));
+    }
+    if converted.get("metadata").is_none_or(|m| !m.is_object()) {
+        return Err("missing metadata in converted object".to_owned());
+    }
     let api_version = converted.get("apiVersion").and_then(Value::as_str);
     if api_version != Some(desired) {
         return Err(format!(
@@ -165,7 +189,7 @@ fn check_answer(
     // Only labels and annotations may change; everything else of the metadata is the
     // server's (upstream's `restoreObjectMeta`).
     if let Some(Value::Object(meta)) = converted.get_mut("metadata") {
-        let mut restored = sent_meta.clone();
+        let mut restored = sent_meta;
         for key in ["labels", "annotations"] {
             match meta.remove(key) {
                 Some(value) => {
@@ -243,8 +267,8 @@ mod tests {
 
     #[test]
     fn answers_are_checked_as_upstream_checks_them() {
-        let sent = json!({"name": "a", "namespace": "n", "uid": "u1", "labels": {"x": "1"}});
-        let sent = sent.as_object().cloned().unwrap_or_default();
+        let sent = json!({"apiVersion": "g/v1", "kind": "K",
+            "metadata": {"name": "a", "namespace": "n", "uid": "u1", "labels": {"x": "1"}}});
         let good = json!({"response": {"uid": "r1", "result": {"status": "Success"},
             "convertedObjects": [{"apiVersion": "g/v2", "kind": "K",
                 "metadata": {"name": "renamed", "labels": {"y": "2"}}, "spec": {"b": 1}}]}});
@@ -259,6 +283,19 @@ mod tests {
             check_answer(&good, "r1", "g/v3", &sent)
                 .unwrap_err()
                 .contains("invalid apiVersion")
+        );
+        let other_kind = json!({"response": {"uid": "r1", "result": {"status": "Success"},
+            "convertedObjects": [{"apiVersion": "g/v2", "kind": "Other", "metadata": {}}]}});
+        assert!(
+            check_answer(&other_kind, "r1", "g/v2", &sent)
+                .unwrap_err()
+                .contains("invalid kind")
+        );
+        let no_meta = json!({"response": {"uid": "r1", "result": {"status": "Success"},
+            "convertedObjects": [{"apiVersion": "g/v2", "kind": "K"}]}});
+        assert_eq!(
+            check_answer(&no_meta, "r1", "g/v2", &sent).unwrap_err(),
+            "missing metadata in converted object"
         );
         let failed = json!({"response": {"uid": "r1", "result": {"status": "Failure", "message": "no way"}}});
         assert_eq!(

@@ -16,8 +16,8 @@
 //!   ([`apiextensions::CrdStrategy`]); the controller marks the CRD `Terminating`, deletes
 //!   every object of its kind, stops serving it and removes the finalizer, and the CRD goes.
 //!
-//! Every pass reads all CRDs with a consistent list, so a missed or stale event delays work
-//! but never changes a decision; a pass that could not finish is retried after a second.
+//! Every pass reads all CRDs with a consistent list, so a missed or stale event only delays
+//! work; a pass that could not finish is retried after a second.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,9 +83,14 @@ pub(crate) async fn serve_established(state: &Arc<ServerState>) -> Result<(), Ap
     let list = store.list("", &ListOptions::default()).await?;
     let mut controller = Controller::new(state.clone(), store);
     for crd in &list.items {
-        if condition_is_true(crd, condition::ESTABLISHED)
-            && crd.metadata.deletion_timestamp.is_none()
-        {
+        if condition_is_true(crd, condition::ESTABLISHED) {
+            if crd.metadata.deletion_timestamp.is_some() {
+                // Still being deleted: served for its cleanup only, creates refused.
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                controller
+                    .terminating_flag(&name)
+                    .store(true, Ordering::Release);
+            }
             if let Err(error) = controller.serve(crd) {
                 tracing::warn!(crd = ?crd.metadata.name, %error, "cannot serve stored CRD");
             }
@@ -317,14 +322,19 @@ impl Controller {
         let Ok(list) = self.store.list("", &ListOptions::default()).await else {
             return;
         };
-        let kinds = self.state.kinds();
+        // Only kinds `serve` registered (it records a terminating flag per CRD) are a CRD's;
+        // a built-in kind of the same group and plural never is.
+        let served_for_crds: HashSet<String> = self
+            .state
+            .crd_terminating
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
         for crd in &list.items {
-            let served = kinds.ordered.iter().any(|h| {
-                let info = h.info();
-                info.group == crd.spec.group && info.plural == crd.spec.names.plural
-            });
-            if served && condition_is_true(crd, condition::ESTABLISHED) {
-                if let Some(name) = &crd.metadata.name {
+            if let Some(name) = &crd.metadata.name {
+                if served_for_crds.contains(name) {
                     self.served.insert(name.clone(), Served::of(crd));
                 }
             }
@@ -457,7 +467,7 @@ impl Controller {
                 group.take(&crd.spec.names);
             }
             let ok = if crd.metadata.deletion_timestamp.is_some() {
-                self.finalize(crd).await
+                self.finalize(crd, conflict).await
             } else {
                 self.establish(crd, conflict).await
             };
@@ -541,7 +551,11 @@ impl Controller {
 
     /// Deletes a terminating CRD's objects, stops serving its kind and removes the cleanup
     /// finalizer (upstream's `CRDFinalizer.sync`).
-    async fn finalize(&mut self, crd: &CustomResourceDefinition) -> bool {
+    async fn finalize(
+        &mut self,
+        crd: &CustomResourceDefinition,
+        conflict: Option<(&'static str, String)>,
+    ) -> bool {
         let name = crd.metadata.name.clone().unwrap_or_default();
         let has_finalizer = crd
             .metadata
@@ -571,7 +585,21 @@ impl Controller {
             return false;
         };
         self.terminating_flag(&name).store(true, Ordering::Release);
-        if let Err(message) = self.delete_objects(crd).await {
+        // Objects exist only if the kind was ever served, which needed its names. A CRD
+        // whose names another kind holds has none to delete; one whose kind this process
+        // does not serve yet (deleted before a restart) is served again, creates refused,
+        // so its objects can be found and deleted.
+        let cleanup = if conflict.is_some() {
+            Ok(())
+        } else {
+            match self.serve(crd) {
+                Ok(()) => self.delete_objects(crd).await,
+                Err(error) => Err(format!(
+                    "cannot serve the kind to delete its objects: {error}"
+                )),
+            }
+        };
+        if let Err(message) = cleanup {
             set_condition(
                 &mut status,
                 condition::TERMINATING,
@@ -603,14 +631,23 @@ impl Controller {
     /// Deletes every object of the CRD's kind and confirms none is left; the error says what
     /// is left or what failed.
     async fn delete_objects(&mut self, crd: &CustomResourceDefinition) -> Result<(), String> {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        // Only the kind this controller serves for this very CRD: a CRD whose names clash
+        // with a built-in kind must never reach the built-in kind's objects.
+        if self
+            .served
+            .get(&name)
+            .is_none_or(|s| Some(&s.uid) != crd.metadata.uid.as_ref())
+        {
+            return Err("the kind is not served for this CRD".to_owned());
+        }
         let kinds = self.state.kinds();
         let handler = kinds.ordered.iter().find(|h| {
             let info = h.info();
             info.group == crd.spec.group && info.plural == crd.spec.names.plural
         });
         let Some(handler) = handler else {
-            // Never served: its names were never accepted, so no object was ever written.
-            return Ok(());
+            return Err("the kind is not served for this CRD".to_owned());
         };
         let ctx = RequestContext {
             version: handler.info().storage_version.clone(),

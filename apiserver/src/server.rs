@@ -707,9 +707,6 @@ impl ServerState {
         self.kinds().handler(gv, resource).cloned()
     }
 
-    /// Replaces the served kinds with what `change` makes of the current ones. Changes apply
-    /// one after the other; the next snapshot is built while requests keep reading the current
-    /// one, and the swap itself is all the write lock covers.
     /// Serves `spec`'s kind from now on; with `replace`, a kind of the same group and
     /// plural served now is swapped for it in the same step, so requests never see neither.
     ///
@@ -766,6 +763,9 @@ impl ServerState {
         matches!(removed, Ok(true))
     }
 
+    /// Replaces the served kinds with what `change` makes of the current ones. Changes apply
+    /// one after the other; the next snapshot is built while requests keep reading the current
+    /// one, and the swap itself is all the write lock covers.
     fn change_kinds<T>(
         &self,
         change: impl FnOnce(&ServedKinds) -> Result<(ServedKinds, T), ServerError>,

@@ -613,6 +613,46 @@ async fn conflicting_names_are_reported_and_not_served() {
         condition(&crd, "NamesAccepted"),
         Some(("False".to_owned(), "PluralConflict".to_owned()))
     );
+    // The loser is not served; deleting the CRD that clashed with the built-in widgets leaves
+    // the widgets alone.
+    let losers = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("stable.example.com", "v1", "CronTab"),
+        "crontabs2",
+    );
+    let losers: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &losers);
+    assert_eq!(
+        api_error(losers.list(&ListParams::default()).await.unwrap_err()).code,
+        404
+    );
+    let widgets = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps.example.io", "v1", "Widget"),
+        "widgets",
+    );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &widgets);
+    let widget: DynamicObject = serde_json::from_value(json!({"apiVersion": "apps.example.io/v1",
+        "kind": "Widget", "metadata": {"name": "kept"}, "spec": {"displayName": "Kept"}}))
+    .unwrap();
+    widgets
+        .create(&PostParams::default(), &widget)
+        .await
+        .unwrap();
+    crds.delete("widgets.apps.example.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crds
+        .get_opt("widgets.apps.example.io")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the clashing CRD stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        widgets.get_opt("kept").await.unwrap().is_some(),
+        "a built-in object was deleted"
+    );
 }
 
 #[tokio::test]
@@ -1094,4 +1134,77 @@ async fn discovery_etags_and_openapi_follow_new_crds() {
         v2["definitions"]["com.example.stable.v1.CronTab"]["properties"]["spec"].is_object(),
         "no CronTab in /openapi/v2"
     );
+}
+
+/// A CRD still terminating when the server stops (its objects held by finalizers) is served
+/// again after the restart for its cleanup only: creates are refused, and once the objects
+/// go, so does the CRD, leaving no object behind for a CRD of the same name.
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_terminating_crd_finishes_its_cleanup_after_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", directory.path().join("db.sqlite").display());
+    let first = runtime();
+    first.block_on(async {
+        let (_server, _address, client) = start_on(&url).await;
+        install(&client, &crontab_crd()).await;
+        let mut held = crontab("held", json!({"cronSpec": "* * * * *"}));
+        held.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+        crontabs_of(&client)
+            .create(&PostParams::default(), &held)
+            .await
+            .unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.delete("crontabs.stable.example.com", &DeleteParams::default())
+            .await
+            .unwrap();
+        wait_for_crd(&crds, "crontabs.stable.example.com", |crd| {
+            condition(crd, "Terminating")
+                .is_some_and(|(_, reason)| reason == "InstanceDeletionCheck")
+        })
+        .await;
+    });
+    first.shutdown_timeout(Duration::from_secs(10));
+    runtime().block_on(async {
+        let (_server, _address, client) = start_on(&url).await;
+        let crontabs = crontabs_of(&client);
+        let error = api_error(
+            crontabs
+                .create(
+                    &PostParams::default(),
+                    &crontab("late", json!({"cronSpec": "* * * * *"})),
+                )
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(error.code, 405, "{}", error.message);
+        crontabs
+            .patch(
+                "held",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await
+            .unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crds
+            .get_opt("crontabs.stable.example.com")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            assert!(Instant::now() < deadline, "the CRD stayed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        install(&client, &crontab_crd()).await;
+        assert!(
+            crontabs
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    });
 }

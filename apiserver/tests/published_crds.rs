@@ -163,9 +163,13 @@ async fn gateway_api_crds_are_served_and_enforced() {
         ),
     )
     .await;
+    // The map list's own check and the CRD's CEL rule both report the repeated name.
     assert!(
-        message.contains("Listener name must be unique within the Gateway")
-            || message.contains("spec.listeners[1]: Duplicate value"),
+        message.contains("spec.listeners[1]: Duplicate value"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.listeners: Invalid value: \"array\": Listener name must be unique within the Gateway"),
         "{message}"
     );
     let message = refused(
