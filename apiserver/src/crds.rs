@@ -41,7 +41,7 @@ use scheme::{ResourceInfo, TypedConverter};
 use serde_json::{Value, json};
 
 use crate::conversion_webhook::{WebhookConverter, WebhookTarget};
-use crate::handler::{Admission, RequestContext, SchemaFn};
+use crate::handler::{Admission, RequestContext, ResourceHandler, SchemaFn};
 use crate::scale::ScaleSubresource;
 use crate::server::{KindSpec, ServerBuilder, ServerError, ServerState};
 
@@ -83,14 +83,9 @@ pub(crate) async fn serve_established(state: &Arc<ServerState>) -> Result<(), Ap
     let list = store.list("", &ListOptions::default()).await?;
     let mut controller = Controller::new(state.clone(), store);
     for crd in &list.items {
+        // A CRD still being deleted is served for its cleanup only: `serve` refuses creates
+        // of a CRD with a deletionTimestamp.
         if condition_is_true(crd, condition::ESTABLISHED) {
-            if crd.metadata.deletion_timestamp.is_some() {
-                // Still being deleted: served for its cleanup only, creates refused.
-                let name = crd.metadata.name.clone().unwrap_or_default();
-                controller
-                    .terminating_flag(&name)
-                    .store(true, Ordering::Release);
-            }
             if let Err(error) = controller.serve(crd) {
                 tracing::warn!(crd = ?crd.metadata.name, %error, "cannot serve stored CRD");
             }
@@ -105,9 +100,8 @@ pub(crate) async fn run_controller(state: Arc<ServerState>) {
         return;
     };
     let mut shutdown = state.shutdown_rx.clone();
+    // What `serve_established` served is in the shared registry already.
     let mut controller = Controller::new(state, store.clone());
-    // What the server already serves (see `serve_established`) counts as served.
-    controller.adopt_served().await;
     loop {
         let list = match store.list("", &ListOptions::default()).await {
             Ok(list) => list,
@@ -168,23 +162,29 @@ async fn wait(delay: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>
     }
 }
 
-/// A CRD whose kind this controller serves: which CRD (uid) at which generation.
-#[derive(Clone, Debug, PartialEq)]
-struct Served {
+/// A kind served for a CRD: which CRD (uid) at which generation, the handler that serves it,
+/// and whether the CRD is terminating (its kind then refuses creates).
+#[derive(Clone)]
+pub(crate) struct ServedCrd {
     uid: String,
     generation: i64,
     group: String,
     plural: String,
+    handler: Arc<dyn ResourceHandler>,
+    terminating: Arc<AtomicBool>,
 }
 
-impl Served {
-    fn of(crd: &CustomResourceDefinition) -> Self {
-        Served {
-            uid: crd.metadata.uid.clone().unwrap_or_default(),
-            generation: crd.metadata.generation.unwrap_or(0),
-            group: crd.spec.group.clone(),
-            plural: crd.spec.names.plural.clone(),
-        }
+impl ServedCrd {
+    /// Whether this serves `crd` as it is now.
+    fn serves(&self, crd: &CustomResourceDefinition) -> bool {
+        Some(&self.uid) == crd.metadata.uid.as_ref()
+            && Some(self.generation) == crd.metadata.generation
+    }
+
+    /// Whether `handler` is the one serving this CRD's kind (not a built-in kind, nor a kind
+    /// registered later in its place).
+    fn is(&self, handler: &Arc<dyn ResourceHandler>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.handler), Arc::as_ptr(handler))
     }
 }
 
@@ -303,49 +303,43 @@ impl Admission<Unstructured> for TerminatingGuard {
 struct Controller {
     state: Arc<ServerState>,
     store: Store<CustomResourceDefinition>,
-    /// Served kinds by CRD name.
-    served: HashMap<String, Served>,
 }
 
 impl Controller {
     fn new(state: Arc<ServerState>, store: Store<CustomResourceDefinition>) -> Self {
-        Controller {
-            state,
-            store,
-            served: HashMap::new(),
-        }
+        Controller { state, store }
     }
 
-    /// Records the CRDs whose kinds the server serves already (served before the controller
-    /// started), so the first pass does not serve them again.
-    async fn adopt_served(&mut self) {
-        let Ok(list) = self.store.list("", &ListOptions::default()).await else {
-            return;
-        };
-        // Only kinds `serve` registered (it records a terminating flag per CRD) are a CRD's;
-        // a built-in kind of the same group and plural never is.
-        let served_for_crds: HashSet<String> = self
-            .state
-            .crd_terminating
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServedCrd>> {
+        self.state
+            .crd_kinds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .keys()
+    }
+
+    /// The kind served for the CRD `name`, if any.
+    fn served(&self, name: &str) -> Option<ServedCrd> {
+        self.registry().get(name).cloned()
+    }
+
+    /// The handler serving `group`/`plural` now, if any.
+    fn current_handler(&self, group: &str, plural: &str) -> Option<Arc<dyn ResourceHandler>> {
+        let kinds = self.state.kinds();
+        kinds
+            .ordered
+            .iter()
+            .find(|h| {
+                let info = h.info();
+                info.group == group && info.plural == plural
+            })
             .cloned()
-            .collect();
-        for crd in &list.items {
-            if let Some(name) = &crd.metadata.name {
-                if served_for_crds.contains(name) {
-                    self.served.insert(name.clone(), Served::of(crd));
-                }
-            }
-        }
     }
 
     /// Serves `crd`'s kind (replacing an older generation's).
     fn serve(&mut self, crd: &CustomResourceDefinition) -> Result<(), String> {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let wanted = Served::of(crd);
-        if self.served.get(&name) == Some(&wanted) {
+        let previous = self.served(&name);
+        if previous.as_ref().is_some_and(|p| p.serves(crd)) {
             return Ok(());
         }
         let kind = CustomResourceKind::from_crd(crd)?;
@@ -388,38 +382,55 @@ impl Controller {
                 schema.apply_defaults_to_content(&mut object.content);
             }));
         }
-        let terminating = self.terminating_flag(&name);
+        let terminating = Arc::new(AtomicBool::new(crd.metadata.deletion_timestamp.is_some()));
         spec = spec.with_admission(Arc::new(TerminatingGuard {
-            terminating,
+            terminating: terminating.clone(),
             resource: kind.info.group_resource(),
         }));
-        let replace = self.served.contains_key(&name);
+        // Replace only the kind this registry says is this CRD's, and only while it still
+        // is: anything else of the same names is not ours to swap.
+        let replace = previous.as_ref().is_some_and(|p| {
+            self.current_handler(&p.group, &p.plural)
+                .is_some_and(|h| p.is(&h))
+        });
         self.state
             .serve_kind(spec, replace)
             .map_err(|e| e.to_string())?;
-        tracing::info!(crd = %name, generation = wanted.generation, "serving custom resource");
-        self.served.insert(name, wanted);
+        let handler = self
+            .current_handler(&kind.info.group, &kind.info.plural)
+            .ok_or("the kind vanished as it was served")?;
+        let generation = crd.metadata.generation.unwrap_or(0);
+        tracing::info!(crd = %name, generation, "serving custom resource");
+        self.registry().insert(
+            name,
+            ServedCrd {
+                uid: crd.metadata.uid.clone().unwrap_or_default(),
+                generation,
+                group: kind.info.group.clone(),
+                plural: kind.info.plural.clone(),
+                handler,
+                terminating,
+            },
+        );
         Ok(())
     }
 
-    /// The terminating flag of the CRD `name`'s kind, shared with its [`TerminatingGuard`].
-    fn terminating_flag(&self, name: &str) -> Arc<AtomicBool> {
-        self.state
-            .crd_terminating
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
+    /// Marks the CRD `name`'s kind terminating: creates are refused from now on.
+    fn refuse_creates(&self, name: &str) {
+        if let Some(served) = self.registry().get(name) {
+            served.terminating.store(true, Ordering::Release);
+        }
     }
 
+    /// Stops serving the CRD `name`'s kind, if the server still serves it for that CRD.
     fn unserve(&mut self, name: &str) {
-        self.state
-            .crd_terminating
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
-        if let Some(served) = self.served.remove(name) {
+        let Some(served) = self.registry().remove(name) else {
+            return;
+        };
+        if self
+            .current_handler(&served.group, &served.plural)
+            .is_some_and(|h| served.is(&h))
+        {
             self.state.remove_kind(&served.group, &served.plural);
             tracing::info!(crd = %name, "no longer serving custom resource");
         }
@@ -437,14 +448,10 @@ impl Controller {
         let mut done = true;
         // Kinds that are not CRDs of this controller hold their names first.
         let mut taken: HashMap<String, TakenNames> = HashMap::new();
-        let ours: HashSet<(String, String)> = self
-            .served
-            .values()
-            .map(|s| (s.group.clone(), s.plural.clone()))
-            .collect();
+        let ours: Vec<ServedCrd> = self.registry().values().cloned().collect();
         for handler in &self.state.kinds().ordered {
             let info = handler.info();
-            if !ours.contains(&(info.group.clone(), info.plural.clone())) {
+            if !ours.iter().any(|served| served.is(handler)) {
                 taken.entry(info.group.clone()).or_default().take_info(info);
             }
         }
@@ -474,7 +481,7 @@ impl Controller {
             done &= ok;
         }
         let gone: Vec<String> = self
-            .served
+            .registry()
             .keys()
             .filter(|name| !present.contains(*name))
             .cloned()
@@ -581,23 +588,31 @@ impl Controller {
                 "CustomResource deletion is in progress",
             );
         }
-        let Some(current) = self.write_status(crd, status.clone()).await else {
-            return false;
-        };
-        self.terminating_flag(&name).store(true, Ordering::Release);
-        // Objects exist only if the kind was ever served, which needed its names. A CRD
-        // whose names another kind holds has none to delete; one whose kind this process
-        // does not serve yet (deleted before a restart) is served again, creates refused,
-        // so its objects can be found and deleted.
-        let cleanup = if conflict.is_some() {
-            Ok(())
-        } else {
+        // A status that cannot be written (a stored CRD that newer validation rejects, a
+        // conflict) must not hold up the cleanup; it is reported on the next pass.
+        let current = self
+            .write_status(crd, status.clone())
+            .await
+            .unwrap_or_else(|| crd.clone());
+        self.refuse_creates(&name);
+        // Objects exist only where the kind was served for this CRD. One served now is
+        // cleaned up whatever its names became; one established but not served here (deleted
+        // before a restart) is served again, creates refused, to find its objects; one never
+        // established, or whose names another kind holds, has none.
+        let served_here = self
+            .served(&name)
+            .is_some_and(|s| Some(&s.uid) == crd.metadata.uid.as_ref());
+        let cleanup = if served_here
+            || (conflict.is_none() && condition_is_true(crd, condition::ESTABLISHED))
+        {
             match self.serve(crd) {
                 Ok(()) => self.delete_objects(crd).await,
                 Err(error) => Err(format!(
                     "cannot serve the kind to delete its objects: {error}"
                 )),
             }
+        } else {
+            Ok(())
         };
         if let Err(message) = cleanup {
             set_condition(
@@ -632,23 +647,17 @@ impl Controller {
     /// is left or what failed.
     async fn delete_objects(&mut self, crd: &CustomResourceDefinition) -> Result<(), String> {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        // Only the kind this controller serves for this very CRD: a CRD whose names clash
-        // with a built-in kind must never reach the built-in kind's objects.
-        if self
-            .served
-            .get(&name)
-            .is_none_or(|s| Some(&s.uid) != crd.metadata.uid.as_ref())
-        {
-            return Err("the kind is not served for this CRD".to_owned());
-        }
-        let kinds = self.state.kinds();
-        let handler = kinds.ordered.iter().find(|h| {
-            let info = h.info();
-            info.group == crd.spec.group && info.plural == crd.spec.names.plural
-        });
-        let Some(handler) = handler else {
-            return Err("the kind is not served for this CRD".to_owned());
-        };
+        // Only the handler registered for this very CRD: a built-in kind of the same names
+        // must never be reached.
+        let handler = self
+            .served(&name)
+            .filter(|s| Some(&s.uid) == crd.metadata.uid.as_ref())
+            .map(|s| s.handler)
+            .filter(|h| {
+                self.current_handler(&crd.spec.group, &crd.spec.names.plural)
+                    .is_some_and(|current| std::ptr::addr_eq(Arc::as_ptr(&current), Arc::as_ptr(h)))
+            })
+            .ok_or("the kind is not served for this CRD")?;
         let ctx = RequestContext {
             version: handler.info().storage_version.clone(),
             ..RequestContext::default()

@@ -584,6 +584,7 @@ impl<K: Object> StoreHandler<K> {
         let options = UpdateOptions {
             dry_run: ctx.dry_run,
             field_manager: Some(ctx.field_manager.clone()),
+            update_validation: self.admission_for(ctx),
             preconditions: resource_version.map(|rv| object_storage::Preconditions {
                 uid: None,
                 resource_version: Some(rv),
@@ -630,9 +631,22 @@ impl<K: Object> StoreHandler<K> {
             )));
         }
         let body = body.to_vec();
+        let resource = self.info.group_resource();
         self.write_scale(ctx, name, None, move |current| {
             let patched = patch::apply_patch(current, &body, patch_type, &patch::METADATA_ONLY)?;
-            crate::scale::requested(&patched).map(|(replicas, _)| replicas)
+            let (replicas, resource_version) = crate::scale::requested(&patched)?;
+            // A resourceVersion the patch sets is a precondition, as on any patch.
+            let current_version = current
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
+            if resource_version.is_some() && resource_version.as_deref() != current_version {
+                return Err(ApiError::conflict(
+                    &resource,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+            Ok(replicas)
         })
         .await
     }

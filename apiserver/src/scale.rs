@@ -63,6 +63,14 @@ pub(crate) fn requested(body: &Value) -> Result<(i64, Option<String>), ApiError>
         .and_then(Value::as_str)
         .unwrap_or_default();
     let replicas = body.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+    // `spec.replicas` is an int32 in autoscaling/v1: a larger number does not decode.
+    if replicas.as_i64().is_some_and(|r| i32::try_from(r).is_err())
+        || replicas.is_u64() && replicas.as_i64().is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "Scale in version \"v1\" cannot be handled as a Scale: spec.replicas: {replicas} does not fit in an int32"
+        )));
+    }
     let Some(replicas) = replicas.as_i64().filter(|r| *r >= 0) else {
         return Err(ApiError::invalid(
             "Scale",

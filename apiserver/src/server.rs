@@ -520,7 +520,7 @@ impl ServerBuilder {
                 namespaces: self.namespaces,
                 rbac: self.rbac,
                 crds: self.crds,
-                crd_terminating: Mutex::new(HashMap::new()),
+                crd_kinds: Mutex::new(HashMap::new()),
                 namespace_binding: self.namespace_binding,
                 shutdown_tx,
                 shutdown_rx,
@@ -678,8 +678,9 @@ pub struct ServerState {
     pub(crate) rbac: Option<RbacStores>,
     /// The CustomResourceDefinitions store, when CRDs are served.
     pub(crate) crds: Option<Store<CustomResourceDefinition>>,
-    /// Per served CRD (by name), whether it is terminating: its kind then refuses creates.
-    pub(crate) crd_terminating: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicBool>>>,
+    /// The kinds served for CRDs, by CRD name: which CRD, and which handler (so a built-in
+    /// kind of the same names is never taken for one).
+    pub(crate) crd_kinds: Mutex<HashMap<String, crate::crds::ServedCrd>>,
     /// The namespace lifecycle of namespaced kinds, also those added while serving.
     namespace_binding: Arc<NamespaceBinding>,
     shutdown_tx: watch::Sender<bool>,

@@ -377,6 +377,30 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
             .unwrap_err(),
     );
     assert_eq!(error.code, 422, "{}", error.message);
+    let error = api_error(
+        crontabs
+            .patch_scale(
+                "c1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 3_000_000_000_i64}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 400, "{}", error.message);
+    let error = api_error(
+        crontabs
+            .patch_scale(
+                "c1",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 2}}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 409, "{}", error.message);
     // Writes through the scale keep the object valid by its schema (maximum 10).
     let error = api_error(
         crontabs
