@@ -116,6 +116,15 @@ async fn wait_for_crd(
     }
 }
 
+/// Waits until the CRD `name` is gone, or panics after 10 s.
+async fn wait_until_gone(crds: &Api<CustomResourceDefinition>, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while crds.get_opt(name).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the CRD {name} stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn condition(crd: &CustomResourceDefinition, type_: &str) -> Option<(String, String)> {
     let conditions = crd.status.as_ref()?.conditions.as_ref()?;
     let found = conditions.iter().find(|c| c.type_ == type_)?;
@@ -448,7 +457,7 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
     assert_eq!(error.code, 400, "{}", error.message);
 
     // Printer columns.
-    let table = get_table(
+    let table = common::get_table(
         &address,
         "/apis/stable.example.com/v1/namespaces/default/crontabs",
     )
@@ -521,80 +530,7 @@ async fn a_crd_is_established_and_its_objects_follow_the_schema() {
 }
 
 async fn post_json(address: &str, path: &str, body: Value) -> (u16, String) {
-    raw_request(address, "POST", path, "application/json", Some(body)).await
-}
-
-async fn get_table(address: &str, path: &str) -> Value {
-    let (code, body) = raw_request(
-        address,
-        "GET",
-        path,
-        "application/json;as=Table;v=v1;g=meta.k8s.io",
-        None,
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// One HTTP/1.1 request over a fresh connection; the status code and the body.
-async fn raw_request(
-    address: &str,
-    method: &str,
-    path: &str,
-    accept: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let (code, _, body) = raw_exchange(address, method, path, accept, "", body).await;
-    (code, body)
-}
-
-/// One HTTP/1.1 request over a fresh connection, with `extra` header lines; the status code,
-/// the response head and the body.
-async fn raw_exchange(
-    address: &str,
-    method: &str,
-    path: &str,
-    accept: &str,
-    extra: &str,
-    body: Option<Value>,
-) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let code = text[9..12].parse().unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    (code, head.to_owned(), body)
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    out
+    common::raw_request(address, "POST", path, "application/json", Some(body)).await
 }
 
 #[tokio::test]
@@ -663,16 +599,7 @@ async fn conflicting_names_are_reported_and_not_served() {
     crds.delete("widgets.apps.example.io", &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while crds
-        .get_opt("widgets.apps.example.io")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(Instant::now() < deadline, "the clashing CRD stayed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_gone(&crds, "widgets.apps.example.io").await;
     assert!(
         widgets.get_opt("kept").await.unwrap().is_some(),
         "a built-in object was deleted"
@@ -882,16 +809,7 @@ async fn a_terminating_crd_waits_for_its_objects_and_refuses_creates() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while crds
-        .get_opt("crontabs.stable.example.com")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(Instant::now() < deadline, "the CRD stayed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_gone(&crds, "crontabs.stable.example.com").await;
 }
 
 #[tokio::test]
@@ -1117,17 +1035,18 @@ async fn discovery_etags_and_openapi_follow_new_crds() {
             })
             .expect("an ETag")
     };
-    let (code, head, _) = raw_exchange(&address, "GET", "/apis", AGGREGATED, "", None).await;
+    let (code, head, _) =
+        common::raw_exchange(&address, "GET", "/apis", AGGREGATED, "", None).await;
     assert_eq!(code, 200);
     let before = etag_of(&head);
     let if_none_match = format!("If-None-Match: {before}\r\n");
     let (code, _, _) =
-        raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
+        common::raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
     assert_eq!(code, 304);
 
     install(&client, &crontab_crd()).await;
     let (code, head, body) =
-        raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
+        common::raw_exchange(&address, "GET", "/apis", AGGREGATED, &if_none_match, None).await;
     assert_eq!(
         code, 200,
         "the old ETag must not match once a CRD is served"
@@ -1136,14 +1055,16 @@ async fn discovery_etags_and_openapi_follow_new_crds() {
     assert!(body.contains("\"crontabs\""), "{body}");
 
     // OpenAPI v3 (per group-version) and v2 carry the CRD's schema.
-    let (code, root) = raw_request(&address, "GET", "/openapi/v3", "application/json", None).await;
+    let (code, root) =
+        common::raw_request(&address, "GET", "/openapi/v3", "application/json", None).await;
     assert_eq!(code, 200);
     let root: Value = serde_json::from_str(&root).unwrap();
     let document = root["paths"]["apis/stable.example.com/v1"]["serverRelativeURL"]
         .as_str()
         .expect("a document for the CRD's group-version")
         .to_owned();
-    let (code, v3) = raw_request(&address, "GET", &document, "application/json", None).await;
+    let (code, v3) =
+        common::raw_request(&address, "GET", &document, "application/json", None).await;
     assert_eq!(code, 200);
     let v3: Value = serde_json::from_str(&v3).unwrap();
     let schema = &v3["components"]["schemas"]["com.example.stable.v1.CronTab"];
@@ -1151,7 +1072,8 @@ async fn discovery_etags_and_openapi_follow_new_crds() {
         schema["properties"]["spec"]["properties"]["cronSpec"]["type"], "string",
         "{v3}"
     );
-    let (code, v2) = raw_request(&address, "GET", "/openapi/v2", "application/json", None).await;
+    let (code, v2) =
+        common::raw_request(&address, "GET", "/openapi/v2", "application/json", None).await;
     assert_eq!(code, 200);
     let v2: Value = serde_json::from_str(&v2).unwrap();
     assert!(
@@ -1211,16 +1133,7 @@ fn a_terminating_crd_finishes_its_cleanup_after_a_restart() {
             .await
             .unwrap();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while crds
-            .get_opt("crontabs.stable.example.com")
-            .await
-            .unwrap()
-            .is_some()
-        {
-            assert!(Instant::now() < deadline, "the CRD stayed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_gone(&crds, "crontabs.stable.example.com").await;
         install(&client, &crontab_crd()).await;
         assert!(
             crontabs

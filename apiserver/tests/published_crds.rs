@@ -272,7 +272,7 @@ async fn cert_manager_certificates_render_their_printer_columns() {
         )
         .await
         .unwrap();
-    let table = get_table(
+    let table = common::get_table(
         &address,
         "/apis/cert-manager.io/v1/namespaces/default/certificates",
     )
@@ -302,39 +302,4 @@ async fn cert_manager_certificates_render_their_printer_columns() {
     assert_eq!(cells[3], "ca");
     assert_eq!(cells[4], "Certificate is up to date and has not expired");
     assert_eq!(cells[5], Value::Null);
-}
-
-/// A Table GET over a fresh HTTP/1.1 connection.
-async fn get_table(address: &str, path: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = address.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json;as=Table;v=v1;g=meta.k8s.io\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        out
-    } else {
-        body.to_owned()
-    };
-    serde_json::from_str(&body).unwrap()
 }

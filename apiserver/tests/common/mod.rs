@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// A running `apiserver` process, killed on drop.
 pub struct ServerProcess {
     child: Child,
@@ -282,4 +284,90 @@ pub async fn start_in_process(url: &str) -> (apiserver::ApiServer, String, kube:
     let config = kube::Config::new(address.parse().expect("url"));
     let client = kube::Client::try_from(config).expect("client");
     (server, address, client)
+}
+
+/// A GET of `path` as a Table (200 required), parsed.
+pub async fn get_table(address: &str, path: &str) -> Value {
+    let (code, body) = raw_request(
+        address,
+        "GET",
+        path,
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("a JSON Table")
+}
+
+/// One HTTP/1.1 request over a fresh connection; the status code and the body.
+pub async fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    let (code, _, body) = raw_exchange(address, method, path, accept, "", body).await;
+    (code, body)
+}
+
+/// One HTTP/1.1 request over a fresh connection, with `extra` header lines; the status code,
+/// the response head and the body.
+pub async fn raw_exchange(
+    address: &str,
+    method: &str,
+    path: &str,
+    accept: &str,
+    extra: &str,
+    body: Option<Value>,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("loopback I/O");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {accept}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("loopback I/O");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("loopback I/O");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a response head");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (code, head.to_owned(), body)
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
 }
