@@ -11,6 +11,8 @@ use cel::common::ast::{Expr, IdedExpr};
 use cel::{Context, Env, Program};
 use serde_json::{Map, Value};
 
+use crate::Unstructured;
+
 /// Upstream's `StaticEstimatedCostLimit`: the most one rule may be estimated to cost,
 /// counting how many times it runs (`celconfig.PerCallLimit` x 10).
 pub const RULE_COST_LIMIT: u64 = 10_000_000;
@@ -614,18 +616,28 @@ impl<'a> Estimator<'a> {
     }
 }
 
-/// The whole document a root rule sees as `self`: the object with only `name` and
-/// `generateName` of its metadata, as upstream.
-pub(crate) fn root_self(document: &Map<String, Value>) -> Value {
-    let mut map = document.clone();
-    if let Some(Value::Object(meta)) = map.get("metadata") {
-        let kept: Map<String, Value> = meta
-            .iter()
-            .filter(|(k, _)| k.as_str() == "name" || k.as_str() == "generateName")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        map.insert("metadata".to_owned(), Value::Object(kept));
+/// The document a root rule sees as `self`: the object with only `name` and `generateName` of
+/// its metadata, as upstream; built from the object's parts, so the rest of the metadata is
+/// never serialised.
+pub(crate) fn root_self(object: &Unstructured) -> Value {
+    let mut map = object.content.clone();
+    if !object.api_version.is_empty() {
+        map.insert(
+            "apiVersion".to_owned(),
+            Value::from(object.api_version.as_str()),
+        );
     }
+    if !object.kind.is_empty() {
+        map.insert("kind".to_owned(), Value::from(object.kind.as_str()));
+    }
+    let mut meta = Map::new();
+    if let Some(name) = &object.metadata.name {
+        meta.insert("name".to_owned(), Value::from(name.as_str()));
+    }
+    if let Some(prefix) = &object.metadata.generate_name {
+        meta.insert("generateName".to_owned(), Value::from(prefix.as_str()));
+    }
+    map.insert("metadata".to_owned(), Value::Object(meta));
     Value::Object(map)
 }
 

@@ -2,7 +2,7 @@
 //! with a simple JSONPath, rendered as upstream's `customresource/tableconvertor` renders them.
 
 use registry::strategy::{TableColumn, human_duration};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One step of a simple JSONPath (`.spec.replicas`, `.items[0]`, `.conditions[?(@.type=="Ready")]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +65,14 @@ impl JsonPath {
     /// The first value the path selects in `object`, if any.
     pub fn first<'a>(&self, object: &'a Value) -> Option<&'a Value> {
         first_from(&self.steps, object)
+    }
+
+    /// [`JsonPath::first`] in an object given as its fields, without building the object.
+    pub fn first_in<'a>(&self, fields: &'a Map<String, Value>) -> Option<&'a Value> {
+        match self.steps.split_first() {
+            Some((Step::Field(name), rest)) => first_from(rest, fields.get(name)?),
+            _ => None,
+        }
     }
 }
 

@@ -486,13 +486,7 @@ impl CustomResourceStrategy {
             ));
             return errors;
         }
-        let document = |o: &Unstructured| match o.to_value() {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
-        let current = document(object);
-        let previous = old.map(document);
-        errors.extend(schema.validate_rules(&current, previous.as_ref()));
+        errors.extend(schema.validate_rules(object, old));
         errors
     }
 
@@ -564,9 +558,8 @@ impl Strategy<Unstructured> for CustomResourceStrategy {
             );
         }
         if !self.rules.selectable.is_empty() {
-            let document = Value::Object(object.content.clone());
             for (label, path) in &self.rules.selectable {
-                let text = match path.first(&document) {
+                let text = match path.first_in(&object.content) {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Null) | None => String::new(),
                     Some(other) => other.to_string(),

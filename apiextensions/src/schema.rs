@@ -14,6 +14,7 @@ use apimachinery::status::{FieldError, FieldErrorType};
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::Unstructured;
 use crate::cel::{Rules, root_self, rule_errors};
 
 /// The fields every object has at its root whatever its schema says: never pruned, never
@@ -70,15 +71,15 @@ impl StructuralSchema {
         !self.rules.is_empty()
     }
 
-    /// Evaluates the CEL rules against a whole object document; `old` is the stored object on
+    /// Evaluates the CEL rules against `object`; `old` is the stored object on
     /// updates (for transition rules). Root rules see only `name` and `generateName` of the
     /// metadata, as upstream.
     pub fn validate_rules(
         &self,
-        document: &Map<String, Value>,
-        old: Option<&Map<String, Value>>,
+        object: &Unstructured,
+        old: Option<&Unstructured>,
     ) -> Vec<FieldError> {
-        let current = root_self(document);
+        let current = root_self(object);
         let old = old.map(root_self);
         self.rules.validate(&self.root, &current, old.as_ref())
     }
