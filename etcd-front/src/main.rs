@@ -128,8 +128,24 @@ async fn main() -> anyhow::Result<()> {
     let store = storage::open(&storage)
         .await
         .with_context(|| format!("cannot open the store {storage}"))?;
+    // Bind first: a listen URL with port 0 gets a free port, and the URLs really bound are
+    // what `MemberList` advertises by default and what the line printed below names (tests
+    // and scripts read the port from it).
+    let mut listeners = Vec::new();
+    for url in &args.listen_client_urls {
+        let (secure, addr) = parse_listen_url(url)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {url}"))?;
+        let local = listener
+            .local_addr()
+            .with_context(|| format!("cannot read the address bound for {url}"))?;
+        let scheme = if secure { "https" } else { "http" };
+        listeners.push((secure, format!("{scheme}://{local}"), listener));
+    }
+    let bound: Vec<String> = listeners.iter().map(|(_, url, _)| url.clone()).collect();
     let advertise = if args.advertise_client_urls.is_empty() {
-        args.listen_client_urls.clone()
+        bound.clone()
     } else {
         args.advertise_client_urls.clone()
     };
@@ -147,11 +163,7 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot load the front's leases from the store")?;
     let tls = tls_config(&args)?;
     let mut servers = Vec::new();
-    for url in &args.listen_client_urls {
-        let (secure, addr) = parse_listen_url(url)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {url}"))?;
+    for (secure, url, listener) in listeners {
         let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)));
         if secure {
             let tls = tls
@@ -170,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!(
         "etcd-front {} serving the etcd v3 API on {} over {storage}",
         etcd_front::REPORTED_VERSION,
-        args.listen_client_urls.join(",")
+        bound.join(",")
     );
     for server in servers {
         server.await.context("a listener task failed")??;

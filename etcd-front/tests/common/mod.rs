@@ -2,9 +2,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The message when etcdctl is missing.
 pub const ETCDCTL_MISSING: &str =
@@ -27,30 +27,39 @@ pub struct FrontProcess {
 }
 
 impl FrontProcess {
-    /// Starts the binary over `storage`, listening on `scheme://127.0.0.1:<free port>`, with
-    /// `extra` flags, and waits until it accepts connections.
+    /// Starts the binary over `storage`, listening on `scheme://127.0.0.1:0`, with `extra`
+    /// flags, and waits until it has bound: the port is the one the binary names on its
+    /// "serving" line. (Picking a free port here and handing it over would race with the other
+    /// tests of the binary, which may be handed the same port between its release and the bind.)
     pub fn start(storage: &str, scheme: &str, extra: &[String]) -> FrontProcess {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_etcd-front"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_etcd-front"))
             .arg(format!("--storage={storage}"))
-            .arg(format!("--listen-client-urls={scheme}://127.0.0.1:{port}"))
+            .arg(format!("--listen-client-urls={scheme}://127.0.0.1:0"))
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "etcd-front did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let stderr = child.stderr.take().unwrap();
+        let (found, port) = std::sync::mpsc::channel();
+        // Reads stderr to the end so the binary never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = serving_port(&line) {
+                    if let Some(found) = found.take() {
+                        let _ = found.send(port);
+                    }
+                }
+            }
+        });
+        let port = port
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let status = child.try_wait().ok().flatten();
+                panic!("etcd-front did not start listening (exit status: {status:?})")
+            });
         FrontProcess { child, port }
     }
 
@@ -71,4 +80,11 @@ impl Drop for FrontProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port of the first URL on the binary's "serving the etcd v3 API on URL,... over" line.
+fn serving_port(line: &str) -> Option<u16> {
+    let urls = line.split(" serving the etcd v3 API on ").nth(1)?;
+    let first = urls.split([',', ' ']).next()?;
+    first.rsplit(':').next()?.parse().ok()
 }
