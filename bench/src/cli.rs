@@ -183,6 +183,11 @@ pub struct Args {
     #[arg(long, default_value_t = 2000)]
     pub watch_rate: u64,
 
+    /// How the writers of the watch workloads place their writes: `aligned` (all writers at
+    /// once, in bursts as large as `--concurrency`) or `interleaved` (one every 1/rate).
+    #[arg(long, value_enum, default_value_t = crate::pacing::Pacing::Aligned)]
+    pub pacing: crate::pacing::Pacing,
+
     /// Percentage of writes in the mixed workload.
     #[arg(long, default_value_t = 20)]
     pub mixed_write_percent: u32,

@@ -9,6 +9,7 @@ mod client;
 mod http;
 #[cfg(feature = "object")]
 mod object;
+mod pacing;
 mod report;
 mod stats;
 mod targets;
@@ -209,6 +210,7 @@ struct Settings {
     list_total: usize,
     watchers: usize,
     watch_rate: u64,
+    pacing: pacing::Pacing,
     mixed_write_percent: u32,
     churn_updates: u64,
     churn_keys: usize,
@@ -358,6 +360,7 @@ fn run(args: Args) -> Result<()> {
         list_total: args.list_total,
         watchers: args.watchers,
         watch_rate: args.watch_rate,
+        pacing: args.pacing,
         mixed_write_percent: args.mixed_write_percent,
         churn_updates: args.churn_updates,
         churn_keys: args.churn_keys,
@@ -438,6 +441,7 @@ fn run(args: Args) -> Result<()> {
             list_total: args.list_total,
             watchers: args.watchers,
             watch_rate: args.watch_rate,
+            pacing: args.pacing,
             mixed_write_percent: args.mixed_write_percent,
             churn_updates: args.churn_updates,
             churn_keys: args.churn_keys,

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use storage_api::{Interface, Revision, WatchEvent, WatchRequest};
 
 use crate::client::{Client, is_expired};
+use crate::pacing::Pacer;
 use crate::stats::{Recorder, Rng, now_stamp};
 use crate::workloads::{Measured, Params, RevisionLog};
 
@@ -161,14 +162,13 @@ pub async fn watch_check<C: Client>(
     let started = Instant::now();
     let deadline = started + params.duration;
     let mut writers = Vec::new();
-    // `watch_rate` writes per second in all (0: as fast as the store goes).
-    let interval = (params.watch_rate > 0)
-        .then(|| Duration::from_secs_f64(concurrency as f64 / params.watch_rate as f64));
     for writer in 0..concurrency {
         let client = client.clone();
         let owned: Vec<usize> = (writer..keys).step_by(concurrency).collect();
+        // `watch_rate` writes per second in all, spread evenly (0: as fast as the store goes).
+        let pacer = Pacer::new(params.watch_rate, params.pacing, writer, concurrency);
         writers.push(tokio::spawn(async move {
-            write_until(client, writer as u64, owned, deadline, interval).await
+            write_until(client, writer as u64, owned, deadline, pacer).await
         }));
     }
     let mut acknowledged = Vec::new();
@@ -322,25 +322,23 @@ struct Written {
     latencies: Recorder,
 }
 
-/// One writer: creates, updates and deletes its own keys until `deadline`, one write per
-/// `interval` when given.
+/// One writer: creates, updates and deletes its own keys until `deadline`, in the slots of
+/// `pacer` when given.
 async fn write_until<C: Client>(
     client: Arc<C>,
     seed: u64,
     owned: Vec<usize>,
     deadline: Instant,
-    interval: Option<Duration>,
+    mut pacer: Option<Pacer>,
 ) -> Result<Written> {
     let mut rng = Rng::new(seed);
     let mut live: HashMap<usize, C::Version> = HashMap::new();
     let mut revisions = Vec::new();
     let mut unreported = 0;
     let mut recorder = Recorder::default();
-    let mut next = tokio::time::Instant::now();
     while Instant::now() < deadline {
-        if let Some(interval) = interval {
-            next += interval;
-            tokio::time::sleep_until(next).await;
+        if let Some(pacer) = &mut pacer {
+            pacer.wait().await;
         }
         let key = owned[rng.below(owned.len())];
         let name = format!("wc{key:06}");
@@ -488,6 +486,7 @@ mod tests {
             list_total: 0,
             watchers: 4,
             watch_rate: 2_000,
+            pacing: crate::pacing::Pacing::Interleaved,
             mixed_write_percent: 0,
             churn_updates: 0,
             churn_keys: 0,

@@ -11,6 +11,7 @@ use storage_api::Revision;
 
 use crate::cli::Workload;
 use crate::client::Client;
+use crate::pacing::{Pacer, Pacing};
 use crate::stats::{Recorder, Rng, now_stamp};
 
 /// Preloads and other set-up writes run this many at a time.
@@ -40,6 +41,8 @@ pub struct Params {
     pub watchers: usize,
     /// Total writes per second of the watch workload (0: as fast as the store goes).
     pub watch_rate: u64,
+    /// How the watch workloads' writers place their writes in time.
+    pub pacing: Pacing,
     /// Percentage of writes in the mixed workload.
     pub mixed_write_percent: u32,
     /// Updates of the churn workload.
@@ -703,21 +706,18 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     let rss_idle = crate::stats::rss_bytes().map(|(rss, _)| rss);
     let deadline = Instant::now() + params.duration;
     let written = Arc::new(std::sync::Mutex::new(Vec::<Revision>::new()));
-    // Each writer paces itself to its share of the rate.
-    let interval = (params.watch_rate > 0)
-        .then(|| Duration::from_secs_f64(concurrency as f64 / params.watch_rate as f64));
+    // The writers' slots interleave: writes arrive evenly at the rate, not in bursts.
     let (writes, elapsed) = timed(concurrency, |t| {
         let client = client.clone();
         let written = written.clone();
+        let mut pacer = Pacer::new(params.watch_rate, params.pacing, t, concurrency);
         async move {
             let mut recorder = Recorder::new();
             let mut mine = Vec::new();
             let mut seq = 0u64;
-            let mut next_at = tokio::time::Instant::now();
             while Instant::now() < deadline {
-                if let Some(interval) = interval {
-                    tokio::time::sleep_until(next_at).await;
-                    next_at += interval;
+                if let Some(pacer) = &mut pacer {
+                    pacer.wait().await;
                     if Instant::now() >= deadline {
                         break;
                     }
@@ -965,6 +965,7 @@ mod tests {
             list_total: 30,
             watchers: 3,
             watch_rate: 1000,
+            pacing: crate::pacing::Pacing::Interleaved,
             mixed_write_percent: 50,
             churn_updates: 500,
             churn_keys: 20,

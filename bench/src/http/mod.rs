@@ -245,6 +245,7 @@ mod tests {
             list_total: 30,
             watchers: 3,
             watch_rate: 500,
+            pacing: crate::pacing::Pacing::Interleaved,
             mixed_write_percent: 50,
             churn_updates: 100,
             churn_keys: 10,
