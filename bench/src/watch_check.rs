@@ -165,7 +165,8 @@ pub async fn watch_check<C: Client>(
     for writer in 0..concurrency {
         let client = client.clone();
         let owned: Vec<usize> = (writer..keys).step_by(concurrency).collect();
-        // `watch_rate` writes per second in all, spread evenly (0: as fast as the store goes).
+        // `watch_rate` writes per second in all, placed by `params.pacing` (0: as fast as
+        // the store goes).
         let pacer = Pacer::new(params.watch_rate, params.pacing, writer, concurrency);
         writers.push(tokio::spawn(async move {
             write_until(client, writer as u64, owned, deadline, pacer).await

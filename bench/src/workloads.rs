@@ -706,7 +706,7 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     let rss_idle = crate::stats::rss_bytes().map(|(rss, _)| rss);
     let deadline = Instant::now() + params.duration;
     let written = Arc::new(std::sync::Mutex::new(Vec::<Revision>::new()));
-    // The writers' slots interleave: writes arrive evenly at the rate, not in bursts.
+    // Each writer takes its slots of the rate, placed by `params.pacing`.
     let (writes, elapsed) = timed(concurrency, |t| {
         let client = client.clone();
         let written = written.clone();
