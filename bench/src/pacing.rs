@@ -21,6 +21,16 @@ pub enum Pacing {
     Interleaved,
 }
 
+impl Pacing {
+    /// The name `--pacing` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pacing::Aligned => "aligned",
+            Pacing::Interleaved => "interleaved",
+        }
+    }
+}
+
 /// The schedule of one of several writers that together write `rate` times per second.
 ///
 /// The writers share one timeline of slots `1 / rate` apart: writer `index` of `writers` takes
@@ -71,10 +81,16 @@ impl Pacer {
         slot
     }
 
-    /// Waits for this writer's next slot.
-    pub async fn wait(&mut self) {
+    /// Waits for this writer's next slot if it comes before `deadline` and says `true`; says
+    /// `false` at once when it does not, so a run never waits past its end for a write it
+    /// will not make (which would also stretch the run's measured duration).
+    pub async fn wait_before(&mut self, deadline: std::time::Instant) -> bool {
+        if self.next.into_std() >= deadline {
+            return false;
+        }
         let slot = self.take_slot();
         tokio::time::sleep_until(slot).await;
+        true
     }
 }
 
@@ -106,5 +122,18 @@ mod tests {
     #[test]
     fn aligned_writers_write_together() {
         assert_eq!(slots(Pacing::Aligned), [0, 0, 0, 0, 40, 40, 40, 40]);
+    }
+
+    #[tokio::test]
+    async fn no_wait_for_a_slot_at_or_after_the_deadline() {
+        let start = Instant::now();
+        let mut pacer = Pacer::starting_at(start, 10, Pacing::Interleaved, 1, 2).unwrap();
+        // The writer's first slot is 100 ms after the start: a deadline there refuses it.
+        let deadline = (start + Duration::from_millis(100)).into_std();
+        assert!(!pacer.wait_before(deadline).await);
+        assert!(std::time::Instant::now() < deadline);
+        // A later deadline lets it through, at its slot.
+        assert!(pacer.wait_before(deadline + Duration::from_secs(1)).await);
+        assert!(Instant::now() >= start + Duration::from_millis(100));
     }
 }

@@ -339,7 +339,9 @@ async fn write_until<C: Client>(
     let mut recorder = Recorder::default();
     while Instant::now() < deadline {
         if let Some(pacer) = &mut pacer {
-            pacer.wait().await;
+            if !pacer.wait_before(deadline).await {
+                break;
+            }
         }
         let key = owned[rng.below(owned.len())];
         let name = format!("wc{key:06}");

@@ -717,8 +717,7 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
             let mut seq = 0u64;
             while Instant::now() < deadline {
                 if let Some(pacer) = &mut pacer {
-                    pacer.wait().await;
-                    if Instant::now() >= deadline {
+                    if !pacer.wait_before(deadline).await {
                         break;
                     }
                 }
@@ -810,7 +809,11 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
     measured.recorder.errors = writes.errors;
     measured.recorder.first_error = writes.first_error.clone();
     let rate = if params.watch_rate > 0 {
-        format!(" at <= {} writes/s", params.watch_rate)
+        format!(
+            " at <= {} writes/s ({} pacing)",
+            params.watch_rate,
+            params.pacing.name()
+        )
     } else {
         String::new()
     };

@@ -23,7 +23,8 @@ struct Args {
     /// Comma-separated URLs to serve clients on, `http://` or `https://` with an IP address.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     listen_client_urls: Vec<String>,
-    /// Comma-separated client URLs reported by `MemberList`; default: the listen URLs.
+    /// Comma-separated client URLs reported by `MemberList`; default: the URLs the listen
+    /// URLs bound (a listen URL with port 0 gets a free port).
     #[arg(long, value_delimiter = ',')]
     advertise_client_urls: Vec<String>,
     /// Serving certificate (PEM) for `https://` listen URLs.

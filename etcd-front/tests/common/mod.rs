@@ -42,25 +42,42 @@ impl FrontProcess {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (found, port) = std::sync::mpsc::channel();
-        // Reads stderr to the end so the binary never blocks on a full pipe.
+        // Reads stderr to the end (whatever its bytes) so the binary never blocks on a full
+        // pipe; the lines before the serving line are kept for a failure's message.
         std::thread::spawn(move || {
             let mut found = Some(found);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = serving_port(&line) {
-                    if let Some(found) = found.take() {
-                        let _ = found.send(port);
+            let mut before = String::new();
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line);
+                match serving_port(&text) {
+                    Some(port) => {
+                        if let Some(found) = found.take() {
+                            let _ = found.send(Ok(port));
+                        }
                     }
+                    None if found.is_some() => before.push_str(&text),
+                    None => {}
                 }
+                line.clear();
+            }
+            if let Some(found) = found.take() {
+                let _ = found.send(Err(before));
             }
         });
-        let port = port
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let status = child.try_wait().ok().flatten();
-                panic!("etcd-front did not start listening (exit status: {status:?})")
-            });
-        FrontProcess { child, port }
+        match port.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(port)) => FrontProcess { child, port },
+            failed => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                let output = match failed {
+                    Ok(Err(output)) => output,
+                    _ => "(no serving line within 30 s)".to_owned(),
+                };
+                panic!("etcd-front did not start listening (exit status {status:?}):\n{output}")
+            }
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
