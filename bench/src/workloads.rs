@@ -739,6 +739,10 @@ async fn watch<C: Client>(client: Arc<C>, concurrency: usize, params: &Params) -
         }
     })
     .await?;
+    // The rate is over the whole writing window: paced writers make their last write before
+    // the deadline and stop, and aligned ones sit idle between bursts, so their own end
+    // would overstate it.
+    let elapsed = elapsed.max(params.duration);
     let mut expected = written.lock().map(|all| all.clone()).unwrap_or_default();
     expected.sort_unstable();
     // The end marker: every watcher stops when it sees it.
