@@ -63,6 +63,10 @@ pub struct SqliteOptions {
     /// How often a watch asked for progress notifications gets one. Query:
     /// `progress_interval=1s`. Default 1 second.
     pub progress_interval: Duration,
+    /// How many keys' new states the writer gathers in the small `current_delta` table before
+    /// it folds them into the key-ordered `current` table in one go (see the crate's "How it
+    /// works"). Query: `delta_fold_rows=1024`. Default 1024; 1 folds at every transaction.
+    pub delta_fold_rows: u64,
 }
 
 impl Default for SqliteOptions {
@@ -78,6 +82,7 @@ impl Default for SqliteOptions {
             readers: 4,
             watch_buffer: 1024,
             progress_interval: Duration::from_secs(1),
+            delta_fold_rows: 1024,
         }
     }
 }
@@ -132,11 +137,13 @@ impl SqliteOptions {
                 "progress_interval" => {
                     options.progress_interval = positive(name, parse_duration(name, value)?)?
                 }
+                "delta_fold_rows" => options.delta_fold_rows = parse_int(name, value)?.max(1),
                 _ => {
                     return Err(Error::InvalidArgument(format!(
                         "unknown sqlite option {name:?} (known: synchronous, auto_compaction, \
                          compaction_window, compaction_min_revisions, compaction_interval, \
-                         compaction_batch, max_batch, readers, watch_buffer, progress_interval)"
+                         compaction_batch, max_batch, readers, watch_buffer, progress_interval, \
+                         delta_fold_rows)"
                     )));
                 }
             }
@@ -233,9 +240,10 @@ mod tests {
         let options = SqliteOptions::from_query(
             "?synchronous=normal&auto_compaction=false&compaction_window=10m&\
              compaction_min_revisions=5&compaction_interval=500ms&compaction_batch=7&\
-             max_batch=9&readers=2&watch_buffer=10&progress_interval=2s",
+             max_batch=9&readers=2&watch_buffer=10&progress_interval=2s&delta_fold_rows=64",
         )
         .unwrap();
+        assert_eq!(options.delta_fold_rows, 64);
         assert_eq!(options.synchronous, Synchronous::Normal);
         assert!(!options.auto_compaction);
         assert_eq!(options.compaction_window, Duration::from_secs(600));

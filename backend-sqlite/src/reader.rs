@@ -175,27 +175,32 @@ pub(crate) fn latest(tx: &Transaction<'_>, key: &str) -> Result<Option<KeyValue>
 
 /// The live value of `key` with the log row that holds it.
 pub(crate) fn latest_row(tx: &Transaction<'_>, key: &str) -> Result<Option<(KeyValue, Revision)>> {
-    let mut stmt = tx.prepare_cached(LATEST_SQL).map_err(sql_error)?;
-    let row = stmt
-        .query_row([key.as_bytes()], |row| {
-            Ok((
-                row.get::<_, Revision>(0)?,
-                row.get::<_, Revision>(1)?,
-                row.get::<_, Option<Vec<u8>>>(2)?,
-                row.get::<_, Option<Revision>>(3)?,
-            ))
+    match newest(tx, key)? {
+        Some((rev, false)) => Ok(Some((live_value(tx, key.to_owned(), rev)?, rev))),
+        Some((_, true)) | None => Ok(None),
+    }
+}
+
+/// The value of `key` that log row `rev` holds (a put row).
+fn live_value(tx: &Transaction<'_>, key: String, rev: Revision) -> Result<KeyValue> {
+    let (create_rev, value, batch_end) = tx
+        .prepare_cached(LIVE_ROW_SQL)
+        .and_then(|mut stmt| {
+            stmt.query_row([rev], |row| {
+                Ok((
+                    row.get::<_, Revision>(0)?,
+                    row.get::<_, Option<Vec<u8>>>(1)?,
+                    row.get::<_, Option<Revision>>(2)?,
+                ))
+            })
         })
-        .optional()
         .map_err(sql_error)?;
-    Ok(row.map(|(rev, create_rev, value, batch_end)| {
-        let kv = KeyValue {
-            key: key.to_owned(),
-            value: Bytes::from(value.unwrap_or_default()),
-            create_revision: create_rev,
-            mod_revision: reported(rev, batch_end),
-        };
-        (kv, rev)
-    }))
+    Ok(KeyValue {
+        key,
+        value: Bytes::from(value.unwrap_or_default()),
+        create_revision: create_rev,
+        mod_revision: reported(rev, batch_end),
+    })
 }
 
 /// The value `key` had at revision `at`, if it was live then.
@@ -214,14 +219,88 @@ fn version_at(tx: &Transaction<'_>, key: &str, at: Revision) -> Result<Option<Ke
     }
 }
 
-/// The newest row of `key` in `current`: its revision and whether it is a tombstone.
+/// The newest row of `key`: its revision and whether it is a tombstone. The key's
+/// `current_delta` row, when it has one, is newer than its `current` row (see the schema).
 pub(crate) fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision, bool)>> {
-    tx.prepare_cached(NEWEST_SQL)
-        .and_then(|mut stmt| {
-            stmt.query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
+    for sql in [NEWEST_DELTA_SQL, NEWEST_SQL] {
+        let row = tx
+            .prepare_cached(sql)
+            .and_then(|mut stmt| {
+                stmt.query_row([key.as_bytes()], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(sql_error)?;
+        if row.is_some() {
+            return Ok(row);
+        }
+    }
+    Ok(None)
+}
+
+/// A key's newest state as `current_delta` holds it.
+struct DeltaRow {
+    key: Vec<u8>,
+    rev: Revision,
+    deleted: bool,
+}
+
+/// The `current_delta` rows of keys in `[start, end)`, in key order. They are few: the writer
+/// folds them into `current` once there are [`crate::SqliteOptions::delta_fold_rows`].
+fn delta_rows(tx: &Transaction<'_>, start: &str, end: Option<&[u8]>) -> Result<Vec<DeltaRow>> {
+    let mut stmt = tx
+        .prepare_cached(&delta_sql(end.is_some()))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(rusqlite::params![start.as_bytes(), end], |row| {
+            Ok(DeltaRow {
+                key: row.get(0)?,
+                rev: row.get(1)?,
+                deleted: row.get(2)?,
+            })
         })
-        .map_err(sql_error)
+        .map_err(sql_error)?;
+    rows.collect::<rusqlite::Result<_>>().map_err(sql_error)
+}
+
+/// A key's newest state during an ordered walk: from `current_delta`, or a `current` row
+/// (of type `C`) that no delta row replaces.
+enum Newest<'d, C> {
+    Delta(&'d DeltaRow),
+    Current(C),
+}
+
+/// Walks the keys of `current` (its rows in key order from `next_current`) and of the
+/// `current_delta` rows `delta` (in key order) together, giving `visit` each key's newest
+/// state in key order until it returns `false`: a key's delta row replaces its `current` row.
+fn merge_newest<C>(
+    delta: &[DeltaRow],
+    mut next_current: impl FnMut() -> Result<Option<C>>,
+    key_of: impl Fn(&C) -> &[u8],
+    mut visit: impl FnMut(Newest<'_, C>) -> Result<bool>,
+) -> Result<()> {
+    let mut delta = delta.iter().peekable();
+    while let Some(row) = next_current()? {
+        let key = key_of(&row);
+        while let Some(newer) = delta.next_if(|d| d.key.as_slice() < key) {
+            if !visit(Newest::Delta(newer))? {
+                return Ok(());
+            }
+        }
+        let replaced = delta.next_if(|d| d.key.as_slice() == key);
+        let next = match replaced {
+            Some(newer) => Newest::Delta(newer),
+            None => Newest::Current(row),
+        };
+        if !visit(next)? {
+            return Ok(());
+        }
+    }
+    for newer in delta {
+        if !visit(Newest::Delta(newer))? {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// The version of a key visible at some revision.
@@ -233,7 +312,7 @@ struct Visible {
 }
 
 /// The live version of a key at revision `at` (a settled revision, see [`settle`]): found by
-/// walking back from the key's newest log row (`newest`, from `current`) through `older_rev`
+/// walking back from the key's newest log row (`newest`, as [`newest`] finds it) through `older_rev`
 /// to the first row at or below `at`. `None` when that row is a tombstone or the key had no
 /// row yet. Rows on the way are newer than `at`, which is at or above the compaction
 /// revision, so compaction has not removed them.
@@ -316,42 +395,62 @@ pub(crate) fn range(
     Ok((response, from_history))
 }
 
-fn bounds_sql(bounded: bool) -> &'static str {
+/// Keys of table alias `table` in `[?1, ?2)` (`?2` NULL: to the end of the keyspace).
+fn bounds_sql(table: &str, bounded: bool) -> String {
     if bounded {
-        "c.key >= ?1 AND c.key < ?2"
+        format!("{table}.key >= ?1 AND {table}.key < ?2")
     } else {
-        "c.key >= ?1 AND ?2 IS NULL"
+        format!("{table}.key >= ?1 AND ?2 IS NULL")
     }
 }
 
-/// Count of live keys in `[?1, ?2)` at latest.
+/// Count of live keys in `[?1, ?2)` at latest: the live `current` rows, corrected by each
+/// delta row for the `current` row it replaces.
 fn count_sql(bounded: bool) -> String {
     format!(
-        "SELECT count(*) FROM current c WHERE {} AND c.deleted = 0",
-        bounds_sql(bounded)
+        "SELECT (SELECT count(*) FROM current c WHERE {} AND c.deleted = 0) + \
+         (SELECT coalesce(sum((d.deleted = 0) - \
+            coalesce((SELECT c.deleted = 0 FROM current c WHERE c.key = d.key), 0)), 0) \
+          FROM current_delta d WHERE {})",
+        bounds_sql("c", bounded),
+        bounds_sql("d", bounded)
     )
 }
 
-/// Live keys in `[?1, ?2)` at latest with their values, in key order, at most `?3`.
+/// Live `current` rows in `[?1, ?2)` with their values, in key order, at most `?3`.
 fn latest_sql(bounded: bool) -> String {
     format!(
         "SELECT c.key, c.rev, l.create_rev, l.value, l.batch_end FROM current c \
          CROSS JOIN log l ON l.rev = c.rev \
          WHERE {} AND c.deleted = 0 ORDER BY c.key LIMIT ?3",
-        bounds_sql(bounded)
+        bounds_sql("c", bounded)
     )
 }
 
-/// Every key in `[?1, ?2)` that has history, with its newest revision, in key order.
+/// Every `current` row in `[?1, ?2)`, with its revision, in key order.
 fn keys_sql(bounded: bool) -> String {
     format!(
         "SELECT c.key, c.rev FROM current c WHERE {} ORDER BY c.key",
-        bounds_sql(bounded)
+        bounds_sql("c", bounded)
     )
 }
 
-/// The newest revision of key `?1` and whether it is a tombstone.
+/// Every `current_delta` row in `[?1, ?2)`, in key order.
+fn delta_sql(bounded: bool) -> String {
+    format!(
+        "SELECT d.key, d.rev, d.deleted FROM current_delta d WHERE {} ORDER BY d.key",
+        bounds_sql("d", bounded)
+    )
+}
+
+/// The revision of key `?1` in `current` and whether it is a tombstone.
 const NEWEST_SQL: &str = "SELECT rev, deleted FROM current WHERE key = ?1";
+
+/// The revision of key `?1` in `current_delta` and whether it is a tombstone.
+const NEWEST_DELTA_SQL: &str = "SELECT rev, deleted FROM current_delta WHERE key = ?1";
+
+/// What a reader needs of put row `?1` besides its key.
+const LIVE_ROW_SQL: &str = "SELECT create_rev, value, batch_end FROM log WHERE rev = ?1";
 
 /// One step of a key's chain of versions: the log row `?1`.
 const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev, batch_end FROM log WHERE rev = ?1";
@@ -359,7 +458,9 @@ const CHAIN_SQL: &str = "SELECT deleted, create_rev, older_rev, batch_end FROM l
 /// The value of log row `?1`.
 const VALUE_SQL: &str = "SELECT value FROM log WHERE rev = ?1";
 
-/// Range at the latest revision: one scan of `current` in key order, joined by primary key.
+/// Range at the latest revision: one scan of the live `current` rows in key order, joined to
+/// `log` by primary key, merged with the range's few `current_delta` rows (each replaces its
+/// key's `current` row; their values are read one by one).
 fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeResponse) -> Result<()> {
     let Page {
         start,
@@ -377,20 +478,22 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
             .map_err(sql_error)?;
         return Ok(());
     }
+    let delta = delta_rows(tx, start, end)?;
     let sql = latest_sql(end.is_some());
-    // One row more than asked tells whether more remain.
-    let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(-1);
+    // One row more than asked tells whether more remain; each delta row may replace one.
+    let fetch = limit.saturating_add(1).saturating_add(delta.len() as u64);
+    let fetch = i64::try_from(fetch).unwrap_or(-1);
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt
         .query(rusqlite::params![start.as_bytes(), end, fetch])
         .map_err(sql_error)?;
-    while let Some(row) = rows.next().map_err(sql_error)? {
-        if response.kvs.len() as u64 >= limit {
-            response.more = true;
-            break;
-        }
-        response.kvs.push(KeyValue {
-            key: key_string(row.get(0).map_err(sql_error)?)?,
+    let next_current = || -> Result<Option<(Vec<u8>, KeyValue)>> {
+        let Some(row) = rows.next().map_err(sql_error)? else {
+            return Ok(None);
+        };
+        let key: Vec<u8> = row.get(0).map_err(sql_error)?;
+        let kv = KeyValue {
+            key: String::new(),
             mod_revision: reported(
                 row.get(1).map_err(sql_error)?,
                 row.get(4).map_err(sql_error)?,
@@ -401,8 +504,32 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
                     .map_err(sql_error)?
                     .unwrap_or_default(),
             ),
-        });
-    }
+        };
+        Ok(Some((key, kv)))
+    };
+    merge_newest(
+        &delta,
+        next_current,
+        |(key, _)| key.as_slice(),
+        |newest| {
+            if matches!(newest, Newest::Delta(row) if row.deleted) {
+                return Ok(true);
+            }
+            if response.kvs.len() as u64 >= limit {
+                response.more = true;
+                return Ok(false);
+            }
+            response.kvs.push(match newest {
+                Newest::Delta(row) => live_value(tx, key_string(row.key.clone())?, row.rev)?,
+                Newest::Current((key, kv)) => KeyValue {
+                    key: key_string(key)?,
+                    ..kv
+                },
+            });
+            Ok(true)
+        },
+    )?;
+    drop(rows);
     response.count = if response.more {
         tx.prepare_cached(&count_sql)
             .and_then(|mut stmt| {
@@ -415,10 +542,11 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
     Ok(())
 }
 
-/// Range at a past revision: `current` in key order, each key's version at `at` found by
-/// walking its chain of versions back from the newest ([`visible_at`]; keys unchanged since
-/// `at` take one step). Keys compaction removed from `current` were deleted at every readable
-/// revision, so they cannot be missing from the answer. The page stops after `limit + 1` live
+/// Range at a past revision: every key's newest row (`current` merged with `current_delta`)
+/// in key order, each key's version at `at` found by walking its chain of versions back from
+/// the newest ([`visible_at`]; keys unchanged since `at` take one step). Keys compaction
+/// removed from both tables were deleted at every readable revision, so they cannot be
+/// missing from the answer. The page stops after `limit + 1` live
 /// rows; the count, only when more remain and the caller does not know it, is one statement
 /// that walks every key's chain inside SQLite ([`past_count_sql`]).
 fn range_at(
@@ -448,27 +576,46 @@ fn range_at(
         response.count = count(tx)?;
         return Ok(());
     }
+    let delta = delta_rows(tx, start, end)?;
     let sql = keys_sql(end.is_some());
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt
         .query(rusqlite::params![start.as_bytes(), end])
         .map_err(sql_error)?;
-    while let Some(row) = rows.next().map_err(sql_error)? {
-        let newest: Revision = row.get(1).map_err(sql_error)?;
-        let Some(visible) = visible_at(tx, newest, at)? else {
-            continue;
+    let next_current = || -> Result<Option<(Vec<u8>, Revision)>> {
+        let Some(row) = rows.next().map_err(sql_error)? else {
+            return Ok(None);
         };
-        if response.kvs.len() as u64 >= limit {
-            response.more = true;
-            break;
-        }
-        response.kvs.push(KeyValue {
-            key: key_string(row.get(0).map_err(sql_error)?)?,
-            mod_revision: visible.mod_revision,
-            create_revision: visible.create_revision,
-            value: value_of(tx, visible.row)?,
-        });
-    }
+        Ok(Some((
+            row.get(0).map_err(sql_error)?,
+            row.get(1).map_err(sql_error)?,
+        )))
+    };
+    merge_newest(
+        &delta,
+        next_current,
+        |(key, _)| key.as_slice(),
+        |newest| {
+            let (key, newest) = match newest {
+                Newest::Delta(row) => (row.key.clone(), row.rev),
+                Newest::Current(row) => row,
+            };
+            let Some(visible) = visible_at(tx, newest, at)? else {
+                return Ok(true);
+            };
+            if response.kvs.len() as u64 >= limit {
+                response.more = true;
+                return Ok(false);
+            }
+            response.kvs.push(KeyValue {
+                key: key_string(key)?,
+                mod_revision: visible.mod_revision,
+                create_revision: visible.create_revision,
+                value: value_of(tx, visible.row)?,
+            });
+            Ok(true)
+        },
+    )?;
     drop(rows);
     response.count = if response.more {
         count(tx)?
@@ -479,23 +626,26 @@ fn range_at(
 }
 
 /// How many keys in `[?1, ?2)` were live at revision `?3`: every key's chain of versions
-/// walked back from its newest row to the first at or below `?3`, inside SQLite.
+/// walked back from its newest row (in `current_delta`, else in `current`) to the first at or
+/// below `?3`, inside SQLite.
 fn past_count_sql(bounded: bool) -> String {
     format!(
-        "WITH RECURSIVE chain(rev, deleted, older) AS ( \
-           SELECT l.rev, l.deleted, l.older_rev FROM current c \
-           CROSS JOIN log l ON l.rev = c.rev WHERE {} \
+        "WITH RECURSIVE newest(rev) AS ( \
+           SELECT d.rev FROM current_delta d WHERE {} \
+           UNION ALL \
+           SELECT c.rev FROM current c WHERE {} \
+           AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key)), \
+         chain(rev, deleted, older) AS ( \
+           SELECT l.rev, l.deleted, l.older_rev FROM newest n \
+           CROSS JOIN log l ON l.rev = n.rev \
            UNION ALL \
            SELECT l.rev, l.deleted, l.older_rev FROM chain \
            CROSS JOIN log l ON l.rev = chain.older WHERE chain.rev > ?3) \
          SELECT count(*) FROM chain WHERE rev <= ?3 AND deleted = 0",
-        bounds_sql(bounded)
+        bounds_sql("d", bounded),
+        bounds_sql("c", bounded)
     )
 }
-
-/// The SQL of latest get.
-const LATEST_SQL: &str = "SELECT c.rev, l.create_rev, l.value, l.batch_end FROM current c \
-     CROSS JOIN log l ON l.rev = c.rev WHERE c.key = ?1 AND c.deleted = 0";
 
 /// One page of the log for watch catch-up.
 const HISTORY_SQL: &str = "SELECT rev, key, deleted, create_rev, value, prev_rev, batch_end FROM log \
@@ -647,8 +797,9 @@ mod tests {
         let path = dir.path().join("db");
         let conn = schema::open_writer(&path, &crate::SqliteOptions::default()).unwrap();
         let mut queries = vec![
-            LATEST_SQL.to_owned(),
             NEWEST_SQL.to_owned(),
+            NEWEST_DELTA_SQL.to_owned(),
+            LIVE_ROW_SQL.to_owned(),
             CHAIN_SQL.to_owned(),
             VALUE_SQL.to_owned(),
             HISTORY_SQL.to_owned(),
@@ -660,6 +811,7 @@ mod tests {
                 count_sql(bounded),
                 latest_sql(bounded),
                 keys_sql(bounded),
+                delta_sql(bounded),
                 past_count_sql(bounded),
             ]);
         }

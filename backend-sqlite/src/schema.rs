@@ -8,16 +8,24 @@
 //!   their previous value. `older_rev` names the key's previous row of any kind (the tombstone
 //!   a re-create follows, too; NULL for the key's first write): walking it back from the
 //!   newest row finds "the version of a key at revision R" without a second index ordered by
-//!   key, so a write touches one key-ordered b-tree (`current`) instead of two.
+//!   key, so a write touches one key-ordered b-tree (its state row) instead of two.
 //!   `batch_start` and `batch_end` are set on the rows of an atomic batch of several writes:
 //!   the rows `s ..= e` of a batch all name its first and last row and all report revision
 //!   `e` (their `mod_revision`, their events), so the batch shares one revision; reads at the
 //!   numbers in between are served at the revision before the batch (`reader::settle`).
-//! - `current`: one row per key that has history, in key order (`WITHOUT ROWID`, key as primary
-//!   key): the revision of its newest write, whether that write is a delete, and its expiry
-//!   time. Latest get and ordered range at latest are index scans of it joined to `log` by
-//!   primary key; range at a past revision walks it in key order and each key's `older_rev`
-//!   chain from there. Partial index `current_expiry` finds keys whose TTL has run out.
+//! - `current` and `current_delta`: each key's state, in key order (`WITHOUT ROWID`, key as
+//!   primary key): the revision of its newest write, whether that write is a delete, and its
+//!   expiry time. Every write sets its key's row in the small `current_delta`; when that holds
+//!   [`SqliteOptions::delta_fold_rows`] rows, the writer folds it into `current` inside the
+//!   same transaction. A key's state is its `current_delta` row if it has one (always the
+//!   newer), else its `current` row. Latest get looks in both; ordered range at latest scans
+//!   `current` joined to `log` by primary key and merges the range's delta rows in; range at a
+//!   past revision walks both in key order and each key's `older_rev` chain from there.
+//!   Partial index `current_expiry` finds keys in `current` whose TTL has run out.
+//!   Why two tables: writers that each append to their own stretch of the key order
+//!   (`pod-a-1`, `pod-b-1`, `pod-a-2`, ...) dirty one `current` leaf page per write, and each
+//!   transaction writes every page it dirtied to the WAL again. The delta is a few pages that
+//!   every transaction shares; a fold writes each `current` leaf once for many writes.
 //! - `meta`: named integers: `compact_rev` (oldest readable revision) and `compacted_through`
 //!   (how far physical deletion of superseded versions has got).
 //!
@@ -27,7 +35,8 @@
 //! Versions: 1 had an index `log_key_rev (key, rev)` for past versions and no `older_rev`;
 //! 2 replaces the index with `older_rev` (every write inserted into two key-ordered b-trees,
 //! and at many writers per commit those random pages were most of the WAL's bytes); 3 adds
-//! `batch_start` and `batch_end` for atomic batches (NULL in every row written before).
+//! `batch_start` and `batch_end` for atomic batches (NULL in every row written before); 4 adds
+//! `current_delta` (empty in a migrated file: every key's state is still in `current`).
 
 use std::path::Path;
 
@@ -37,7 +46,7 @@ use crate::OpenError;
 use crate::options::SqliteOptions;
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE log (
@@ -65,6 +74,16 @@ CREATE TABLE meta (
 INSERT INTO meta (name, value) VALUES ('compact_rev', 0), ('compacted_through', 0);
 ";
 
+/// The table schema 4 added (created with the rest in a new file).
+const CURRENT_DELTA: &str = "
+CREATE TABLE current_delta (
+    key        BLOB    PRIMARY KEY,
+    rev        INTEGER NOT NULL,
+    deleted    INTEGER NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+";
+
 /// Opens the writer connection, creating or checking the schema.
 pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection, OpenError> {
     let conn = Connection::open_with_flags(
@@ -90,7 +109,7 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
         // auto_vacuum must be chosen before the first table exists.
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {CURRENT_DELTA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     if version == 1 {
@@ -98,6 +117,9 @@ pub(crate) fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connec
     }
     if version <= 2 && version != 0 {
         migrate_v2_to_v3(&conn)?;
+    }
+    if version <= 3 && version != 0 {
+        migrate_v3_to_v4(&conn)?;
     }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -146,6 +168,14 @@ fn migrate_v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA user_version = 3;
          COMMIT;",
     )
+}
+
+/// Schema 3 to 4: the empty `current_delta` table (every key's state stays in `current`).
+fn migrate_v3_to_v4(conn: &Connection) -> rusqlite::Result<()> {
+    tracing::info!("migrating the SQLite schema from version 3 to 4");
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {CURRENT_DELTA} PRAGMA user_version = 4; COMMIT;"
+    ))
 }
 
 /// Opens one reader connection. It never writes (`query_only`).

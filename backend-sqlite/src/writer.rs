@@ -115,6 +115,8 @@ pub(crate) struct Loaded {
     pub(crate) compact_rev: Revision,
     pub(crate) compacted_through: Revision,
     pub(crate) next_expiry: Option<i64>,
+    /// At least the number of rows in `current_delta` (compaction may have removed some).
+    pub(crate) delta_rows: u64,
 }
 
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
@@ -132,16 +134,67 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         compact_rev,
         compacted_through: compacted_through.min(compact_rev),
         next_expiry: next_expiry(conn)?,
+        delta_rows: conn.query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))?,
     })
 }
 
+/// The earliest TTL deadline of a key's newest state. A `current` row that a `current_delta`
+/// row replaces does not count: its deadline is no longer the key's.
 fn next_expiry(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     conn.query_row(
-        "SELECT min(expires_at) FROM current WHERE expires_at IS NOT NULL",
+        "SELECT min(deadline) FROM ( \
+           SELECT min(expires_at) AS deadline FROM current_delta WHERE expires_at IS NOT NULL \
+           UNION ALL \
+           SELECT * FROM (SELECT c.expires_at FROM current c WHERE c.expires_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key) \
+             ORDER BY c.expires_at LIMIT 1))",
         [],
         |row| row.get(0),
     )
 }
+
+/// Keys whose newest state's TTL ran out by `?1`, earliest first, at most `?2`, each with the
+/// revision its value reports.
+const DUE_SQL: &str = "SELECT s.key, coalesce(l.batch_end, s.rev) FROM ( \
+       SELECT key, rev, expires_at FROM current_delta \
+       WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+       UNION ALL \
+       SELECT c.key, c.rev, c.expires_at FROM current c \
+       WHERE c.expires_at IS NOT NULL AND c.expires_at <= ?1 \
+       AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key)) s \
+     CROSS JOIN log l ON l.rev = s.rev ORDER BY s.expires_at LIMIT ?2";
+
+/// Moves every `current_delta` row into `current` (replacing the key's row there) and empties
+/// the delta, inside the caller's transaction. Row by row, in key order: SQLite runs a
+/// single-row upsert without a statement journal, where one `INSERT ... SELECT` of every row
+/// copies each page it touches into one first.
+fn fold_delta(tx: &Transaction<'_>) -> Result<()> {
+    let rows: Vec<(Vec<u8>, Revision, bool, Option<i64>)> = {
+        let mut stmt = tx
+            .prepare_cached("SELECT key, rev, deleted, expires_at FROM current_delta ORDER BY key")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .map_err(sql_error)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sql_error)?
+    };
+    let mut upsert = tx.prepare_cached(UPSERT_CURRENT_SQL).map_err(sql_error)?;
+    for (key, rev, deleted, expires_at) in rows {
+        upsert
+            .execute(rusqlite::params![key, rev, deleted, expires_at])
+            .map_err(sql_error)?;
+    }
+    tx.execute("DELETE FROM current_delta", [])
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Sets key `?1`'s row in `current`.
+const UPSERT_CURRENT_SQL: &str = "INSERT INTO current (key, rev, deleted, expires_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, \
+     deleted = excluded.deleted, expires_at = excluded.expires_at";
 
 /// Milliseconds since the Unix epoch: TTL deadlines are wall-clock times so they survive
 /// restarts.
@@ -299,6 +352,8 @@ impl Writer {
         let mut rev = self.state.current;
         let mut compact_to = self.state.compact_rev;
         let mut expired = 0u64;
+        // Every log row a write adds sets its key's row in `current_delta`.
+        let mut delta_rows = self.state.delta_rows;
         let result = (|| -> Result<Option<i64>> {
             let tx = self
                 .conn
@@ -307,13 +362,7 @@ impl Writer {
             if expire {
                 let now = now_millis();
                 let due: Vec<(String, Revision)> = {
-                    let mut stmt = tx
-                        .prepare_cached(
-                            "SELECT c.key, coalesce(l.batch_end, c.rev) FROM current c \
-                             CROSS JOIN log l ON l.rev = c.rev WHERE c.expires_at IS NOT NULL \
-                             AND c.expires_at <= ?1 ORDER BY c.expires_at LIMIT ?2",
-                        )
-                        .map_err(sql_error)?;
+                    let mut stmt = tx.prepare_cached(DUE_SQL).map_err(sql_error)?;
                     let rows = stmt
                         .query_map(rusqlite::params![now, EXPIRY_BATCH], |row| {
                             Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Revision>(1)?))
@@ -335,6 +384,7 @@ impl Writer {
                     };
                     if let Ok(applied) = apply(&tx, &op, rev + 1, now)? {
                         rev += applied.rows;
+                        delta_rows += applied.rows;
                         expired += 1;
                         events.extend(applied.events);
                     }
@@ -351,6 +401,7 @@ impl Writer {
                     Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
                         Ok(applied) => {
                             rev += applied.rows;
+                            delta_rows += applied.rows;
                             events.extend(applied.events);
                             outcomes.push(Outcome::Write(Ok(applied.written)));
                             rescan |= deadline.is_some() && !matches!(op, WriteOp::Create { .. });
@@ -383,6 +434,10 @@ impl Writer {
                     }
                 }
             }
+            if delta_rows >= self.options.delta_fold_rows {
+                fold_delta(&tx)?;
+                delta_rows = 0;
+            }
             let next = if rescan {
                 next_expiry(&tx).map_err(sql_error)?
             } else {
@@ -395,6 +450,7 @@ impl Writer {
             Ok(next) => {
                 self.state.current = rev;
                 self.state.next_expiry = next;
+                self.state.delta_rows = delta_rows;
                 if compact_to != self.state.compact_rev {
                     self.state.compact_rev = compact_to;
                     self.counters
@@ -510,7 +566,7 @@ impl Writer {
     /// Deletes superseded versions and tombstones for the next batch of log rows at or below
     /// the compaction revision. For every row `r` in the batch, the older versions of its key are
     /// superseded (`r` is visible at the compaction revision instead); a tombstone is dropped
-    /// too, and with it the key's `current` row if the key is still deleted.
+    /// too, and with it the key's state rows if the key is still deleted.
     fn compact_step(&mut self) -> rusqlite::Result<()> {
         let from = self.state.compacted_through;
         let target = self.state.compact_rev;
@@ -546,14 +602,21 @@ impl Writer {
                 // Each row supersedes the key's previous row; rows superseded earlier went
                 // with the batch of their successor.
                 let mut by_rev = tx.prepare_cached("DELETE FROM log WHERE rev = ?1")?;
+                // The key's state rows go if the tombstone is still its newest row: in
+                // `current_delta`, or in `current`. A `current` row at or below the tombstone
+                // is either the tombstone or older than the key's delta row, so it goes
+                // either way.
+                let mut delta =
+                    tx.prepare_cached("DELETE FROM current_delta WHERE key = ?1 AND rev = ?2")?;
                 let mut current =
-                    tx.prepare_cached("DELETE FROM current WHERE key = ?1 AND rev = ?2")?;
+                    tx.prepare_cached("DELETE FROM current WHERE key = ?1 AND rev <= ?2")?;
                 for (rev, key, deleted, older) in &rows {
                     if let Some(older) = older {
                         removed += by_rev.execute([older])? as u64;
                     }
                     if *deleted {
                         removed += by_rev.execute([rev])? as u64;
+                        delta.execute(rusqlite::params![key, rev])?;
                         current.execute(rusqlite::params![key, rev])?;
                     }
                 }
@@ -628,7 +691,7 @@ fn set_meta(tx: &Transaction<'_>, name: &str, value: Revision) -> Result<()> {
 fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
     match op {
         WriteOp::Create { key, value, ttl } => {
-            // Only `current` is read: whether the key lives, and the tombstone a re-create
+            // Only the key's state row is read: whether the key lives, and the tombstone a re-create
             // follows in the key's chain of versions.
             let older = match reader::newest(tx, key)? {
                 Some((_, false)) => return Ok(Err(Error::AlreadyExists { key: key.clone() })),
@@ -853,6 +916,7 @@ fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Byte
     Ok(())
 }
 
+/// Sets the key's newest state: its row in `current_delta` (see the schema).
 fn set_current(
     tx: &Transaction<'_>,
     key: &str,
@@ -861,7 +925,7 @@ fn set_current(
     expires_at: Option<i64>,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO current (key, rev, deleted, expires_at) VALUES (?1, ?2, ?3, ?4) \
+        "INSERT INTO current_delta (key, rev, deleted, expires_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, \
          expires_at = excluded.expires_at",
     )

@@ -1,5 +1,7 @@
 //! Runs the shared conformance suite against the SQLite backend, one fresh database file per
-//! trial, with the default (durable) options except for a short progress interval.
+//! trial, with the default (durable) options except for a short progress interval; then again
+//! (`sqlite-fold3::...`) with the writer folding `current_delta` into `current` every 3 keys,
+//! so that the cases read keys whose newest state is in either table.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +12,16 @@ use conformance::Harness;
 use storage_api::Interface;
 
 struct Sqlite {
-    dir: tempfile::TempDir,
-    next: AtomicU64,
+    name: &'static str,
+    dir: Arc<tempfile::TempDir>,
+    next: Arc<AtomicU64>,
+    delta_fold_rows: u64,
 }
 
 #[async_trait::async_trait]
 impl Harness for Sqlite {
     fn name(&self) -> &str {
-        "sqlite"
+        self.name
     }
 
     async fn open(&self) -> anyhow::Result<Arc<dyn Interface>> {
@@ -25,20 +29,30 @@ impl Harness for Sqlite {
         let path = self.dir.path().join(format!("trial-{n}.db"));
         let mut options = SqliteOptions::default();
         options.progress_interval = Duration::from_millis(500);
+        options.delta_fold_rows = self.delta_fold_rows;
         Ok(Arc::new(SqliteStore::open(path, options)?))
     }
 }
 
 fn main() -> std::process::ExitCode {
     let dir = match tempfile::tempdir() {
-        Ok(dir) => dir,
+        Ok(dir) => Arc::new(dir),
         Err(error) => {
             eprintln!("cannot create a temporary directory: {error}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    conformance::run(Sqlite {
-        dir,
-        next: AtomicU64::new(0),
-    })
+    let next = Arc::new(AtomicU64::new(0));
+    let harness = |name, delta_fold_rows| -> Arc<dyn Harness> {
+        Arc::new(Sqlite {
+            name,
+            dir: dir.clone(),
+            next: next.clone(),
+            delta_fold_rows,
+        })
+    };
+    conformance::run_all(vec![
+        harness("sqlite", SqliteOptions::default().delta_fold_rows),
+        harness("sqlite-fold3", 3),
+    ])
 }

@@ -1,8 +1,9 @@
 //! A data directory written by an earlier schema opens and is migrated in place.
 //!
 //! `fixtures/schema-v1.sqlite` was written by this backend at schema version 1 (commit
-//! e6591d7), `fixtures/schema-v2.sqlite` at schema version 2 (commit 8019a84), each with
-//! automatic compaction off and the WAL checkpointed into the file, by the same writes:
+//! e6591d7), `fixtures/schema-v2.sqlite` at schema version 2 (commit 8019a84),
+//! `fixtures/schema-v3.sqlite` at schema version 3 (commit f7485d1), each with automatic
+//! compaction off and the WAL checkpointed into the file, by the same writes:
 //!
 //! | rev | write |
 //! |---|---|
@@ -102,6 +103,21 @@ async fn a_schema_2_file_opens_migrated_with_its_whole_history_and_takes_batches
             .is_none()
     );
     drop(store);
+    assert_schema_version(dir.path());
+}
+
+#[tokio::test]
+async fn a_schema_3_file_opens_migrated_with_its_whole_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copy(dir.path(), "schema-v3.sqlite");
+    whole_history_survives(store).await;
+    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
+    // The writes after the migration went to the new table and stay there until a fold.
+    let delta: i64 = conn
+        .query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(delta, 2, "the update of /r/a and the re-create of /r/c");
+    drop(conn);
     assert_schema_version(dir.path());
 }
 
