@@ -63,9 +63,10 @@ pub struct SqliteOptions {
     /// How often a watch asked for progress notifications gets one. Query:
     /// `progress_interval=1s`. Default 1 second.
     pub progress_interval: Duration,
-    /// How many keys' new states the writer gathers in the small `current_delta` table before
-    /// it folds them into the key-ordered `current` table in one go (see the crate's "How it
-    /// works"). Query: `delta_fold_rows=1024`. Default 1024; 1 folds at every transaction.
+    /// How many writes set their key's row in the small `current_delta` table before the
+    /// writer folds it into the key-ordered `current` table in one go (see the crate's "How it
+    /// works"); rewrites of one key share a row, so the delta holds at most this many. Query:
+    /// `delta_fold_rows=1024`. Default 1024; 1 folds in every transaction that writes.
     pub delta_fold_rows: u64,
 }
 

@@ -239,14 +239,21 @@ pub(crate) fn newest(tx: &Transaction<'_>, key: &str) -> Result<Option<(Revision
 
 /// A key's newest state as `current_delta` holds it.
 struct DeltaRow {
+    /// The key, as stored.
     key: Vec<u8>,
+    /// The log row of the key's newest write.
     rev: Revision,
+    /// Whether that write was a delete.
     deleted: bool,
 }
 
 /// The `current_delta` rows of keys in `[start, end)`, in key order. They are few: the writer
-/// folds them into `current` once there are [`crate::SqliteOptions::delta_fold_rows`].
-fn delta_rows(tx: &Transaction<'_>, start: &str, end: Option<&[u8]>) -> Result<Vec<DeltaRow>> {
+/// folds them into `current` after [`crate::SqliteOptions::delta_fold_rows`] writes.
+fn range_delta_rows(
+    tx: &Transaction<'_>,
+    start: &str,
+    end: Option<&[u8]>,
+) -> Result<Vec<DeltaRow>> {
     let mut stmt = tx
         .prepare_cached(&delta_sql(end.is_some()))
         .map_err(sql_error)?;
@@ -265,7 +272,9 @@ fn delta_rows(tx: &Transaction<'_>, start: &str, end: Option<&[u8]>) -> Result<V
 /// A key's newest state during an ordered walk: from `current_delta`, or a `current` row
 /// (of type `C`) that no delta row replaces.
 enum Newest<'d, C> {
+    /// The key's `current_delta` row.
     Delta(&'d DeltaRow),
+    /// The key's `current` row, which no delta row replaces.
     Current(C),
 }
 
@@ -312,10 +321,10 @@ struct Visible {
 }
 
 /// The live version of a key at revision `at` (a settled revision, see [`settle`]): found by
-/// walking back from the key's newest log row (`newest`, as [`newest`] finds it) through `older_rev`
-/// to the first row at or below `at`. `None` when that row is a tombstone or the key had no
-/// row yet. Rows on the way are newer than `at`, which is at or above the compaction
-/// revision, so compaction has not removed them.
+/// walking back from the key's newest log row (`newest`, as [`newest`] finds it) through
+/// `older_rev` to the first row at or below `at`. `None` when that row is a tombstone or the
+/// key had no row yet. Rows on the way are newer than `at`, which is at or above the
+/// compaction revision, so compaction has not removed them.
 fn visible_at(tx: &Transaction<'_>, newest: Revision, at: Revision) -> Result<Option<Visible>> {
     let mut stmt = tx.prepare_cached(CHAIN_SQL).map_err(sql_error)?;
     let mut rev = newest;
@@ -478,7 +487,7 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
             .map_err(sql_error)?;
         return Ok(());
     }
-    let delta = delta_rows(tx, start, end)?;
+    let delta = range_delta_rows(tx, start, end)?;
     let sql = latest_sql(end.is_some());
     // One row more than asked tells whether more remain; each delta row may replace one.
     let fetch = limit.saturating_add(1).saturating_add(delta.len() as u64);
@@ -546,9 +555,9 @@ fn range_latest(tx: &Transaction<'_>, page: &Page<'_>, response: &mut RangeRespo
 /// in key order, each key's version at `at` found by walking its chain of versions back from
 /// the newest ([`visible_at`]; keys unchanged since `at` take one step). Keys compaction
 /// removed from both tables were deleted at every readable revision, so they cannot be
-/// missing from the answer. The page stops after `limit + 1` live
-/// rows; the count, only when more remain and the caller does not know it, is one statement
-/// that walks every key's chain inside SQLite ([`past_count_sql`]).
+/// missing from the answer. The page stops after `limit + 1` live rows; the count, only when
+/// more remain and the caller does not know it, is one statement that walks every key's
+/// chain inside SQLite ([`past_count_sql`]).
 fn range_at(
     tx: &Transaction<'_>,
     page: &Page<'_>,
@@ -576,7 +585,7 @@ fn range_at(
         response.count = count(tx)?;
         return Ok(());
     }
-    let delta = delta_rows(tx, start, end)?;
+    let delta = range_delta_rows(tx, start, end)?;
     let sql = keys_sql(end.is_some());
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt
@@ -596,11 +605,11 @@ fn range_at(
         next_current,
         |(key, _)| key.as_slice(),
         |newest| {
-            let (key, newest) = match newest {
+            let (key, newest_rev) = match newest {
                 Newest::Delta(row) => (row.key.clone(), row.rev),
                 Newest::Current(row) => row,
             };
-            let Some(visible) = visible_at(tx, newest, at)? else {
+            let Some(visible) = visible_at(tx, newest_rev, at)? else {
                 return Ok(true);
             };
             if response.kvs.len() as u64 >= limit {

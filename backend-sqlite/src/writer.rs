@@ -115,8 +115,10 @@ pub(crate) struct Loaded {
     pub(crate) compact_rev: Revision,
     pub(crate) compacted_through: Revision,
     pub(crate) next_expiry: Option<i64>,
-    /// At least the number of rows in `current_delta` (compaction may have removed some).
-    pub(crate) delta_rows: u64,
+    /// Writes that set a row in `current_delta` since the last fold (at open: the rows it
+    /// holds). At least its row count: rewrites of one key share a row, and compaction may
+    /// have removed some.
+    pub(crate) delta_writes: u64,
 }
 
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
@@ -134,34 +136,35 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         compact_rev,
         compacted_through: compacted_through.min(compact_rev),
         next_expiry: next_expiry(conn)?,
-        delta_rows: conn.query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))?,
+        delta_writes: conn.query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))?,
     })
 }
 
-/// The earliest TTL deadline of a key's newest state. A `current` row that a `current_delta`
-/// row replaces does not count: its deadline is no longer the key's.
+/// The earliest TTL deadline of a key's newest state.
 fn next_expiry(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.query_row(
-        "SELECT min(deadline) FROM ( \
-           SELECT min(expires_at) AS deadline FROM current_delta WHERE expires_at IS NOT NULL \
-           UNION ALL \
-           SELECT * FROM (SELECT c.expires_at FROM current c WHERE c.expires_at IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key) \
-             ORDER BY c.expires_at LIMIT 1))",
-        [],
-        |row| row.get(0),
-    )
+    conn.query_row(NEXT_EXPIRY_SQL, [], |row| row.get(0))
 }
 
-/// Keys whose newest state's TTL ran out by `?1`, earliest first, at most `?2`, each with the
-/// revision its value reports.
-const DUE_SQL: &str = "SELECT s.key, coalesce(l.batch_end, s.rev) FROM ( \
-       SELECT key, rev, expires_at FROM current_delta \
-       WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+/// The earliest deadline in `current_delta` and the earliest in `current` (through its expiry
+/// index) of a row no delta row replaces: a replaced row's deadline is no longer its key's.
+const NEXT_EXPIRY_SQL: &str = "SELECT min(deadline) FROM ( \
+       SELECT min(expires_at) AS deadline FROM current_delta WHERE expires_at IS NOT NULL \
        UNION ALL \
-       SELECT c.key, c.rev, c.expires_at FROM current c \
-       WHERE c.expires_at IS NOT NULL AND c.expires_at <= ?1 \
-       AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key)) s \
+       SELECT * FROM (SELECT c.expires_at FROM current c WHERE c.expires_at IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key) \
+         ORDER BY c.expires_at LIMIT 1))";
+
+/// Keys whose newest state's TTL ran out by `?1`, earliest first, at most `?2`, each with the
+/// revision its value reports. Each table gives its earliest `?2` first (`current` through
+/// its expiry index), so a backlog of expired keys is never sorted whole.
+const DUE_SQL: &str = "SELECT s.key, coalesce(l.batch_end, s.rev) FROM ( \
+       SELECT * FROM (SELECT key, rev, expires_at FROM current_delta \
+         WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2) \
+       UNION ALL \
+       SELECT * FROM (SELECT c.key, c.rev, c.expires_at FROM current c \
+         WHERE c.expires_at IS NOT NULL AND c.expires_at <= ?1 \
+         AND NOT EXISTS (SELECT 1 FROM current_delta d WHERE d.key = c.key) \
+         ORDER BY c.expires_at LIMIT ?2)) s \
      CROSS JOIN log l ON l.rev = s.rev ORDER BY s.expires_at LIMIT ?2";
 
 /// Moves every `current_delta` row into `current` (replacing the key's row there) and empties
@@ -353,7 +356,7 @@ impl Writer {
         let mut compact_to = self.state.compact_rev;
         let mut expired = 0u64;
         // Every log row a write adds sets its key's row in `current_delta`.
-        let mut delta_rows = self.state.delta_rows;
+        let mut delta_writes = self.state.delta_writes;
         let result = (|| -> Result<Option<i64>> {
             let tx = self
                 .conn
@@ -384,7 +387,7 @@ impl Writer {
                     };
                     if let Ok(applied) = apply(&tx, &op, rev + 1, now)? {
                         rev += applied.rows;
-                        delta_rows += applied.rows;
+                        delta_writes += applied.rows;
                         expired += 1;
                         events.extend(applied.events);
                     }
@@ -401,7 +404,7 @@ impl Writer {
                     Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
                         Ok(applied) => {
                             rev += applied.rows;
-                            delta_rows += applied.rows;
+                            delta_writes += applied.rows;
                             events.extend(applied.events);
                             outcomes.push(Outcome::Write(Ok(applied.written)));
                             rescan |= deadline.is_some() && !matches!(op, WriteOp::Create { .. });
@@ -434,9 +437,9 @@ impl Writer {
                     }
                 }
             }
-            if delta_rows >= self.options.delta_fold_rows {
+            if delta_writes >= self.options.delta_fold_rows {
                 fold_delta(&tx)?;
-                delta_rows = 0;
+                delta_writes = 0;
             }
             let next = if rescan {
                 next_expiry(&tx).map_err(sql_error)?
@@ -450,7 +453,7 @@ impl Writer {
             Ok(next) => {
                 self.state.current = rev;
                 self.state.next_expiry = next;
-                self.state.delta_rows = delta_rows;
+                self.state.delta_writes = delta_writes;
                 if compact_to != self.state.compact_rev {
                     self.state.compact_rev = compact_to;
                     self.counters
@@ -691,8 +694,8 @@ fn set_meta(tx: &Transaction<'_>, name: &str, value: Revision) -> Result<()> {
 fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
     match op {
         WriteOp::Create { key, value, ttl } => {
-            // Only the key's state row is read: whether the key lives, and the tombstone a re-create
-            // follows in the key's chain of versions.
+            // Only the key's state row is read: whether the key lives, and the tombstone a
+            // re-create follows in the key's chain of versions.
             let older = match reader::newest(tx, key)? {
                 Some((_, false)) => return Ok(Err(Error::AlreadyExists { key: key.clone() })),
                 Some((tombstone, true)) => Some(tombstone),
@@ -707,7 +710,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
-            set_current(tx, key, rev, false, expires_at(now, *ttl))?;
+            set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
                 events: vec![WatchEvent::Put {
@@ -741,7 +744,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
-            set_current(tx, key, rev, false, expires_at(now, *ttl))?;
+            set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
                 events: vec![WatchEvent::Put {
@@ -770,7 +773,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, None)?;
-            set_current(tx, key, rev, true, None)?;
+            set_state_row(tx, key, rev, true, None)?;
             Ok(Ok(Applied {
                 written: Written::Deleted(DeleteResponse {
                     revision: rev,
@@ -825,7 +828,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
             batch,
         };
         insert_log(tx, &row, key, value)?;
-        set_current(tx, key, rev, deleted, None)?;
+        set_state_row(tx, key, rev, deleted, None)?;
         events.push(match (value, current) {
             (Some(value), prev) => WatchEvent::Put {
                 kv: KeyValue {
@@ -917,7 +920,7 @@ fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Byte
 }
 
 /// Sets the key's newest state: its row in `current_delta` (see the schema).
-fn set_current(
+fn set_state_row(
     tx: &Transaction<'_>,
     key: &str,
     rev: Revision,
@@ -970,6 +973,39 @@ mod tests {
 
     /// One group commit: each request is checked against the state left by the ones before it,
     /// rejected ones change nothing, accepted ones get consecutive revisions.
+    /// The expiry queries read `current` through its expiry index, never scanning it whole
+    /// (only the small `current_delta` is scanned), whatever the backlog of expired keys.
+    #[test]
+    fn expiry_queries_search_the_expiry_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn =
+            crate::schema::open_writer(&dir.path().join("db"), &SqliteOptions::default()).unwrap();
+        for sql in [DUE_SQL, NEXT_EXPIRY_SQL] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let count = stmt.parameter_count();
+            let details: Vec<String> = stmt
+                .query_map(
+                    rusqlite::params_from_iter([10i64, 256].into_iter().take(count)),
+                    |row| row.get(3),
+                )
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = details.join("; ");
+            assert!(
+                plan.contains("SEARCH c USING") && plan.contains("INDEX current_expiry"),
+                "{sql}\n {plan}"
+            );
+            assert!(
+                !details
+                    .iter()
+                    .any(|d| d == "SCAN c" || d.starts_with("SCAN c ")),
+                "{sql}\n scans current: {plan}"
+            );
+            assert!(!plan.contains("SCAN l"), "{sql}\n scans the log: {plan}");
+        }
+    }
+
     #[test]
     fn group_commit_checks_each_request_alone() {
         let dir = tempfile::tempdir().unwrap();

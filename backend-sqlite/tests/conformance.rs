@@ -1,6 +1,6 @@
 //! Runs the shared conformance suite against the SQLite backend, one fresh database file per
 //! trial, with the default (durable) options except for a short progress interval; then again
-//! (`sqlite-fold3::...`) with the writer folding `current_delta` into `current` every 3 keys,
+//! (`sqlite-fold3::...`) with the writer folding `current_delta` into `current` every 3 writes,
 //! so that the cases read keys whose newest state is in either table.
 
 use std::sync::Arc;
