@@ -8,7 +8,7 @@
 //!   their previous value. `older_rev` names the key's previous row of any kind (the tombstone
 //!   a re-create follows, too; NULL for the key's first write): walking it back from the
 //!   newest row finds "the version of a key at revision R" without a second index ordered by
-//!   key, so a write touches one key-ordered b-tree (its state row) instead of two.
+//!   key, so a write touches one key-ordered b-tree (the key's state row) instead of two.
 //!   `batch_start` and `batch_end` are set on the rows of an atomic batch of several writes:
 //!   the rows `s ..= e` of a batch all name its first and last row and all report revision
 //!   `e` (their `mod_revision`, their events), so the batch shares one revision; reads at the
@@ -17,11 +17,11 @@
 //!   primary key): the revision of its newest write, whether that write is a delete, and its
 //!   expiry time. Every write sets its key's row in the small `current_delta`; after
 //!   [`SqliteOptions::delta_fold_rows`] such writes, the writer folds it into `current` inside
-//!   the transaction of the last one. A key's state is its `current_delta` row if it has one (always the
-//!   newer), else its `current` row. Latest get looks in both; ordered range at latest scans
-//!   `current` joined to `log` by primary key and merges the range's delta rows in; range at a
-//!   past revision walks both in key order and each key's `older_rev` chain from there.
-//!   Partial index `current_expiry` finds keys in `current` whose TTL has run out.
+//!   the transaction of the last one. A key's state is its `current_delta` row if it has one
+//!   (always the newer), else its `current` row. Latest get looks in both; ordered range at
+//!   latest scans `current` joined to `log` by primary key and merges the range's delta rows
+//!   in; range at a past revision walks both in key order and each key's `older_rev` chain
+//!   from there. Partial index `current_expiry` finds keys in `current` whose TTL has run out.
 //!   Why two tables: writers that each append to their own stretch of the key order
 //!   (`pod-a-1`, `pod-b-1`, `pod-a-2`, ...) dirty one `current` leaf page per write, and each
 //!   transaction writes every page it dirtied to the WAL again. The delta is a few pages that
