@@ -50,14 +50,10 @@ async fn a_schema_1_file_opens_migrated_with_its_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_copy(dir.path(), "schema-v1.sqlite");
     whole_history_survives(store).await;
-    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
-    let index: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'log_key_rev'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
+    let index = query_number(
+        dir.path(),
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'log_key_rev'",
+    );
     assert_eq!(index, 0, "schema 1's key-ordered log index is gone");
     assert_schema_version(dir.path());
 }
@@ -111,22 +107,21 @@ async fn a_schema_3_file_opens_migrated_with_its_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_copy(dir.path(), "schema-v3.sqlite");
     whole_history_survives(store).await;
-    let conn = rusqlite::Connection::open(dir.path().join("db.sqlite")).unwrap();
     // The writes after the migration went to the new table and stay there until a fold.
-    let delta: i64 = conn
-        .query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))
-        .unwrap();
+    let delta = query_number(dir.path(), "SELECT count(*) FROM current_delta");
     assert_eq!(delta, 2, "the update of /r/a and the re-create of /r/c");
-    drop(conn);
     assert_schema_version(dir.path());
 }
 
 fn assert_schema_version(dir: &Path) {
-    let conn = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .unwrap();
+    let version = query_number(dir, "PRAGMA user_version");
     assert_eq!(version, backend_sqlite::SCHEMA_VERSION);
+}
+
+/// The one number `sql` reads from the migrated copy in `dir` (the store closed).
+fn query_number(dir: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
 /// Checks every version of the fixture's writes, then writes and compacts.
