@@ -14,6 +14,7 @@ use auth::TokenAuthenticators;
 use auth::token_file::TokenFile;
 
 use crate::access::{Authentication, AuthorizationMode};
+use crate::connection_deadlines::{ConnectionTimeouts, DeadlineAcceptor};
 use crate::server::ServerBuilder;
 use crate::watch_cache::WatchCacheSettings;
 
@@ -93,10 +94,17 @@ pub struct Args {
     #[arg(long)]
     pub service_account_key_file: Vec<PathBuf>,
 
-    /// How long a client may take to send a request's headers before the connection is
-    /// closed (kube-apiserver's read-header timeout is 32s), such as 32s or 500ms.
+    /// How long a client may take to send a request's headers, from the connection's accept
+    /// or the request's first bytes, before the connection is closed (kube-apiserver's
+    /// read-header timeout is 32s), such as 32s or 500ms; 0 turns it off.
     #[arg(long, default_value = "32s", value_parser = parse_duration)]
     pub request_header_timeout: Duration,
+
+    /// How long a keep-alive HTTP/1 connection may wait for its next request before it is
+    /// closed (kube-apiserver's idle timeout is 90s, the time Go clients keep idle
+    /// connections); 0 turns it off.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    pub idle_connection_timeout: Duration,
 
     /// Write an audit event (audit.k8s.io/v1, Metadata level) for every request to this
     /// file, one JSON line each; `-` writes to standard output.
@@ -548,25 +556,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let serve_handle = handle.clone();
     let bind = args.bind;
-    let header_timeout = args.request_header_timeout;
+    // A client that never finishes its request headers (slow loris) is cut off, and an idle
+    // keep-alive connection closed, as kube-apiserver's ReadHeaderTimeout and IdleTimeout do.
+    let timeouts = ConnectionTimeouts {
+        header: args.request_header_timeout,
+        idle: args.idle_connection_timeout,
+    };
     let serving = tokio::spawn(async move {
         // The client's address reaches the audit log.
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         // TCP_NODELAY: watch events and small responses go out at once instead of waiting
         // for Nagle's algorithm (up to ~40 ms behind a delayed ACK).
-        let plain = axum_server::accept::NoDelayAcceptor::new();
-        let mut server = axum_server::bind(bind);
-        // A client that never finishes its request headers (slow loris) is cut off, as
-        // kube-apiserver's ReadHeaderTimeout does; hyper needs a timer to enforce it.
-        server
-            .http_builder()
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout);
+        let plain = DeadlineAcceptor::new(axum_server::accept::NoDelayAcceptor::new(), timeouts);
+        let server = axum_server::bind(bind);
         match tls {
             Some(config) => {
                 server
-                    .acceptor(crate::tls::ClientCertAcceptor::new(config))
+                    .acceptor(DeadlineAcceptor::new(
+                        crate::tls::ClientCertAcceptor::new(config),
+                        timeouts,
+                    ))
                     .handle(serve_handle)
                     .serve(service)
                     .await

@@ -45,6 +45,7 @@ pub mod access;
 pub mod audit;
 pub mod backup;
 pub mod cli;
+pub mod connection_deadlines;
 pub mod conversion_webhook;
 pub mod crds;
 mod dispatch;

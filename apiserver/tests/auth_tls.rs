@@ -232,3 +232,76 @@ fn slow_header_clients_are_cut_off() {
         "unexpected answer to a slow client: {text}"
     );
 }
+
+/// Sends a keep-alive `GET /healthz` on `stream` and reads its whole answer (headers and a
+/// `Content-Length` body), leaving the connection open.
+fn healthz_on(stream: &mut std::net::TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write a request");
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read the answer's headers");
+        assert_eq!(n, 1, "the connection closed mid-answer: {answer:?}");
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length in {head}"));
+    let mut body = vec![0u8; length];
+    stream
+        .read_exact(&mut body)
+        .expect("read the answer's body");
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// A keep-alive connection may wait between requests longer than the header timeout (as
+/// kube-apiserver's, whose idle timeout is 90 s against 32 s for headers), and is closed once
+/// it has been idle for `--idle-connection-timeout`.
+#[test]
+fn idle_connections_outlive_the_header_timeout() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(
+        &temp.path().join("data"),
+        &[
+            "--storage",
+            "memory://",
+            "--request-header-timeout",
+            "500ms",
+            "--idle-connection-timeout",
+            "3s",
+        ],
+    );
+    let host = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let first = healthz_on(&mut stream);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let second = healthz_on(&mut stream);
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "a request after 1.5 s idle on the same connection: {second}"
+    );
+    let idle_from = std::time::Instant::now();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut rest = Vec::new();
+    stream
+        .read_to_end(&mut rest)
+        .expect("the server closes the idle connection");
+    let idled = idle_from.elapsed();
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+    assert!(
+        idled >= std::time::Duration::from_millis(2500)
+            && idled < std::time::Duration::from_secs(20),
+        "the idle connection was closed after {idled:?}, not about 3 s"
+    );
+}

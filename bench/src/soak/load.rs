@@ -34,12 +34,12 @@ impl Http {
     pub fn new(base: String) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        // The server closes a keep-alive connection that waited 32 s for its next request (see
+        // The server closes a keep-alive connection that waited 90 s for its next request (see
         // the README's Limits); a pool keeping idle connections longer would now and then send
         // a request into one being closed. Clients should keep idle connections for less time
         // than the server does.
         let pool = Pool::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
         Http { pool, base }
     }
