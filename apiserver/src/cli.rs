@@ -94,15 +94,16 @@ pub struct Args {
     #[arg(long)]
     pub service_account_key_file: Vec<PathBuf>,
 
-    /// How long a client may take to send a request's headers, from the connection's accept
-    /// or the request's first bytes, before the connection is closed (kube-apiserver's
-    /// read-header timeout is 32s), such as 32s or 500ms; 0 turns it off.
+    /// How long a client may take to send a request's headers, from the connection's start
+    /// (after its TLS handshake) or from the request's first bytes, before the connection is
+    /// closed (kube-apiserver's read-header timeout is 32s), such as 32s or 500ms; 0 turns it
+    /// off.
     #[arg(long, default_value = "32s", value_parser = parse_duration)]
     pub request_header_timeout: Duration,
 
-    /// How long a keep-alive HTTP/1 connection may wait for its next request before it is
-    /// closed (kube-apiserver's idle timeout is 90s, the time Go clients keep idle
-    /// connections); 0 turns it off.
+    /// How long a keep-alive HTTP/1 connection may wait for its next request, from the end of
+    /// the last response written, before it is closed (kube-apiserver's idle timeout is 90s,
+    /// the time Go clients keep idle connections); 0 turns it off.
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     pub idle_connection_timeout: Duration,
 

@@ -3,20 +3,25 @@
 //! request in flight is closed after the idle timeout (90 s). These are Go's
 //! `http.Server.ReadHeaderTimeout` and `IdleTimeout`, which kube-apiserver sets in
 //! `SecureServingInfo.Serve` (`staging/src/k8s.io/apiserver/pkg/server/secure_serving.go`). Go
-//! counts them as follows (`net/http` `conn.serve`): the
-//! header time of a connection's first request from the accept, and of a later one from its
-//! first bytes; the idle time from the end of the previous response until those bytes.
+//! counts them as follows (`net/http` `conn.serve`): the header time of a connection's first
+//! request from the connection's start (after the TLS handshake, which axum-server's rustls
+//! acceptor limits to 10 s), and of a later one from its first bytes; the idle time from the
+//! end of the previous response, once written, until those bytes.
 //!
 //! hyper has one timer for both: its `header_read_timeout` starts as soon as a connection
 //! waits for a request, so an idle keep-alive connection was closed after 32 s, and clients
 //! that keep idle connections for 90 s (Go's `http.DefaultTransport`, so client-go) raced the
 //! close. The deadlines are therefore kept here: [`DeadlineAcceptor`] wraps each connection's
 //! stream in [`DeadlineIo`] and its service in [`TrackedService`], which count the requests
-//! in flight on the connection (a response is in flight until hyper drops its body, so a
-//! watch keeps its connection busy). HTTP/2 connections (those that open with the client
-//! preface) and connections upgraded by a `101 Switching Protocols` answer get no deadline
-//! (kube-apiserver also closes HTTP/2 connections idle for 90 s, with a GOAWAY that only
-//! hyper's connection could send).
+//! in flight on the connection. A request is in flight from the first poll of its future
+//! (hyper polls it right after parsing the headers) until hyper drops its response body, so a
+//! watch keeps its connection busy. hyper drops the body once its last bytes are buffered, not
+//! written: while a write is blocked the idle deadline waits, and it restarts when the write
+//! goes through. Ending a request wakes the connection's task, because hyper reads an idle
+//! connection (and so polls the deadline) only when woken. HTTP/2 connections (those that
+//! open with the client preface) and connections upgraded by a `101 Switching Protocols`
+//! answer get no deadline (kube-apiserver also closes HTTP/2 connections idle for 90 s, with a
+//! GOAWAY that only hyper's connection could send).
 
 use std::future::Future;
 use std::io;
@@ -29,6 +34,7 @@ use std::time::Duration;
 use axum::http::{Request, Response, StatusCode};
 use axum_server::accept::Accept;
 use futures::future::BoxFuture;
+use futures::task::AtomicWaker;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -60,6 +66,9 @@ struct Activity {
     idled: AtomicU64,
     /// A response switched protocols: the stream is no longer HTTP.
     upgraded: AtomicBool,
+    /// The task that last read the stream: woken when a request ends, so that the stream
+    /// starts its idle deadline (hyper does not read an idle connection unless woken).
+    reader: AtomicWaker,
 }
 
 /// One request in flight; dropping it ends the request.
@@ -81,7 +90,9 @@ impl Drop for InFlight {
         // `idled` moves before `in_flight` reaches zero, so a reader that sees no request in
         // flight also sees the bump and starts the idle deadline from now.
         self.activity.idled.fetch_add(1, Ordering::SeqCst);
-        self.activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.activity.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.activity.reader.wake();
+        }
     }
 }
 
@@ -114,7 +125,18 @@ pub struct DeadlineIo<S> {
     seen_idled: u64,
     /// The connection's first bytes, until there are enough to tell HTTP/2 from HTTP/1.
     start: Vec<u8>,
+    /// A write or flush returned `Pending`: the response is not out yet, so the connection is
+    /// not idle.
+    write_blocked: bool,
     deadline: Pin<Box<Sleep>>,
+}
+
+/// `limit` from now, or `None` (no deadline) for zero or a limit past what time can hold.
+fn deadline_after(limit: Duration) -> Option<Instant> {
+    if limit.is_zero() {
+        return None;
+    }
+    Instant::now().checked_add(limit)
 }
 
 impl<S> DeadlineIo<S> {
@@ -126,7 +148,20 @@ impl<S> DeadlineIo<S> {
             phase: Phase::Header,
             seen_idled: 0,
             start: Vec::with_capacity(HTTP2_PREFACE_START.len()),
+            write_blocked: false,
             deadline: Box::pin(tokio::time::sleep(timeouts.header)),
+        }
+    }
+
+    /// Restarts the deadline of the current phase from now.
+    fn restart_deadline(&mut self) {
+        let limit = match self.phase {
+            Phase::Header => self.timeouts.header,
+            Phase::Idle => self.timeouts.idle,
+            Phase::Busy | Phase::Exempt => return,
+        };
+        if let Some(at) = deadline_after(limit) {
+            self.deadline.as_mut().reset(at);
         }
     }
 
@@ -147,10 +182,21 @@ impl<S> DeadlineIo<S> {
         if idled != self.seen_idled {
             self.seen_idled = idled;
             self.phase = Phase::Idle;
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + self.timeouts.idle);
+            self.restart_deadline();
         }
+    }
+
+    /// Accounts a write or flush that returned `polled`: while idle (the response's last
+    /// bytes going out), progress restarts the idle time and a blocked write suspends it.
+    fn on_write<T>(&mut self, polled: &Poll<io::Result<T>>) {
+        let blocked = polled.is_pending();
+        if self.phase == Phase::Idle && self.write_blocked && !blocked {
+            self.restart_deadline();
+            // The deadline must be polled by a read to be armed; hyper may not read again by
+            // itself after its last flush.
+            self.activity.reader.wake();
+        }
+        self.write_blocked = blocked;
     }
 
     /// Accounts bytes just read.
@@ -166,9 +212,7 @@ impl<S> DeadlineIo<S> {
         }
         if self.phase == Phase::Idle {
             self.phase = Phase::Header;
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + self.timeouts.header);
+            self.restart_deadline();
         }
     }
 
@@ -176,10 +220,11 @@ impl<S> DeadlineIo<S> {
     fn limit(&self) -> Option<Duration> {
         let limit = match self.phase {
             Phase::Header => self.timeouts.header,
-            Phase::Idle => self.timeouts.idle,
-            Phase::Busy | Phase::Exempt => return None,
+            // A response still going out keeps the connection from being idle.
+            Phase::Idle if !self.write_blocked => self.timeouts.idle,
+            Phase::Idle | Phase::Busy | Phase::Exempt => return None,
         };
-        (!limit.is_zero()).then_some(limit)
+        deadline_after(limit).map(|_| limit)
     }
 }
 
@@ -190,6 +235,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeadlineIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.activity.reader.register(cx.waker());
         this.follow_activity();
         if let Some(limit) = this.limit() {
             if this.deadline.as_mut().poll(cx).is_ready() {
@@ -221,7 +267,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.on_write(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -229,7 +277,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.on_write(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -237,7 +287,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.on_write(&polled);
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -266,8 +318,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // Entered before the handler runs and held by the response body until hyper drops it,
-        // so a request is in flight from its parsed headers to its last byte written.
+        // Entered when hyper first polls the request's future, right after parsing its headers,
+        // and held by the response body until hyper drops it after buffering the last bytes.
         let in_flight = InFlight::enter(&self.activity);
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -442,6 +494,65 @@ mod tests {
             read_after(&mut io, Duration::from_secs(2)).await,
             Some(Ok(Vec::new()))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_request_wakes_a_pending_read_into_the_idle_deadline() {
+        let (mut io, _client, activity) = connection();
+        let watch = InFlight::enter(&activity);
+        // One read, polled once while busy and then only when woken, as hyper reads.
+        let read = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            io.read(&mut buf).await.map_err(|e| e.kind())
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!read.is_finished());
+        drop(watch);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(!read.is_finished(), "closed before the idle timeout");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ended = tokio::time::timeout(Duration::from_secs(5), read).await;
+        assert_eq!(
+            ended.expect("the read was never woken").unwrap(),
+            Ok(0),
+            "the idle deadline ends the stream"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_still_going_out_keeps_the_connection_from_idling() {
+        let (io, mut client, activity) = connection();
+        let (mut reader, mut writer) = tokio::io::split(io);
+        let response = InFlight::enter(&activity);
+        // More than the pipe holds: the write blocks until the client reads.
+        let write = tokio::spawn(async move {
+            writer.write_all(&[b'x'; 4096]).await.unwrap();
+            writer.flush().await.unwrap();
+            writer
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!write.is_finished());
+        // hyper drops the body once its last bytes are buffered, before they are written.
+        drop(response);
+        let read = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            reader.read(&mut buf).await.map_err(|e| e.kind())
+        });
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(
+            !read.is_finished(),
+            "closed while the response was going out"
+        );
+        let mut received = vec![0u8; 4096];
+        client.read_exact(&mut received).await.unwrap();
+        let _writer = write.await.unwrap();
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(
+            !read.is_finished(),
+            "the idle time did not restart at the last write"
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(5), read).await;
+        assert_eq!(ended.expect("the read was never woken").unwrap(), Ok(0));
     }
 
     #[tokio::test(start_paused = true)]
