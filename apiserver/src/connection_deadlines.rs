@@ -235,8 +235,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeadlineIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        this.activity.reader.register(cx.waker());
         this.follow_activity();
+        if this.phase != Phase::Exempt {
+            this.activity.reader.register(cx.waker());
+        }
         if let Some(limit) = this.limit() {
             if this.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(match this.phase {
@@ -571,16 +573,48 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_zero_timeout_turns_its_deadline_off() {
-        let (server, _client) = tokio::io::duplex(64);
-        let mut io = DeadlineIo::new(
-            server,
-            Arc::new(Activity::default()),
-            ConnectionTimeouts {
-                header: Duration::ZERO,
-                idle: Duration::ZERO,
-            },
-        );
-        assert_eq!(read_after(&mut io, Duration::from_secs(3600)).await, None);
+    async fn zero_and_unrepresentable_timeouts_turn_their_deadline_off() {
+        for limit in [Duration::ZERO, Duration::MAX] {
+            let (server, _client) = tokio::io::duplex(64);
+            let activity = Arc::new(Activity::default());
+            let timeouts = ConnectionTimeouts {
+                header: limit,
+                idle: limit,
+            };
+            let mut io = DeadlineIo::new(server, activity.clone(), timeouts);
+            assert_eq!(read_after(&mut io, Duration::from_secs(3600)).await, None);
+            drop(InFlight::enter(&activity));
+            assert_eq!(read_after(&mut io, Duration::from_secs(3600)).await, None);
+            assert_eq!(io.phase, Phase::Idle, "{limit:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_switching_protocols_answer_exempts_the_connection() {
+        let activity = Arc::new(Activity::default());
+        for (status, upgraded) in [
+            (StatusCode::OK, false),
+            (StatusCode::SWITCHING_PROTOCOLS, true),
+        ] {
+            let mut service = TrackedService {
+                inner: tower::service_fn(move |_: Request<()>| async move {
+                    Ok::<_, std::convert::Infallible>(
+                        Response::builder().status(status).body(()).unwrap(),
+                    )
+                }),
+                activity: activity.clone(),
+            };
+            let response = tower::Service::call(&mut service, Request::new(()))
+                .await
+                .unwrap();
+            assert_eq!(activity.in_flight.load(Ordering::SeqCst), 1);
+            drop(response);
+            assert_eq!(activity.in_flight.load(Ordering::SeqCst), 0);
+            assert_eq!(
+                activity.upgraded.load(Ordering::SeqCst),
+                upgraded,
+                "{status}"
+            );
+        }
     }
 }
