@@ -187,7 +187,8 @@ impl<S> DeadlineIo<S> {
     }
 
     /// Accounts a write or flush that returned `polled`: while idle (the response's last
-    /// bytes going out), progress restarts the idle time and a blocked write suspends it.
+    /// bytes going out), a blocked write suspends the idle time, and the write that goes
+    /// through after it restarts it.
     fn on_write<T>(&mut self, polled: &Poll<io::Result<T>>) {
         let blocked = polled.is_pending();
         if self.phase == Phase::Idle && self.write_blocked && !blocked {
