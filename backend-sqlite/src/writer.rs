@@ -971,8 +971,6 @@ mod tests {
         }
     }
 
-    /// One group commit: each request is checked against the state left by the ones before it,
-    /// rejected ones change nothing, accepted ones get consecutive revisions.
     /// The expiry queries read `current` through its expiry index, never scanning it whole
     /// (only the small `current_delta` is scanned), whatever the backlog of expired keys.
     #[test]
@@ -1006,6 +1004,8 @@ mod tests {
         }
     }
 
+    /// One group commit: each request is checked against the state left by the ones before it,
+    /// rejected ones change nothing, accepted ones get consecutive revisions.
     #[test]
     fn group_commit_checks_each_request_alone() {
         let dir = tempfile::tempdir().unwrap();
