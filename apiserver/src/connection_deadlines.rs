@@ -131,12 +131,12 @@ pub struct DeadlineIo<S> {
     deadline: Pin<Box<Sleep>>,
 }
 
-/// `limit` from now, or `None` (no deadline) for zero or a limit past what time can hold.
-fn deadline_after(limit: Duration) -> Option<Instant> {
-    if limit.is_zero() {
-        return None;
-    }
-    Instant::now().checked_add(limit)
+/// `limit` from now; a limit past what an `Instant` can hold ends in about 30 years, as
+/// tokio's `sleep` does.
+fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 impl<S> DeadlineIo<S> {
@@ -160,8 +160,8 @@ impl<S> DeadlineIo<S> {
             Phase::Idle => self.timeouts.idle,
             Phase::Busy | Phase::Exempt => return,
         };
-        if let Some(at) = deadline_after(limit) {
-            self.deadline.as_mut().reset(at);
+        if !limit.is_zero() {
+            self.deadline.as_mut().reset(deadline_after(limit));
         }
     }
 
@@ -225,7 +225,7 @@ impl<S> DeadlineIo<S> {
             Phase::Idle if !self.write_blocked => self.timeouts.idle,
             Phase::Idle | Phase::Busy | Phase::Exempt => return None,
         };
-        deadline_after(limit).map(|_| limit)
+        (!limit.is_zero()).then_some(limit)
     }
 }
 
