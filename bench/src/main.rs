@@ -41,6 +41,8 @@ enum Plan {
     Fsync,
     /// Raw rusqlite inserts, `batch` per transaction.
     SqliteRaw { batch: usize, keys: RawKeys },
+    /// Raw rusqlite one-insert transactions on a writer thread fed by one tokio task.
+    SqliteRawThread,
     /// The SQLite backend's creates driven from one thread without tokio.
     SqliteDirect { concurrency: usize },
     /// The raw etcd-client transaction loop.
@@ -64,6 +66,7 @@ impl Plan {
             Plan::SqliteRaw { batch, keys } => {
                 format!("sqlite-raw, {batch} insert(s)/txn, {keys:?}")
             }
+            Plan::SqliteRawThread => "sqlite-raw-thread, 1 insert(s)/txn".to_owned(),
             Plan::SqliteDirect { concurrency } => format!("sqlite-direct create c{concurrency}"),
             Plan::EtcdRaw {
                 workload,
@@ -113,6 +116,7 @@ fn plans(args: &Args, targets: &[Target], etcd_available: bool) -> Vec<Plan> {
             batch: 1,
             keys: RawKeys::Sequential,
         });
+        plans.push(Plan::SqliteRawThread);
         if max_c > 1 {
             for keys in [RawKeys::Sequential, RawKeys::Interleaved] {
                 plans.push(Plan::SqliteRaw { batch: max_c, keys });
@@ -497,6 +501,7 @@ fn failed_row(plan: &Plan, targets: &[Target], error: &anyhow::Error) -> Row {
             "create",
             *batch,
         ),
+        Plan::SqliteRawThread => ("sqlite-raw-thread".to_owned(), "raw", "create", 1),
         Plan::SqliteDirect { concurrency } => {
             ("sqlite-direct".to_owned(), "kv", "create", *concurrency)
         }
@@ -603,6 +608,22 @@ async fn execute(
                 "raw",
                 "create",
                 batch,
+                measured,
+            )))
+        }
+        Plan::SqliteRawThread => {
+            let dir = tempfile::Builder::new()
+                .prefix("storage-bench-sqlite-raw-thread-")
+                .tempdir_in(&env.data_dir)?;
+            let measured =
+                baseline::sqlite_inserts_on_thread(dir.path(), args.value_size, params.duration)
+                    .await?;
+            drop(dir);
+            Ok(single(row_from(
+                "sqlite-raw-thread",
+                "raw",
+                "create",
+                1,
                 measured,
             )))
         }
@@ -843,6 +864,8 @@ mod tests {
             .position(|l| l == "sqlite kv create c1")
             .unwrap();
         assert!(sqlite_raw < sqlite_create);
+        // The writer-thread baseline sits right after the raw loop it is compared with.
+        assert_eq!(labels[sqlite_raw + 1], "sqlite-raw-thread, 1 insert(s)/txn");
         assert_eq!(labels[0], "fsync floor");
         assert!(!labels.iter().any(|l| l.starts_with("etcd-raw")));
     }

@@ -140,6 +140,20 @@ pub fn key_ratios(rows: &[Row]) -> Vec<KeyRatio> {
         None,
     );
     push(
+        "raw rusqlite on a writer thread fed by a tokio task vs on the caller's thread, 1 insert per txn"
+            .to_owned(),
+        "sqlite-raw-thread/raw/create/c1".to_owned(),
+        "sqlite-raw/raw/create/c1".to_owned(),
+        None,
+    );
+    push(
+        "SQLite backend single-writer creates vs raw rusqlite on a writer thread fed by a tokio task"
+            .to_owned(),
+        "sqlite/kv/create/c1".to_owned(),
+        "sqlite-raw-thread/raw/create/c1".to_owned(),
+        None,
+    );
+    push(
         "SQLite backend fed from one thread (no tokio) vs raw rusqlite, 1 writer".to_owned(),
         "sqlite-direct/kv/create/c1".to_owned(),
         "sqlite-raw/raw/create/c1".to_owned(),
