@@ -33,7 +33,7 @@
 //! | `readers` | integer | `4` | reader connections |
 //! | `watch_buffer` | integer | `1024` | events buffered per watcher before a slow one is ended with `Unavailable` |
 //! | `progress_interval` | duration | `1s` | period of progress events for watches that ask for them |
-//! | `delta_fold_rows` | integer | `1024` | writes that set rows in `current_delta` before it is folded into `current` |
+//! | `delta_fold_rows` | integer | `1024` | rows (keys) `current_delta` holds before it is folded into `current` |
 //!
 //! # How it works
 //!
@@ -45,7 +45,7 @@
 //!   naming its key's previous row (reads at a past revision walk back from the newest), and
 //!   each key's newest state in key order for latest reads and ordered ranges: in `current`, or
 //!   in the small `current_delta` that writes go to and that the writer folds into `current`
-//!   after [`SqliteOptions::delta_fold_rows`] writes. Every read is an index scan; none sorts.
+//!   once it holds [`SqliteOptions::delta_fold_rows`] keys. Every read is an index scan; none sorts.
 //! - **Writes** go to one writer thread that owns the write connection and commits every
 //!   request that queued up meanwhile in one transaction (group commit), each request with its
 //!   own precondition check and its own revision. WAL mode, `synchronous=FULL` by default.

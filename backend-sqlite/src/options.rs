@@ -63,10 +63,11 @@ pub struct SqliteOptions {
     /// How often a watch asked for progress notifications gets one. Query:
     /// `progress_interval=1s`. Default 1 second.
     pub progress_interval: Duration,
-    /// How many writes set their key's row in the small `current_delta` table before the
-    /// writer folds it into the key-ordered `current` table in one go (see the crate's "How it
-    /// works"); rewrites of one key share a row, so the delta holds at most this many. Query:
-    /// `delta_fold_rows=1024`. Default 1024; 1 folds in every transaction that writes.
+    /// How many rows the small `current_delta` table may hold (one per key written since the
+    /// last fold) before the writer folds it into the key-ordered `current` table in one go
+    /// (see the crate's "How it works"). Rewrites of a key that already has a row add none, so
+    /// updates of fewer keys than this never fold. Query: `delta_fold_rows=1024`. Default
+    /// 1024; 1 folds in every transaction that writes a key new to the delta.
     pub delta_fold_rows: u64,
 }
 

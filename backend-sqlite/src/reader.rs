@@ -248,7 +248,7 @@ struct DeltaRow {
 }
 
 /// The `current_delta` rows of keys in `[start, end)`, in key order. They are few: the writer
-/// folds them into `current` after [`crate::SqliteOptions::delta_fold_rows`] writes.
+/// folds them into `current` once they number [`crate::SqliteOptions::delta_fold_rows`].
 fn range_delta_rows(
     tx: &Transaction<'_>,
     start: &str,

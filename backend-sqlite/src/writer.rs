@@ -115,10 +115,8 @@ pub(crate) struct Loaded {
     pub(crate) compact_rev: Revision,
     pub(crate) compacted_through: Revision,
     pub(crate) next_expiry: Option<i64>,
-    /// Writes that set a row in `current_delta` since the last fold (at open: the rows it
-    /// holds). At least its row count: rewrites of one key share a row, and compaction may
-    /// have removed some.
-    pub(crate) delta_writes: u64,
+    /// The rows `current_delta` holds: one per key written since the last fold.
+    pub(crate) delta_rows: u64,
 }
 
 pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
@@ -136,7 +134,7 @@ pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
         compact_rev,
         compacted_through: compacted_through.min(compact_rev),
         next_expiry: next_expiry(conn)?,
-        delta_writes: conn.query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))?,
+        delta_rows: conn.query_row("SELECT count(*) FROM current_delta", [], |row| row.get(0))?,
     })
 }
 
@@ -235,6 +233,8 @@ struct Applied {
     events: Vec<WatchEvent>,
     /// Log rows written (and revisions consumed).
     rows: u64,
+    /// Rows added to `current_delta`: the written keys that had none there.
+    delta_rows: u64,
 }
 
 /// A write's outcome inside a transaction: `Err` of the outer result is a database failure that
@@ -355,8 +355,7 @@ impl Writer {
         let mut rev = self.state.current;
         let mut compact_to = self.state.compact_rev;
         let mut expired = 0u64;
-        // Every log row a write adds sets its key's row in `current_delta`.
-        let mut delta_writes = self.state.delta_writes;
+        let mut delta_rows = self.state.delta_rows;
         let result = (|| -> Result<Option<i64>> {
             let tx = self
                 .conn
@@ -387,7 +386,7 @@ impl Writer {
                     };
                     if let Ok(applied) = apply(&tx, &op, rev + 1, now)? {
                         rev += applied.rows;
-                        delta_writes += applied.rows;
+                        delta_rows += applied.delta_rows;
                         expired += 1;
                         events.extend(applied.events);
                     }
@@ -404,7 +403,7 @@ impl Writer {
                     Command::Write { op, .. } => match apply(&tx, op, rev + 1, now)? {
                         Ok(applied) => {
                             rev += applied.rows;
-                            delta_writes += applied.rows;
+                            delta_rows += applied.delta_rows;
                             events.extend(applied.events);
                             outcomes.push(Outcome::Write(Ok(applied.written)));
                             rescan |= deadline.is_some() && !matches!(op, WriteOp::Create { .. });
@@ -437,9 +436,11 @@ impl Writer {
                     }
                 }
             }
-            if delta_writes >= self.options.delta_fold_rows {
+            // Counting rows rather than writes lets updates of a working set smaller than the
+            // limit rewrite their delta rows without ever folding.
+            if delta_rows >= self.options.delta_fold_rows {
                 fold_delta(&tx)?;
-                delta_writes = 0;
+                delta_rows = 0;
             }
             let next = if rescan {
                 next_expiry(&tx).map_err(sql_error)?
@@ -453,7 +454,7 @@ impl Writer {
             Ok(next) => {
                 self.state.current = rev;
                 self.state.next_expiry = next;
-                self.state.delta_writes = delta_writes;
+                self.state.delta_rows = delta_rows;
                 if compact_to != self.state.compact_rev {
                     self.state.compact_rev = compact_to;
                     self.counters
@@ -580,6 +581,7 @@ impl Writer {
         // the process inside each phase.
         tracing::debug!("sqlite compaction step starting");
         let mut removed = 0u64;
+        let mut removed_delta_rows = 0u64;
         let upto;
         {
             let tx = self
@@ -619,7 +621,7 @@ impl Writer {
                     }
                     if *deleted {
                         removed += by_rev.execute([rev])? as u64;
-                        delta.execute(rusqlite::params![key, rev])?;
+                        removed_delta_rows += delta.execute(rusqlite::params![key, rev])? as u64;
                         current.execute(rusqlite::params![key, rev])?;
                     }
                 }
@@ -632,6 +634,7 @@ impl Writer {
         }
         tracing::debug!(removed, "sqlite compaction step done");
         self.state.compacted_through = upto;
+        self.state.delta_rows = self.state.delta_rows.saturating_sub(removed_delta_rows);
         bump(&self.counters.compaction_batches, 1);
         bump(&self.counters.compacted_rows, removed);
         self.counters
@@ -710,7 +713,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
-            set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
+            let added_delta_row = set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
                 events: vec![WatchEvent::Put {
@@ -723,6 +726,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                     prev: None,
                 }],
                 rows: 1,
+                delta_rows: u64::from(added_delta_row),
             }))
         }
         WriteOp::Update {
@@ -744,7 +748,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, Some(value))?;
-            set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
+            let added_delta_row = set_state_row(tx, key, rev, false, expires_at(now, *ttl))?;
             Ok(Ok(Applied {
                 written: Written::Revision(rev),
                 events: vec![WatchEvent::Put {
@@ -757,6 +761,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                     prev: Some(current),
                 }],
                 rows: 1,
+                delta_rows: u64::from(added_delta_row),
             }))
         }
         WriteOp::Delete { key, precondition } => {
@@ -773,7 +778,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                 batch: None,
             };
             insert_log(tx, &row, key, None)?;
-            set_state_row(tx, key, rev, true, None)?;
+            let added_delta_row = set_state_row(tx, key, rev, true, None)?;
             Ok(Ok(Applied {
                 written: Written::Deleted(DeleteResponse {
                     revision: rev,
@@ -785,6 +790,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, rev: Revision, now: i64) -> Apply {
                     prev: current,
                 }],
                 rows: 1,
+                delta_rows: u64::from(added_delta_row),
             }))
         }
         WriteOp::Batch { writes } => apply_batch(tx, writes, rev),
@@ -806,6 +812,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
     let end = first + rows - 1;
     let batch = (rows > 1).then_some((first, end));
     let mut events = Vec::with_capacity(writes.len());
+    let mut delta_rows = 0u64;
     for ((write, current), rev) in writes.iter().zip(live).zip(first..) {
         let current_row = current.as_ref().map(|(_, row)| *row);
         let (current, deleted, value) = match write {
@@ -828,7 +835,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
             batch,
         };
         insert_log(tx, &row, key, value)?;
-        set_state_row(tx, key, rev, deleted, None)?;
+        delta_rows += u64::from(set_state_row(tx, key, rev, deleted, None)?);
         events.push(match (value, current) {
             (Some(value), prev) => WatchEvent::Put {
                 kv: KeyValue {
@@ -857,6 +864,7 @@ fn apply_batch(tx: &Transaction<'_>, writes: &[BatchWrite], first: Revision) -> 
         written: Written::Revision(end),
         events,
         rows,
+        delta_rows,
     }))
 }
 
@@ -919,22 +927,34 @@ fn insert_log(tx: &Transaction<'_>, row: &LogRow, key: &str, value: Option<&Byte
     Ok(())
 }
 
-/// Sets the key's newest state: its row in `current_delta` (see the schema).
+/// Sets the key's newest state: its row in `current_delta` (see the schema). Returns whether
+/// the key had no row there yet, so that the writer knows how many rows the delta holds.
 fn set_state_row(
     tx: &Transaction<'_>,
     key: &str,
     rev: Revision,
     deleted: bool,
     expires_at: Option<i64>,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO current_delta (key, rev, deleted, expires_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, \
-         expires_at = excluded.expires_at",
-    )
-    .and_then(|mut stmt| stmt.execute(rusqlite::params![key.as_bytes(), rev, deleted, expires_at]))
-    .map_err(sql_error)?;
-    Ok(())
+) -> Result<bool> {
+    // Two statements rather than one upsert, because an upsert does not say which it did: the
+    // insert adds the row of a key new to the delta (every create), the update rewrites an
+    // existing one.
+    let params = rusqlite::params![key.as_bytes(), rev, deleted, expires_at];
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO current_delta (key, rev, deleted, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .and_then(|mut stmt| stmt.execute(params))
+        .map_err(sql_error)?;
+    if added == 0 {
+        tx.prepare_cached(
+            "UPDATE current_delta SET rev = ?2, deleted = ?3, expires_at = ?4 WHERE key = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(params))
+        .map_err(sql_error)?;
+    }
+    Ok(added == 1)
 }
 
 #[cfg(test)]

@@ -513,3 +513,84 @@ async fn compacting_a_tombstone_in_the_delta_removes_the_key_from_current_too() 
     assert_eq!((kv.create_revision, kv.value.as_ref()), (again, &b"k2"[..]));
     Ok(())
 }
+
+/// The delta folds when it holds `delta_fold_rows` keys, not after that many writes: updates
+/// of fewer keys rewrite their delta rows and never fold, and the first new key past the limit
+/// folds them all. Each key reads its newest value throughout, and after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delta_folds_by_keys_not_by_writes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let mut options = quick();
+    options.delta_fold_rows = 4;
+    // The backend's own file, read beside it (WAL lets a second connection read).
+    let rows = |table: &str| -> anyhow::Result<i64> {
+        let conn = rusqlite::Connection::open(&path)?;
+        Ok(
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })?,
+        )
+    };
+    let store = SqliteStore::open(&path, options.clone())?;
+    let mut revisions = Vec::new();
+    for key in ["/w/a", "/w/b", "/w/c"] {
+        revisions.push(store.create(key, "0".into(), None).await?);
+    }
+    // Twenty rewrites of three keys: three delta rows, no fold.
+    for round in 1..=20 {
+        for (i, key) in ["/w/a", "/w/b", "/w/c"].into_iter().enumerate() {
+            revisions[i] = store
+                .update(
+                    key,
+                    round.to_string().into(),
+                    Precondition::ModRevision(revisions[i]),
+                    None,
+                )
+                .await?;
+        }
+    }
+    assert_eq!((rows("current_delta")?, rows("current")?), (3, 0));
+    // A fourth key fills the delta, which folds in the same transaction.
+    store.create("/w/d", "0".into(), None).await?;
+    assert_eq!((rows("current_delta")?, rows("current")?), (0, 4));
+    // A rewrite after the fold starts the delta again.
+    store
+        .update(
+            "/w/a",
+            "21".into(),
+            Precondition::ModRevision(revisions[0]),
+            None,
+        )
+        .await?;
+    assert_eq!((rows("current_delta")?, rows("current")?), (1, 4));
+    async fn newest(store: &SqliteStore) -> anyhow::Result<Vec<(String, String)>> {
+        let listed = store.range(RangeRequest::prefix("/w/")).await?;
+        Ok(listed
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, String::from_utf8_lossy(&kv.value).into_owned()))
+            .collect())
+    }
+    let expected: Vec<(String, String)> = [
+        ("/w/a", "21"),
+        ("/w/b", "20"),
+        ("/w/c", "20"),
+        ("/w/d", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(newest(&store).await?, expected);
+    drop(store);
+    // The count is taken again at open: three more keys fold together with the one there.
+    let store = SqliteStore::open(&path, options)?;
+    assert_eq!(newest(&store).await?, expected);
+    for key in ["/w/e", "/w/f"] {
+        store.create(key, "0".into(), None).await?;
+    }
+    assert_eq!(rows("current_delta")?, 3);
+    store.create("/w/g", "0".into(), None).await?;
+    assert_eq!((rows("current_delta")?, rows("current")?), (0, 7));
+    Ok(())
+}
