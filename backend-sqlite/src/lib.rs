@@ -45,7 +45,8 @@
 //!   naming its key's previous row (reads at a past revision walk back from the newest), and
 //!   each key's newest state in key order for latest reads and ordered ranges: in `current`, or
 //!   in the small `current_delta` that writes go to and that the writer folds into `current`
-//!   once it holds [`SqliteOptions::delta_fold_rows`] keys. Every read is an index scan; none sorts.
+//!   once it holds [`SqliteOptions::delta_fold_rows`] keys. Every read is an index scan; none
+//!   sorts.
 //! - **Writes** go to one writer thread that owns the write connection and commits every
 //!   request that queued up meanwhile in one transaction (group commit), each request with its
 //!   own precondition check and its own revision. WAL mode, `synchronous=FULL` by default.

@@ -16,9 +16,9 @@
 //! - `current` and `current_delta`: each key's state, in key order (`WITHOUT ROWID`, key as
 //!   primary key): the revision of its newest write, whether that write is a delete, and its
 //!   expiry time. Every write sets its key's row in the small `current_delta`; once it holds
-//!   [`SqliteOptions::delta_fold_rows`] rows (keys), the writer folds it into `current` inside
-//!   the transaction of the write that added the last one. A key's state is its `current_delta` row if it has one
-//!   (always the newer), else its `current` row. Latest get looks in both; ordered range at
+//!   [`SqliteOptions::delta_fold_rows`] rows (keys), the writer folds it into `current`
+//!   inside the transaction of the write that added the last one. A key's state is its
+//!   `current_delta` row if it has one (always the newer), else its `current` row. Latest get looks in both; ordered range at
 //!   latest scans `current` joined to `log` by primary key and merges the range's delta rows
 //!   in; range at a past revision walks both in key order and each key's `older_rev` chain
 //!   from there. Partial index `current_expiry` finds keys in `current` whose TTL has run out.

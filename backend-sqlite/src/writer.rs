@@ -115,7 +115,8 @@ pub(crate) struct Loaded {
     pub(crate) compact_rev: Revision,
     pub(crate) compacted_through: Revision,
     pub(crate) next_expiry: Option<i64>,
-    /// The rows `current_delta` holds: one per key written since the last fold.
+    /// The rows `current_delta` holds: one per key written since the last fold, less the
+    /// tombstone rows compaction removed.
     pub(crate) delta_rows: u64,
 }
 
@@ -948,11 +949,17 @@ fn set_state_row(
         .and_then(|mut stmt| stmt.execute(params))
         .map_err(sql_error)?;
     if added == 0 {
-        tx.prepare_cached(
-            "UPDATE current_delta SET rev = ?2, deleted = ?3, expires_at = ?4 WHERE key = ?1",
-        )
-        .and_then(|mut stmt| stmt.execute(params))
-        .map_err(sql_error)?;
+        let updated = tx
+            .prepare_cached(
+                "UPDATE current_delta SET rev = ?2, deleted = ?3, expires_at = ?4 WHERE key = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params))
+            .map_err(sql_error)?;
+        if updated != 1 {
+            return Err(Error::internal(format!(
+                "current_delta: the row of {key:?} neither inserted nor updated"
+            )));
+        }
     }
     Ok(added == 1)
 }

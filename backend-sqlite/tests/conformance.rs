@@ -1,7 +1,8 @@
 //! Runs the shared conformance suite against the SQLite backend, one fresh database file per
 //! trial, with the default (durable) options except for a short progress interval; then again
-//! (`sqlite-fold3::...`) with the writer folding `current_delta` into `current` every 3 writes,
-//! so that the cases read keys whose newest state is in either table.
+//! with the writer folding `current_delta` into `current` whenever it holds 3 keys
+//! (`sqlite-fold3::...`) and whenever a write adds a key to it (`sqlite-fold1::...`), so that
+//! the cases read keys whose newest state is in either table.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,5 +55,6 @@ fn main() -> std::process::ExitCode {
     conformance::run_all(vec![
         harness("sqlite", SqliteOptions::default().delta_fold_rows),
         harness("sqlite-fold3", 3),
+        harness("sqlite-fold1", 1),
     ])
 }

@@ -514,6 +514,43 @@ async fn compacting_a_tombstone_in_the_delta_removes_the_key_from_current_too() 
     Ok(())
 }
 
+/// Compaction that removes a tombstone's `current_delta` row takes it off the writer's count
+/// of delta rows, so the next fold comes when the delta really holds `delta_fold_rows` keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_takes_removed_tombstones_off_the_delta_count() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("db");
+    let mut options = quick();
+    options.auto_compaction = false;
+    options.delta_fold_rows = 3;
+    let rows = |table: &str| -> anyhow::Result<i64> {
+        let conn = rusqlite::Connection::open(&path)?;
+        Ok(
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })?,
+        )
+    };
+    let store = SqliteStore::open(&path, options)?;
+    let a = store.create("/t/a", "a".into(), None).await?;
+    store.create("/t/b", "b".into(), None).await?;
+    let deleted = store
+        .delete("/t/a", Precondition::ModRevision(a))
+        .await?
+        .revision;
+    assert_eq!(rows("current_delta")?, 2);
+    store.compact(deleted).await?;
+    compacted_through(&store, deleted).await?;
+    // The tombstone of `/t/a` is gone from the delta: only `/t/b` is left.
+    assert_eq!(rows("current_delta")?, 1);
+    // A second key does not fill it; a third does.
+    store.create("/t/c", "c".into(), None).await?;
+    assert_eq!((rows("current_delta")?, rows("current")?), (2, 0));
+    store.create("/t/d", "d".into(), None).await?;
+    assert_eq!((rows("current_delta")?, rows("current")?), (0, 3));
+    Ok(())
+}
+
 /// The delta folds when it holds `delta_fold_rows` keys, not after that many writes: updates
 /// of fewer keys rewrite their delta rows and never fold, and the first new key past the limit
 /// folds them all. Each key reads its newest value throughout, and after a reopen.

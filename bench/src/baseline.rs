@@ -117,12 +117,17 @@ pub fn sqlite_inserts(
 /// and back to the caller's task) around raw SQLite and nothing else of the backend. Next to
 /// `sqlite-raw` it measures what those hand-offs cost on this machine; the backend's
 /// single-writer creates measured against it show the backend's own work beyond them.
+///
+/// # Panics
+///
+/// When called outside a tokio runtime (it spawns the client task).
 pub async fn sqlite_inserts_on_thread(
     dir: &Path,
     value_size: usize,
     duration: Duration,
 ) -> Result<Measured> {
-    let mut conn = open_raw(dir)?;
+    let dir = dir.to_owned();
+    let mut conn = tokio::task::spawn_blocking(move || open_raw(&dir)).await??;
     let (requests, inbox) = std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<()>>>();
     let committer = std::thread::Builder::new()
         .name("raw-sqlite-writer".to_owned())
@@ -154,8 +159,12 @@ pub async fn sqlite_inserts_on_thread(
     });
     let outcome = client.await;
     let elapsed = start.elapsed();
-    // The task has ended and dropped the sender, so the writer thread is ending too.
-    if committer.join().is_err() {
+    // The task has ended and dropped the sender, so the writer thread is ending too (closing
+    // the connection checkpoints the WAL, hence the blocking pool).
+    if tokio::task::spawn_blocking(move || committer.join())
+        .await?
+        .is_err()
+    {
         anyhow::bail!("the raw SQLite writer thread panicked");
     }
     let recorder = outcome.context("the raw SQLite client task panicked")??;
