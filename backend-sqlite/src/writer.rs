@@ -938,8 +938,8 @@ fn set_state_row(
     expires_at: Option<i64>,
 ) -> Result<bool> {
     // Two statements rather than one upsert, because an upsert does not say which it did: the
-    // insert adds the row of a key new to the delta (every create), the update rewrites an
-    // existing one.
+    // insert adds the row of a key new to the delta (a create, unless the key's tombstone is
+    // still there), the update rewrites an existing one.
     let params = rusqlite::params![key.as_bytes(), rev, deleted, expires_at];
     let added = tx
         .prepare_cached(
