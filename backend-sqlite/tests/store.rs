@@ -514,6 +514,17 @@ async fn compacting_a_tombstone_in_the_delta_removes_the_key_from_current_too() 
     Ok(())
 }
 
+/// The rows `table` of the store's file holds, read beside the store (WAL lets a second
+/// connection read).
+fn table_rows(path: &Path, table: &str) -> anyhow::Result<i64> {
+    let conn = rusqlite::Connection::open(path)?;
+    Ok(
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
 /// Compaction that removes a tombstone's `current_delta` row takes it off the writer's count
 /// of delta rows, so the next fold comes when the delta really holds `delta_fold_rows` keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,14 +534,7 @@ async fn compaction_takes_removed_tombstones_off_the_delta_count() -> anyhow::Re
     let mut options = quick();
     options.auto_compaction = false;
     options.delta_fold_rows = 3;
-    let rows = |table: &str| -> anyhow::Result<i64> {
-        let conn = rusqlite::Connection::open(&path)?;
-        Ok(
-            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })?,
-        )
-    };
+    let rows = |table: &str| table_rows(&path, table);
     let store = SqliteStore::open(&path, options)?;
     let a = store.create("/t/a", "a".into(), None).await?;
     store.create("/t/b", "b".into(), None).await?;
@@ -560,15 +564,7 @@ async fn the_delta_folds_by_keys_not_by_writes() -> anyhow::Result<()> {
     let path = dir.path().join("db");
     let mut options = quick();
     options.delta_fold_rows = 4;
-    // The backend's own file, read beside it (WAL lets a second connection read).
-    let rows = |table: &str| -> anyhow::Result<i64> {
-        let conn = rusqlite::Connection::open(&path)?;
-        Ok(
-            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })?,
-        )
-    };
+    let rows = |table: &str| table_rows(&path, table);
     let store = SqliteStore::open(&path, options.clone())?;
     let mut revisions = Vec::new();
     for key in ["/w/a", "/w/b", "/w/c"] {
